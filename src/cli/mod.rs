@@ -1,0 +1,418 @@
+//! The one-shot verbs (`key`, `register`, `channel`, `join`, `leave`, `send`, `whisper`, `tail`,
+//! `who`, `machine`), each a short function over `net::link`. Output for people goes to stdout,
+//! diagnostics to stderr; every failure is an error with words a person can act on, which
+//! `main` turns into a non-zero exit.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use color_eyre::eyre::{Result, WrapErr, bail, eyre};
+use tokio::sync::mpsc;
+
+use crate::net::config::ClientConfig;
+use crate::net::identity::{Identity, parse_public_key};
+use crate::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login, Resume};
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{ChatMessage, PresenceChange, SessionKind, Visibility};
+
+/// Where the verbs find the key and the config file.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub config_dir: PathBuf,
+}
+
+/// A connected one-shot (or persistent) client.
+pub struct Client {
+    pub link: LinkHandle,
+    pub events: mpsc::Receiver<LinkEvent>,
+    pub path: SessionPath,
+}
+
+/// How a verb wants to connect.
+pub struct Connect<'a> {
+    pub server: Option<&'a str>,
+    /// An explicit handle; `None` uses `default_handle`, suffixed if taken.
+    pub handle: Option<&'a str>,
+    pub default_handle: &'a str,
+    pub persistent: bool,
+    pub login: Login,
+}
+
+impl Env {
+    fn config(&self) -> Result<ClientConfig> {
+        Ok(ClientConfig::load(&self.config_dir)?)
+    }
+
+    fn identity(&self) -> Result<Arc<Identity>> {
+        Ok(Arc::new(Identity::load(&self.config_dir)?))
+    }
+
+    /// Connects and waits for the handshake to finish (or fail).
+    pub async fn connect(&self, how: Connect<'_>) -> Result<Client> {
+        let config = self.config()?;
+        let url = config.server_or_default(how.server);
+        let identity = match how.login {
+            Login::Key => self.identity()?,
+            Login::Register { .. } => Arc::new(Identity::load_or_create(&self.config_dir)?.0),
+        };
+        let (handle, handle_defaulted) = match how.handle {
+            Some(h) => (Name::handle(h)?, false),
+            None => (Name::handle(how.default_handle)?, true),
+        };
+        let (link, mut events) = link::spawn(LinkConfig {
+            url,
+            identity,
+            handle,
+            handle_defaulted,
+            kind: SessionKind::Human,
+            login: how.login,
+            persistent: how.persistent,
+        });
+        loop {
+            match events.recv().await {
+                Some(LinkEvent::Connected { path, .. }) => {
+                    return Ok(Client { link, events, path });
+                }
+                Some(LinkEvent::Closed { reason }) => bail!(reason),
+                Some(LinkEvent::Disconnected { reason, retry_in }) => {
+                    eprintln!(
+                        "conclave: {reason}; retrying in {}",
+                        human_duration(retry_in)
+                    );
+                }
+                Some(_) => {}
+                None => bail!("the link stopped"),
+            }
+        }
+    }
+
+    /// A one-shot connection with the default handle `cli`.
+    async fn one_shot(&self, server: Option<&str>) -> Result<Client> {
+        self.connect(Connect {
+            server,
+            handle: None,
+            default_handle: "cli",
+            persistent: false,
+            login: Login::Key,
+        })
+        .await
+    }
+}
+
+pub fn human_duration(d: std::time::Duration) -> String {
+    if d.as_secs() >= 1 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// `conclave key`: creates the key if missing and prints the public half.
+pub fn key(env: &Env) -> Result<()> {
+    let (identity, created) = Identity::load_or_create(&env.config_dir)?;
+    if created {
+        eprintln!("created a new key in {}", env.config_dir.display());
+    }
+    println!("{}", identity.public_key_string());
+    Ok(())
+}
+
+/// The machine name used when none is given: the host name, made valid.
+pub fn default_machine_name() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    Name::sanitize(host.split('.').next().unwrap_or_default())
+        .map_or_else(|| "machine".to_owned(), |n| n.to_string())
+}
+
+/// `conclave register NAME`: claims the name on the server and remembers the server.
+pub async fn register(
+    env: &Env,
+    name: &str,
+    server: Option<&str>,
+    machine: Option<&str>,
+) -> Result<()> {
+    let username = Name::user(name)?;
+    let machine = Name::machine(
+        machine
+            .map_or_else(default_machine_name, str::to_owned)
+            .as_str(),
+    )?;
+    let client = env
+        .connect(Connect {
+            server,
+            handle: None,
+            default_handle: "cli",
+            persistent: false,
+            login: Login::Register {
+                username: username.clone(),
+                machine,
+            },
+        })
+        .await?;
+    let mut config = env.config()?;
+    config.server = Some(config.server_or_default(server));
+    config.user = Some(username.to_string());
+    config.save(&env.config_dir)?;
+    println!(
+        "registered {}/{} on {}",
+        client.path.user,
+        client.path.machine,
+        config.server.as_deref().unwrap_or_default()
+    );
+    Ok(())
+}
+
+pub async fn channel_create(
+    env: &Env,
+    name: &str,
+    visibility: Visibility,
+    server: Option<&str>,
+) -> Result<()> {
+    let channel = Name::channel(name)?;
+    let client = env.one_shot(server).await?;
+    let info = client.link.create_channel(&channel, visibility).await?;
+    println!("created #{} ({})", info.name, info.visibility.as_str());
+    Ok(())
+}
+
+pub async fn channel_list(env: &Env, server: Option<&str>) -> Result<()> {
+    let client = env.one_shot(server).await?;
+    let channels = client.link.list_channels().await?;
+    if channels.is_empty() {
+        eprintln!("no channels yet: `conclave channel create NAME` makes one");
+    }
+    for c in channels {
+        let member = if c.member { "member" } else { "-" };
+        println!(
+            "#{:<24} {:<8} {:<6} {} messages",
+            c.name,
+            c.visibility.as_str(),
+            member,
+            c.last_seq
+        );
+    }
+    Ok(())
+}
+
+pub async fn join(env: &Env, name: &str, server: Option<&str>) -> Result<()> {
+    let channel = Name::channel(name)?;
+    let client = env.one_shot(server).await?;
+    let joined = client.link.join(&channel, Resume::Live).await?;
+    println!(
+        "joined #{} ({} messages)",
+        joined.channel.name, joined.channel.last_seq
+    );
+    Ok(())
+}
+
+pub async fn leave(env: &Env, name: &str, server: Option<&str>) -> Result<()> {
+    let channel = Name::channel(name)?;
+    let client = env.one_shot(server).await?;
+    client.link.leave(&channel).await?;
+    println!("left #{channel}");
+    Ok(())
+}
+
+/// Reads the message text: the argument, or all of stdin for `-`.
+fn message_text(text: &str) -> Result<String> {
+    if text != "-" {
+        return Ok(text.to_owned());
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .wrap_err("cannot read the message from stdin")?;
+    Ok(input.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+pub async fn send(
+    env: &Env,
+    channel: &str,
+    text: &str,
+    server: Option<&str>,
+    handle: Option<&str>,
+) -> Result<()> {
+    let channel = Name::channel(channel)?;
+    let text = message_text(text)?;
+    let client = env
+        .connect(Connect {
+            server,
+            handle,
+            default_handle: "cli",
+            persistent: false,
+            login: Login::Key,
+        })
+        .await?;
+    let receipt = client.link.send(&channel, &text).await?;
+    println!("#{channel} {}", receipt.seq);
+    Ok(())
+}
+
+pub async fn whisper(env: &Env, to: &str, text: &str, server: Option<&str>) -> Result<()> {
+    let to = SessionPath::parse(to)?;
+    let text = message_text(text)?;
+    let client = env.one_shot(server).await?;
+    client.link.whisper(&to, &text).await?;
+    Ok(())
+}
+
+/// Output format of `tail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// One message as `tail --format json` prints it.
+pub fn message_json(m: &ChatMessage) -> serde_json::Value {
+    serde_json::json!({
+        "channel": m.channel.as_str(),
+        "seq": m.seq,
+        "from": m.from.to_string(),
+        "ts": rfc3339(m.ts),
+        "text": m.text,
+    })
+}
+
+fn rfc3339(ts_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts_ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// One message as `tail` prints it for people: local time, channel, sender, text (later lines
+/// indented under the first).
+pub fn message_line(m: &ChatMessage) -> String {
+    let time = chrono::DateTime::from_timestamp_millis(m.ts)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let text = m.text.replace('\n', "\n    ");
+    format!("[{time}] #{} {}: {text}", m.channel, m.from)
+}
+
+/// `conclave tail`: prints a channel's messages as they come, across reconnects and server
+/// restarts, until interrupted.
+pub async fn tail(
+    env: &Env,
+    channel: &str,
+    server: Option<&str>,
+    resume: Resume,
+    format: Format,
+) -> Result<()> {
+    let channel = Name::channel(channel)?;
+    let mut client = env
+        .connect(Connect {
+            server,
+            handle: None,
+            default_handle: "tail",
+            persistent: true,
+            login: Login::Key,
+        })
+        .await?;
+    client.link.join(&channel, resume).await?;
+    loop {
+        let event = tokio::select! {
+            event = client.events.recv() => event,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let Some(event) = event else { return Ok(()) };
+        match event {
+            LinkEvent::Message(m) => match format {
+                Format::Text => println!("{}", message_line(&m)),
+                Format::Json => println!("{}", message_json(&m)),
+            },
+            LinkEvent::Presence(p) if format == Format::Text => {
+                let what = match p.change {
+                    PresenceChange::Joined => "joined",
+                    PresenceChange::Left => "left",
+                    PresenceChange::Online => "is online",
+                    PresenceChange::Offline => "went offline",
+                };
+                eprintln!("* {} {what} #{}", p.session.path, p.channel);
+            }
+            LinkEvent::Disconnected { reason, retry_in } => {
+                eprintln!(
+                    "conclave: {reason}; reconnecting in {}",
+                    human_duration(retry_in)
+                );
+            }
+            LinkEvent::Connected { .. } => eprintln!("conclave: connected"),
+            LinkEvent::ChannelLost { channel, reason } => bail!("lost #{channel}: {reason}"),
+            LinkEvent::Closed { reason } => bail!(reason),
+            LinkEvent::Presence(_) | LinkEvent::Whisper(_) => {}
+        }
+    }
+}
+
+pub async fn who(env: &Env, channel: Option<&str>, server: Option<&str>) -> Result<()> {
+    let channel = channel.map(Name::channel).transpose()?;
+    let client = env.one_shot(server).await?;
+    let report = client.link.who(channel.as_ref()).await?;
+    if let Some(channel) = &channel {
+        let online: std::collections::HashSet<&Name> =
+            report.sessions.iter().map(|s| &s.path.user).collect();
+        println!("#{channel}: {} members", report.members.len());
+        for member in &report.members {
+            let state = if online.contains(member) {
+                "online"
+            } else {
+                "offline"
+            };
+            println!("  {member:<24} {state}");
+        }
+    }
+    for s in &report.sessions {
+        println!("{:<40} {}", s.path.to_string(), s.kind.as_str());
+    }
+    Ok(())
+}
+
+pub async fn machine_add(env: &Env, name: &str, key: &str, server: Option<&str>) -> Result<()> {
+    let machine = Name::machine(name)?;
+    let key = parse_public_key(key)?;
+    let client = env.one_shot(server).await?;
+    client.link.add_machine(&machine, key).await?;
+    println!("added machine {}/{machine}", client.path.user);
+    Ok(())
+}
+
+pub async fn machine_list(env: &Env, server: Option<&str>) -> Result<()> {
+    let client = env.one_shot(server).await?;
+    for m in client.link.list_machines().await? {
+        let this = if m.name == client.path.machine {
+            " (this machine)"
+        } else {
+            ""
+        };
+        println!("{:<24} {}{this}", m.name.as_str(), m.public_key);
+    }
+    Ok(())
+}
+
+pub async fn machine_remove(env: &Env, name: &str, server: Option<&str>) -> Result<()> {
+    let machine = Name::machine(name)?;
+    let client = env.one_shot(server).await?;
+    client.link.remove_machine(&machine).await?;
+    println!("removed machine {}/{machine}", client.path.user);
+    Ok(())
+}
+
+/// The config directory: the flag, else the environment, else the platform default.
+pub fn config_dir(explicit: Option<&Path>) -> PathBuf {
+    explicit.map_or_else(crate::net::config::default_config_dir, Path::to_path_buf)
+}
+
+/// Parses `--since`/`--last` into where `tail` starts.
+pub fn resume_from(since: Option<u64>, last: Option<u64>) -> Result<Resume> {
+    match (since, last) {
+        (Some(_), Some(_)) => Err(eyre!("give --since or --last, not both")),
+        (Some(seq), None) => Ok(Resume::After(seq)),
+        (None, Some(n)) => Ok(Resume::Last(n)),
+        (None, None) => Ok(Resume::Live),
+    }
+}

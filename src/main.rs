@@ -1,0 +1,264 @@
+//! The `conclave` binary: parse the command line, set up errors and logging, dispatch.
+//! Verb bodies live in `conclave::cli`, the server in `conclave::server`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use color_eyre::eyre::Result;
+
+use conclave::cli::{self, Env, Format};
+use conclave::net::config::{DEFAULT_BIND, default_data_dir};
+use conclave::net::names::Name;
+use conclave::net::protocol::Visibility;
+use conclave::server::{self, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "conclave",
+    version,
+    about = "Shared chat channels for AI coding agents and the people who supervise them"
+)]
+struct Cli {
+    /// Where the key and config.toml live [default: $XDG_CONFIG_HOME/conclave]
+    #[arg(long, global = true, env = "CONCLAVE_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server
+    Serve {
+        /// Address to listen on (port 0 picks a free one)
+        #[arg(long, default_value = DEFAULT_BIND)]
+        bind: String,
+        /// Where the database lives [default: $XDG_DATA_HOME/conclave]
+        #[arg(long, conflicts_with = "ephemeral")]
+        data_dir: Option<PathBuf>,
+        /// Keep everything in memory; nothing survives a restart
+        #[arg(long)]
+        ephemeral: bool,
+        /// A user with server-wide admin rights (repeatable)
+        #[arg(long = "admin", value_name = "USER")]
+        admins: Vec<String>,
+        /// Days to keep messages
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+        retention_days: u32,
+    },
+    /// Create this machine's key if missing and print its public half
+    Key,
+    /// Claim a user name on a server and remember the server as the default
+    Register {
+        name: String,
+        #[arg(long)]
+        server: Option<String>,
+        /// This machine's name [default: the host name]
+        #[arg(long)]
+        machine: Option<String>,
+    },
+    /// Create or list channels
+    Channel {
+        #[command(subcommand)]
+        command: ChannelCommand,
+    },
+    /// Join a channel
+    Join {
+        channel: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Leave a channel
+    Leave {
+        channel: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Post a message (TEXT `-` reads stdin)
+    Send {
+        channel: String,
+        text: String,
+        #[arg(long)]
+        server: Option<String>,
+        /// Session handle to send as
+        #[arg(long = "as", value_name = "HANDLE")]
+        handle: Option<String>,
+    },
+    /// Whisper to one live session, by path user/machine/session (TEXT `-` reads stdin)
+    Whisper {
+        path: String,
+        text: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Print a channel's messages as they arrive, across reconnects, until interrupted
+    Tail {
+        channel: String,
+        #[arg(long)]
+        server: Option<String>,
+        /// Start after this sequence number
+        #[arg(long, conflicts_with = "last")]
+        since: Option<u64>,
+        /// Start with the last N messages
+        #[arg(long)]
+        last: Option<u64>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Who is online on the server, or in a channel
+    Who {
+        channel: Option<String>,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Enroll, list or remove this user's machines
+    Machine {
+        #[command(subcommand)]
+        command: MachineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChannelCommand {
+    /// Create a channel (you become its admin)
+    Create {
+        name: String,
+        #[arg(long, value_enum, default_value = "public")]
+        visibility: Visibility,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List the channels you can see
+    List {
+        #[arg(long)]
+        server: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MachineCommand {
+    /// Enroll another machine's key (printed by `conclave key` there)
+    Add {
+        name: String,
+        key: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List your machines
+    List {
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Remove a machine: its key stops working and its sessions drop at once
+    Remove {
+        name: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
+}
+
+fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // Panics still get color-eyre's full report; ordinary failures get one plain line.
+    let _ = color_eyre::config::HookBuilder::default()
+        .display_env_section(false)
+        .install();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("conclave: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let env = Env {
+        config_dir: cli::config_dir(cli.config_dir.as_deref()),
+    };
+    let is_server = matches!(cli.command, Command::Serve { .. });
+    init_tracing(if is_server { "info" } else { "warn" });
+
+    match cli.command {
+        Command::Serve {
+            bind,
+            data_dir,
+            ephemeral,
+            admins,
+            retention_days,
+        } => {
+            let admins = admins
+                .iter()
+                .map(|a| Name::user(a))
+                .collect::<Result<_, _>>()?;
+            let config = ServerConfig {
+                data_dir: if ephemeral {
+                    None
+                } else {
+                    Some(data_dir.unwrap_or_else(default_data_dir))
+                },
+                admins,
+                retention: Duration::from_secs(u64::from(retention_days) * 24 * 3600),
+            };
+            server::serve(&bind, config).await
+        }
+        Command::Key => cli::key(&env),
+        Command::Register {
+            name,
+            server,
+            machine,
+        } => cli::register(&env, &name, server.as_deref(), machine.as_deref()).await,
+        Command::Channel { command } => match command {
+            ChannelCommand::Create {
+                name,
+                visibility,
+                server,
+            } => cli::channel_create(&env, &name, visibility, server.as_deref()).await,
+            ChannelCommand::List { server } => cli::channel_list(&env, server.as_deref()).await,
+        },
+        Command::Join { channel, server } => cli::join(&env, &channel, server.as_deref()).await,
+        Command::Leave { channel, server } => cli::leave(&env, &channel, server.as_deref()).await,
+        Command::Send {
+            channel,
+            text,
+            server,
+            handle,
+        } => cli::send(&env, &channel, &text, server.as_deref(), handle.as_deref()).await,
+        Command::Whisper { path, text, server } => {
+            cli::whisper(&env, &path, &text, server.as_deref()).await
+        }
+        Command::Tail {
+            channel,
+            server,
+            since,
+            last,
+            format,
+        } => {
+            let resume = cli::resume_from(since, last)?;
+            cli::tail(&env, &channel, server.as_deref(), resume, format).await
+        }
+        Command::Who { channel, server } => {
+            cli::who(&env, channel.as_deref(), server.as_deref()).await
+        }
+        Command::Machine { command } => match command {
+            MachineCommand::Add { name, key, server } => {
+                cli::machine_add(&env, &name, &key, server.as_deref()).await
+            }
+            MachineCommand::List { server } => cli::machine_list(&env, server.as_deref()).await,
+            MachineCommand::Remove { name, server } => {
+                cli::machine_remove(&env, &name, server.as_deref()).await
+            }
+        },
+    }
+}

@@ -1,0 +1,378 @@
+//! The link against a scripted fake server over channel pairs: no sockets, paused time.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+
+/// The server's end of one fake connection.
+struct FakeConn {
+    rx: mpsc::Receiver<ClientFrame>,
+    tx: mpsc::Sender<ServerFrame>,
+}
+
+impl FakeConn {
+    async fn recv(&mut self) -> ClientFrame {
+        tokio::time::timeout(Duration::from_secs(60), self.rx.recv())
+            .await
+            .expect("client frame in time")
+            .expect("connection open")
+    }
+
+    async fn send(&self, frame: ServerFrame) {
+        self.tx.send(frame).await.unwrap();
+    }
+
+    /// Plays the server's side of the handshake and returns the Hello's handle and policy.
+    async fn accept(&mut self, path: &str) -> (Name, OnConflict) {
+        let (handle, policy) = match self.recv().await {
+            ClientFrame::Hello {
+                handle,
+                on_conflict,
+                ..
+            } => (handle, on_conflict),
+            other => panic!("expected hello, got {other:?}"),
+        };
+        self.send(ServerFrame::Challenge {
+            nonce: vec![0; 32],
+            server_id: "fake".into(),
+        })
+        .await;
+        assert!(matches!(self.recv().await, ClientFrame::Auth { .. }));
+        self.send(ServerFrame::Welcome {
+            path: SessionPath::parse(path).unwrap(),
+            server_id: "fake".into(),
+            version: PROTOCOL_VERSION,
+            admin: false,
+        })
+        .await;
+        (handle, policy)
+    }
+}
+
+type ConnectFuture = std::pin::Pin<Box<dyn Future<Output = Result<Conn, ConnectError>> + Send>>;
+
+/// A connector whose first `failures` attempts fail; later ones hand the server end to the test.
+fn connector(
+    failures: usize,
+) -> (
+    impl Fn(String) -> ConnectFuture + Send + 'static,
+    mpsc::UnboundedReceiver<FakeConn>,
+    Arc<AtomicUsize>,
+) {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let (accepted_tx, accepted) = mpsc::unbounded_channel();
+    let counter = attempts.clone();
+    let connect = move |_url: String| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        let accepted_tx = accepted_tx.clone();
+        Box::pin(async move {
+            if n < failures {
+                return Err(ConnectError::transient("refused"));
+            }
+            let (client_tx, server_rx) = mpsc::channel(64);
+            let (server_tx, client_rx) = mpsc::channel(64);
+            accepted_tx
+                .send(FakeConn {
+                    rx: server_rx,
+                    tx: server_tx,
+                })
+                .unwrap();
+            Ok(Conn {
+                tx: client_tx,
+                rx: client_rx,
+            })
+        }) as ConnectFuture
+    };
+    (connect, accepted, attempts)
+}
+
+fn config(persistent: bool) -> LinkConfig {
+    LinkConfig {
+        url: "ws://fake".into(),
+        identity: Arc::new(Identity::generate().unwrap()),
+        handle: Name::handle("tui").unwrap(),
+        handle_defaulted: true,
+        kind: SessionKind::Human,
+        login: Login::Key,
+        persistent,
+    }
+}
+
+fn general() -> Name {
+    Name::channel("general").unwrap()
+}
+
+fn msg(seq: u64) -> ChatMessage {
+    ChatMessage {
+        channel: general(),
+        seq,
+        ts: 0,
+        from: SessionPath::parse("bob/desk/bot").unwrap(),
+        text: format!("m{seq}"),
+    }
+}
+
+fn joined(id: u64, last_seq: u64) -> ServerFrame {
+    ServerFrame::Joined {
+        id,
+        channel: ChannelInfo {
+            name: general(),
+            visibility: Visibility::Public,
+            member: true,
+            last_seq,
+        },
+        read_seq: 0,
+    }
+}
+
+async fn next_event(events: &mut mpsc::Receiver<LinkEvent>) -> LinkEvent {
+    tokio::time::timeout(Duration::from_secs(120), events.recv())
+        .await
+        .expect("event in time")
+        .expect("link alive")
+}
+
+/// Skips connection-state events and returns the next message's sequence number.
+async fn next_seq(events: &mut mpsc::Receiver<LinkEvent>) -> u64 {
+    loop {
+        match next_event(events).await {
+            LinkEvent::Message(m) => return m.seq,
+            LinkEvent::Connected { .. } | LinkEvent::Disconnected { .. } => {}
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn backoff_doubles_to_its_cap_with_jitter_in_the_upper_half() {
+    let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    let lows: Vec<u128> = (0..6).map(|_| b.next_with(0.0).as_millis()).collect();
+    assert_eq!(lows, [50, 100, 200, 400, 500, 500]);
+    b.reset();
+    assert_eq!(b.next_with(0.999_999).as_millis(), 99);
+    let mut b = Backoff::default();
+    for _ in 0..100 {
+        let d = b.next_delay();
+        assert!(d <= Duration::from_secs(30), "{d:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn connects_after_failures_and_reports_the_retry() {
+    let (connect, mut accepted, attempts) = connector(2);
+    let (_link, mut events) = spawn_with(config(true), connect);
+    for _ in 0..2 {
+        match next_event(&mut events).await {
+            LinkEvent::Disconnected { reason, retry_in } => {
+                assert!(reason.contains("refused"));
+                assert!(retry_in > Duration::ZERO);
+            }
+            other => panic!("expected disconnected, got {other:?}"),
+        }
+    }
+    let mut server = accepted.recv().await.unwrap();
+    let (handle, policy) = server.accept("alice/laptop/tui").await;
+    assert_eq!((handle.as_str(), policy), ("tui", OnConflict::Suffix));
+    assert!(matches!(
+        next_event(&mut events).await,
+        LinkEvent::Connected { .. }
+    ));
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_shot_link_gives_up_with_the_reason() {
+    let (connect, _accepted, _) = connector(usize::MAX);
+    let (link, mut events) = spawn_with(config(false), connect);
+    assert!(
+        matches!(next_event(&mut events).await, LinkEvent::Closed { reason } if reason.contains("refused"))
+    );
+    let e = link.who(None).await.unwrap_err();
+    assert_eq!(e, LinkError::Closed("refused".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconnect_rejoins_fills_the_gap_and_drops_duplicates() {
+    let (connect, mut accepted, _) = connector(0);
+    let (link, mut events) = spawn_with(config(true), connect);
+    let mut server = accepted.recv().await.unwrap();
+    server.accept("alice/laptop/tui").await;
+
+    let joining = tokio::spawn({
+        let link = link.clone();
+        async move { link.join(&general(), Resume::Live).await }
+    });
+    let ClientFrame::Join { id, .. } = server.recv().await else {
+        panic!("expected join")
+    };
+    server.send(joined(id, 2)).await;
+    assert_eq!(joining.await.unwrap().unwrap().channel.last_seq, 2);
+
+    server.send(ServerFrame::Message(msg(3))).await;
+    server.send(ServerFrame::Message(msg(3))).await; // duplicate
+    assert_eq!(next_seq(&mut events).await, 3);
+
+    // The connection drops; the server stores 4..=6 meanwhile.
+    drop(server);
+    let mut server = accepted.recv().await.unwrap();
+    let (handle, policy) = server.accept("alice/laptop/tui").await;
+    assert_eq!(
+        policy,
+        OnConflict::Replace,
+        "a reconnect takes its own path back"
+    );
+    assert_eq!(handle.as_str(), "tui");
+    let ClientFrame::Join { id, channel } = server.recv().await else {
+        panic!("expected re-join")
+    };
+    assert_eq!(channel, general());
+    // A live message overtakes the history fetch.
+    server.send(joined(id, 6)).await;
+    server.send(ServerFrame::Message(msg(7))).await;
+    let ClientFrame::History { id, after, .. } = server.recv().await else {
+        panic!("expected history")
+    };
+    assert_eq!(after, Some(3));
+    server
+        .send(ServerFrame::History {
+            id,
+            channel: general(),
+            messages: vec![msg(4), msg(5), msg(6)],
+        })
+        .await;
+    for expected in 4..=7 {
+        assert_eq!(next_seq(&mut events).await, expected);
+    }
+    server.send(ServerFrame::Message(msg(5))).await;
+    server.send(ServerFrame::Message(msg(8))).await;
+    assert_eq!(next_seq(&mut events).await, 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn last_n_starts_n_messages_back() {
+    let (connect, mut accepted, _) = connector(0);
+    let (link, mut events) = spawn_with(config(true), connect);
+    let mut server = accepted.recv().await.unwrap();
+    server.accept("alice/laptop/tail").await;
+    let joining = tokio::spawn({
+        let link = link.clone();
+        async move { link.join(&general(), Resume::Last(2)).await }
+    });
+    let ClientFrame::Join { id, .. } = server.recv().await else {
+        panic!("expected join")
+    };
+    server.send(joined(id, 10)).await;
+    joining.await.unwrap().unwrap();
+    let ClientFrame::History { id, after, .. } = server.recv().await else {
+        panic!("expected history")
+    };
+    assert_eq!(after, Some(8));
+    server
+        .send(ServerFrame::History {
+            id,
+            channel: general(),
+            messages: vec![msg(9), msg(10)],
+        })
+        .await;
+    assert_eq!(next_seq(&mut events).await, 9);
+    assert_eq!(next_seq(&mut events).await, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unanswered_sends_are_resent_with_the_same_client_id() {
+    let (connect, mut accepted, _) = connector(0);
+    let (link, mut events) = spawn_with(config(true), connect);
+    let mut server = accepted.recv().await.unwrap();
+    server.accept("alice/laptop/tui").await;
+
+    let sending = tokio::spawn({
+        let link = link.clone();
+        async move { link.send(&general(), "hello").await }
+    });
+    let ClientFrame::Send {
+        client_id: first, ..
+    } = server.recv().await
+    else {
+        panic!("expected send")
+    };
+    drop(server); // lost before the answer
+
+    let mut server = accepted.recv().await.unwrap();
+    server.accept("alice/laptop/tui").await;
+    let ClientFrame::Send {
+        id,
+        client_id,
+        text,
+        ..
+    } = server.recv().await
+    else {
+        panic!("expected resend")
+    };
+    assert_eq!((client_id, text.as_str()), (first, "hello"));
+    server
+        .send(ServerFrame::Sent {
+            id,
+            channel: general(),
+            seq: 1,
+            ts: 0,
+            duplicate: true,
+        })
+        .await;
+    let receipt = sending.await.unwrap().unwrap();
+    assert!(receipt.duplicate);
+    assert_eq!(receipt.seq, 1);
+    // Nothing else is pending: the event stream only saw connection changes.
+    while let Ok(event) = events.try_recv() {
+        assert!(matches!(
+            event,
+            LinkEvent::Connected { .. } | LinkEvent::Disconnected { .. }
+        ));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_keeps_growing_while_connections_die_at_once() {
+    let (connect, mut accepted, _) = connector(0);
+    let (_link, mut events) = spawn_with(config(true), connect);
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        let mut server = accepted.recv().await.unwrap();
+        server.accept("alice/laptop/tui").await;
+        drop(server);
+        loop {
+            if let LinkEvent::Disconnected { retry_in, .. } = next_event(&mut events).await {
+                delays.push(retry_in);
+                break;
+            }
+        }
+    }
+    // Had any of these short-lived connections reset the backoff, every delay would stay
+    // within the first step (at most 250 ms); the fourth is at least half of 8 x 250 ms.
+    assert!(delays[0] <= Duration::from_millis(250), "{delays:?}");
+    assert!(delays[3] >= Duration::from_millis(1000), "{delays:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_refusals_are_final_and_explained() {
+    let (connect, mut accepted, _) = connector(0);
+    let (link, mut events) = spawn_with(config(true), connect);
+    let mut server = accepted.recv().await.unwrap();
+    assert!(matches!(server.recv().await, ClientFrame::Hello { .. }));
+    server
+        .send(ServerFrame::error(
+            None,
+            ProtocolError::new(ErrorCode::VersionMismatch, "too old"),
+        ))
+        .await;
+    assert_eq!(
+        next_event(&mut events).await,
+        LinkEvent::Closed {
+            reason: "too old".into()
+        }
+    );
+    assert_eq!(
+        link.list_channels().await.unwrap_err(),
+        LinkError::Closed("too old".into())
+    );
+}

@@ -1,0 +1,12 @@
+//! The shared layer: everything both ends of the wire agree on, and the client link.
+//!
+//! Depends on nothing else of ours and on nothing UI- or database-shaped; `server`, `app`,
+//! `agent` and `cli` all build on it. A type two of those need belongs here.
+
+pub mod codec;
+pub mod config;
+pub mod identity;
+pub mod link;
+pub mod names;
+pub mod protocol;
+pub mod ws;

@@ -1,0 +1,124 @@
+//! The client's WebSocket transport: dials `ws://` or `wss://` and turns the socket into a
+//! [`Conn`] of typed frames with two pump tasks. The link never sees a socket.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+
+use super::codec;
+use super::link::{CONN_QUEUE, Conn, ConnectError};
+use super::protocol::{ClientFrame, MAX_WIRE_BYTES, ServerFrame};
+
+/// The server pings every 15 s; this much silence means the server or the path to it is gone.
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(45);
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Dials `url` and starts the pumps.
+pub async fn connect(url: String) -> Result<Conn, ConnectError> {
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return Err(ConnectError::fatal(format!(
+            "`{url}` is not a server address: expected ws://HOST:PORT or wss://HOST:PORT"
+        )));
+    }
+    // rustls needs a process-wide crypto provider; a second install attempt is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(MAX_WIRE_BYTES);
+    config.max_frame_size = Some(MAX_WIRE_BYTES);
+    let dial = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+    let (socket, _) = match tokio::time::timeout(CONNECT_TIMEOUT, dial).await {
+        Ok(Ok(ok)) => ok,
+        Ok(Err(e)) => {
+            return Err(ConnectError::transient(format!(
+                "cannot reach {url}: {}",
+                describe(&e)
+            )));
+        }
+        Err(_) => {
+            return Err(ConnectError::transient(format!(
+                "cannot reach {url}: timed out"
+            )));
+        }
+    };
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<ClientFrame>(CONN_QUEUE);
+    let (in_tx, in_rx) = mpsc::channel::<ServerFrame>(CONN_QUEUE);
+    let stop = CancellationToken::new();
+
+    let writer_stop = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            let frame = tokio::select! {
+                frame = out_rx.recv() => frame,
+                () = writer_stop.cancelled() => None,
+            };
+            let Some(frame) = frame else { break };
+            let bytes = match codec::encode(&frame) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::error!(%e, kind = frame.kind(), "cannot encode frame");
+                    continue;
+                }
+            };
+            if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+        writer_stop.cancel();
+    });
+
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout(SILENCE_TIMEOUT, stream.next()) => next,
+                () = stop.cancelled() => break,
+            };
+            let bytes = match next {
+                Ok(Some(Ok(Message::Binary(bytes)))) => bytes,
+                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => break,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => {
+                    tracing::info!(
+                        "server silent for {SILENCE_TIMEOUT:?}; dropping the connection"
+                    );
+                    break;
+                }
+            };
+            match codec::decode::<ServerFrame>(&bytes) {
+                Ok(frame) => {
+                    if in_tx.send(frame).await.is_err() {
+                        break;
+                    }
+                }
+                // A newer server may send frames this client does not know: skip them.
+                Err(e) => tracing::debug!(%e, "skipped undecodable frame"),
+            }
+        }
+        stop.cancel();
+    });
+
+    Ok(Conn {
+        tx: out_tx,
+        rx: in_rx,
+    })
+}
+
+/// Words for connection failures that a person can act on.
+fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused (is `conclave serve` running there?)".to_owned()
+        }
+        Error::Io(io) => io.to_string(),
+        Error::Url(url) => format!("bad address: {url}"),
+        Error::Http(response) => format!("not a conclave server (HTTP {})", response.status()),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,661 @@
+//! Live state: which sessions are connected, which channels each receives, and fan-out.
+//!
+//! A plain struct behind one `std::sync::Mutex`; no critical section awaits. Frames are encoded
+//! once, outside the lock where possible, and the same bytes go to every recipient through
+//! `try_send` into its bounded queue. A recipient whose queue is full is disconnected (it
+//! reconnects and catches up from history) rather than slowing the room or growing memory.
+//! Nothing here touches the database.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::net::codec;
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{
+    ChatMessage, CloseReason, OnConflict, PresenceChange, PresenceEvent, ProtocolError,
+    ServerFrame, SessionInfo, SessionKind,
+};
+
+use super::store::{ChannelId, UserId};
+
+/// Most suffixes tried for a defaulted handle before giving up.
+const MAX_SUFFIX: u32 = 1000;
+
+/// Tells one connection to close, and why. Shared by the hub (which kicks) and the
+/// connection's tasks (which obey).
+#[derive(Debug)]
+pub struct Control {
+    cancel: CancellationToken,
+    reason: Mutex<Option<(CloseReason, String)>>,
+}
+
+impl Control {
+    /// A control that also fires when `shutdown` does.
+    pub fn new(shutdown: &CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            cancel: shutdown.child_token(),
+            reason: Mutex::new(None),
+        })
+    }
+
+    /// Asks the connection to close; the first reason given wins (a server shutdown counts as
+    /// given when it fires first).
+    pub fn close(&self, reason: CloseReason, message: impl Into<String>) {
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        if let Ok(mut slot) = self.reason.lock() {
+            slot.get_or_insert((reason, message.into()));
+        }
+        self.cancel.cancel();
+    }
+
+    pub async fn closed(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Why the connection is closing; a server shutdown when nobody said otherwise.
+    pub fn reason(&self) -> (CloseReason, String) {
+        self.reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or((CloseReason::Shutdown, "the server is shutting down".into()))
+    }
+}
+
+/// A connection's outbound queue plus its control: everything needed to deliver to it.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pub tx: mpsc::Sender<Bytes>,
+    pub control: Arc<Control>,
+}
+
+impl Outbox {
+    /// Queues a frame without waiting; a full queue disconnects the session.
+    pub fn deliver(&self, frame: Bytes) {
+        match self.tx.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.control.close(
+                CloseReason::TooSlow,
+                "too many frames waiting for this connection; reconnect to catch up",
+            ),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Encodes and queues one frame.
+    pub fn deliver_frame(&self, frame: &ServerFrame) {
+        match codec::encode(frame) {
+            Ok(bytes) => self.deliver(bytes.into()),
+            Err(e) => tracing::error!(%e, kind = frame.kind(), "cannot encode frame"),
+        }
+    }
+}
+
+struct Live {
+    conn: u64,
+    user_id: UserId,
+    kind: SessionKind,
+    outbox: Outbox,
+    rooms: HashSet<ChannelId>,
+}
+
+struct Subscriber {
+    user_id: UserId,
+    kind: SessionKind,
+    outbox: Outbox,
+}
+
+struct Room {
+    name: Name,
+    /// The newest sequence number fanned out (or known from the store when subscribing).
+    last_seq: u64,
+    subscribers: HashMap<SessionPath, Subscriber>,
+}
+
+#[derive(Default)]
+struct State {
+    sessions: HashMap<SessionPath, Live>,
+    rooms: HashMap<ChannelId, Room>,
+    next_conn: u64,
+}
+
+/// A newly attached session.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    pub path: SessionPath,
+    /// Identifies this connection, so a replaced one cannot detach its successor.
+    pub conn: u64,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    state: Mutex<State>,
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain maps behind, still consistent enough to
+        // keep serving; poisoning would take the whole server down with one bad request.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a live session under `user/machine/handle`, resolving a clash by `policy`.
+    pub fn attach(
+        &self,
+        user_id: UserId,
+        base: SessionPath,
+        kind: SessionKind,
+        policy: OnConflict,
+        outbox: Outbox,
+    ) -> Result<Attached, ProtocolError> {
+        let mut state = self.lock();
+        let mut path = base.clone();
+        if state.sessions.contains_key(&path) {
+            match policy {
+                OnConflict::Refuse => {
+                    return Err(ProtocolError::conflict(format!(
+                        "{path} is already connected; choose another handle"
+                    )));
+                }
+                OnConflict::Replace => {
+                    if let Some(old) = state.sessions.remove(&path) {
+                        old.outbox.control.close(
+                            CloseReason::Replaced,
+                            format!("{path} connected again from elsewhere"),
+                        );
+                        Self::drop_from_rooms(&mut state, &path, &old, PresenceChange::Offline);
+                    }
+                }
+                OnConflict::Suffix => {
+                    let free = (2..=MAX_SUFFIX)
+                        .map(|n| {
+                            SessionPath::new(
+                                base.user.clone(),
+                                base.machine.clone(),
+                                base.session.with_suffix(n),
+                            )
+                        })
+                        .find(|p| !state.sessions.contains_key(p));
+                    path = free.ok_or_else(|| {
+                        ProtocolError::conflict("too many sessions with this handle")
+                    })?;
+                }
+            }
+        }
+        state.next_conn += 1;
+        let conn = state.next_conn;
+        state.sessions.insert(
+            path.clone(),
+            Live {
+                conn,
+                user_id,
+                kind,
+                outbox,
+                rooms: HashSet::new(),
+            },
+        );
+        Ok(Attached { path, conn })
+    }
+
+    /// Removes a session when its connection ends; a no-op if another connection replaced it.
+    pub fn detach(&self, attached: &Attached) {
+        let mut state = self.lock();
+        if state
+            .sessions
+            .get(&attached.path)
+            .is_some_and(|l| l.conn == attached.conn)
+        {
+            if let Some(live) = state.sessions.remove(&attached.path) {
+                Self::drop_from_rooms(&mut state, &attached.path, &live, PresenceChange::Offline);
+            }
+        }
+    }
+
+    fn drop_from_rooms(state: &mut State, path: &SessionPath, live: &Live, change: PresenceChange) {
+        for channel in &live.rooms {
+            if let Some(room) = state.rooms.get_mut(channel) {
+                room.subscribers.remove(path);
+                Self::announce(room, path, live.kind, change);
+            }
+        }
+    }
+
+    /// Tells every other subscriber of `room` about a presence change of `path`.
+    fn announce(room: &Room, path: &SessionPath, kind: SessionKind, change: PresenceChange) {
+        if room.subscribers.keys().all(|p| p == path) {
+            return;
+        }
+        let frame = ServerFrame::Presence(PresenceEvent {
+            channel: room.name.clone(),
+            session: SessionInfo {
+                path: path.clone(),
+                kind,
+            },
+            change,
+        });
+        let Ok(bytes) = codec::encode(&frame) else {
+            return;
+        };
+        let bytes = Bytes::from(bytes);
+        for (p, sub) in &room.subscribers {
+            if p != path {
+                sub.outbox.deliver(bytes.clone());
+            }
+        }
+    }
+
+    /// Starts delivering `channel` to the session. `joined` builds the answer from the room's
+    /// newest sequence number; it is queued before any live message of the room, so the client
+    /// sees exactly where live delivery starts.
+    pub fn subscribe(
+        &self,
+        channel_id: ChannelId,
+        channel: &Name,
+        stored_last_seq: u64,
+        attached: &Attached,
+        change: PresenceChange,
+        joined: impl FnOnce(u64) -> ServerFrame,
+    ) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(live) = state
+            .sessions
+            .get_mut(&attached.path)
+            .filter(|l| l.conn == attached.conn)
+        else {
+            return;
+        };
+        let room = state.rooms.entry(channel_id).or_insert_with(|| Room {
+            name: channel.clone(),
+            last_seq: 0,
+            subscribers: HashMap::new(),
+        });
+        room.last_seq = room.last_seq.max(stored_last_seq);
+        live.outbox.deliver_frame(&joined(room.last_seq));
+        let already = room.subscribers.contains_key(&attached.path);
+        live.rooms.insert(channel_id);
+        room.subscribers.insert(
+            attached.path.clone(),
+            Subscriber {
+                user_id: live.user_id,
+                kind: live.kind,
+                outbox: live.outbox.clone(),
+            },
+        );
+        if !already {
+            Self::announce(room, &attached.path, live.kind, change);
+        }
+    }
+
+    /// Stops delivering `channel` to the session. Returns whether another session of the same
+    /// user still receives it (then the user stays a member).
+    pub fn unsubscribe(&self, channel_id: ChannelId, attached: &Attached) -> bool {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(live) = state.sessions.get_mut(&attached.path) else {
+            return false;
+        };
+        live.rooms.remove(&channel_id);
+        let (user_id, kind) = (live.user_id, live.kind);
+        let Some(room) = state.rooms.get_mut(&channel_id) else {
+            return false;
+        };
+        let others = room
+            .subscribers
+            .iter()
+            .any(|(p, s)| s.user_id == user_id && p != &attached.path);
+        if room.subscribers.remove(&attached.path).is_some() {
+            let change = if others {
+                PresenceChange::Offline
+            } else {
+                PresenceChange::Left
+            };
+            Self::announce(room, &attached.path, kind, change);
+        }
+        others
+    }
+
+    /// Fans a stored message out to the channel's subscribers. Called by the store thread in
+    /// sequence order, right after the commit.
+    pub fn publish(&self, channel_id: ChannelId, message: ChatMessage) {
+        let seq = message.seq;
+        let bytes = match codec::encode(&ServerFrame::Message(message)) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) => {
+                tracing::error!(%e, "cannot encode message");
+                return;
+            }
+        };
+        let mut state = self.lock();
+        let Some(room) = state.rooms.get_mut(&channel_id) else {
+            return;
+        };
+        room.last_seq = room.last_seq.max(seq);
+        for sub in room.subscribers.values() {
+            sub.outbox.deliver(bytes.clone());
+        }
+    }
+
+    /// Queues a whisper for exactly one live session.
+    pub fn whisper(&self, to: &SessionPath, frame: &ServerFrame) -> Result<(), ProtocolError> {
+        let bytes = codec::encode(frame)?;
+        let state = self.lock();
+        let live = state
+            .sessions
+            .get(to)
+            .ok_or_else(|| ProtocolError::not_found(format!("{to} is not online")))?;
+        live.outbox.deliver(bytes.into());
+        Ok(())
+    }
+
+    /// Live sessions on the server, or receiving one channel, sorted by path.
+    pub fn who(&self, channel_id: Option<ChannelId>) -> Vec<SessionInfo> {
+        let state = self.lock();
+        let mut out: Vec<SessionInfo> = match channel_id {
+            None => state
+                .sessions
+                .iter()
+                .map(|(path, l)| SessionInfo {
+                    path: path.clone(),
+                    kind: l.kind,
+                })
+                .collect(),
+            Some(id) => state
+                .rooms
+                .get(&id)
+                .map(|room| {
+                    room.subscribers
+                        .iter()
+                        .map(|(path, s)| SessionInfo {
+                            path: path.clone(),
+                            kind: s.kind,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+
+    /// Disconnects every session of one machine (its key was removed).
+    pub fn revoke_machine(&self, user_id: UserId, machine: &Name) {
+        let state = self.lock();
+        for (path, live) in &state.sessions {
+            if live.user_id == user_id && &path.machine == machine {
+                live.outbox.control.close(
+                    CloseReason::Revoked,
+                    format!("machine {}/{} was removed", path.user, path.machine),
+                );
+            }
+        }
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.lock().sessions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn path(s: &str) -> SessionPath {
+        SessionPath::parse(s).unwrap()
+    }
+
+    fn outbox(capacity: usize) -> (Outbox, mpsc::Receiver<Bytes>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let control = Control::new(&CancellationToken::new());
+        (Outbox { tx, control }, rx)
+    }
+
+    fn decode(bytes: &Bytes) -> ServerFrame {
+        codec::decode(bytes).unwrap()
+    }
+
+    fn message(seq: u64) -> ChatMessage {
+        ChatMessage {
+            channel: Name::channel("general").unwrap(),
+            seq,
+            ts: 0,
+            from: path("alice/laptop/cli"),
+            text: format!("m{seq}"),
+        }
+    }
+
+    fn joined_frame(last_seq: u64) -> ServerFrame {
+        ServerFrame::Done { id: last_seq }
+    }
+
+    #[test]
+    fn handles_clash_by_policy() {
+        let hub = Hub::default();
+        let (a, _ra) = outbox(8);
+        let first = hub
+            .attach(
+                1,
+                path("alice/laptop/api"),
+                SessionKind::Agent,
+                OnConflict::Suffix,
+                a.clone(),
+            )
+            .unwrap();
+        assert_eq!(first.path.to_string(), "alice/laptop/api");
+        let second = hub
+            .attach(
+                1,
+                path("alice/laptop/api"),
+                SessionKind::Agent,
+                OnConflict::Suffix,
+                a.clone(),
+            )
+            .unwrap();
+        assert_eq!(second.path.to_string(), "alice/laptop/api-2");
+        let e = hub
+            .attach(
+                1,
+                path("alice/laptop/api"),
+                SessionKind::Agent,
+                OnConflict::Refuse,
+                a.clone(),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, crate::net::protocol::ErrorCode::Conflict);
+
+        let (b, _rb) = outbox(8);
+        let replacing = hub
+            .attach(
+                1,
+                path("alice/laptop/api"),
+                SessionKind::Agent,
+                OnConflict::Replace,
+                b,
+            )
+            .unwrap();
+        assert!(a.control.is_closed());
+        assert_eq!(a.control.reason().0, CloseReason::Replaced);
+        // The replaced connection's late detach must not remove its successor.
+        hub.detach(&first);
+        assert_eq!(hub.who(None).len(), 2);
+        hub.detach(&replacing);
+        assert_eq!(hub.who(None).len(), 1);
+    }
+
+    #[test]
+    fn join_answer_precedes_live_messages_and_presence_is_announced() {
+        let hub = Hub::default();
+        let (a, mut ra) = outbox(8);
+        let (b, mut rb) = outbox(8);
+        let alice = hub
+            .attach(
+                1,
+                path("alice/laptop/tui"),
+                SessionKind::Human,
+                OnConflict::Refuse,
+                a,
+            )
+            .unwrap();
+        let bob = hub
+            .attach(
+                2,
+                path("bob/desk/bot"),
+                SessionKind::Agent,
+                OnConflict::Refuse,
+                b,
+            )
+            .unwrap();
+        let general = Name::channel("general").unwrap();
+        hub.subscribe(7, &general, 3, &alice, PresenceChange::Joined, joined_frame);
+        assert_eq!(decode(&ra.try_recv().unwrap()), ServerFrame::Done { id: 3 });
+        hub.subscribe(7, &general, 3, &bob, PresenceChange::Joined, joined_frame);
+        assert_eq!(decode(&rb.try_recv().unwrap()), ServerFrame::Done { id: 3 });
+        match decode(&ra.try_recv().unwrap()) {
+            ServerFrame::Presence(p) => {
+                assert_eq!(p.session.path, bob.path);
+                assert_eq!(p.session.kind, SessionKind::Agent);
+                assert_eq!(p.change, PresenceChange::Joined);
+            }
+            other => panic!("expected presence, got {other:?}"),
+        }
+        hub.publish(7, message(4));
+        assert!(matches!(decode(&ra.try_recv().unwrap()), ServerFrame::Message(m) if m.seq == 4));
+        assert!(matches!(decode(&rb.try_recv().unwrap()), ServerFrame::Message(m) if m.seq == 4));
+        assert_eq!(hub.who(Some(7)).len(), 2);
+
+        hub.detach(&bob);
+        match decode(&ra.try_recv().unwrap()) {
+            ServerFrame::Presence(p) => assert_eq!(p.change, PresenceChange::Offline),
+            other => panic!("expected presence, got {other:?}"),
+        }
+        assert_eq!(hub.who(Some(7)).len(), 1);
+    }
+
+    #[test]
+    fn slow_consumer_is_dropped_instead_of_buffered() {
+        let hub = Hub::default();
+        let (fast, mut rf) = outbox(64);
+        let (slow, _rs) = outbox(2);
+        let f = hub
+            .attach(
+                1,
+                path("a/m/fast"),
+                SessionKind::Agent,
+                OnConflict::Refuse,
+                fast.clone(),
+            )
+            .unwrap();
+        let s = hub
+            .attach(
+                2,
+                path("b/m/slow"),
+                SessionKind::Agent,
+                OnConflict::Refuse,
+                slow.clone(),
+            )
+            .unwrap();
+        let general = Name::channel("general").unwrap();
+        hub.subscribe(1, &general, 0, &s, PresenceChange::Joined, joined_frame);
+        hub.subscribe(1, &general, 0, &f, PresenceChange::Joined, joined_frame);
+        for seq in 1..=10 {
+            hub.publish(1, message(seq));
+        }
+        assert!(slow.control.is_closed());
+        assert_eq!(slow.control.reason().0, CloseReason::TooSlow);
+        assert!(!fast.control.is_closed());
+        let mut got = 0;
+        while let Ok(bytes) = rf.try_recv() {
+            if matches!(decode(&bytes), ServerFrame::Message(_)) {
+                got += 1;
+            }
+        }
+        assert_eq!(got, 10);
+    }
+
+    #[test]
+    fn whispers_reach_only_live_paths() {
+        let hub = Hub::default();
+        let (a, mut ra) = outbox(8);
+        hub.attach(
+            1,
+            path("alice/laptop/tui"),
+            SessionKind::Human,
+            OnConflict::Refuse,
+            a,
+        )
+        .unwrap();
+        let frame = ServerFrame::Done { id: 1 };
+        hub.whisper(&path("alice/laptop/tui"), &frame).unwrap();
+        assert!(ra.try_recv().is_ok());
+        let e = hub.whisper(&path("alice/laptop/gone"), &frame).unwrap_err();
+        assert_eq!(e.code, crate::net::protocol::ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn unsubscribe_reports_other_sessions_of_the_same_user() {
+        let hub = Hub::default();
+        let (a, _ra) = outbox(8);
+        let tui = hub
+            .attach(
+                1,
+                path("alice/laptop/tui"),
+                SessionKind::Human,
+                OnConflict::Refuse,
+                a.clone(),
+            )
+            .unwrap();
+        let bot = hub
+            .attach(
+                1,
+                path("alice/laptop/bot"),
+                SessionKind::Agent,
+                OnConflict::Refuse,
+                a,
+            )
+            .unwrap();
+        let general = Name::channel("general").unwrap();
+        hub.subscribe(1, &general, 0, &tui, PresenceChange::Joined, joined_frame);
+        hub.subscribe(1, &general, 0, &bot, PresenceChange::Online, joined_frame);
+        assert!(hub.unsubscribe(1, &bot));
+        assert!(!hub.unsubscribe(1, &tui));
+    }
+
+    #[test]
+    fn removing_a_machine_closes_only_its_sessions() {
+        let hub = Hub::default();
+        let (a, _ra) = outbox(8);
+        let (b, _rb) = outbox(8);
+        hub.attach(
+            1,
+            path("alice/laptop/tui"),
+            SessionKind::Human,
+            OnConflict::Refuse,
+            a.clone(),
+        )
+        .unwrap();
+        hub.attach(
+            1,
+            path("alice/desk/tui"),
+            SessionKind::Human,
+            OnConflict::Refuse,
+            b.clone(),
+        )
+        .unwrap();
+        hub.revoke_machine(1, &Name::machine("laptop").unwrap());
+        assert_eq!(a.control.reason().0, CloseReason::Revoked);
+        assert!(!b.control.is_closed());
+    }
+}

@@ -1,0 +1,140 @@
+//! `conclave serve`: the central server.
+//!
+//! `run` takes a bound listener and a cancel token (tests bind `127.0.0.1:0`); `serve` binds,
+//! prints the address, and wires Ctrl-C/SIGTERM to the token. Layout: `ws` upgrades sockets and
+//! pumps frames, `session` runs one connection's protocol, `hub` holds presence and fans out,
+//! `store` owns the database. Depends only on `net`.
+
+pub mod hub;
+pub mod session;
+pub mod store;
+pub mod ws;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, WrapErr};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::net::names::Name;
+
+use self::hub::Hub;
+use self::session::Shared;
+use self::store::Store;
+
+/// How long shutdown waits for connections to flush and close.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything `serve` is told on the command line.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the database lives; `None` keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Users with server-wide administration rights.
+    pub admins: Vec<Name>,
+    /// How long messages are kept.
+    pub retention: Duration,
+}
+
+impl ServerConfig {
+    /// In memory, no admins, 30 days: for tests and benchmarks.
+    pub fn ephemeral() -> Self {
+        Self {
+            data_dir: None,
+            admins: Vec::new(),
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` fires, then tells every session,
+/// waits for them to flush (bounded by a timeout) and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let store = Store::open(config.data_dir.as_deref(), config.retention)?;
+    let server_id = store
+        .call(|db| db.server_id())
+        .await
+        .wrap_err("cannot read the server id")?;
+    let shared = Shared {
+        hub: Arc::new(Hub::default()),
+        store,
+        server_id,
+        admins: Arc::new(config.admins),
+    };
+    let tracker = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tracker.spawn(ws::serve_connection(
+                    stream,
+                    peer,
+                    shared.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait a moment instead of spinning.
+                tracing::warn!(%e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+/// `conclave serve`: binds, prints `listening on ADDR` as the first line of stdout, and runs
+/// until Ctrl-C or SIGTERM.
+pub async fn serve(bind: &str, config: ServerConfig) -> Result<()> {
+    let listener = TcpListener::bind(bind)
+        .await
+        .wrap_err_with(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    match &config.data_dir {
+        Some(dir) => tracing::info!(data_dir = %dir.display(), "using data directory"),
+        None => tracing::info!("ephemeral: nothing is written to disk"),
+    }
+    println!("listening on {addr}");
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        signal.cancel();
+    });
+    run(listener, config, shutdown).await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(%e, "cannot listen for SIGTERM");
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

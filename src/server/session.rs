@@ -1,0 +1,447 @@
+//! One connection's life after the WebSocket upgrade: handshake under a deadline, then one
+//! request at a time. Transport-free: frames come in on a channel and encoded frames go out on
+//! another, so the same code runs over channel pairs in tests. `ws.rs` owns the socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::net::codec;
+use crate::net::identity::{random_bytes, verify_challenge};
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{
+    ClientFrame, CloseReason, MAX_CLIENT_ID_BYTES, MAX_HISTORY_PAGE, NONCE_LEN, PROTOCOL_VERSION,
+    PresenceChange, ProtocolError, ServerFrame, SessionKind, WhisperMessage, check_text,
+};
+
+use super::hub::{Attached, Hub, Outbox};
+use super::store::{Account, Append, Store, UserId, now_ms};
+
+/// How long a client has to complete the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the transport hands the session: a decoded frame, or the reason one could not be.
+#[derive(Debug)]
+pub enum Inbound {
+    Frame(ClientFrame),
+    Bad {
+        id: Option<u64>,
+        error: ProtocolError,
+    },
+}
+
+/// What every session shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub hub: Arc<Hub>,
+    pub store: Store,
+    pub server_id: String,
+    pub admins: Arc<Vec<Name>>,
+}
+
+/// Who this connection is, once authenticated.
+struct Me {
+    user_id: UserId,
+    kind: SessionKind,
+    attached: Attached,
+}
+
+impl Me {
+    fn path(&self) -> &SessionPath {
+        &self.attached.path
+    }
+}
+
+/// Runs a connection's session until the peer leaves, breaks the protocol, or is told to close.
+pub async fn run(shared: Shared, inbound: mpsc::Receiver<Inbound>, outbox: Outbox) {
+    serve(shared, inbound, &outbox).await;
+    // Whatever ended the session ends the connection too (a no-op if something else did).
+    outbox.control.close(CloseReason::Protocol, "session ended");
+}
+
+async fn serve(shared: Shared, mut inbound: mpsc::Receiver<Inbound>, outbox: &Outbox) {
+    let outbox = outbox.clone();
+    let control = outbox.control.clone();
+    let me = tokio::select! {
+        result = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared, &mut inbound, &outbox)) => match result {
+            Ok(Ok(me)) => me,
+            Ok(Err(e)) => {
+                outbox.deliver_frame(&ServerFrame::error(None, e));
+                return;
+            }
+            Err(_) => {
+                outbox.deliver_frame(&ServerFrame::error(None, ProtocolError::invalid("handshake timed out")));
+                return;
+            }
+        },
+        () = control.closed() => return,
+    };
+    tracing::info!(path = %me.path(), kind = me.kind.as_str(), "session started");
+    loop {
+        let next = tokio::select! {
+            next = inbound.recv() => next,
+            () = control.closed() => break,
+        };
+        let Some(next) = next else { break };
+        let (id, result) = match next {
+            Inbound::Bad { id, error } => (id, Err(error)),
+            Inbound::Frame(frame) => {
+                let id = frame.request_id();
+                tracing::debug!(path = %me.path(), kind = frame.kind(), ?id, "request");
+                (id, handle(&shared, &me, &outbox, frame).await)
+            }
+        };
+        match result {
+            Ok(Some(reply)) => outbox.deliver_frame(&reply),
+            Ok(None) => {}
+            Err(e) => outbox.deliver_frame(&ServerFrame::error(id, e)),
+        }
+    }
+    shared.hub.detach(&me.attached);
+    tracing::info!(path = %me.path(), "session ended");
+}
+
+async fn next_frame(inbound: &mut mpsc::Receiver<Inbound>) -> Result<ClientFrame, ProtocolError> {
+    match inbound.recv().await {
+        Some(Inbound::Frame(frame)) => Ok(frame),
+        Some(Inbound::Bad { error, .. }) => Err(error),
+        None => Err(ProtocolError::invalid(
+            "connection closed during the handshake",
+        )),
+    }
+}
+
+async fn handshake(
+    shared: &Shared,
+    inbound: &mut mpsc::Receiver<Inbound>,
+    outbox: &Outbox,
+) -> Result<Me, ProtocolError> {
+    let (handle, kind, policy) = match next_frame(inbound).await? {
+        ClientFrame::Hello {
+            version,
+            handle,
+            kind,
+            on_conflict,
+        } => {
+            if version != PROTOCOL_VERSION {
+                return Err(ProtocolError::new(
+                    crate::net::protocol::ErrorCode::VersionMismatch,
+                    format!(
+                        "this server speaks protocol version {PROTOCOL_VERSION}, the client {version}; upgrade the older side"
+                    ),
+                ));
+            }
+            (handle, kind, on_conflict)
+        }
+        other => {
+            return Err(ProtocolError::invalid(format!(
+                "expected hello, got {}",
+                other.kind()
+            )));
+        }
+    };
+    let mut nonce = vec![0u8; NONCE_LEN];
+    random_bytes(&mut nonce).map_err(|e| ProtocolError::internal(e.to_string()))?;
+    outbox.deliver_frame(&ServerFrame::Challenge {
+        nonce: nonce.clone(),
+        server_id: shared.server_id.clone(),
+    });
+
+    let proves = |key: &[u8], sig: &[u8]| {
+        verify_challenge(key, sig, &shared.server_id, &nonce, &handle, kind)
+    };
+    let account: Account = match next_frame(inbound).await? {
+        ClientFrame::Auth {
+            public_key,
+            signature,
+        } => {
+            if !proves(&public_key, &signature) {
+                return Err(ProtocolError::forbidden(
+                    "the signature does not match the key",
+                ));
+            }
+            shared
+                .store
+                .call(move |db| db.account_by_key(&public_key))
+                .await?
+                .ok_or_else(|| {
+                    ProtocolError::forbidden(
+                        "this key is not enrolled here: run `conclave register NAME` first",
+                    )
+                })?
+        }
+        ClientFrame::Register {
+            username,
+            machine,
+            public_key,
+            signature,
+        } => {
+            // Possession is proven before anything is written.
+            if !proves(&public_key, &signature) {
+                return Err(ProtocolError::forbidden(
+                    "the signature does not match the key",
+                ));
+            }
+            shared
+                .store
+                .call(move |db| db.register(&username, &machine, &public_key))
+                .await?
+        }
+        other => {
+            return Err(ProtocolError::invalid(format!(
+                "expected auth or register, got {}",
+                other.kind()
+            )));
+        }
+    };
+    let base = SessionPath::new(account.user.clone(), account.machine.clone(), handle);
+    let attached = shared
+        .hub
+        .attach(account.user_id, base, kind, policy, outbox.clone())?;
+    outbox.deliver_frame(&ServerFrame::Welcome {
+        path: attached.path.clone(),
+        server_id: shared.server_id.clone(),
+        version: PROTOCOL_VERSION,
+        admin: shared.admins.contains(&account.user),
+    });
+    Ok(Me {
+        user_id: account.user_id,
+        kind,
+        attached,
+    })
+}
+
+/// Handles one request. `Ok(None)` means the answer is sent some other way (joins and sends,
+/// whose answers must be ordered against fan-out).
+async fn handle(
+    shared: &Shared,
+    me: &Me,
+    outbox: &Outbox,
+    frame: ClientFrame,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    match frame {
+        ClientFrame::Hello { .. } | ClientFrame::Auth { .. } | ClientFrame::Register { .. } => Err(
+            ProtocolError::invalid("this connection is already authenticated"),
+        ),
+        ClientFrame::CreateChannel {
+            id,
+            channel,
+            visibility,
+        } => {
+            let channel = store
+                .call(move |db| db.create_channel(&channel, visibility, user))
+                .await?;
+            Ok(Some(ServerFrame::ChannelCreated { id, channel }))
+        }
+        ClientFrame::ListChannels { id } => {
+            let channels = store.call(move |db| db.list_channels(user)).await?;
+            Ok(Some(ServerFrame::Channels { id, channels }))
+        }
+        ClientFrame::Join { id, channel } => {
+            let handle = me.path().session.clone();
+            let joining = store
+                .call(move |db| db.join(&channel, user, &handle))
+                .await?;
+            let change = if joining.new_member {
+                PresenceChange::Joined
+            } else {
+                PresenceChange::Online
+            };
+            let read_seq = joining.read_seq;
+            let channel = joining.channel;
+            shared.hub.subscribe(
+                channel.id,
+                &channel.name,
+                channel.last_seq,
+                &me.attached,
+                change,
+                |last_seq| ServerFrame::Joined {
+                    id,
+                    channel: crate::net::protocol::ChannelInfo {
+                        name: channel.name.clone(),
+                        visibility: channel.visibility,
+                        member: true,
+                        last_seq,
+                    },
+                    read_seq,
+                },
+            );
+            Ok(None)
+        }
+        ClientFrame::Leave { id, channel } => {
+            let name = channel.clone();
+            let found = store
+                .call(move |db| db.visible_channel(&name, user))
+                .await?;
+            let others_remain = shared.hub.unsubscribe(found.id, &me.attached);
+            if !others_remain {
+                let removed = store
+                    .call(move |db| db.remove_member(found.id, user))
+                    .await?;
+                if !removed {
+                    return Err(ProtocolError::not_found(format!(
+                        "you are not in #{channel}"
+                    )));
+                }
+            }
+            Ok(Some(ServerFrame::Done { id }))
+        }
+        ClientFrame::Send {
+            id,
+            channel,
+            client_id,
+            text,
+        } => {
+            check_text(&text)?;
+            if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
+                return Err(ProtocolError::invalid(format!(
+                    "client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"
+                )));
+            }
+            let hub = shared.hub.clone();
+            let ack_to = outbox.clone();
+            store.append(Append {
+                channel,
+                sender_id: user,
+                from: me.path().clone(),
+                client_id,
+                text,
+                then: Box::new(move |result| match result {
+                    Ok(stored) => {
+                        ack_to.deliver_frame(&ServerFrame::Sent {
+                            id,
+                            channel: stored.message.channel.clone(),
+                            seq: stored.message.seq,
+                            ts: stored.message.ts,
+                            duplicate: stored.duplicate,
+                        });
+                        if !stored.duplicate {
+                            hub.publish(stored.channel_id, stored.message);
+                        }
+                    }
+                    Err(e) => ack_to.deliver_frame(&ServerFrame::error(Some(id), e)),
+                }),
+            });
+            Ok(None)
+        }
+        ClientFrame::Whisper { id, to, text } => {
+            check_text(&text)?;
+            let frame = ServerFrame::Whisper(WhisperMessage {
+                from: me.path().clone(),
+                to: to.clone(),
+                ts: now_ms(),
+                text,
+            });
+            shared.hub.whisper(&to, &frame)?;
+            Ok(Some(ServerFrame::Done { id }))
+        }
+        ClientFrame::History {
+            id,
+            channel,
+            after,
+            before,
+            limit,
+        } => {
+            let limit = limit.clamp(1, MAX_HISTORY_PAGE);
+            let lookup = channel.clone();
+            let messages = store
+                .call(move |db| {
+                    let found = db.visible_channel(&lookup, user)?;
+                    db.history(&found, after, before, limit)
+                })
+                .await?;
+            Ok(Some(ServerFrame::History {
+                id,
+                channel,
+                messages,
+            }))
+        }
+        ClientFrame::Who { id, channel } => match channel {
+            None => Ok(Some(ServerFrame::Who {
+                id,
+                channel: None,
+                sessions: shared.hub.who(None),
+                members: Vec::new(),
+            })),
+            Some(name) => {
+                let lookup = name.clone();
+                let (found, members) = store
+                    .call(move |db| {
+                        let found = db.visible_channel(&lookup, user)?;
+                        let members = db.members(found.id)?;
+                        Ok((found, members))
+                    })
+                    .await?;
+                Ok(Some(ServerFrame::Who {
+                    id,
+                    channel: Some(name),
+                    sessions: shared.hub.who(Some(found.id)),
+                    members,
+                }))
+            }
+        },
+        ClientFrame::MarkRead { id, channel, seq } => {
+            let handle = me.path().session.clone();
+            store
+                .call(move |db| {
+                    let found = db.visible_channel(&channel, user)?;
+                    db.mark_read(user, &handle, found.id, seq.min(found.last_seq))
+                })
+                .await?;
+            Ok(Some(ServerFrame::Done { id }))
+        }
+        ClientFrame::AddMachine {
+            id,
+            machine,
+            public_key,
+        } => {
+            let key: [u8; 32] = public_key
+                .try_into()
+                .map_err(|_| ProtocolError::invalid("a public key is 32 bytes"))?;
+            if ed25519_dalek::VerifyingKey::from_bytes(&key).is_err() {
+                return Err(ProtocolError::invalid(
+                    "that is not a valid Ed25519 public key",
+                ));
+            }
+            store
+                .call(move |db| db.add_machine(user, &machine, &key))
+                .await?;
+            Ok(Some(ServerFrame::Done { id }))
+        }
+        ClientFrame::ListMachines { id } => {
+            let machines = store.call(move |db| db.list_machines(user)).await?;
+            Ok(Some(ServerFrame::Machines { id, machines }))
+        }
+        ClientFrame::RemoveMachine { id, machine } => {
+            let removing = machine.clone();
+            store
+                .call(move |db| db.remove_machine(user, &removing))
+                .await?;
+            // Answer first: when the machine is this one, the answer must still get out.
+            outbox.deliver_frame(&ServerFrame::Done { id });
+            shared.hub.revoke_machine(user, &machine);
+            Ok(None)
+        }
+    }
+}
+
+/// Decodes one binary frame for the session; undecodable input keeps its request id when it
+/// can be found, so the error answers the request instead of leaving it hanging.
+pub fn inbound_from_bytes(bytes: &[u8]) -> Inbound {
+    match codec::decode::<ClientFrame>(bytes) {
+        Ok(frame) => Inbound::Frame(frame),
+        Err(error) => Inbound::Bad {
+            id: codec::salvage_request_id(bytes),
+            error,
+        },
+    }
+}
+
+/// Encodes a frame for a queue of encoded frames.
+pub fn encoded(frame: &ServerFrame) -> Option<Bytes> {
+    codec::encode(frame).ok().map(Bytes::from)
+}

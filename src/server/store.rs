@@ -1,0 +1,1036 @@
+//! Durable state in SQLite: users, machines, channels, memberships, messages, read positions.
+//!
+//! One thread owns the connection (rusqlite is blocking and not `Sync`); async callers send it
+//! jobs and await the answer, so no tokio worker ever waits on the disk. Appends are grouped:
+//! every append waiting when the thread wakes goes into one transaction, and each append's
+//! continuation runs after the commit, in sequence order — that is what makes "persisted, then
+//! acknowledged, then fanned out" cheap. Presence is not stored; the hub keeps it in memory.
+
+use std::path::Path;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::net::identity::format_public_key;
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{ChannelInfo, ChatMessage, MachineInfo, ProtocolError, Visibility};
+
+/// How often the writer thread purges messages older than the retention window.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Most appends committed in one transaction.
+const MAX_GROUP: usize = 512;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS machines (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    public_key BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE TABLE IF NOT EXISTS channels (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    visibility TEXT NOT NULL,
+    creator_id INTEGER NOT NULL REFERENCES users(id),
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS memberships (
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    joined_at INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    sender_id INTEGER NOT NULL,
+    sender_path TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (channel_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_idempotency ON messages (channel_id, sender_id, client_id);
+CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+CREATE TABLE IF NOT EXISTS read_positions (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    handle TEXT NOT NULL,
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (user_id, handle, channel_id)
+) WITHOUT ROWID;
+";
+
+pub type UserId = i64;
+pub type ChannelId = i64;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Who a key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user_id: UserId,
+    pub user: Name,
+    pub machine: Name,
+}
+
+/// A channel row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub id: ChannelId,
+    pub name: Name,
+    pub visibility: Visibility,
+    pub creator_id: UserId,
+    pub last_seq: u64,
+}
+
+/// What a join needs to know.
+#[derive(Debug, Clone)]
+pub struct Joining {
+    pub channel: Channel,
+    /// The user was not a member before.
+    pub new_member: bool,
+    pub read_seq: u64,
+}
+
+/// One message to store.
+pub struct Append {
+    pub channel: Name,
+    pub sender_id: UserId,
+    pub from: SessionPath,
+    pub client_id: String,
+    pub text: String,
+    /// Runs on the store thread after the commit (or the failure), in sequence order.
+    pub then: Box<dyn FnOnce(Result<Appended, ProtocolError>) + Send>,
+}
+
+/// A stored message and whether this append stored it (false: an earlier one with the same
+/// client id did).
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub channel_id: ChannelId,
+    pub message: ChatMessage,
+    pub duplicate: bool,
+}
+
+type DbJob = Box<dyn FnOnce(&mut Db) + Send>;
+
+enum Job {
+    Call(DbJob),
+    Append(Append),
+}
+
+/// The async face of the store. Cheap to clone; the thread stops when every clone is gone.
+#[derive(Clone)]
+pub struct Store {
+    jobs: std_mpsc::Sender<Job>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database at {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`, or an in-memory one, and starts its thread.
+    pub fn open(dir: Option<&Path>, retention: Duration) -> Result<Self, StoreError> {
+        let db = Db::open(dir)?;
+        let (jobs, rx) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("conclave-store".into())
+            .spawn(move || writer_thread(db, rx, retention))
+            .map_err(|source| StoreError::Dir {
+                path: "store thread".into(),
+                source,
+            })?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` on the store thread and returns its result.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, ProtocolError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<R, ProtocolError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: DbJob = Box::new(move |db| {
+            let _ = tx.send(f(db));
+        });
+        self.jobs
+            .send(Job::Call(job))
+            .map_err(|_| ProtocolError::internal("the store has stopped"))?;
+        rx.await
+            .map_err(|_| ProtocolError::internal("the store has stopped"))?
+    }
+
+    /// Queues a message for storage; `append.then` runs once it is committed or has failed.
+    pub fn append(&self, append: Append) {
+        if let Err(std_mpsc::SendError(Job::Append(append))) = self.jobs.send(Job::Append(append)) {
+            (append.then)(Err(ProtocolError::internal("the store has stopped")));
+        }
+    }
+}
+
+fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Job>, retention: Duration) {
+    let mut next_purge = std::time::Instant::now();
+    loop {
+        if std::time::Instant::now() >= next_purge {
+            match db.purge_older_than(now_ms() - retention.as_millis() as i64) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(n, "purged messages past the retention window"),
+                Err(e) => tracing::warn!(%e, "purge failed"),
+            }
+            next_purge = std::time::Instant::now() + PURGE_EVERY;
+        }
+        let first = match jobs.recv_timeout(PURGE_EVERY) {
+            Ok(job) => job,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut appends = Vec::new();
+        let mut job = Some(first);
+        while let Some(next) = job.take() {
+            match next {
+                Job::Call(f) => {
+                    // Keep order: appends queued before this call commit first.
+                    db.commit_appends(std::mem::take(&mut appends));
+                    f(&mut db);
+                }
+                Job::Append(a) => appends.push(a),
+            }
+            if appends.len() < MAX_GROUP {
+                job = jobs.try_recv().ok();
+            }
+        }
+        db.commit_appends(appends);
+    }
+}
+
+/// The connection and every query. Only the store thread holds one (tests open their own).
+pub struct Db {
+    conn: Connection,
+}
+
+fn internal(e: rusqlite::Error) -> ProtocolError {
+    tracing::error!(%e, "database error");
+    ProtocolError::internal(format!("the server could not use its database: {e}"))
+}
+
+fn visibility_from(text: &str) -> Visibility {
+    match text {
+        "private" => Visibility::Private,
+        "unlisted" => Visibility::Unlisted,
+        _ => Visibility::Public,
+    }
+}
+
+fn name_from(text: String) -> Result<Name, ProtocolError> {
+    Name::parse("stored name", &text).map_err(|e| ProtocolError::internal(e.to_string()))
+}
+
+impl Db {
+    pub fn open(dir: Option<&Path>) -> Result<Self, StoreError> {
+        let (conn, label) = match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+                let path = dir.join("conclave.db");
+                (Connection::open(&path), path.display().to_string())
+            }
+            None => (Connection::open_in_memory(), ":memory:".to_owned()),
+        };
+        let open_err = |source| StoreError::Open {
+            path: label.clone(),
+            source,
+        };
+        let conn = conn.map_err(open_err)?;
+        // WAL + NORMAL: a commit survives the process being killed (the WAL is in the OS page
+        // cache); only a power cut can lose the newest commits. foreign_keys for cascades.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Self { conn })
+    }
+
+    /// This server's random id, made on first start and kept, so signatures for it stay
+    /// valid across restarts and never for any other server.
+    pub fn server_id(&mut self) -> Result<String, ProtocolError> {
+        let existing: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'server_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(internal)?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        let mut bytes = [0u8; 16];
+        crate::net::identity::random_bytes(&mut bytes)
+            .map_err(|e| ProtocolError::internal(e.to_string()))?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('server_id', ?1)",
+                [&id],
+            )
+            .map_err(internal)?;
+        Ok(id)
+    }
+
+    pub fn account_by_key(&mut self, key: &[u8]) -> Result<Option<Account>, ProtocolError> {
+        let row: Option<(UserId, String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT u.id, u.name, m.name FROM machines m JOIN users u ON u.id = m.user_id
+                 WHERE m.public_key = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(internal)?;
+        row.map(|(user_id, user, machine)| {
+            Ok(Account {
+                user_id,
+                user: name_from(user)?,
+                machine: name_from(machine)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Claims `user` and enrolls `key` as its machine. Registering again with the same key
+    /// and name is a no-op, so `register` can be re-run safely.
+    pub fn register(
+        &mut self,
+        user: &Name,
+        machine: &Name,
+        key: &[u8],
+    ) -> Result<Account, ProtocolError> {
+        if let Some(account) = self.account_by_key(key)? {
+            if &account.user == user {
+                return Ok(account);
+            }
+            return Err(ProtocolError::conflict(format!(
+                "this key is already registered as {}/{}",
+                account.user, account.machine
+            )));
+        }
+        let tx = self.conn.transaction().map_err(internal)?;
+        let taken: bool = tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+                [user.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        if taken {
+            return Err(ProtocolError::conflict(format!(
+                "the user name `{user}` is taken; add this machine from one already enrolled \
+                 (`conclave machine add`) or pick another name"
+            )));
+        }
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO users (name, created_at) VALUES (?1, ?2)",
+            params![user.as_str(), now],
+        )
+        .map_err(internal)?;
+        let user_id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO machines (user_id, name, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![user_id, machine.as_str(), key, now],
+        )
+        .map_err(internal)?;
+        tx.commit().map_err(internal)?;
+        Ok(Account {
+            user_id,
+            user: user.clone(),
+            machine: machine.clone(),
+        })
+    }
+
+    pub fn add_machine(
+        &mut self,
+        user_id: UserId,
+        machine: &Name,
+        key: &[u8],
+    ) -> Result<(), ProtocolError> {
+        if let Some(account) = self.account_by_key(key)? {
+            return Err(ProtocolError::conflict(format!(
+                "this key is already enrolled as {}/{}",
+                account.user, account.machine
+            )));
+        }
+        let inserted = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO machines (user_id, name, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![user_id, machine.as_str(), key, now_ms()],
+            )
+            .map_err(internal)?;
+        if inserted == 0 {
+            return Err(ProtocolError::conflict(format!(
+                "you already have a machine named `{machine}`"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn list_machines(&mut self, user_id: UserId) -> Result<Vec<MachineInfo>, ProtocolError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, public_key, created_at FROM machines WHERE user_id = ?1 ORDER BY name")
+            .map_err(internal)?;
+        let rows = stmt
+            .query_map([user_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?))
+            })
+            .map_err(internal)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, key, added) = row.map_err(internal)?;
+            let key: [u8; 32] = key
+                .try_into()
+                .map_err(|_| ProtocolError::internal("stored key has the wrong length"))?;
+            out.push(MachineInfo {
+                name: name_from(name)?,
+                public_key: format_public_key(&key),
+                added,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes a machine; its key stops working at once. The last machine cannot go (the
+    /// account would be unreachable).
+    pub fn remove_machine(&mut self, user_id: UserId, machine: &Name) -> Result<(), ProtocolError> {
+        let count: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM machines WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM machines WHERE user_id = ?1 AND name = ?2)",
+                params![user_id, machine.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        if !exists {
+            return Err(ProtocolError::not_found(format!(
+                "you have no machine named `{machine}`"
+            )));
+        }
+        if count <= 1 {
+            return Err(ProtocolError::forbidden(
+                "this is your only machine; add another before removing it",
+            ));
+        }
+        self.conn
+            .execute(
+                "DELETE FROM machines WHERE user_id = ?1 AND name = ?2",
+                params![user_id, machine.as_str()],
+            )
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn channel(&mut self, name: &Name) -> Result<Option<Channel>, ProtocolError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, name, visibility, creator_id, last_seq FROM channels WHERE name = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([name.as_str()], |r| {
+                    Ok((
+                        r.get::<_, ChannelId>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(internal)?
+            .map(|(id, name, vis, creator_id, last_seq)| {
+                Ok(Channel {
+                    id,
+                    name: name_from(name)?,
+                    visibility: visibility_from(&vis),
+                    creator_id,
+                    last_seq: last_seq as u64,
+                })
+            })
+            .transpose()
+    }
+
+    pub fn is_member(&mut self, channel: ChannelId, user: UserId) -> Result<bool, ProtocolError> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM memberships WHERE channel_id = ?1 AND user_id = ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![channel, user], |r| r.get(0)))
+            .map_err(internal)
+    }
+
+    /// The channel, if it exists and `user` may see it. Private channels a user is not in are
+    /// reported exactly like missing ones, so their names never leak.
+    pub fn visible_channel(&mut self, name: &Name, user: UserId) -> Result<Channel, ProtocolError> {
+        let not_found = || ProtocolError::not_found(format!("there is no channel #{name}"));
+        let channel = self.channel(name)?.ok_or_else(not_found)?;
+        if channel.visibility == Visibility::Private && !self.is_member(channel.id, user)? {
+            return Err(not_found());
+        }
+        Ok(channel)
+    }
+
+    pub fn create_channel(
+        &mut self,
+        name: &Name,
+        visibility: Visibility,
+        creator: UserId,
+    ) -> Result<ChannelInfo, ProtocolError> {
+        let tx = self.conn.transaction().map_err(internal)?;
+        let now = now_ms();
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO channels (name, visibility, creator_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name.as_str(), visibility.as_str(), creator, now],
+            )
+            .map_err(internal)?;
+        if inserted == 0 {
+            return Err(ProtocolError::conflict(format!(
+                "channel #{name} already exists"
+            )));
+        }
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO memberships (channel_id, user_id, joined_at) VALUES (?1, ?2, ?3)",
+            params![id, creator, now],
+        )
+        .map_err(internal)?;
+        tx.commit().map_err(internal)?;
+        Ok(ChannelInfo {
+            name: name.clone(),
+            visibility,
+            member: true,
+            last_seq: 0,
+        })
+    }
+
+    /// Public channels, plus every channel the user is a member of.
+    pub fn list_channels(&mut self, user: UserId) -> Result<Vec<ChannelInfo>, ProtocolError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT c.name, c.visibility, c.last_seq, m.user_id IS NOT NULL
+                 FROM channels c LEFT JOIN memberships m ON m.channel_id = c.id AND m.user_id = ?1
+                 WHERE c.visibility = 'public' OR m.user_id IS NOT NULL
+                 ORDER BY c.name",
+            )
+            .map_err(internal)?;
+        let rows = stmt
+            .query_map([user], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            })
+            .map_err(internal)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, vis, last_seq, member) = row.map_err(internal)?;
+            out.push(ChannelInfo {
+                name: name_from(name)?,
+                visibility: visibility_from(&vis),
+                member,
+                last_seq: last_seq as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Makes `user` a member (public and unlisted channels admit anyone; private ones only
+    /// their members) and reads this handle's read position.
+    pub fn join(
+        &mut self,
+        name: &Name,
+        user: UserId,
+        handle: &Name,
+    ) -> Result<Joining, ProtocolError> {
+        let channel = self.visible_channel(name, user)?;
+        let new_member = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO memberships (channel_id, user_id, joined_at) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![channel.id, user, now_ms()]))
+            .map_err(internal)?
+            > 0;
+        let read_seq: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT seq FROM read_positions WHERE user_id = ?1 AND handle = ?2 AND channel_id = ?3")
+            .and_then(|mut s| s.query_row(params![user, handle.as_str(), channel.id], |r| r.get(0)).optional())
+            .map_err(internal)?;
+        Ok(Joining {
+            channel,
+            new_member,
+            read_seq: read_seq.unwrap_or(0) as u64,
+        })
+    }
+
+    pub fn remove_member(
+        &mut self,
+        channel: ChannelId,
+        user: UserId,
+    ) -> Result<bool, ProtocolError> {
+        self.conn
+            .execute(
+                "DELETE FROM memberships WHERE channel_id = ?1 AND user_id = ?2",
+                params![channel, user],
+            )
+            .map(|n| n > 0)
+            .map_err(internal)
+    }
+
+    pub fn members(&mut self, channel: ChannelId) -> Result<Vec<Name>, ProtocolError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT u.name FROM memberships m JOIN users u ON u.id = m.user_id
+                 WHERE m.channel_id = ?1 ORDER BY u.name",
+            )
+            .map_err(internal)?;
+        let rows = stmt
+            .query_map([channel], |r| r.get::<_, String>(0))
+            .map_err(internal)?;
+        rows.map(|r| name_from(r.map_err(internal)?)).collect()
+    }
+
+    /// A page of history for someone allowed to read the channel (members of private ones,
+    /// anyone for the others).
+    pub fn history(
+        &mut self,
+        channel: &Channel,
+        after: Option<u64>,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, ProtocolError> {
+        let after = after.unwrap_or(0) as i64;
+        let before = before.map_or(i64::MAX, |b| b as i64);
+        // With `after`, the page starts right after it; otherwise it ends right before `before`.
+        let sql = if after > 0 {
+            "SELECT seq, ts, sender_path, body FROM messages WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3
+             ORDER BY seq ASC LIMIT ?4"
+        } else {
+            "SELECT seq, ts, sender_path, body FROM messages WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3
+             ORDER BY seq DESC LIMIT ?4"
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(internal)?;
+        let rows = stmt
+            .query_map(params![channel.id, after, before, limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(internal)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, ts, from, text) = row.map_err(internal)?;
+            out.push(ChatMessage {
+                channel: channel.name.clone(),
+                seq: seq as u64,
+                ts,
+                from: SessionPath::parse(&from)
+                    .map_err(|e| ProtocolError::internal(e.to_string()))?,
+                text,
+            });
+        }
+        if after == 0 {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    pub fn mark_read(
+        &mut self,
+        user: UserId,
+        handle: &Name,
+        channel: ChannelId,
+        seq: u64,
+    ) -> Result<(), ProtocolError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO read_positions (user_id, handle, channel_id, seq) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (user_id, handle, channel_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+            )
+            .and_then(|mut s| s.execute(params![user, handle.as_str(), channel, seq as i64]))
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn purge_older_than(&mut self, cutoff_ms: i64) -> Result<usize, ProtocolError> {
+        self.conn
+            .execute("DELETE FROM messages WHERE ts < ?1", [cutoff_ms])
+            .map_err(internal)
+    }
+
+    /// Stores one message inside the caller's transaction.
+    fn append_one(
+        tx: &rusqlite::Transaction<'_>,
+        a: &Append,
+        now: i64,
+    ) -> Result<Appended, ProtocolError> {
+        let channel: Option<(ChannelId, String, i64)> = tx
+            .prepare_cached("SELECT id, visibility, last_seq FROM channels WHERE name = ?1")
+            .and_then(|mut s| {
+                s.query_row([a.channel.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(internal)?;
+        let Some((channel_id, visibility, last_seq)) = channel else {
+            return Err(ProtocolError::not_found(format!(
+                "there is no channel #{}",
+                a.channel
+            )));
+        };
+        let member: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM memberships WHERE channel_id = ?1 AND user_id = ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![channel_id, a.sender_id], |r| r.get(0)))
+            .map_err(internal)?;
+        if !member {
+            // A private channel a stranger names must look exactly like a missing one.
+            if visibility_from(&visibility) == Visibility::Private {
+                return Err(ProtocolError::not_found(format!(
+                    "there is no channel #{}",
+                    a.channel
+                )));
+            }
+            return Err(ProtocolError::forbidden(format!(
+                "join #{} before posting to it",
+                a.channel
+            )));
+        }
+        let earlier: Option<(i64, i64, String, String)> = tx
+            .prepare_cached(
+                "SELECT seq, ts, sender_path, body FROM messages
+                 WHERE channel_id = ?1 AND sender_id = ?2 AND client_id = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![channel_id, a.sender_id, a.client_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+            })
+            .map_err(internal)?;
+        if let Some((seq, ts, from, text)) = earlier {
+            return Ok(Appended {
+                channel_id,
+                message: ChatMessage {
+                    channel: a.channel.clone(),
+                    seq: seq as u64,
+                    ts,
+                    from: SessionPath::parse(&from)
+                        .map_err(|e| ProtocolError::internal(e.to_string()))?,
+                    text,
+                },
+                duplicate: true,
+            });
+        }
+        let seq = last_seq + 1;
+        tx.prepare_cached(
+            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                channel_id,
+                seq,
+                now,
+                a.sender_id,
+                a.from.to_string(),
+                a.client_id,
+                a.text
+            ])
+        })
+        .map_err(internal)?;
+        tx.prepare_cached("UPDATE channels SET last_seq = ?1 WHERE id = ?2")
+            .and_then(|mut s| s.execute(params![seq, channel_id]))
+            .map_err(internal)?;
+        Ok(Appended {
+            channel_id,
+            message: ChatMessage {
+                channel: a.channel.clone(),
+                seq: seq as u64,
+                ts: now,
+                from: a.from.clone(),
+                text: a.text.clone(),
+            },
+            duplicate: false,
+        })
+    }
+
+    /// Commits a group of appends in one transaction, then runs each continuation in order.
+    /// A failed commit fails every append in the group: none of them is acknowledged.
+    fn commit_appends(&mut self, appends: Vec<Append>) {
+        if appends.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let outcome = (|| {
+            let tx = self.conn.transaction().map_err(internal)?;
+            let results: Vec<_> = appends
+                .iter()
+                .map(|a| Self::append_one(&tx, a, now))
+                .collect();
+            tx.commit().map_err(internal)?;
+            Ok::<_, ProtocolError>(results)
+        })();
+        match outcome {
+            Ok(results) => {
+                for (append, result) in appends.into_iter().zip(results) {
+                    (append.then)(result);
+                }
+            }
+            Err(e) => {
+                for append in appends {
+                    (append.then)(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn name(s: &str) -> Name {
+        Name::parse("test", s).unwrap()
+    }
+
+    fn setup() -> (Db, Account) {
+        let mut db = Db::open(None).unwrap();
+        let alice = db
+            .register(&name("alice"), &name("laptop"), &[1; 32])
+            .unwrap();
+        db.create_channel(&name("general"), Visibility::Public, alice.user_id)
+            .unwrap();
+        (db, alice)
+    }
+
+    fn append(
+        db: &mut Db,
+        who: &Account,
+        client_id: &str,
+        text: &str,
+    ) -> Result<Appended, ProtocolError> {
+        let out = Arc::new(Mutex::new(None));
+        let sink = out.clone();
+        db.commit_appends(vec![Append {
+            channel: name("general"),
+            sender_id: who.user_id,
+            from: SessionPath::new(who.user.clone(), who.machine.clone(), name("cli")),
+            client_id: client_id.into(),
+            text: text.into(),
+            then: Box::new(move |r| *sink.lock().unwrap() = Some(r)),
+        }]);
+        out.lock().unwrap().take().unwrap()
+    }
+
+    #[test]
+    fn registration_claims_a_name_once() {
+        let (mut db, alice) = setup();
+        assert_eq!(
+            db.register(&name("alice"), &name("laptop"), &[1; 32])
+                .unwrap(),
+            alice
+        );
+        let e = db
+            .register(&name("alice"), &name("other"), &[2; 32])
+            .unwrap_err();
+        assert_eq!(e.code, crate::net::protocol::ErrorCode::Conflict);
+        let e = db.register(&name("bob"), &name("x"), &[1; 32]).unwrap_err();
+        assert!(
+            e.message.contains("already registered as alice/laptop"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn sequence_numbers_count_up_and_client_ids_deduplicate() {
+        let (mut db, alice) = setup();
+        let a = append(&mut db, &alice, "c1", "one").unwrap();
+        let b = append(&mut db, &alice, "c2", "two").unwrap();
+        let again = append(&mut db, &alice, "c1", "one").unwrap();
+        assert_eq!((a.message.seq, b.message.seq), (1, 2));
+        assert!(again.duplicate);
+        assert_eq!(again.message.seq, 1);
+        let channel = db.channel(&name("general")).unwrap().unwrap();
+        assert_eq!(channel.last_seq, 2);
+        assert_eq!(db.history(&channel, None, None, 10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn history_pages_forward_and_backward() {
+        let (mut db, alice) = setup();
+        for i in 0..10 {
+            append(&mut db, &alice, &format!("c{i}"), &format!("m{i}")).unwrap();
+        }
+        let channel = db.channel(&name("general")).unwrap().unwrap();
+        let seqs = |v: Vec<ChatMessage>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+        assert_eq!(
+            seqs(db.history(&channel, Some(3), None, 3).unwrap()),
+            [4, 5, 6]
+        );
+        assert_eq!(
+            seqs(db.history(&channel, None, None, 3).unwrap()),
+            [8, 9, 10]
+        );
+        assert_eq!(
+            seqs(db.history(&channel, None, Some(5), 3).unwrap()),
+            [2, 3, 4]
+        );
+        assert_eq!(
+            seqs(db.history(&channel, Some(2), Some(5), 10).unwrap()),
+            [3, 4]
+        );
+    }
+
+    #[test]
+    fn non_members_cannot_post_and_private_channels_stay_hidden() {
+        let (mut db, alice) = setup();
+        let bob = db.register(&name("bob"), &name("desk"), &[2; 32]).unwrap();
+        let e = append(&mut db, &bob, "b1", "hi").unwrap_err();
+        assert_eq!(e.code, crate::net::protocol::ErrorCode::Forbidden);
+
+        db.create_channel(&name("secret"), Visibility::Private, alice.user_id)
+            .unwrap();
+        db.create_channel(&name("quiet"), Visibility::Unlisted, alice.user_id)
+            .unwrap();
+        let listed: Vec<String> = db
+            .list_channels(bob.user_id)
+            .unwrap()
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect();
+        assert_eq!(listed, ["general"]);
+        let e = db
+            .join(&name("secret"), bob.user_id, &name("cli"))
+            .unwrap_err();
+        assert_eq!(e.message, "there is no channel #secret");
+        assert!(
+            db.join(&name("quiet"), bob.user_id, &name("cli"))
+                .unwrap()
+                .new_member
+        );
+        let listed = db.list_channels(alice.user_id).unwrap().len();
+        assert_eq!(listed, 3);
+    }
+
+    #[test]
+    fn read_positions_only_move_forward() {
+        let (mut db, alice) = setup();
+        let channel = db.channel(&name("general")).unwrap().unwrap();
+        db.mark_read(alice.user_id, &name("tui"), channel.id, 5)
+            .unwrap();
+        db.mark_read(alice.user_id, &name("tui"), channel.id, 3)
+            .unwrap();
+        assert_eq!(
+            db.join(&name("general"), alice.user_id, &name("tui"))
+                .unwrap()
+                .read_seq,
+            5
+        );
+        assert_eq!(
+            db.join(&name("general"), alice.user_id, &name("bot"))
+                .unwrap()
+                .read_seq,
+            0
+        );
+    }
+
+    #[test]
+    fn purge_drops_only_old_messages() {
+        let (mut db, alice) = setup();
+        append(&mut db, &alice, "c1", "old").unwrap();
+        assert_eq!(db.purge_older_than(now_ms() - 60_000).unwrap(), 0);
+        assert_eq!(db.purge_older_than(now_ms() + 1).unwrap(), 1);
+    }
+
+    #[test]
+    fn machines_can_be_added_listed_and_removed_but_not_the_last() {
+        let (mut db, alice) = setup();
+        db.add_machine(alice.user_id, &name("desk"), &[3; 32])
+            .unwrap();
+        assert_eq!(db.list_machines(alice.user_id).unwrap().len(), 2);
+        assert!(
+            db.add_machine(alice.user_id, &name("desk"), &[4; 32])
+                .is_err()
+        );
+        db.remove_machine(alice.user_id, &name("laptop")).unwrap();
+        assert!(db.account_by_key(&[1; 32]).unwrap().is_none());
+        let e = db.remove_machine(alice.user_id, &name("desk")).unwrap_err();
+        assert_eq!(e.code, crate::net::protocol::ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn data_survives_reopening_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let mut db = Db::open(Some(dir.path())).unwrap();
+            db.register(&name("alice"), &name("laptop"), &[1; 32])
+                .unwrap();
+            db.server_id().unwrap()
+        };
+        let mut db = Db::open(Some(dir.path())).unwrap();
+        assert_eq!(db.server_id().unwrap(), id);
+        assert!(db.account_by_key(&[1; 32]).unwrap().is_some());
+    }
+}

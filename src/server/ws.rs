@@ -1,0 +1,180 @@
+//! The server's WebSocket glue: upgrade one TCP connection, then pump frames between the
+//! socket and the transport-free session. Also the heartbeat: a ping every
+//! [`PING_EVERY`], and a peer silent for [`SILENCE_TIMEOUT`] is reaped so presence stays true.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::net::protocol::{
+    CloseReason, MAX_FRAME_BYTES, MAX_WIRE_BYTES, ProtocolError, ServerFrame,
+};
+
+use super::hub::{Control, Outbox};
+use super::session::{self, Inbound, Shared};
+
+pub const PING_EVERY: Duration = Duration::from_secs(15);
+pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Frames waiting to be written to one connection. A subscriber this far behind is dropped
+/// (see `Outbox::deliver`); it reconnects and catches up from history.
+const OUTBOUND_QUEUE: usize = 8192;
+
+/// Decoded frames waiting for the session. Small: the reader simply stops reading when the
+/// session is busy, which pushes back on the client through TCP.
+const INBOUND_QUEUE: usize = 32;
+
+/// Most queued frames written before one flush.
+const WRITE_BATCH: usize = 256;
+
+/// Buffers per connection are kept small: most sessions are idle, and memory per idle session
+/// is what limits how many a server holds.
+fn socket_config() -> WebSocketConfig {
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(MAX_WIRE_BYTES);
+    config.max_frame_size = Some(MAX_WIRE_BYTES);
+    config.read_buffer_size = 4 * 1024;
+    config.write_buffer_size = 0;
+    config.max_write_buffer_size = 4 * MAX_WIRE_BYTES;
+    config
+}
+
+type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
+
+/// Serves one accepted TCP connection until it ends or `shutdown` fires.
+pub async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Shared,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(socket_config()));
+    let socket = match tokio::time::timeout(session::HANDSHAKE_TIMEOUT, upgrade).await {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, %e, "websocket upgrade failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "websocket upgrade timed out");
+            return;
+        }
+    };
+    let (sink, mut stream) = socket.split();
+    let control = Control::new(&shutdown);
+    let (out_tx, out_rx) = mpsc::channel::<Bytes>(OUTBOUND_QUEUE);
+    let (in_tx, in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+    let outbox = Outbox {
+        tx: out_tx,
+        control: control.clone(),
+    };
+    let writer = tokio::spawn(write_pump(sink, out_rx, control.clone()));
+    let session = tokio::spawn(session::run(shared, in_rx, outbox));
+
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(SILENCE_TIMEOUT, stream.next()) => next,
+            () = control.closed() => break,
+        };
+        let inbound = match next {
+            Ok(Some(Ok(Message::Binary(bytes)))) => {
+                if bytes.len() > MAX_FRAME_BYTES {
+                    Inbound::Bad {
+                        id: None,
+                        error: ProtocolError::too_large(format!(
+                            "frame is {} bytes; the limit is {MAX_FRAME_BYTES}",
+                            bytes.len()
+                        )),
+                    }
+                } else {
+                    session::inbound_from_bytes(&bytes)
+                }
+            }
+            Ok(Some(Ok(Message::Text(_)))) => Inbound::Bad {
+                id: None,
+                error: ProtocolError::invalid(
+                    "text frames are not part of the protocol: send MessagePack in binary frames",
+                ),
+            },
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) => break,
+            Ok(Some(Ok(_))) => continue, // ping, pong: activity is all that matters
+            Ok(Some(Err(e))) => {
+                // Oversized beyond what is safe to read, or a broken stream: this connection
+                // cannot go on, the others are unaffected.
+                tracing::debug!(%peer, %e, "connection error");
+                control.close(CloseReason::Protocol, format!("connection error: {e}"));
+                break;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "peer silent; reaping");
+                break;
+            }
+        };
+        if in_tx.send(inbound).await.is_err() {
+            break;
+        }
+    }
+    drop(in_tx);
+    let _ = session.await;
+    control.close(CloseReason::Protocol, "connection closed");
+    let _ = writer.await;
+}
+
+/// Writes queued frames, batching whatever is ready into one flush, and pings when idle. When
+/// the connection is told to close it writes what is already queued, then a `Closing` frame
+/// saying why, then the close handshake.
+async fn write_pump(
+    mut sink: Sink,
+    mut frames: mpsc::Receiver<Bytes>,
+    control: std::sync::Arc<Control>,
+) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.reset();
+    let result: Result<(), tokio_tungstenite::tungstenite::Error> = async {
+        loop {
+            tokio::select! {
+                biased;
+                frame = frames.recv() => {
+                    let Some(frame) = frame else { return Ok(()) };
+                    sink.feed(Message::Binary(frame)).await?;
+                    for _ in 1..WRITE_BATCH {
+                        match frames.try_recv() {
+                            Ok(frame) => sink.feed(Message::Binary(frame)).await?,
+                            Err(_) => break,
+                        }
+                    }
+                    sink.flush().await?;
+                }
+                _ = ping.tick() => sink.send(Message::Ping(Bytes::new())).await?,
+                () = control.closed() => return Ok(()),
+            }
+        }
+    }
+    .await;
+    if result.is_err() {
+        return;
+    }
+    // Flush what the session already queued (its last answers, in-flight acks).
+    frames.close();
+    while let Ok(frame) = frames.try_recv() {
+        if sink.feed(Message::Binary(frame)).await.is_err() {
+            return;
+        }
+    }
+    let (reason, message) = control.reason();
+    if let Some(bytes) = session::encoded(&ServerFrame::Closing { reason, message }) {
+        let _ = sink.feed(Message::Binary(bytes)).await;
+    }
+    let _ = sink.flush().await;
+    let _ = sink.close().await;
+}
