@@ -14,7 +14,7 @@ use crate::net::config::ClientConfig;
 use crate::net::identity::{Identity, parse_public_key};
 use crate::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login, Resume};
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{ChatMessage, PresenceChange, SessionKind, Visibility};
+use crate::net::protocol::{ChatMessage, PresenceChange, SessionKind, Visibility, WhisperMessage};
 
 /// Where the verbs find the key and the config file.
 #[derive(Debug, Clone)]
@@ -267,6 +267,7 @@ pub enum Format {
 /// One message as `tail --format json` prints it.
 pub fn message_json(m: &ChatMessage) -> serde_json::Value {
     serde_json::json!({
+        "kind": "message",
         "channel": m.channel.as_str(),
         "seq": m.seq,
         "from": m.from.to_string(),
@@ -281,22 +282,41 @@ fn rfc3339(ts_ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// One message as `tail` prints it for people: local time, channel, sender, text (later lines
-/// indented under the first).
-pub fn message_line(m: &ChatMessage) -> String {
-    let time = chrono::DateTime::from_timestamp_millis(m.ts)
+/// A whisper to the tailing session as `tail --format json` prints it.
+pub fn whisper_json(w: &WhisperMessage) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "whisper",
+        "from": w.from.to_string(),
+        "to": w.to.to_string(),
+        "ts": rfc3339(w.ts),
+        "text": w.text,
+    })
+}
+
+fn local_time(ts_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts_ms)
         .map(|t| {
             t.with_timezone(&chrono::Local)
                 .format("%Y-%m-%d %H:%M:%S")
                 .to_string()
         })
-        .unwrap_or_default();
-    let text = m.text.replace('\n', "\n    ");
-    format!("[{time}] #{} {}: {text}", m.channel, m.from)
+        .unwrap_or_default()
 }
 
-/// `conclave tail`: prints a channel's messages as they come, across reconnects and server
-/// restarts, until interrupted.
+/// One message as `tail` prints it for people: local time, channel, sender, text (later lines
+/// indented under the first).
+pub fn message_line(m: &ChatMessage) -> String {
+    let text = m.text.replace('\n', "\n    ");
+    format!("[{}] #{} {}: {text}", local_time(m.ts), m.channel, m.from)
+}
+
+pub fn whisper_line(w: &WhisperMessage) -> String {
+    let text = w.text.replace('\n', "\n    ");
+    format!("[{}] whisper from {}: {text}", local_time(w.ts), w.from)
+}
+
+/// `conclave tail`: prints a channel's messages (and whispers to this session) as they come,
+/// across reconnects and server restarts, until interrupted.
 pub async fn tail(
     env: &Env,
     channel: &str,
@@ -315,6 +335,7 @@ pub async fn tail(
         })
         .await?;
     client.link.join(&channel, resume).await?;
+    eprintln!("conclave: tailing #{channel} as {}", client.path);
     loop {
         let event = tokio::select! {
             event = client.events.recv() => event,
@@ -341,10 +362,14 @@ pub async fn tail(
                     human_duration(retry_in)
                 );
             }
-            LinkEvent::Connected { .. } => eprintln!("conclave: connected"),
+            LinkEvent::Connected { path, .. } => eprintln!("conclave: connected as {path}"),
             LinkEvent::ChannelLost { channel, reason } => bail!("lost #{channel}: {reason}"),
             LinkEvent::Closed { reason } => bail!(reason),
-            LinkEvent::Presence(_) | LinkEvent::Whisper(_) => {}
+            LinkEvent::Whisper(w) => match format {
+                Format::Text => println!("{}", whisper_line(&w)),
+                Format::Json => println!("{}", whisper_json(&w)),
+            },
+            LinkEvent::Presence(_) => {}
         }
     }
 }

@@ -1,0 +1,266 @@
+//! Helpers for tests that run the real `conclave` binary: a server on a free loopback port in
+//! a temp dir, users with their own config dirs, and long-running clients whose output lines
+//! are collected by a thread. Every child is killed when its guard drops; every wait times out.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_conclave");
+
+/// Kills the child when dropped, so a failing test leaves nothing running.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Collects a child's stdout lines on a thread.
+pub struct Lines {
+    rx: mpsc::Receiver<String>,
+}
+
+impl Lines {
+    pub fn new(stream: impl std::io::Read + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { rx }
+    }
+
+    /// The next line, or `None` after `timeout`.
+    pub fn next(&self, timeout: Duration) -> Option<String> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// Reads lines until `pred` holds for one, failing the test after `timeout`.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left) {
+                Some(line) if pred(&line) => return line,
+                Some(_) => {}
+                None => panic!("no matching line within {timeout:?}"),
+            }
+        }
+    }
+}
+
+/// A `conclave serve` child on a loopback port with its own data dir.
+pub struct Server {
+    pub data: TempDir,
+    pub addr: String,
+    child: Option<ChildGuard>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let (child, addr) = spawn_server(data.path(), "127.0.0.1:0");
+        Self {
+            data,
+            addr,
+            child: Some(child),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().0.id()
+    }
+
+    /// Stops the server with `signal` (e.g. "TERM", "KILL") and returns its exit status.
+    pub fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
+        let mut guard = self.child.take().expect("server running");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &guard.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = guard.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same address and data dir.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match try_spawn_server(self.data.path(), &self.addr) {
+                Ok((child, _)) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("restart retry: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("server did not restart: {e}"),
+            }
+        }
+    }
+}
+
+fn spawn_server(data: &Path, bind: &str) -> (ChildGuard, String) {
+    try_spawn_server(data, bind).unwrap()
+}
+
+fn try_spawn_server(data: &Path, bind: &str) -> Result<(ChildGuard, String), String> {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", bind, "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard(child);
+    let lines = Lines::new(stdout);
+    let first = lines
+        .next(Duration::from_secs(20))
+        .ok_or_else(|| "server printed nothing".to_owned())?;
+    let addr = first
+        .strip_prefix("listening on ")
+        .ok_or_else(|| format!("unexpected first line: {first}"))?
+        .to_owned();
+    Ok((guard, addr))
+}
+
+/// A person or script with their own config dir (key + config.toml).
+pub struct User {
+    pub name: String,
+    pub config: TempDir,
+}
+
+impl User {
+    /// Creates a key and registers `name` on `server`.
+    pub fn register(name: &str, server: &Server) -> Self {
+        let user = Self::unregistered(name);
+        let out = user.run(&[
+            "register",
+            name,
+            "--server",
+            &server.url(),
+            "--machine",
+            "box",
+        ]);
+        assert!(out.status.success(), "register failed: {}", stderr(&out));
+        user
+    }
+
+    pub fn unregistered(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("CONCLAVE_CONFIG_DIR", self.config.path())
+            .env("RUST_LOG", "warn")
+            .env_remove("RUST_BACKTRACE");
+        cmd
+    }
+
+    /// Runs a one-shot verb to completion (killed after 30 s).
+    pub fn run(&self, args: &[&str]) -> Output {
+        let child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_output(child, Duration::from_secs(30))
+    }
+
+    /// Runs a verb that must succeed and returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "`conclave {}` failed: {}",
+            args.join(" "),
+            stderr(&out)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a verb that must fail and returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "`conclave {}` should have failed",
+            args.join(" ")
+        );
+        stderr(&out)
+    }
+
+    /// Starts a long-running verb (e.g. `tail`); its stdout lines arrive on `Lines`.
+    pub fn spawn(&self, args: &[&str]) -> (ChildGuard, Lines, Lines) {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = Lines::new(child.stdout.take().unwrap());
+        let err = Lines::new(child.stderr.take().unwrap());
+        (ChildGuard(child), out, err)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.config.path().to_path_buf()
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("command timed out; stderr: {}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Parses a `tail --format json` line.
+pub fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}

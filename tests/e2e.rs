@@ -1,0 +1,256 @@
+//! End-to-end: the real `conclave` binary, a real server on loopback, real files.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Server, User, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// alice and bob in #general, bob tailing it.
+fn two_users_in_general(server: &Server) -> (User, User) {
+    let alice = User::register("alice", server);
+    let bob = User::register("bob", server);
+    alice.ok(&["channel", "create", "general"]);
+    alice.ok(&["join", "#general"]);
+    bob.ok(&["join", "general"]);
+    (alice, bob)
+}
+
+#[test]
+fn two_users_exchange_messages_and_a_whisper() {
+    let server = Server::start();
+    let (alice, bob) = two_users_in_general(&server);
+    let (_tail, lines, err) = bob.spawn(&["tail", "general", "--format", "json"]);
+    let ready = err.wait_for(WAIT, |l| l.contains("tailing #general as"));
+    let bob_path = ready.rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(bob_path, "bob/box/tail");
+
+    assert_eq!(
+        alice.ok(&["send", "general", "hello bob"]).trim(),
+        "#general 1"
+    );
+    let line = json(&lines.wait_for(WAIT, |_| true));
+    assert_eq!(line["kind"], "message");
+    assert_eq!(line["channel"], "general");
+    assert_eq!(line["seq"], 1);
+    assert_eq!(line["from"], "alice/box/cli");
+    assert_eq!(line["text"], "hello bob");
+    assert!(line["ts"].as_str().unwrap().ends_with('Z'));
+
+    // Text from stdin, and an answer from bob's side.
+    let mut send = bob.command(&["send", "general", "-"]);
+    send.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = send.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line one\nline two\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let line = json(&lines.wait_for(WAIT, |_| true));
+    assert_eq!(line["text"], "line one\nline two");
+    assert_eq!(line["from"], "bob/box/cli");
+
+    alice.ok(&["whisper", &bob_path, "psst"]);
+    let line = json(&lines.wait_for(WAIT, |_| true));
+    assert_eq!(line["kind"], "whisper");
+    assert_eq!(line["from"], "alice/box/cli");
+    assert_eq!(line["text"], "psst");
+
+    let e = alice.fails(&["whisper", "bob/box/nobody", "hi"]);
+    assert!(e.contains("bob/box/nobody is not online"), "{e}");
+
+    let who = alice.ok(&["who", "general"]);
+    assert!(who.contains("bob/box/tail"), "{who}");
+    assert!(who.contains("alice") && who.contains("2 members"), "{who}");
+}
+
+#[test]
+fn history_reads_last_n_and_since() {
+    let server = Server::start();
+    let (alice, bob) = two_users_in_general(&server);
+    for i in 1..=5 {
+        alice.ok(&["send", "general", &format!("m{i}")]);
+    }
+    let (_tail, lines, _err) = bob.spawn(&["tail", "general", "--last", "2", "--format", "json"]);
+    let seqs: Vec<i64> = (0..2)
+        .map(|_| {
+            json(&lines.wait_for(WAIT, |_| true))["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, [4, 5]);
+
+    let (_tail, lines, _err) = bob.spawn(&["tail", "general", "--since", "1"]);
+    let first = lines.wait_for(WAIT, |_| true);
+    assert!(first.contains("#general alice/box/cli: m2"), "{first}");
+}
+
+#[test]
+fn tail_survives_a_server_restart_with_no_gap_and_no_duplicate() {
+    let mut server = Server::start();
+    let (alice, bob) = two_users_in_general(&server);
+    let (_tail, lines, err) = bob.spawn(&["tail", "general", "--format", "json"]);
+    err.wait_for(WAIT, |l| l.contains("tailing"));
+    for i in 1..=5 {
+        alice.ok(&["send", "general", &format!("m{i}")]);
+    }
+    let status = server.stop("TERM");
+    assert!(status.success(), "SIGTERM should exit 0, got {status}");
+    server.restart();
+    for i in 6..=10 {
+        alice.ok(&["send", "general", &format!("m{i}")]);
+    }
+    let got: Vec<(i64, String)> = (0..10)
+        .map(|_| {
+            let v = json(&lines.wait_for(Duration::from_secs(40), |_| true));
+            (
+                v["seq"].as_i64().unwrap(),
+                v["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(i64, String)> = (1..=10).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(got, expected);
+    assert!(
+        lines.next(Duration::from_millis(500)).is_none(),
+        "a duplicate arrived"
+    );
+}
+
+#[test]
+fn acknowledged_messages_survive_kill_9_under_load() {
+    let mut server = Server::start();
+    let (alice, bob) = two_users_in_general(&server);
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let alice = Arc::new(alice);
+    let senders: Vec<_> = (0..10)
+        .map(|s| {
+            let alice = alice.clone();
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                for j in 0.. {
+                    let text = format!("s{s}-{j}");
+                    let out = alice.run(&["send", "general", &text]);
+                    if !out.status.success() {
+                        break;
+                    }
+                    acked.lock().unwrap().insert(text);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.stop("KILL");
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 10,
+        "too few sends before the kill: {}",
+        acked.len()
+    );
+
+    server.restart();
+    let (_tail, lines, _err) = bob.spawn(&["tail", "general", "--since", "0", "--format", "json"]);
+    let mut stored = BTreeSet::new();
+    let mut last_seq = 0;
+    while !acked.is_subset(&stored) {
+        let Some(line) = lines.next(WAIT) else {
+            let missing: Vec<_> = acked.difference(&stored).take(5).collect();
+            panic!("acknowledged messages missing after kill -9: {missing:?}");
+        };
+        let v = json(&line);
+        let seq = v["seq"].as_i64().unwrap();
+        assert_eq!(seq, last_seq + 1, "history has a gap or a duplicate");
+        last_seq = seq;
+        stored.insert(v["text"].as_str().unwrap().to_owned());
+    }
+}
+
+#[test]
+fn clear_errors_for_bad_input_and_a_dead_server() {
+    let server = Server::start();
+    let (alice, bob) = two_users_in_general(&server);
+
+    let e =
+        User::unregistered("carol").fails(&["send", "general", "hi", "--server", &server.url()]);
+    assert!(e.contains("conclave key"), "{e}");
+    let e = User::unregistered("mallory").fails(&["register", "alice", "--server", &server.url()]);
+    assert!(e.contains("taken"), "{e}");
+    let e = alice.fails(&["send", "nowhere", "hi"]);
+    assert!(e.contains("there is no channel #nowhere"), "{e}");
+    let e = alice.fails(&["send", "bad name", "hi"]);
+    assert!(e.contains("channel name"), "{e}");
+    let e = alice.fails(&["send", "general", &"x".repeat(20_000)]);
+    assert!(e.contains("limit"), "{e}");
+    let e = alice.fails(&["send", "general", "hi", "--server", "ws://127.0.0.1:9"]);
+    assert!(e.contains("cannot reach ws://127.0.0.1:9"), "{e}");
+    let e = alice.fails(&["send", "general", "hi", "--server", "http://x"]);
+    assert!(e.contains("not a server address"), "{e}");
+
+    // A private channel is invisible to strangers, in listings and by name.
+    alice.ok(&["channel", "create", "secret", "--visibility", "private"]);
+    let listed = bob.ok(&["channel", "list"]);
+    assert!(!listed.contains("secret"), "{listed}");
+    let e = bob.fails(&["join", "secret"]);
+    assert!(e.contains("there is no channel #secret"), "{e}");
+    let e = bob.fails(&["send", "secret", "hi"]);
+    assert!(e.contains("there is no channel #secret"), "{e}");
+    assert!(alice.ok(&["channel", "list"]).contains("secret"));
+
+    // An explicit handle that is live already is refused, not renamed.
+    let (_tail, _lines, err) = alice.spawn(&["tail", "general"]);
+    err.wait_for(WAIT, |l| l.contains("tailing"));
+    let e = alice.fails(&["send", "general", "hi", "--as", "tail"]);
+    assert!(e.contains("already connected"), "{e}");
+}
+
+#[test]
+fn machines_are_added_listed_and_removed_with_their_sessions() {
+    let server = Server::start();
+    let (alice, _bob) = two_users_in_general(&server);
+    // A second machine of alice's: its own key, enrolled from the first.
+    let desk = User::unregistered("alice");
+    let key = desk.ok(&["key"]).trim().to_owned();
+    assert!(key.starts_with("ed25519:"));
+    alice.ok(&["machine", "add", "desk", &key]);
+    let listed = alice.ok(&["machine", "list"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].starts_with("box ") && lines[0].ends_with("(this machine)"),
+        "{listed}"
+    );
+    assert!(
+        lines[1].starts_with("desk ") && lines[1].contains(&key),
+        "{listed}"
+    );
+
+    let server_flag = ["--server", &server.url()];
+    let mut tail_args = vec!["tail", "general"];
+    tail_args.extend(server_flag);
+    let (mut tail, _lines, err) = desk.spawn(&tail_args);
+    let ready = err.wait_for(WAIT, |l| l.contains("tailing"));
+    assert!(ready.ends_with("alice/desk/tail"), "{ready}");
+
+    alice.ok(&["machine", "remove", "desk"]);
+    let gone = err.wait_for(WAIT, |l| l.contains("removed"));
+    assert!(gone.contains("machine alice/desk was removed"), "{gone}");
+    let status = tail.0.wait().unwrap();
+    assert!(!status.success());
+    let mut send_args = vec!["send", "general", "hi"];
+    send_args.extend(server_flag);
+    let e = desk.fails(&send_args);
+    assert!(e.contains("not enrolled"), "{e}");
+}
