@@ -1,0 +1,422 @@
+//! The server in-process (bound to 127.0.0.1:0), driven through `net::link` and through raw
+//! WebSocket connections that misbehave on purpose.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use conclave::net::codec;
+use conclave::net::identity::Identity;
+use conclave::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login, Resume};
+use conclave::net::names::Name;
+use conclave::net::protocol::{
+    ClientFrame, ErrorCode, MAX_FRAME_BYTES, OnConflict, PROTOCOL_VERSION, ServerFrame,
+    SessionKind, Visibility,
+};
+use conclave::server::{self, ServerConfig};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct TestServer {
+    url: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<color_eyre::Result<()>>,
+}
+
+async fn start() -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(server::run(
+        listener,
+        ServerConfig::ephemeral(),
+        shutdown.clone(),
+    ));
+    TestServer {
+        url,
+        shutdown,
+        task,
+    }
+}
+
+impl TestServer {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+struct Client {
+    link: LinkHandle,
+    events: tokio::sync::mpsc::Receiver<LinkEvent>,
+}
+
+/// Registers `user` with a fresh in-memory key and waits for the welcome.
+async fn client(server: &TestServer, user: &str, handle: &str) -> Client {
+    let (link, mut events) = link::spawn(LinkConfig {
+        url: server.url.clone(),
+        identity: Arc::new(Identity::generate().unwrap()),
+        handle: Name::handle(handle).unwrap(),
+        handle_defaulted: true,
+        kind: SessionKind::Agent,
+        login: Login::Register {
+            username: Name::user(user).unwrap(),
+            machine: Name::machine("m").unwrap(),
+        },
+        persistent: true,
+    });
+    match tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        LinkEvent::Connected { .. } => Client { link, events },
+        other => panic!("expected connected, got {other:?}"),
+    }
+}
+
+impl Client {
+    async fn next_message(&mut self) -> conclave::net::protocol::ChatMessage {
+        loop {
+            match tokio::time::timeout(WAIT, self.events.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                LinkEvent::Message(m) => return m,
+                LinkEvent::Presence(_) => {}
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+}
+
+fn general() -> Name {
+    Name::channel("general").unwrap()
+}
+
+/// A raw WebSocket to the server, for sending what no well-behaved client would.
+async fn raw(
+    server: &TestServer,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    tokio_tungstenite::connect_async(server.url.as_str())
+        .await
+        .unwrap()
+        .0
+}
+
+/// The next decodable frame from a raw socket, or `None` once it closes.
+async fn raw_next(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<ServerFrame> {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Binary(b))) => return Some(codec::decode(&b).unwrap()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn messages_fan_out_in_order_and_sends_are_idempotent() {
+    let server = start().await;
+    let alice = client(&server, "alice", "a").await;
+    let mut bob = client(&server, "bob", "b").await;
+    alice
+        .link
+        .create_channel(&general(), Visibility::Public)
+        .await
+        .unwrap();
+    alice.link.join(&general(), Resume::Live).await.unwrap();
+    bob.link.join(&general(), Resume::Live).await.unwrap();
+
+    let sends: Vec<_> = (0..50)
+        .map(|i| {
+            let link = alice.link.clone();
+            tokio::spawn(async move { link.send(&general(), &format!("m{i}")).await.unwrap() })
+        })
+        .collect();
+    for send in sends {
+        send.await.unwrap();
+    }
+    let seqs: Vec<u64> = {
+        let mut v = Vec::new();
+        for _ in 0..50 {
+            v.push(bob.next_message().await.seq);
+        }
+        v
+    };
+    assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
+
+    // The same client id twice stores one row.
+    let frame = ClientFrame::Send {
+        id: 0,
+        channel: general(),
+        client_id: "fixed".into(),
+        text: "once".into(),
+    };
+    let first = alice.link.request(frame.clone()).await.unwrap();
+    let again = alice.link.request(frame).await.unwrap();
+    match (first, again) {
+        (
+            ServerFrame::Sent {
+                seq: a,
+                duplicate: false,
+                ..
+            },
+            ServerFrame::Sent {
+                seq: b,
+                duplicate: true,
+                ..
+            },
+        ) => {
+            assert_eq!(a, b)
+        }
+        other => panic!("unexpected answers {other:?}"),
+    }
+    assert_eq!(bob.next_message().await.text, "once");
+    let history = bob
+        .link
+        .history(&general(), Some(50), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn defaulted_handles_take_a_suffix_and_chosen_ones_are_refused() {
+    let server = start().await;
+    let identity = Arc::new(Identity::generate().unwrap());
+    let config = |handle_defaulted| LinkConfig {
+        url: server.url.clone(),
+        identity: identity.clone(),
+        handle: Name::handle("api").unwrap(),
+        handle_defaulted,
+        kind: SessionKind::Agent,
+        login: Login::Register {
+            username: Name::user("alice").unwrap(),
+            machine: Name::machine("m").unwrap(),
+        },
+        persistent: false,
+    };
+    let (_one, mut events_one) = link::spawn(config(true));
+    let (_two, mut events_two) = link::spawn(config(true));
+    let (_three, mut events_three) = link::spawn(config(false));
+    let mut paths = Vec::new();
+    for events in [&mut events_one, &mut events_two] {
+        match tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            LinkEvent::Connected { path, .. } => paths.push(path.to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+    paths.sort();
+    assert_eq!(paths, ["alice/m/api", "alice/m/api-2"]);
+    match tokio::time::timeout(WAIT, events_three.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        LinkEvent::Closed { reason } => assert!(reason.contains("already connected"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_and_oversized_frames_get_errors_and_spare_other_clients() {
+    let server = start().await;
+    let alice = client(&server, "alice", "a").await;
+    let mut bob = client(&server, "bob", "b").await;
+    alice
+        .link
+        .create_channel(&general(), Visibility::Public)
+        .await
+        .unwrap();
+    bob.link.join(&general(), Resume::Live).await.unwrap();
+
+    // Before authentication: garbage gets an error and the connection is closed.
+    let mut ws = raw(&server).await;
+    ws.send(Message::Binary(vec![0xc1, 0xff, 0x00].into()))
+        .await
+        .unwrap();
+    match raw_next(&mut ws).await {
+        Some(ServerFrame::Error { code, .. }) => assert_eq!(code, ErrorCode::Invalid),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    while raw_next(&mut ws).await.is_some() {}
+
+    // A request before the handshake is refused the same way.
+    let mut ws = raw(&server).await;
+    let frame = codec::encode(&ClientFrame::ListChannels { id: 1 }).unwrap();
+    ws.send(Message::Binary(frame.into())).await.unwrap();
+    assert!(matches!(
+        raw_next(&mut ws).await,
+        Some(ServerFrame::Error { .. })
+    ));
+
+    // A wrong protocol version is named as such.
+    let mut ws = raw(&server).await;
+    let hello = ClientFrame::Hello {
+        version: PROTOCOL_VERSION + 1,
+        handle: Name::handle("x").unwrap(),
+        kind: SessionKind::Agent,
+        on_conflict: OnConflict::Suffix,
+    };
+    ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
+        .await
+        .unwrap();
+    match raw_next(&mut ws).await {
+        Some(ServerFrame::Error { code, .. }) => assert_eq!(code, ErrorCode::VersionMismatch),
+        other => panic!("expected version mismatch, got {other:?}"),
+    }
+
+    // Text frames, truncated frames, unknown kinds: an error each.
+    let mut ws = raw(&server).await;
+    ws.send(Message::Text("hello?".into())).await.unwrap();
+    assert!(matches!(
+        raw_next(&mut ws).await,
+        Some(ServerFrame::Error {
+            code: ErrorCode::Invalid,
+            ..
+        })
+    ));
+
+    // Oversized (but readable) frames get TooLarge; past the wire limit the connection closes.
+    let mut ws = raw(&server).await;
+    ws.send(Message::Binary(vec![0x90; MAX_FRAME_BYTES + 1].into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        raw_next(&mut ws).await,
+        Some(ServerFrame::Error {
+            code: ErrorCode::TooLarge,
+            ..
+        })
+    ));
+    let mut ws = raw(&server).await;
+    let _ = ws
+        .send(Message::Binary(vec![0u8; 2 * 1024 * 1024].into()))
+        .await;
+    while raw_next(&mut ws).await.is_some() {}
+
+    // After all that, the others still talk.
+    alice.link.join(&general(), Resume::Live).await.unwrap();
+    alice.link.send(&general(), "still here").await.unwrap();
+    assert_eq!(bob.next_message().await.text, "still here");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn request_errors_are_typed() {
+    let server = start().await;
+    let alice = client(&server, "alice", "a").await;
+    let e = alice
+        .link
+        .history(&general(), None, None, 10)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotFound));
+    let e = alice.link.send(&general(), "").await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Invalid));
+    let e = alice
+        .link
+        .send(&general(), &"x".repeat(20_000))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::TooLarge));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn undecodable_requests_after_login_are_answered_by_id_and_the_connection_survives() {
+    let server = start().await;
+    let mut ws = raw(&server).await;
+    let identity = Identity::generate().unwrap();
+    let handle = Name::handle("raw").unwrap();
+    let hello = ClientFrame::Hello {
+        version: PROTOCOL_VERSION,
+        handle: handle.clone(),
+        kind: SessionKind::Agent,
+        on_conflict: OnConflict::Suffix,
+    };
+    ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
+        .await
+        .unwrap();
+    let Some(ServerFrame::Challenge { nonce, server_id }) = raw_next(&mut ws).await else {
+        panic!("expected a challenge")
+    };
+    let register = ClientFrame::Register {
+        username: Name::user("raw").unwrap(),
+        machine: Name::machine("m").unwrap(),
+        public_key: identity.public_key().to_vec(),
+        signature: identity
+            .sign_challenge(&server_id, &nonce, &handle, SessionKind::Agent)
+            .to_vec(),
+    };
+    ws.send(Message::Binary(codec::encode(&register).unwrap().into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        raw_next(&mut ws).await,
+        Some(ServerFrame::Welcome { .. })
+    ));
+
+    for (id, value) in [
+        (
+            5,
+            serde_json::json!({"type": "join", "id": 5, "channel": "bad name"}),
+        ),
+        (6, serde_json::json!({"type": "launch_rockets", "id": 6})),
+        (7, serde_json::json!({"type": "send", "id": 7})),
+    ] {
+        let bytes = rmp_serde::to_vec_named(&value).unwrap();
+        ws.send(Message::Binary(bytes.into())).await.unwrap();
+        match raw_next(&mut ws).await {
+            Some(ServerFrame::Error { id: got, code, .. }) => {
+                assert_eq!((got, code), (Some(id), ErrorCode::Invalid));
+            }
+            other => panic!("expected an error for {id}, got {other:?}"),
+        }
+    }
+    let list = codec::encode(&ClientFrame::ListChannels { id: 8 }).unwrap();
+    ws.send(Message::Binary(list.into())).await.unwrap();
+    assert!(matches!(
+        raw_next(&mut ws).await,
+        Some(ServerFrame::Channels { id: 8, .. })
+    ));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_sessions_and_the_server_task_ends() {
+    let server = start().await;
+    let mut alice = client(&server, "alice", "a").await;
+    server.stop().await;
+    match tokio::time::timeout(WAIT, alice.events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        LinkEvent::Disconnected { reason, .. } => {
+            assert!(reason.contains("shutting down"), "{reason}")
+        }
+        other => panic!("expected a disconnect, got {other:?}"),
+    }
+}
