@@ -118,6 +118,8 @@ enum Command {
         #[command(subcommand)]
         command: MachineCommand,
     },
+    /// Measure fan-out, latency, acknowledged sends and memory per idle session
+    Bench(cli::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -260,5 +262,6 @@ async fn run(cli: Cli) -> Result<()> {
                 cli::machine_remove(&env, &name, server.as_deref()).await
             }
         },
+        Command::Bench(args) => cli::bench::run(args).await,
     }
 }

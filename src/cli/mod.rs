@@ -3,6 +3,7 @@
 //! diagnostics to stderr; every failure is an error with words a person can act on, which
 //! `main` turns into a non-zero exit.
 
+pub mod bench;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,513 @@
+//! `conclave bench`: a load tool that prints figures (it asserts nothing).
+//!
+//! Starts its own `conclave serve --ephemeral` child (or uses `--server URL`) and measures,
+//! through the same link every client uses:
+//! - memory per idle authenticated session (server RSS delta over N sessions; own server only);
+//! - fan-out: one sender posts as fast as it can to S subscribers: deliveries/s, losses,
+//!   end-to-end latency (each message carries its send time);
+//! - latency at a paced rate with many subscribers;
+//! - acknowledged sends/s from concurrent senders (each ack follows the database commit).
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::{Result, WrapErr, bail, eyre};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::net::identity::{Identity, random_bytes};
+use crate::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login, Resume};
+use crate::net::names::Name;
+use crate::net::protocol::{SessionKind, Visibility};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Measure this server instead of starting one (memory is then not measured)
+    #[arg(long)]
+    server: Option<String>,
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    json: bool,
+    /// Messages per fan-out run
+    #[arg(long, default_value_t = 10_000)]
+    messages: u64,
+    /// Subscriber counts for the fan-out runs
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    subscribers: Vec<usize>,
+    /// Rate of the paced latency run, in messages per second
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Subscribers in the paced latency run
+    #[arg(long, default_value_t = 100)]
+    paced_subscribers: usize,
+    /// Length of the paced latency run, in seconds
+    #[arg(long, default_value_t = 5)]
+    paced_seconds: u64,
+    /// Concurrent senders in the acknowledged-sends run
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+    /// Idle sessions for the memory run
+    #[arg(long, default_value_t = 2000)]
+    sessions: usize,
+}
+
+/// Sends in flight per sender: enough to keep the pipe full without unbounded queues.
+const WINDOW: usize = 256;
+
+/// Message bodies are about this long, like a short chat line.
+const BODY_LEN: usize = 100;
+
+#[derive(Debug, Serialize)]
+struct FanOut {
+    subscribers: usize,
+    messages: u64,
+    deliveries: u64,
+    lost: u64,
+    deliveries_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Paced {
+    subscribers: usize,
+    rate: u64,
+    messages: u64,
+    lost: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Acked {
+    senders: usize,
+    window_per_sender: usize,
+    messages: u64,
+    acked_per_sec: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Memory {
+    sessions: usize,
+    rss_before_kib: u64,
+    rss_after_kib: u64,
+    kib_per_session: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    server: String,
+    memory: Option<Memory>,
+    fan_out: Vec<FanOut>,
+    paced: Paced,
+    acked: Acked,
+}
+
+/// The bench's view of a server: where it is, and its pid when it is our child.
+struct Target {
+    url: String,
+    pid: Option<u32>,
+    _child: Option<tokio::process::Child>,
+}
+
+async fn start_server() -> Result<Target> {
+    let exe = std::env::current_exe().wrap_err("cannot find the conclave binary")?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["serve", "--ephemeral", "--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .wrap_err("cannot start the server")?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| eyre!("no server stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .wrap_err("the server did not start")??
+        .ok_or_else(|| eyre!("the server printed nothing"))?;
+    let addr = first
+        .strip_prefix("listening on ")
+        .ok_or_else(|| eyre!("unexpected server output: {first}"))?;
+    Ok(Target {
+        url: format!("ws://{addr}"),
+        pid: child.id(),
+        _child: Some(child),
+    })
+}
+
+/// Resident memory of a process, in KiB (Linux).
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| eyre!("no VmRSS for {pid}"))
+}
+
+/// Connected bench clients share one user; each gets its own handle.
+struct Clients {
+    url: String,
+    identity: Arc<Identity>,
+    next: usize,
+}
+
+impl Clients {
+    async fn new(url: String) -> Result<(Self, LinkHandle)> {
+        let identity = Arc::new(Identity::generate()?);
+        let mut tag = [0u8; 4];
+        random_bytes(&mut tag)?;
+        let user = format!("bench-{:08x}", u32::from_le_bytes(tag));
+        let login = Login::Register {
+            username: Name::user(&user)?,
+            machine: Name::machine("bench")?,
+        };
+        let mut clients = Self {
+            url,
+            identity,
+            next: 0,
+        };
+        let first = clients.connect_with(login).await?.0;
+        Ok((clients, first))
+    }
+
+    async fn connect(&mut self) -> Result<(LinkHandle, tokio::sync::mpsc::Receiver<LinkEvent>)> {
+        self.connect_with(Login::Key).await
+    }
+
+    async fn connect_with(
+        &mut self,
+        login: Login,
+    ) -> Result<(LinkHandle, tokio::sync::mpsc::Receiver<LinkEvent>)> {
+        self.next += 1;
+        let (link, mut events) = link::spawn(LinkConfig {
+            url: self.url.clone(),
+            identity: self.identity.clone(),
+            handle: Name::handle(&format!("c{}", self.next))?,
+            handle_defaulted: true,
+            kind: SessionKind::Agent,
+            login,
+            persistent: false,
+        });
+        match events.recv().await {
+            Some(LinkEvent::Connected { .. }) => Ok((link, events)),
+            Some(LinkEvent::Closed { reason }) => bail!(reason),
+            other => bail!("unexpected first event {other:?}"),
+        }
+    }
+}
+
+/// A body of about `BODY_LEN` bytes that starts with its send time.
+fn body(origin: Instant) -> String {
+    let nanos = origin.elapsed().as_nanos();
+    format!("{nanos:020} {}", "x".repeat(BODY_LEN - 21))
+}
+
+fn latency_ms(origin: Instant, text: &str) -> Option<f64> {
+    let sent: u128 = text.get(..20)?.parse().ok()?;
+    let now = origin.elapsed().as_nanos();
+    Some(now.saturating_sub(sent) as f64 / 1e6)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Receives up to `expected` messages on one subscriber; returns latencies and the time the
+/// last one arrived. Gives up `idle` after the last arrival.
+async fn subscribe(
+    mut events: tokio::sync::mpsc::Receiver<LinkEvent>,
+    expected: u64,
+    origin: Instant,
+    idle: Duration,
+) -> (Vec<f64>, Option<Instant>) {
+    let mut latencies = Vec::with_capacity(expected as usize);
+    let mut last = None;
+    while (latencies.len() as u64) < expected {
+        match tokio::time::timeout(idle, events.recv()).await {
+            Ok(Some(LinkEvent::Message(m))) => {
+                if let Some(ms) = latency_ms(origin, &m.text) {
+                    latencies.push(ms);
+                    last = Some(Instant::now());
+                }
+            }
+            Ok(Some(LinkEvent::Closed { .. })) | Ok(None) | Err(_) => break,
+            Ok(Some(_)) => {}
+        }
+    }
+    (latencies, last)
+}
+
+async fn channel(first: &LinkHandle, label: &str) -> Result<Name> {
+    let mut tag = [0u8; 3];
+    random_bytes(&mut tag)?;
+    let name = Name::channel(&format!(
+        "{label}-{:06x}",
+        u32::from_le_bytes([tag[0], tag[1], tag[2], 0])
+    ))?;
+    // Creating makes the bench user a member, so every bench client (same user) may post
+    // without joining, and only subscribers receive.
+    first.create_channel(&name, Visibility::Public).await?;
+    Ok(name)
+}
+
+type Subscribers = Vec<tokio::task::JoinHandle<(Vec<f64>, Option<Instant>)>>;
+
+/// Connects `n` subscribers to `name` and starts their receive loops.
+async fn subscribers(
+    clients: &mut Clients,
+    name: &Name,
+    n: usize,
+    expected: u64,
+    origin: Instant,
+) -> Result<(Vec<LinkHandle>, Subscribers)> {
+    let mut links = Vec::new();
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (link, events) = clients.connect().await?;
+        link.join(name, Resume::Live).await?;
+        links.push(link);
+        tasks.push(tokio::spawn(subscribe(
+            events,
+            expected,
+            origin,
+            Duration::from_secs(10),
+        )));
+    }
+    Ok((links, tasks))
+}
+
+async fn gather(tasks: Subscribers) -> (Vec<f64>, Option<Instant>) {
+    let mut all = Vec::new();
+    let mut last: Option<Instant> = None;
+    for task in tasks {
+        if let Ok((latencies, at)) = task.await {
+            all.extend(latencies);
+            last = last.max(at);
+        }
+    }
+    all.sort_by(f64::total_cmp);
+    (all, last)
+}
+
+async fn fan_out(
+    clients: &mut Clients,
+    first: &LinkHandle,
+    subs: usize,
+    messages: u64,
+) -> Result<FanOut> {
+    let name = channel(first, "fanout").await?;
+    let origin = Instant::now();
+    let (_links, tasks) = subscribers(clients, &name, subs, messages, origin).await?;
+    let (sender, _) = clients.connect().await?;
+    let start = Instant::now();
+    let failures = futures_util::stream::iter(0..messages)
+        .map(|_| {
+            let sender = sender.clone();
+            let name = name.clone();
+            async move { sender.send(&name, &body(origin)).await.is_err() }
+        })
+        .buffer_unordered(WINDOW)
+        .filter(|failed| std::future::ready(*failed))
+        .count()
+        .await;
+    if failures > 0 {
+        bail!("{failures} sends failed");
+    }
+    let (latencies, last) = gather(tasks).await;
+    let deliveries = latencies.len() as u64;
+    let elapsed = last.map_or(Duration::ZERO, |l| l - start).as_secs_f64();
+    Ok(FanOut {
+        subscribers: subs,
+        messages,
+        deliveries,
+        lost: messages * subs as u64 - deliveries,
+        deliveries_per_sec: if elapsed > 0.0 {
+            deliveries as f64 / elapsed
+        } else {
+            0.0
+        },
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+    })
+}
+
+async fn paced(clients: &mut Clients, first: &LinkHandle, args: &BenchArgs) -> Result<Paced> {
+    let name = channel(first, "paced").await?;
+    let messages = args.rate * args.paced_seconds;
+    let origin = Instant::now();
+    let (_links, tasks) =
+        subscribers(clients, &name, args.paced_subscribers, messages, origin).await?;
+    let (sender, _) = clients.connect().await?;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..messages {
+        tick.tick().await;
+        let sender = sender.clone();
+        let name = name.clone();
+        sends.spawn(async move { sender.send(&name, &body(origin)).await });
+    }
+    while let Some(result) = sends.join_next().await {
+        result??;
+    }
+    let (latencies, _) = gather(tasks).await;
+    Ok(Paced {
+        subscribers: args.paced_subscribers,
+        rate: args.rate,
+        messages,
+        lost: messages * args.paced_subscribers as u64 - latencies.len() as u64,
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        max_ms: latencies.last().copied().unwrap_or(0.0),
+    })
+}
+
+async fn acked(clients: &mut Clients, first: &LinkHandle, senders: usize) -> Result<Acked> {
+    let name = channel(first, "acked").await?;
+    let per_sender: u64 = 5_000;
+    let window = 16;
+    let mut links = Vec::new();
+    for _ in 0..senders {
+        links.push(clients.connect().await?.0);
+    }
+    let origin = Instant::now();
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for link in links {
+        let name = name.clone();
+        tasks.spawn(async move {
+            futures_util::stream::iter(0..per_sender)
+                .map(|_| {
+                    let link = link.clone();
+                    let name = name.clone();
+                    async move { link.send(&name, &body(origin)).await.is_ok() }
+                })
+                .buffer_unordered(window)
+                .filter(|ok| std::future::ready(*ok))
+                .count()
+                .await
+        });
+    }
+    let mut total = 0u64;
+    while let Some(done) = tasks.join_next().await {
+        total += done? as u64;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(Acked {
+        senders,
+        window_per_sender: window,
+        messages: total,
+        acked_per_sec: total as f64 / elapsed,
+    })
+}
+
+async fn memory(clients: &mut Clients, pid: u32, sessions: usize) -> Result<Memory> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid)?;
+    let mut links = Vec::with_capacity(sessions);
+    for _ in 0..sessions {
+        links.push(clients.connect().await?);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib(pid)?;
+    drop(links);
+    Ok(Memory {
+        sessions,
+        rss_before_kib: before,
+        rss_after_kib: after,
+        kib_per_session: after.saturating_sub(before) as f64 / sessions as f64,
+    })
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let target = match &args.server {
+        Some(url) => Target {
+            url: url.clone(),
+            pid: None,
+            _child: None,
+        },
+        None => start_server().await?,
+    };
+    let (mut clients, first) = Clients::new(target.url.clone()).await?;
+    let say = |line: String| {
+        if !args.json {
+            eprintln!("{line}");
+        }
+    };
+
+    let memory = match target.pid {
+        Some(pid) => {
+            say(format!(
+                "memory: connecting {} idle sessions...",
+                args.sessions
+            ));
+            Some(memory(&mut clients, pid, args.sessions).await?)
+        }
+        None => None,
+    };
+    let mut fan = Vec::new();
+    for &subs in &args.subscribers {
+        say(format!(
+            "fan-out: {} messages to {subs} subscribers...",
+            args.messages
+        ));
+        fan.push(fan_out(&mut clients, &first, subs, args.messages).await?);
+    }
+    say(format!(
+        "paced: {} msg/s for {} s to {} subscribers...",
+        args.rate, args.paced_seconds, args.paced_subscribers
+    ));
+    let paced = paced(&mut clients, &first, &args).await?;
+    say(format!("acked: {} concurrent senders...", args.senders));
+    let acked = acked(&mut clients, &first, args.senders).await?;
+    let report = Report {
+        server: target.url.clone(),
+        memory,
+        fan_out: fan,
+        paced,
+        acked,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn print_table(r: &Report) {
+    println!("conclave bench against {}", r.server);
+    if let Some(m) = &r.memory {
+        println!(
+            "memory      {} idle sessions: {:.1} KiB each (server RSS {} -> {} KiB)",
+            m.sessions, m.kib_per_session, m.rss_before_kib, m.rss_after_kib
+        );
+    }
+    for f in &r.fan_out {
+        println!(
+            "fan-out     {:>3} subscribers x {} msgs: {:>9.0} deliveries/s, lost {}, p50 {:.2} ms, p99 {:.2} ms",
+            f.subscribers, f.messages, f.deliveries_per_sec, f.lost, f.p50_ms, f.p99_ms
+        );
+    }
+    let p = &r.paced;
+    println!(
+        "paced       {} msg/s x {} subscribers: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, lost {}",
+        p.rate, p.subscribers, p.p50_ms, p.p99_ms, p.max_ms, p.lost
+    );
+    let a = &r.acked;
+    println!(
+        "acked       {} senders (window {}): {:.0} acknowledged sends/s ({} messages)",
+        a.senders, a.window_per_sender, a.acked_per_sec, a.messages
+    );
+}
