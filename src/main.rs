@@ -212,6 +212,7 @@ async fn run(cli: Cli) -> Result<()> {
                 },
                 admins,
                 retention: Duration::from_secs(u64::from(retention_days) * 24 * 3600),
+                heartbeat: server::DEFAULT_HEARTBEAT,
             };
             server::serve(&bind, config).await
         }

@@ -29,14 +29,14 @@ struct TestServer {
 }
 
 async fn start() -> TestServer {
+    start_with(ServerConfig::ephemeral()).await
+}
+
+async fn start_with(config: ServerConfig) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(server::run(
-        listener,
-        ServerConfig::ephemeral(),
-        shutdown.clone(),
-    ));
+    let task = tokio::spawn(server::run(listener, config, shutdown.clone()));
     TestServer {
         url,
         shutdown,
@@ -127,6 +127,44 @@ async fn raw_next(
             Some(Ok(_)) => {}
         }
     }
+}
+
+type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw socket that has registered `user` and been welcomed.
+async fn raw_login(server: &TestServer, user: &str) -> RawSocket {
+    let mut ws = raw(&server).await;
+    let identity = Identity::generate().unwrap();
+    let handle = Name::handle("raw").unwrap();
+    let hello = ClientFrame::Hello {
+        version: PROTOCOL_VERSION,
+        handle: handle.clone(),
+        kind: SessionKind::Agent,
+        on_conflict: OnConflict::Suffix,
+    };
+    ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
+        .await
+        .unwrap();
+    let Some(ServerFrame::Challenge { nonce, server_id }) = raw_next(&mut ws).await else {
+        panic!("expected a challenge")
+    };
+    let register = ClientFrame::Register {
+        username: Name::user(user).unwrap(),
+        machine: Name::machine("m").unwrap(),
+        public_key: identity.public_key().to_vec(),
+        signature: identity
+            .sign_challenge(&server_id, &nonce, &handle, SessionKind::Agent)
+            .to_vec(),
+    };
+    ws.send(Message::Binary(codec::encode(&register).unwrap().into()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        raw_next(&mut ws).await,
+        Some(ServerFrame::Welcome { .. })
+    ));
+    ws
 }
 
 #[tokio::test]
@@ -347,36 +385,7 @@ async fn request_errors_are_typed() {
 #[tokio::test]
 async fn undecodable_requests_after_login_are_answered_by_id_and_the_connection_survives() {
     let server = start().await;
-    let mut ws = raw(&server).await;
-    let identity = Identity::generate().unwrap();
-    let handle = Name::handle("raw").unwrap();
-    let hello = ClientFrame::Hello {
-        version: PROTOCOL_VERSION,
-        handle: handle.clone(),
-        kind: SessionKind::Agent,
-        on_conflict: OnConflict::Suffix,
-    };
-    ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
-        .await
-        .unwrap();
-    let Some(ServerFrame::Challenge { nonce, server_id }) = raw_next(&mut ws).await else {
-        panic!("expected a challenge")
-    };
-    let register = ClientFrame::Register {
-        username: Name::user("raw").unwrap(),
-        machine: Name::machine("m").unwrap(),
-        public_key: identity.public_key().to_vec(),
-        signature: identity
-            .sign_challenge(&server_id, &nonce, &handle, SessionKind::Agent)
-            .to_vec(),
-    };
-    ws.send(Message::Binary(codec::encode(&register).unwrap().into()))
-        .await
-        .unwrap();
-    assert!(matches!(
-        raw_next(&mut ws).await,
-        Some(ServerFrame::Welcome { .. })
-    ));
+    let mut ws = raw_login(&server, "raw").await;
 
     for (id, value) in [
         (
@@ -419,4 +428,88 @@ async fn shutdown_closes_sessions_and_the_server_task_ends() {
         }
         other => panic!("expected a disconnect, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn silent_peers_are_reaped_and_leave_presence() {
+    let mut config = ServerConfig::ephemeral();
+    config.heartbeat = Duration::from_millis(100);
+    let server = start_with(config).await;
+    let alice = client(&server, "alice", "a").await;
+    // Logs in, then never reads again: it answers no ping.
+    let _silent = raw_login(&server, "mute").await;
+    let online = |report: conclave::net::link::WhoReport| {
+        report
+            .sessions
+            .iter()
+            .map(|s| s.path.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        online(alice.link.who(None).await.unwrap()),
+        ["alice/m/a", "mute/m/raw"]
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if online(alice.link.who(None).await.unwrap()) == ["alice/m/a"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the silent peer was never reaped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn read_positions_survive_a_server_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::ephemeral();
+    config.data_dir = Some(data.path().to_path_buf());
+    let identity = Arc::new(Identity::generate().unwrap());
+    let connect = |server: &TestServer, login: Login| {
+        link::spawn(LinkConfig {
+            url: server.url.clone(),
+            identity: identity.clone(),
+            handle: Name::handle("tui").unwrap(),
+            handle_defaulted: false,
+            kind: SessionKind::Human,
+            login,
+            persistent: false,
+        })
+    };
+
+    let server = start_with(config.clone()).await;
+    let (link, _events) = connect(
+        &server,
+        Login::Register {
+            username: Name::user("alice").unwrap(),
+            machine: Name::machine("m").unwrap(),
+        },
+    );
+    link.create_channel(&general(), Visibility::Public)
+        .await
+        .unwrap();
+    for text in ["one", "two", "three"] {
+        link.send(&general(), text).await.unwrap();
+    }
+    link.mark_read(&general(), 2).await.unwrap();
+    link.mark_read(&general(), 1).await.unwrap(); // never moves back
+    server.stop().await;
+
+    let server = start_with(config).await;
+    let (link, _events) = connect(&server, Login::Key);
+    let joined = link.join(&general(), Resume::Live).await.unwrap();
+    assert_eq!((joined.read_seq, joined.channel.last_seq), (2, 3));
+    let unread = link
+        .history(&general(), Some(joined.read_seq), None, 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        unread.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["three"]
+    );
+    server.stop().await;
 }

@@ -37,7 +37,12 @@ pub struct ServerConfig {
     pub admins: Vec<Name>,
     /// How long messages are kept.
     pub retention: Duration,
+    /// Ping interval; a peer silent for three of them is reaped.
+    pub heartbeat: Duration,
 }
+
+/// The ping interval of a server nobody tuned.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
 impl ServerConfig {
     /// In memory, no admins, 30 days: for tests and benchmarks.
@@ -46,6 +51,7 @@ impl ServerConfig {
             data_dir: None,
             admins: Vec::new(),
             retention: Duration::from_secs(30 * 24 * 3600),
+            heartbeat: DEFAULT_HEARTBEAT,
         }
     }
 }
@@ -67,6 +73,7 @@ pub async fn run(
         store,
         server_id,
         admins: Arc::new(config.admins),
+        heartbeat: config.heartbeat,
     };
     let tracker = TaskTracker::new();
     loop {

@@ -39,6 +39,8 @@ pub struct Shared {
     pub store: Store,
     pub server_id: String,
     pub admins: Arc<Vec<Name>>,
+    /// Ping interval of every connection (see `ws.rs`).
+    pub heartbeat: Duration,
 }
 
 /// Who this connection is, once authenticated.

@@ -1,6 +1,7 @@
 //! The server's WebSocket glue: upgrade one TCP connection, then pump frames between the
-//! socket and the transport-free session. Also the heartbeat: a ping every
-//! [`PING_EVERY`], and a peer silent for [`SILENCE_TIMEOUT`] is reaped so presence stays true.
+//! socket and the transport-free session. Also the heartbeat: a ping every `heartbeat`
+//! (15 s unless configured), and a peer silent for three of them is reaped so presence stays
+//! true.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,8 +23,8 @@ use crate::net::protocol::{
 use super::hub::{Control, Outbox};
 use super::session::{self, Inbound, Shared};
 
-pub const PING_EVERY: Duration = Duration::from_secs(15);
-pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(45);
+/// Heartbeats a peer may miss before it is reaped.
+const MISSED_HEARTBEATS: u32 = 3;
 
 /// Frames waiting to be written to one connection. A subscriber this far behind is dropped
 /// (see `Outbox::deliver`); it reconnects and catches up from history.
@@ -78,12 +79,14 @@ pub async fn serve_connection(
         tx: out_tx,
         control: control.clone(),
     };
-    let writer = tokio::spawn(write_pump(sink, out_rx, control.clone()));
+    let heartbeat = shared.heartbeat;
+    let silence_timeout = heartbeat * MISSED_HEARTBEATS;
+    let writer = tokio::spawn(write_pump(sink, out_rx, control.clone(), heartbeat));
     let session = tokio::spawn(session::run(shared, in_rx, outbox));
 
     loop {
         let next = tokio::select! {
-            next = tokio::time::timeout(SILENCE_TIMEOUT, stream.next()) => next,
+            next = tokio::time::timeout(silence_timeout, stream.next()) => next,
             () = control.closed() => break,
         };
         let inbound = match next {
@@ -137,8 +140,9 @@ async fn write_pump(
     mut sink: Sink,
     mut frames: mpsc::Receiver<Bytes>,
     control: std::sync::Arc<Control>,
+    heartbeat: Duration,
 ) {
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval(heartbeat);
     ping.reset();
     let result: Result<(), tokio_tungstenite::tungstenite::Error> = async {
         loop {
