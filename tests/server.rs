@@ -134,7 +134,7 @@ type RawSocket =
 
 /// A raw socket that has registered `user` and been welcomed.
 async fn raw_login(server: &TestServer, user: &str) -> RawSocket {
-    let mut ws = raw(&server).await;
+    let mut ws = raw(server).await;
     let identity = Identity::generate().unwrap();
     let handle = Name::handle("raw").unwrap();
     let hello = ClientFrame::Hello {
