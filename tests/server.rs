@@ -404,6 +404,22 @@ async fn undecodable_requests_after_login_are_answered_by_id_and_the_connection_
             other => panic!("expected an error for {id}, got {other:?}"),
         }
     }
+    // Too large to accept, yet its id is still answered.
+    let huge = ClientFrame::Send {
+        id: 9,
+        channel: general(),
+        client_id: "c".into(),
+        text: "x".repeat(MAX_FRAME_BYTES),
+    };
+    ws.send(Message::Binary(codec::encode(&huge).unwrap().into()))
+        .await
+        .unwrap();
+    match raw_next(&mut ws).await {
+        Some(ServerFrame::Error { id, code, .. }) => {
+            assert_eq!((id, code), (Some(9), ErrorCode::TooLarge));
+        }
+        other => panic!("expected too_large for 9, got {other:?}"),
+    }
     let list = codec::encode(&ClientFrame::ListChannels { id: 8 }).unwrap();
     ws.send(Message::Binary(list.into())).await.unwrap();
     assert!(matches!(

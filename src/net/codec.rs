@@ -11,11 +11,17 @@ pub fn encode<T: Serialize>(frame: &T) -> Result<Vec<u8>, ProtocolError> {
         .map_err(|e| ProtocolError::internal(format!("cannot encode frame: {e}")))
 }
 
-/// Decodes one frame, refusing oversized input before looking at it.
+/// Decodes one client frame, refusing oversized input before looking at it.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtocolError> {
-    if bytes.len() > MAX_FRAME_BYTES {
+    decode_limited(bytes, MAX_FRAME_BYTES)
+}
+
+/// Decodes one frame of at most `limit` bytes (clients read server frames up to
+/// `MAX_WIRE_BYTES`).
+pub fn decode_limited<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, ProtocolError> {
+    if bytes.len() > limit {
         return Err(ProtocolError::too_large(format!(
-            "frame is {} bytes; the limit is {MAX_FRAME_BYTES}",
+            "frame is {} bytes; the limit is {limit}",
             bytes.len()
         )));
     }
@@ -23,15 +29,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtocolError> {
         .map_err(|e| ProtocolError::invalid(format!("malformed frame: {e}")))
 }
 
-/// The request id of a frame that failed to decode as a whole, so that the error can still
-/// answer the request it belongs to instead of leaving the caller waiting.
+/// The request id of a frame that failed to decode as a whole (malformed or too large), so
+/// that the error can still answer the request it belongs to instead of leaving the caller
+/// waiting. Skipped fields are not allocated, so this is safe on anything the transport read.
 pub fn salvage_request_id(bytes: &[u8]) -> Option<u64> {
     #[derive(Deserialize)]
     struct IdOnly {
         id: Option<u64>,
-    }
-    if bytes.len() > MAX_FRAME_BYTES {
-        return None;
     }
     rmp_serde::from_slice::<IdOnly>(bytes).ok()?.id
 }
@@ -130,6 +134,23 @@ mod tests {
                 id: 12,
                 machine: name("desk"),
             },
+            ClientFrame::Relay {
+                id: 13,
+                to: None,
+                audience: Some(Audience::Humans),
+                body: RelayBody::PermissionRequest {
+                    request_id: "abcde".into(),
+                    tool_name: "Bash".into(),
+                    description: "run tests".into(),
+                    input_preview: "{}".into(),
+                },
+            },
+            ClientFrame::Relay {
+                id: 14,
+                to: Some(path()),
+                audience: None,
+                body: RelayBody::AutonomyQuery,
+            },
         ]
     }
 
@@ -181,6 +202,7 @@ mod tests {
                 id: 7,
                 channel: name("general"),
                 messages: vec![msg()],
+                more: true,
             },
             ServerFrame::Who {
                 id: 8,
@@ -211,6 +233,25 @@ mod tests {
             ServerFrame::Closing {
                 reason: CloseReason::TooSlow,
                 message: "queue full".into(),
+            },
+            ServerFrame::Relay {
+                from: path(),
+                from_kind: SessionKind::Human,
+                body: RelayBody::PermissionVerdict {
+                    request_id: "abcde".into(),
+                    allow: true,
+                },
+            },
+            ServerFrame::Relay {
+                from: path(),
+                from_kind: SessionKind::Agent,
+                body: RelayBody::AutonomyReport {
+                    levels: vec![ChannelAutonomy {
+                        channel: name("general"),
+                        level: Autonomy::Converse,
+                    }],
+                    default: Autonomy::Notify,
+                },
             },
         ]
     }

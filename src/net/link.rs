@@ -714,7 +714,8 @@ impl LinkTask {
             })
             .await;
 
-        // Re-join what was joined before, then resend everything unanswered, oldest first.
+        // Queue a re-join of every channel joined before, then (re)send everything pending in
+        // id order: older unanswered requests first, the re-joins after them.
         let mut rejoin: Vec<Name> = self
             .channels
             .iter()
@@ -914,18 +915,17 @@ impl LinkTask {
                 Ok(())
             }
             Purpose::GapFill { channel } => {
-                let messages = match result {
-                    Ok(ServerFrame::History { messages, .. }) => messages,
+                let (messages, more) = match result {
+                    Ok(ServerFrame::History { messages, more, .. }) => (messages, more),
                     Ok(other) => {
                         tracing::warn!(kind = other.kind(), "unexpected answer to a history fetch");
-                        Vec::new()
+                        (Vec::new(), false)
                     }
                     Err(e) => {
                         tracing::warn!(%channel, %e, "history fetch failed");
-                        Vec::new()
+                        (Vec::new(), false)
                     }
                 };
-                let page_full = messages.len() as u32 >= MAX_HISTORY_PAGE;
                 for message in messages {
                     self.deliver_in_order(message).await?;
                 }
@@ -933,7 +933,7 @@ impl LinkTask {
                     return Ok(());
                 };
                 state.filling = false;
-                if page_full {
+                if more {
                     self.fill_gap(&channel, outbox);
                     return Ok(());
                 }

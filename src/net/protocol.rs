@@ -13,7 +13,8 @@ use super::names::{Name, SessionPath};
 /// Sent in `Hello`; a server refuses any other with `VersionMismatch`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Largest encoded frame a peer accepts. Checked on the raw bytes, before decoding allocates.
+/// Largest encoded frame the server accepts from a client. Checked on the raw bytes, before
+/// decoding allocates. (Server frames may be larger, up to `MAX_WIRE_BYTES`: a history page.)
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// Largest WebSocket message the transport reads at all. Between `MAX_FRAME_BYTES` and this the
@@ -29,6 +30,10 @@ pub const MAX_CLIENT_ID_BYTES: usize = 64;
 
 /// Most messages one `History` answer carries.
 pub const MAX_HISTORY_PAGE: u32 = 200;
+
+/// Most message text one `History` answer carries, so a page of long messages still fits in
+/// a frame the client reads.
+pub const MAX_HISTORY_PAGE_BYTES: usize = 256 * 1024;
 
 /// Length of the challenge nonce in bytes.
 pub const NONCE_LEN: usize = 32;
@@ -154,6 +159,107 @@ pub fn check_text(text: &str) -> Result<(), ProtocolError> {
     Ok(())
 }
 
+/// How much an agent may do in a channel. Decided locally by the agent's owner, never by the
+/// server; the server only carries changes between a person's sessions and their agents.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Autonomy {
+    /// Messages are dropped, not delivered to the model.
+    Mute,
+    /// Messages are delivered; replies are refused.
+    Notify,
+    /// Messages are delivered and the agent may reply.
+    Converse,
+    /// The agent may reply and act on what it reads.
+    Act,
+}
+
+impl Autonomy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mute => "mute",
+            Self::Notify => "notify",
+            Self::Converse => "converse",
+            Self::Act => "act",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Mute, Self::Notify, Self::Converse, Self::Act]
+            .into_iter()
+            .find(|level| level.as_str() == text)
+    }
+}
+
+/// One channel's autonomy level, as an agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelAutonomy {
+    pub channel: Name,
+    pub level: Autonomy,
+}
+
+/// Which of the sender's own sessions a relay without `to` goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    Humans,
+    Agents,
+}
+
+/// What a person's sessions and their agents tell each other through the server. The server
+/// routes these only between sessions of the same user, and accepts the ones that steer an
+/// agent (verdicts, autonomy changes, queries) only from `human` sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RelayBody {
+    /// An agent asks its owner to approve a tool call.
+    PermissionRequest {
+        request_id: String,
+        tool_name: String,
+        description: String,
+        input_preview: String,
+    },
+    /// A person's answer to a permission request (human sessions only).
+    PermissionVerdict { request_id: String, allow: bool },
+    /// An agent tells its owner's sessions which verdict it applied, and whose.
+    PermissionAnswered {
+        request_id: String,
+        allow: bool,
+        by: SessionPath,
+    },
+    /// A person changes an agent's autonomy in one channel (human sessions only).
+    SetAutonomy { channel: Name, level: Autonomy },
+    /// A person asks their agents to report their autonomy (human sessions only).
+    AutonomyQuery,
+    /// An agent's autonomy levels: per channel, and the level of every other channel.
+    AutonomyReport {
+        levels: Vec<ChannelAutonomy>,
+        default: Autonomy,
+    },
+}
+
+impl RelayBody {
+    /// Whether only a person may send it.
+    pub fn steers_an_agent(&self) -> bool {
+        matches!(
+            self,
+            Self::PermissionVerdict { .. } | Self::SetAutonomy { .. } | Self::AutonomyQuery
+        )
+    }
+}
+
 /// Frames a client sends. Every variant after the handshake carries a request `id` that the
 /// answer (or the error) echoes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,7 +288,7 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
     },
-    /// Create a channel; the creator becomes its first member and administrator.
+    /// Create a channel; the creator becomes its first member.
     CreateChannel {
         id: u64,
         channel: Name,
@@ -238,6 +344,16 @@ pub enum ClientFrame {
     ListMachines { id: u64 },
     /// Remove a machine: its key stops working and its live sessions are dropped at once.
     RemoveMachine { id: u64, machine: Name },
+    /// Pass `body` to one of this user's own live sessions (`to`), or else to all of them of
+    /// one kind (`audience`, default `humans`), never to the sender itself.
+    Relay {
+        id: u64,
+        #[serde(default)]
+        to: Option<SessionPath>,
+        #[serde(default)]
+        audience: Option<Audience>,
+        body: RelayBody,
+    },
 }
 
 impl ClientFrame {
@@ -259,6 +375,7 @@ impl ClientFrame {
             Self::AddMachine { .. } => "add_machine",
             Self::ListMachines { .. } => "list_machines",
             Self::RemoveMachine { .. } => "remove_machine",
+            Self::Relay { .. } => "relay",
         }
     }
 
@@ -277,7 +394,8 @@ impl ClientFrame {
             | Self::MarkRead { id, .. }
             | Self::AddMachine { id, .. }
             | Self::ListMachines { id }
-            | Self::RemoveMachine { id, .. } => Some(*id),
+            | Self::RemoveMachine { id, .. }
+            | Self::Relay { id, .. } => Some(*id),
         }
     }
 
@@ -296,7 +414,8 @@ impl ClientFrame {
             | Self::MarkRead { id, .. }
             | Self::AddMachine { id, .. }
             | Self::ListMachines { id }
-            | Self::RemoveMachine { id, .. } => *id = new_id,
+            | Self::RemoveMachine { id, .. }
+            | Self::Relay { id, .. } => *id = new_id,
         }
         self
     }
@@ -407,7 +526,8 @@ pub enum ServerFrame {
         /// Whether the user is a server administrator.
         admin: bool,
     },
-    /// A request failed (`id` set) or the connection broke the protocol (`id` absent).
+    /// A request failed. `id` is absent when the failing frame's id could not be read; before
+    /// authentication the connection is closed after it, afterwards it stays open.
     Error {
         #[serde(default)]
         id: Option<u64>,
@@ -446,6 +566,9 @@ pub enum ServerFrame {
         id: u64,
         channel: Name,
         messages: Vec<ChatMessage>,
+        /// More messages match than this page holds (pages are cut by count and by size).
+        #[serde(default)]
+        more: bool,
     },
     Who {
         id: u64,
@@ -471,6 +594,12 @@ pub enum ServerFrame {
         reason: CloseReason,
         message: String,
     },
+    /// A relay from another session of the same user.
+    Relay {
+        from: SessionPath,
+        from_kind: SessionKind,
+        body: RelayBody,
+    },
 }
 
 impl ServerFrame {
@@ -492,6 +621,7 @@ impl ServerFrame {
             Self::Whisper(_) => "whisper",
             Self::Presence(_) => "presence",
             Self::Closing { .. } => "closing",
+            Self::Relay { .. } => "relay",
         }
     }
 
@@ -512,7 +642,8 @@ impl ServerFrame {
             | Self::Message(_)
             | Self::Whisper(_)
             | Self::Presence(_)
-            | Self::Closing { .. } => None,
+            | Self::Closing { .. }
+            | Self::Relay { .. } => None,
         }
     }
 

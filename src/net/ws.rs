@@ -90,7 +90,7 @@ pub async fn connect(url: String) -> Result<Conn, ConnectError> {
                     break;
                 }
             };
-            match codec::decode::<ServerFrame>(&bytes) {
+            match codec::decode_limited::<ServerFrame>(&bytes, MAX_WIRE_BYTES) {
                 Ok(frame) => {
                     if in_tx.send(frame).await.is_err() {
                         break;

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::net::codec;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ChatMessage, CloseReason, OnConflict, PresenceChange, PresenceEvent, ProtocolError,
+    Audience, ChatMessage, CloseReason, OnConflict, PresenceChange, PresenceEvent, ProtocolError,
     ServerFrame, SessionInfo, SessionKind,
 };
 
@@ -304,7 +304,11 @@ impl Hub {
     pub fn unsubscribe(&self, channel_id: ChannelId, attached: &Attached) -> bool {
         let mut guard = self.lock();
         let state = &mut *guard;
-        let Some(live) = state.sessions.get_mut(&attached.path) else {
+        let Some(live) = state
+            .sessions
+            .get_mut(&attached.path)
+            .filter(|l| l.conn == attached.conn)
+        else {
             return false;
         };
         live.rooms.remove(&channel_id);
@@ -331,6 +335,7 @@ impl Hub {
     /// sequence order, right after the commit.
     pub fn publish(&self, channel_id: ChannelId, message: ChatMessage) {
         let seq = message.seq;
+        let channel = message.channel.clone();
         let bytes = match codec::encode(&ServerFrame::Message(message)) {
             Ok(bytes) => Bytes::from(bytes),
             Err(e) => {
@@ -339,9 +344,13 @@ impl Hub {
             }
         };
         let mut state = self.lock();
-        let Some(room) = state.rooms.get_mut(&channel_id) else {
-            return;
-        };
+        // The room is made even with nobody in it: a join racing this message reads the
+        // newest sequence from here, so its answer is never behind what was fanned out.
+        let room = state.rooms.entry(channel_id).or_insert_with(|| Room {
+            name: channel.clone(),
+            last_seq: 0,
+            subscribers: HashMap::new(),
+        });
         room.last_seq = room.last_seq.max(seq);
         for sub in room.subscribers.values() {
             sub.outbox.deliver(bytes.clone());
@@ -358,6 +367,53 @@ impl Hub {
             .ok_or_else(|| ProtocolError::not_found(format!("{to} is not online")))?;
         live.outbox.deliver(bytes.into());
         Ok(())
+    }
+
+    /// Queues a relay for the sender's own sessions: `to`, or else every live session of the
+    /// sender's user of the `audience` kind. Returns how many got it.
+    pub fn relay(
+        &self,
+        sender: &Attached,
+        to: Option<&SessionPath>,
+        audience: Audience,
+        frame: &ServerFrame,
+    ) -> Result<usize, ProtocolError> {
+        let bytes = Bytes::from(codec::encode(frame)?);
+        let state = self.lock();
+        let user_id = state
+            .sessions
+            .get(&sender.path)
+            .map(|l| l.user_id)
+            .ok_or_else(|| ProtocolError::internal("this session is not registered"))?;
+        if let Some(to) = to {
+            let live = state
+                .sessions
+                .get(to)
+                .filter(|l| l.user_id == user_id && to != &sender.path)
+                .ok_or_else(|| {
+                    ProtocolError::not_found(format!("{to} is not one of your online sessions"))
+                })?;
+            live.outbox.deliver(bytes);
+            return Ok(1);
+        }
+        let kind = match audience {
+            Audience::Humans => SessionKind::Human,
+            Audience::Agents => SessionKind::Agent,
+        };
+        let mut delivered = 0;
+        for (path, live) in &state.sessions {
+            if live.user_id == user_id && live.kind == kind && path != &sender.path {
+                live.outbox.deliver(bytes.clone());
+                delivered += 1;
+            }
+        }
+        if delivered == 0 {
+            return Err(ProtocolError::not_found(format!(
+                "none of your {} sessions is online",
+                kind.as_str()
+            )));
+        }
+        Ok(delivered)
     }
 
     /// Live sessions on the server, or receiving one channel, sorted by path.
@@ -631,6 +687,67 @@ mod tests {
         hub.subscribe(1, &general, 0, &bot, PresenceChange::Online, joined_frame);
         assert!(hub.unsubscribe(1, &bot));
         assert!(!hub.unsubscribe(1, &tui));
+    }
+
+    #[test]
+    fn relays_stay_within_one_user_and_reach_the_chosen_kind() {
+        let hub = Hub::default();
+        let (tui, mut r_tui) = outbox(8);
+        let (bot, mut r_bot) = outbox(8);
+        let (other, mut r_other) = outbox(8);
+        hub.attach(
+            1,
+            path("alice/laptop/tui"),
+            SessionKind::Human,
+            OnConflict::Refuse,
+            tui,
+        )
+        .unwrap();
+        let agent = hub
+            .attach(
+                1,
+                path("alice/laptop/bot"),
+                SessionKind::Agent,
+                OnConflict::Refuse,
+                bot,
+            )
+            .unwrap();
+        hub.attach(
+            2,
+            path("bob/desk/tui"),
+            SessionKind::Human,
+            OnConflict::Refuse,
+            other,
+        )
+        .unwrap();
+        let frame = ServerFrame::Done { id: 9 };
+        assert_eq!(
+            hub.relay(&agent, None, Audience::Humans, &frame).unwrap(),
+            1
+        );
+        assert!(r_tui.try_recv().is_ok());
+        assert!(
+            r_other.try_recv().is_err(),
+            "another user's session got the relay"
+        );
+        assert!(r_bot.try_recv().is_err(), "the sender got its own relay");
+        let e = hub
+            .relay(
+                &agent,
+                Some(&path("bob/desk/tui")),
+                Audience::Humans,
+                &frame,
+            )
+            .unwrap_err();
+        assert_eq!(e.code, crate::net::protocol::ErrorCode::NotFound);
+        let e = hub
+            .relay(&agent, None, Audience::Agents, &frame)
+            .unwrap_err();
+        assert!(
+            e.message.contains("none of your agent sessions"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

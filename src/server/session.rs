@@ -12,8 +12,9 @@ use crate::net::codec;
 use crate::net::identity::{random_bytes, verify_challenge};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ClientFrame, CloseReason, MAX_CLIENT_ID_BYTES, MAX_HISTORY_PAGE, NONCE_LEN, PROTOCOL_VERSION,
-    PresenceChange, ProtocolError, ServerFrame, SessionKind, WhisperMessage, check_text,
+    Audience, ClientFrame, CloseReason, MAX_CLIENT_ID_BYTES, MAX_HISTORY_PAGE, NONCE_LEN,
+    PROTOCOL_VERSION, PresenceChange, ProtocolError, ServerFrame, SessionKind, WhisperMessage,
+    check_text,
 };
 
 use super::hub::{Attached, Hub, Outbox};
@@ -350,7 +351,7 @@ async fn handle(
         } => {
             let limit = limit.clamp(1, MAX_HISTORY_PAGE);
             let lookup = channel.clone();
-            let messages = store
+            let page = store
                 .call(move |db| {
                     let found = db.visible_channel(&lookup, user)?;
                     db.history(&found, after, before, limit)
@@ -359,7 +360,8 @@ async fn handle(
             Ok(Some(ServerFrame::History {
                 id,
                 channel,
-                messages,
+                messages: page.messages,
+                more: page.more,
             }))
         }
         ClientFrame::Who { id, channel } => match channel {
@@ -417,6 +419,28 @@ async fn handle(
         ClientFrame::ListMachines { id } => {
             let machines = store.call(move |db| db.list_machines(user)).await?;
             Ok(Some(ServerFrame::Machines { id, machines }))
+        }
+        ClientFrame::Relay {
+            id,
+            to,
+            audience,
+            body,
+        } => {
+            if body.steers_an_agent() && me.kind != SessionKind::Human {
+                return Err(ProtocolError::forbidden(
+                    "only a person's session may answer permission requests or steer an agent",
+                ));
+            }
+            let frame = ServerFrame::Relay {
+                from: me.path().clone(),
+                from_kind: me.kind,
+                body,
+            };
+            let audience = audience.unwrap_or(Audience::Humans);
+            shared
+                .hub
+                .relay(&me.attached, to.as_ref(), audience, &frame)?;
+            Ok(Some(ServerFrame::Done { id }))
         }
         ClientFrame::RemoveMachine { id, machine } => {
             let removing = machine.clone();

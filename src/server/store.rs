@@ -15,7 +15,9 @@ use tokio::sync::oneshot;
 
 use crate::net::identity::format_public_key;
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{ChannelInfo, ChatMessage, MachineInfo, ProtocolError, Visibility};
+use crate::net::protocol::{
+    ChannelInfo, ChatMessage, MAX_HISTORY_PAGE_BYTES, MachineInfo, ProtocolError, Visibility,
+};
 
 /// How often the writer thread purges messages older than the retention window.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -106,6 +108,14 @@ pub struct Joining {
     /// The user was not a member before.
     pub new_member: bool,
     pub read_seq: u64,
+}
+
+/// A page of history.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub messages: Vec<ChatMessage>,
+    /// More messages match than this page holds.
+    pub more: bool,
 }
 
 /// One message to store.
@@ -645,17 +655,21 @@ impl Db {
 
     /// A page of history for someone allowed to read the channel (members of private ones,
     /// anyone for the others).
+    /// A page of history for someone allowed to read the channel, oldest first, and whether
+    /// more messages match. With `after` the page starts right after it; otherwise it ends
+    /// right before `before` (or at the newest). Pages stop at `limit` messages or at
+    /// `MAX_HISTORY_PAGE_BYTES` of text, whichever comes first (always at least one message).
     pub fn history(
         &mut self,
         channel: &Channel,
         after: Option<u64>,
         before: Option<u64>,
         limit: u32,
-    ) -> Result<Vec<ChatMessage>, ProtocolError> {
+    ) -> Result<Page, ProtocolError> {
+        let forward = after.is_some();
         let after = after.unwrap_or(0) as i64;
         let before = before.map_or(i64::MAX, |b| b as i64);
-        // With `after`, the page starts right after it; otherwise it ends right before `before`.
-        let sql = if after > 0 {
+        let sql = if forward {
             "SELECT seq, ts, sender_path, body FROM messages WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3
              ORDER BY seq ASC LIMIT ?4"
         } else {
@@ -663,20 +677,33 @@ impl Db {
              ORDER BY seq DESC LIMIT ?4"
         };
         let mut stmt = self.conn.prepare_cached(sql).map_err(internal)?;
+        // One row beyond the limit tells whether there is more.
         let rows = stmt
-            .query_map(params![channel.id, after, before, limit], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
+            .query_map(
+                params![channel.id, after, before, i64::from(limit) + 1],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
             .map_err(internal)?;
-        let mut out = Vec::new();
+        let mut messages = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
         for row in rows {
             let (seq, ts, from, text) = row.map_err(internal)?;
-            out.push(ChatMessage {
+            bytes += text.len();
+            if messages.len() >= limit as usize
+                || (bytes > MAX_HISTORY_PAGE_BYTES && !messages.is_empty())
+            {
+                more = true;
+                break;
+            }
+            messages.push(ChatMessage {
                 channel: channel.name.clone(),
                 seq: seq as u64,
                 ts,
@@ -685,10 +712,10 @@ impl Db {
                 text,
             });
         }
-        if after == 0 {
-            out.reverse();
+        if !forward {
+            messages.reverse();
         }
-        Ok(out)
+        Ok(Page { messages, more })
     }
 
     pub fn mark_read(
@@ -914,7 +941,10 @@ mod tests {
         assert_eq!(again.message.seq, 1);
         let channel = db.channel(&name("general")).unwrap().unwrap();
         assert_eq!(channel.last_seq, 2);
-        assert_eq!(db.history(&channel, None, None, 10).unwrap().len(), 2);
+        assert_eq!(
+            db.history(&channel, None, None, 10).unwrap().messages.len(),
+            2
+        );
     }
 
     #[test]
@@ -924,7 +954,7 @@ mod tests {
             append(&mut db, &alice, &format!("c{i}"), &format!("m{i}")).unwrap();
         }
         let channel = db.channel(&name("general")).unwrap().unwrap();
-        let seqs = |v: Vec<ChatMessage>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+        let seqs = |p: Page| p.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
         assert_eq!(
             seqs(db.history(&channel, Some(3), None, 3).unwrap()),
             [4, 5, 6]
@@ -941,6 +971,40 @@ mod tests {
             seqs(db.history(&channel, Some(2), Some(5), 10).unwrap()),
             [3, 4]
         );
+    }
+
+    #[test]
+    fn history_from_zero_pages_forward_and_says_when_more_remain() {
+        let (mut db, alice) = setup();
+        for i in 0..5 {
+            append(&mut db, &alice, &format!("c{i}"), &format!("m{i}")).unwrap();
+        }
+        let channel = db.channel(&name("general")).unwrap().unwrap();
+        let page = db.history(&channel, Some(0), None, 2).unwrap();
+        assert_eq!(
+            page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert!(page.more);
+        let page = db.history(&channel, Some(3), None, 2).unwrap();
+        assert_eq!(page.messages.len(), 2);
+        assert!(!page.more);
+    }
+
+    #[test]
+    fn history_pages_are_cut_by_size() {
+        let (mut db, alice) = setup();
+        let big = "x".repeat(crate::net::protocol::MAX_TEXT_BYTES);
+        let count = MAX_HISTORY_PAGE_BYTES / big.len() + 3;
+        for i in 0..count {
+            append(&mut db, &alice, &format!("c{i}"), &big).unwrap();
+        }
+        let channel = db.channel(&name("general")).unwrap().unwrap();
+        let page = db.history(&channel, Some(0), None, 200).unwrap();
+        assert!(page.more);
+        let bytes: usize = page.messages.iter().map(|m| m.text.len()).sum();
+        assert!(bytes <= MAX_HISTORY_PAGE_BYTES, "{bytes}");
+        assert_eq!(page.messages.len(), MAX_HISTORY_PAGE_BYTES / big.len());
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub async fn serve_connection(
             Ok(Some(Ok(Message::Binary(bytes)))) => {
                 if bytes.len() > MAX_FRAME_BYTES {
                     Inbound::Bad {
-                        id: None,
+                        id: crate::net::codec::salvage_request_id(&bytes),
                         error: ProtocolError::too_large(format!(
                             "frame is {} bytes; the limit is {MAX_FRAME_BYTES}",
                             bytes.len()

@@ -239,6 +239,7 @@ async fn reconnect_rejoins_fills_the_gap_and_drops_duplicates() {
             id,
             channel: general(),
             messages: vec![msg(4), msg(5), msg(6)],
+            more: false,
         })
         .await;
     for expected in 4..=7 {
@@ -268,14 +269,28 @@ async fn last_n_starts_n_messages_back() {
         panic!("expected history")
     };
     assert_eq!(after, Some(8));
+    // A page that says there is more makes the link ask for the next one.
     server
         .send(ServerFrame::History {
             id,
             channel: general(),
-            messages: vec![msg(9), msg(10)],
+            messages: vec![msg(9)],
+            more: true,
         })
         .await;
     assert_eq!(next_seq(&mut events).await, 9);
+    let ClientFrame::History { id, after, .. } = server.recv().await else {
+        panic!("expected the next page")
+    };
+    assert_eq!(after, Some(9));
+    server
+        .send(ServerFrame::History {
+            id,
+            channel: general(),
+            messages: vec![msg(10)],
+            more: false,
+        })
+        .await;
     assert_eq!(next_seq(&mut events).await, 10);
 }
 
