@@ -6,14 +6,12 @@
 pub mod bench;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
-use tokio::sync::mpsc;
 
-use crate::net::config::ClientConfig;
+use crate::net::client::{self, Opening, Session, Setup};
 use crate::net::identity::{Identity, parse_public_key};
-use crate::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login, Resume};
+use crate::net::link::{LinkEvent, Resume};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{ChatMessage, PresenceChange, SessionKind, Visibility, WhisperMessage};
 
@@ -23,13 +21,6 @@ pub struct Env {
     pub config_dir: PathBuf,
 }
 
-/// A connected one-shot (or persistent) client.
-pub struct Client {
-    pub link: LinkHandle,
-    pub events: mpsc::Receiver<LinkEvent>,
-    pub path: SessionPath,
-}
-
 /// How a verb wants to connect.
 pub struct Connect<'a> {
     pub server: Option<&'a str>,
@@ -37,65 +28,39 @@ pub struct Connect<'a> {
     pub handle: Option<&'a str>,
     pub default_handle: &'a str,
     pub persistent: bool,
-    pub login: Login,
+    pub setup: Setup,
 }
 
 impl Env {
-    fn config(&self) -> Result<ClientConfig> {
-        Ok(ClientConfig::load(&self.config_dir)?)
-    }
-
-    fn identity(&self) -> Result<Arc<Identity>> {
-        Ok(Arc::new(Identity::load(&self.config_dir)?))
-    }
-
     /// Connects and waits for the handshake to finish (or fail).
-    pub async fn connect(&self, how: Connect<'_>) -> Result<Client> {
-        let config = self.config()?;
-        let url = config.server_or_default(how.server);
-        let identity = match how.login {
-            Login::Key => self.identity()?,
-            Login::Register { .. } => Arc::new(Identity::load_or_create(&self.config_dir)?.0),
-        };
-        let (handle, handle_defaulted) = match how.handle {
-            Some(h) => (Name::handle(h)?, false),
-            None => (Name::handle(how.default_handle)?, true),
-        };
-        let (link, mut events) = link::spawn(LinkConfig {
-            url,
-            identity,
-            handle,
-            handle_defaulted,
+    pub async fn connect(&self, how: Connect<'_>) -> Result<Session> {
+        let opening = Opening {
+            config_dir: self.config_dir.clone(),
+            server: how.server.map(str::to_owned),
+            handle: how.handle.map(str::to_owned),
+            default_handle: how.default_handle.to_owned(),
             kind: SessionKind::Human,
-            login: how.login,
             persistent: how.persistent,
-        });
-        loop {
-            match events.recv().await {
-                Some(LinkEvent::Connected { path, .. }) => {
-                    return Ok(Client { link, events, path });
-                }
-                Some(LinkEvent::Closed { reason }) => bail!(reason),
-                Some(LinkEvent::Disconnected { reason, retry_in }) => {
-                    eprintln!(
-                        "conclave: {reason}; retrying in {}",
-                        human_duration(retry_in)
-                    );
-                }
-                Some(_) => {}
-                None => bail!("the link stopped"),
-            }
-        }
+            setup: how.setup,
+        };
+        let session = client::open(opening, |reason, retry_in| {
+            eprintln!(
+                "conclave: {reason}; retrying in {}",
+                human_duration(retry_in)
+            );
+        })
+        .await?;
+        Ok(session)
     }
 
     /// A one-shot connection with the default handle `cli`.
-    async fn one_shot(&self, server: Option<&str>) -> Result<Client> {
+    async fn one_shot(&self, server: Option<&str>) -> Result<Session> {
         self.connect(Connect {
             server,
             handle: None,
             default_handle: "cli",
             persistent: false,
-            login: Login::Key,
+            setup: Setup::Key,
         })
         .await
     }
@@ -119,13 +84,6 @@ pub fn key(env: &Env) -> Result<()> {
     Ok(())
 }
 
-/// The machine name used when none is given: the host name, made valid.
-pub fn default_machine_name() -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    Name::sanitize(host.split('.').next().unwrap_or_default())
-        .map_or_else(|| "machine".to_owned(), |n| n.to_string())
-}
-
 /// `conclave register NAME`: claims the name on the server and remembers the server.
 pub async fn register(
     env: &Env,
@@ -136,7 +94,7 @@ pub async fn register(
     let username = Name::user(name)?;
     let machine = Name::machine(
         machine
-            .map_or_else(default_machine_name, str::to_owned)
+            .map_or_else(client::default_machine_name, str::to_owned)
             .as_str(),
     )?;
     let client = env
@@ -145,21 +103,15 @@ pub async fn register(
             handle: None,
             default_handle: "cli",
             persistent: false,
-            login: Login::Register {
+            setup: Setup::Register {
                 username: username.clone(),
                 machine,
             },
         })
         .await?;
-    let mut config = env.config()?;
-    config.server = Some(config.server_or_default(server));
-    config.user = Some(username.to_string());
-    config.save(&env.config_dir)?;
     println!(
         "registered {}/{} on {}",
-        client.path.user,
-        client.path.machine,
-        config.server.as_deref().unwrap_or_default()
+        client.path.user, client.path.machine, client.server
     );
     Ok(())
 }
@@ -242,7 +194,7 @@ pub async fn send(
             handle,
             default_handle: "cli",
             persistent: false,
-            login: Login::Key,
+            setup: Setup::Key,
         })
         .await?;
     let receipt = client.link.send(&channel, &text).await?;
@@ -332,7 +284,7 @@ pub async fn tail(
             handle: None,
             default_handle: "tail",
             persistent: true,
-            login: Login::Key,
+            setup: Setup::Key,
         })
         .await?;
     client.link.join(&channel, resume).await?;

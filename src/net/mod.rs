@@ -3,6 +3,7 @@
 //! Depends on nothing else of ours and on nothing UI- or database-shaped; `server`, `app`,
 //! `agent` and `cli` all build on it. A type two of those need belongs here.
 
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod identity;

@@ -1,0 +1,195 @@
+//! Opening a session the way every front end does: read the config dir, pick the server, load
+//! (or make) the key, start the link and wait for the welcome. Also the zero set-up path of
+//! `tui` and `agent`: with nothing configured they use the local default server, start
+//! `conclave serve` in the background when nothing listens there, and register the local user
+//! name on first use.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::config::{ClientConfig, ConfigError, DEFAULT_BIND, DEFAULT_SERVER};
+use super::identity::{Identity, IdentityError};
+use super::link::{self, LinkConfig, LinkEvent, LinkHandle, Login};
+use super::names::{Name, NameError, SessionPath};
+use super::protocol::SessionKind;
+
+/// How long zero set-up waits for the server it started to listen.
+const LOCAL_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("cannot start a local server: {0}")]
+    LocalServer(String),
+    /// The link gave up: the server refused us or could not be reached.
+    #[error("{0}")]
+    Link(String),
+}
+
+/// How the session logs in.
+#[derive(Debug, Clone)]
+pub enum Setup {
+    /// The key must be enrolled already (one-shot verbs).
+    Key,
+    /// Claim this user name with this machine name (`conclave register`).
+    Register { username: Name, machine: Name },
+    /// Zero set-up: register the local user name on first use, and start a local server when
+    /// the default one is not running (`tui`, `agent`).
+    Auto,
+}
+
+/// Everything about the session to open.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    pub config_dir: PathBuf,
+    /// `--server`; else the config file's; else the local default.
+    pub server: Option<String>,
+    /// A chosen handle (refused if taken); `None` uses `default_handle` (suffixed if taken).
+    pub handle: Option<String>,
+    pub default_handle: String,
+    pub kind: SessionKind,
+    pub persistent: bool,
+    pub setup: Setup,
+}
+
+/// An open session.
+pub struct Session {
+    pub link: LinkHandle,
+    pub events: mpsc::Receiver<LinkEvent>,
+    pub path: SessionPath,
+    pub server: String,
+}
+
+/// The user name zero set-up registers: the login name, made valid.
+pub fn local_user_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .and_then(|u| Name::sanitize(&u))
+        .map_or_else(|| "me".to_owned(), |n| n.to_string())
+}
+
+/// The machine name used when none is given: the host name, made valid.
+pub fn default_machine_name() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    Name::sanitize(host.split('.').next().unwrap_or_default())
+        .map_or_else(|| "machine".to_owned(), |n| n.to_string())
+}
+
+/// Opens a session and waits until it is welcomed. `on_retry` hears about failed attempts of
+/// a persistent link before the first success.
+pub async fn open(
+    opening: Opening,
+    on_retry: impl Fn(&str, Duration),
+) -> Result<Session, ClientError> {
+    let mut config = ClientConfig::load(&opening.config_dir)?;
+    let server = config.server_or_default(opening.server.as_deref());
+    let (identity, login) = match &opening.setup {
+        Setup::Key => (Identity::load(&opening.config_dir)?, Login::Key),
+        Setup::Register { username, machine } => (
+            Identity::load_or_create(&opening.config_dir)?.0,
+            Login::Register {
+                username: username.clone(),
+                machine: machine.clone(),
+            },
+        ),
+        Setup::Auto => {
+            if server == DEFAULT_SERVER {
+                ensure_local_server(&opening.config_dir)?;
+            }
+            let identity = Identity::load_or_create(&opening.config_dir)?.0;
+            let login = match &config.user {
+                Some(_) => Login::Key,
+                None => Login::Register {
+                    username: Name::user(&local_user_name())?,
+                    machine: Name::machine(&default_machine_name())?,
+                },
+            };
+            (identity, login)
+        }
+    };
+    let registering = matches!(login, Login::Register { .. });
+    let (handle, handle_defaulted) = match &opening.handle {
+        Some(h) => (Name::handle(h)?, false),
+        None => (Name::handle(&opening.default_handle)?, true),
+    };
+    let (link, mut events) = link::spawn(LinkConfig {
+        url: server.clone(),
+        identity: Arc::new(identity),
+        handle,
+        handle_defaulted,
+        kind: opening.kind,
+        login,
+        persistent: opening.persistent,
+    });
+    loop {
+        match events.recv().await {
+            Some(LinkEvent::Connected { path, .. }) => {
+                if registering {
+                    config.server = Some(server.clone());
+                    config.user = Some(path.user.to_string());
+                    config.save(&opening.config_dir)?;
+                }
+                return Ok(Session {
+                    link,
+                    events,
+                    path,
+                    server,
+                });
+            }
+            Some(LinkEvent::Closed { reason }) => return Err(ClientError::Link(reason)),
+            Some(LinkEvent::Disconnected { reason, retry_in }) => on_retry(&reason, retry_in),
+            Some(_) => {}
+            None => return Err(ClientError::Link("the link stopped".into())),
+        }
+    }
+}
+
+/// Starts `conclave serve` on the default address in the background unless something already
+/// listens there, and waits until it does.
+fn ensure_local_server(config_dir: &Path) -> Result<(), ClientError> {
+    let addr = DEFAULT_BIND
+        .parse()
+        .map_err(|e| ClientError::LocalServer(format!("{DEFAULT_BIND}: {e}")))?;
+    let listening = || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+    if listening() {
+        return Ok(());
+    }
+    let exe = std::env::current_exe().map_err(|e| ClientError::LocalServer(e.to_string()))?;
+    let log_path = config_dir.join("serve.log");
+    std::fs::create_dir_all(config_dir).map_err(|e| ClientError::LocalServer(e.to_string()))?;
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| ClientError::LocalServer(format!("{}: {e}", log_path.display())))?;
+    let mut command = Command::new(exe);
+    command
+        .args(["serve", "--bind", DEFAULT_BIND])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    // Its own process group: Ctrl-C in the terminal that started it must not stop it.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    command
+        .spawn()
+        .map_err(|e| ClientError::LocalServer(e.to_string()))?;
+    let deadline = Instant::now() + LOCAL_START_TIMEOUT;
+    while Instant::now() < deadline {
+        if listening() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(ClientError::LocalServer(format!(
+        "it did not start listening on {DEFAULT_BIND}; see {}",
+        log_path.display()
+    )))
+}
