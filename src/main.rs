@@ -8,10 +8,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::Result;
 
+use conclave::agent::{AgentOptions, Format as AgentFormat};
 use conclave::cli::{self, Env, Format};
 use conclave::net::config::{DEFAULT_BIND, default_data_dir};
 use conclave::net::names::Name;
-use conclave::net::protocol::Visibility;
+use conclave::net::protocol::{Autonomy, Visibility};
 use conclave::server::{self, ServerConfig};
 
 #[derive(Parser)]
@@ -118,6 +119,30 @@ enum Command {
         #[command(subcommand)]
         command: MachineCommand,
     },
+    /// Run headless for Claude Code (MCP channel on stdio) or any program (JSON lines)
+    Agent {
+        #[arg(long)]
+        server: Option<String>,
+        /// Session handle [default: the working directory's name, suffixed if taken]
+        #[arg(long = "as", value_name = "HANDLE")]
+        handle: Option<String>,
+        /// Join this channel at start (repeatable)
+        #[arg(long = "join", value_name = "CHANNEL")]
+        join: Vec<String>,
+        /// Autonomy in a channel: mute, notify, converse or act (repeatable; also default=, whispers=)
+        #[arg(long = "perm", value_name = "CHANNEL=LEVEL", value_parser = conclave::agent::core::parse_perm)]
+        perms: Vec<(String, Autonomy)>,
+        #[arg(long, value_enum, default_value = "mcp")]
+        format: AgentFormat,
+        /// Print how to register this agent with a client (e.g. `claude`) and exit
+        #[arg(long, value_name = "CLIENT", value_parser = ["claude"])]
+        print_config: Option<String>,
+    },
+    /// Show or set agents' autonomy per channel (in the config file; running agents follow)
+    Perm {
+        #[command(subcommand)]
+        command: PermCommand,
+    },
     /// Measure fan-out, latency, acknowledged sends and memory per idle session
     Bench(cli::bench::BenchArgs),
 }
@@ -137,6 +162,18 @@ enum ChannelCommand {
         #[arg(long)]
         server: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum PermCommand {
+    /// Set a channel's level (CHANNEL may also be `default` or `whispers`)
+    Set {
+        channel: String,
+        #[arg(value_enum)]
+        level: Autonomy,
+    },
+    /// Show the configured levels
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -190,6 +227,7 @@ async fn run(cli: Cli) -> Result<()> {
         config_dir: cli::config_dir(cli.config_dir.as_deref()),
     };
     let is_server = matches!(cli.command, Command::Serve { .. });
+    // stdout belongs to the protocol in `agent`; logs always go to stderr.
     init_tracing(if is_server { "info" } else { "warn" });
 
     match cli.command {
@@ -262,6 +300,31 @@ async fn run(cli: Cli) -> Result<()> {
             MachineCommand::Remove { name, server } => {
                 cli::machine_remove(&env, &name, server.as_deref()).await
             }
+        },
+        Command::Agent {
+            server,
+            handle,
+            join,
+            perms,
+            format,
+            print_config,
+        } => {
+            if print_config.is_some() {
+                return cli::print_claude_config(server.as_deref(), &join, handle.as_deref());
+            }
+            let options = AgentOptions {
+                config_dir: env.config_dir.clone(),
+                server,
+                handle,
+                join,
+                perms,
+                format,
+            };
+            conclave::agent::run(options).await
+        }
+        Command::Perm { command } => match command {
+            PermCommand::Set { channel, level } => cli::perm_set(&env, &channel, level),
+            PermCommand::Show => cli::perm_show(&env),
         },
         Command::Bench(args) => cli::bench::run(args).await,
     }

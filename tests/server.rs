@@ -230,7 +230,7 @@ async fn messages_fan_out_in_order_and_sends_are_idempotent() {
         .history(&general(), Some(50), None, 10)
         .await
         .unwrap();
-    assert_eq!(history.len(), 1);
+    assert_eq!(history.messages.len(), 1);
     server.stop().await;
 }
 
@@ -522,7 +522,8 @@ async fn read_positions_survive_a_server_restart() {
     let unread = link
         .history(&general(), Some(joined.read_seq), None, 50)
         .await
-        .unwrap();
+        .unwrap()
+        .messages;
     assert_eq!(
         unread.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
         ["three"]

@@ -10,10 +10,13 @@ use std::path::{Path, PathBuf};
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 
 use crate::net::client::{self, Opening, Session, Setup};
+use crate::net::config::ClientConfig;
 use crate::net::identity::{Identity, parse_public_key};
 use crate::net::link::{LinkEvent, Resume};
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{ChatMessage, PresenceChange, SessionKind, Visibility, WhisperMessage};
+use crate::net::protocol::{
+    Autonomy, ChatMessage, PresenceChange, SessionKind, Visibility, WhisperMessage,
+};
 
 /// Where the verbs find the key and the config file.
 #[derive(Debug, Clone)]
@@ -322,7 +325,7 @@ pub async fn tail(
                 Format::Text => println!("{}", whisper_line(&w)),
                 Format::Json => println!("{}", whisper_json(&w)),
             },
-            LinkEvent::Presence(_) => {}
+            LinkEvent::Presence(_) | LinkEvent::Relay { .. } => {}
         }
     }
 }
@@ -393,4 +396,66 @@ pub fn resume_from(since: Option<u64>, last: Option<u64>) -> Result<Resume> {
         (None, Some(n)) => Ok(Resume::Last(n)),
         (None, None) => Ok(Resume::Live),
     }
+}
+
+/// `conclave perm set CHANNEL LEVEL`: records an agent autonomy level in the config file;
+/// running agents pick it up within seconds.
+pub fn perm_set(env: &Env, channel: &str, level: Autonomy) -> Result<()> {
+    let key = match channel {
+        "default" | "whispers" => channel.to_owned(),
+        other => Name::channel(other)?.to_string(),
+    };
+    let mut config = ClientConfig::load(&env.config_dir)?;
+    config.autonomy.insert(key.clone(), level);
+    config.save(&env.config_dir)?;
+    let place = if key == "default" || key == "whispers" {
+        key
+    } else {
+        format!("#{key}")
+    };
+    println!("agents: {place} = {}", level.as_str());
+    Ok(())
+}
+
+/// `conclave perm show`.
+pub fn perm_show(env: &Env) -> Result<()> {
+    let config = ClientConfig::load(&env.config_dir)?;
+    if !config.autonomy.contains_key("default") {
+        println!("{:<24} notify (built in)", "default");
+    }
+    for (key, level) in &config.autonomy {
+        let place = if key == "default" || key == "whispers" {
+            key.clone()
+        } else {
+            format!("#{key}")
+        };
+        println!("{place:<24} {}", level.as_str());
+    }
+    Ok(())
+}
+
+/// `conclave agent --print-config claude`: the commands that register this agent with Claude
+/// Code and launch a session with it as a development channel.
+pub fn print_claude_config(
+    server: Option<&str>,
+    join: &[String],
+    handle: Option<&str>,
+) -> Result<()> {
+    let exe = std::env::current_exe().wrap_err("cannot find the conclave binary")?;
+    let mut args = vec![exe.display().to_string(), "agent".to_owned()];
+    if let Some(server) = server {
+        args.extend(["--server".to_owned(), server.to_owned()]);
+    }
+    if let Some(handle) = handle {
+        args.extend(["--as".to_owned(), handle.to_owned()]);
+    }
+    for channel in join {
+        args.extend(["--join".to_owned(), channel.clone()]);
+    }
+    println!(
+        "claude mcp add --scope local conclave -- {}",
+        args.join(" ")
+    );
+    println!("claude --dangerously-load-development-channels server:conclave");
+    Ok(())
 }

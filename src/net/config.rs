@@ -4,7 +4,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use super::protocol::Autonomy;
 
 /// Where `conclave serve` listens and clients connect when nothing else is said.
 pub const DEFAULT_BIND: &str = "127.0.0.1:7420";
@@ -52,6 +56,10 @@ pub struct ClientConfig {
     /// The user name registered on that server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Agents' autonomy per channel name; the keys `default` (every other channel) and
+    /// `whispers` (replies by whisper) are special. Set with `conclave perm set`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub autonomy: BTreeMap<String, Autonomy>,
 }
 
 impl ClientConfig {
@@ -110,6 +118,7 @@ mod tests {
         let config = ClientConfig {
             server: Some("ws://example:1".into()),
             user: Some("alice".into()),
+            autonomy: BTreeMap::from([("general".to_owned(), Autonomy::Converse)]),
         };
         config.save(dir.path()).unwrap();
         assert_eq!(ClientConfig::load(dir.path()).unwrap(), config);

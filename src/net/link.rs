@@ -23,8 +23,8 @@ use super::identity::{Identity, random_bytes};
 use super::names::{Name, SessionPath};
 use super::protocol::{
     ChannelInfo, ChatMessage, ClientFrame, CloseReason, ErrorCode, MAX_HISTORY_PAGE, MachineInfo,
-    OnConflict, PROTOCOL_VERSION, PresenceEvent, ProtocolError, ServerFrame, SessionInfo,
-    SessionKind, Visibility, WhisperMessage,
+    OnConflict, PROTOCOL_VERSION, PresenceEvent, ProtocolError, RelayBody, ServerFrame,
+    SessionInfo, SessionKind, Visibility, WhisperMessage,
 };
 
 /// How long the server may take to answer each handshake step.
@@ -116,6 +116,12 @@ pub enum LinkEvent {
     Message(ChatMessage),
     Whisper(WhisperMessage),
     Presence(PresenceEvent),
+    /// A relay from another session of the same user (see `RelayBody`).
+    Relay {
+        from: SessionPath,
+        from_kind: SessionKind,
+        body: RelayBody,
+    },
     /// A channel could not be re-joined after a reconnect (it was deleted or access revoked).
     ChannelLost {
         channel: Name,
@@ -175,6 +181,14 @@ pub struct SendReceipt {
 pub struct JoinReceipt {
     pub channel: ChannelInfo,
     pub read_seq: u64,
+}
+
+/// A page of history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub messages: Vec<ChatMessage>,
+    /// More messages match than this page holds.
+    pub more: bool,
 }
 
 /// Answer to `who`.
@@ -315,7 +329,7 @@ impl LinkHandle {
         after: Option<u64>,
         before: Option<u64>,
         limit: u32,
-    ) -> Result<Vec<ChatMessage>, LinkError> {
+    ) -> Result<HistoryPage, LinkError> {
         let frame = ClientFrame::History {
             id: 0,
             channel: channel.clone(),
@@ -324,7 +338,7 @@ impl LinkHandle {
             limit,
         };
         match self.request(frame).await? {
-            ServerFrame::History { messages, .. } => Ok(messages),
+            ServerFrame::History { messages, more, .. } => Ok(HistoryPage { messages, more }),
             other => Err(LinkError::Unexpected(other.kind())),
         }
     }
@@ -850,6 +864,18 @@ impl LinkTask {
             ServerFrame::Message(message) => self.on_message(message, outbox).await,
             ServerFrame::Whisper(w) => self.emit(LinkEvent::Whisper(w)).await,
             ServerFrame::Presence(p) => self.emit(LinkEvent::Presence(p)).await,
+            ServerFrame::Relay {
+                from,
+                from_kind,
+                body,
+            } => {
+                self.emit(LinkEvent::Relay {
+                    from,
+                    from_kind,
+                    body,
+                })
+                .await
+            }
             ServerFrame::Closing { reason, message } => match reason {
                 CloseReason::Revoked | CloseReason::Replaced => Err(Ended::Fatal(message)),
                 CloseReason::Shutdown | CloseReason::TooSlow | CloseReason::Protocol => {

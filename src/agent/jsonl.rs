@@ -1,0 +1,125 @@
+//! JSON lines: the agent for any program. One command per stdin line,
+//! `{"cmd": "send", "channel": "general", "text": "hi", "id": 1}`, answered by one line
+//! `{"id": 1, "ok": true, ...}` or `{"id": 1, "ok": false, "error": "..."}`; events arrive as
+//! lines with an `event` key. Commands are the agent's tools (`send`, `whisper`, `read`,
+//! `unread`, `channels`, `who`, `join`, `leave`, `status`). Autonomy does not apply here: the
+//! program acts as its user. Exits when stdin closes.
+
+use std::sync::Arc;
+
+use color_eyre::eyre::Result;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::net::link::LinkEvent;
+
+use super::core::Inbound;
+use super::{Agent, Effect, tools};
+
+/// Serves JSON lines on stdio until stdin closes.
+pub async fn serve(agent: Arc<Agent>, mut events: mpsc::Receiver<LinkEvent>) -> Result<()> {
+    let (out_tx, mut out_rx) = mpsc::channel::<Value>(1024);
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(value) = out_rx.recv().await {
+            let line = format!("{value}\n");
+            if stdout.write_all(line.as_bytes()).await.is_err() || stdout.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let event_out = out_tx.clone();
+    let event_agent = agent.clone();
+    let pump = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Some(value) = event_json(&event_agent, event) {
+                if event_out.send(value).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+
+    let _ = out_tx
+        .send(json!({"event": "ready", "path": agent.me.to_string(), "server": agent.server}))
+        .await;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = answer(&agent, &line).await;
+        if out_tx.send(reply).await.is_err() {
+            break;
+        }
+    }
+    pump.abort();
+    drop(out_tx);
+    let _ = writer.await;
+    Ok(())
+}
+
+/// Runs one command line and builds its reply.
+async fn answer(agent: &Agent, line: &str) -> Value {
+    let command: Map<String, Value> = match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => {
+            return json!({"ok": false, "error": "each line must be a JSON object with a `cmd`"});
+        }
+        Err(e) => return json!({"ok": false, "error": format!("not JSON: {e}")}),
+    };
+    let id = command.get("id").cloned().unwrap_or(Value::Null);
+    let Some(cmd) = command.get("cmd").and_then(Value::as_str) else {
+        return json!({"id": id, "ok": false, "error": "missing `cmd`"});
+    };
+    match tools::call(agent, cmd, &command).await {
+        Ok(outcome) => {
+            let mut reply = json!({"id": id, "ok": true});
+            if let (Value::Object(reply), Value::Object(fields)) = (&mut reply, outcome.to_json()) {
+                reply.extend(fields);
+            }
+            reply
+        }
+        Err(error) => json!({"id": id, "ok": false, "error": error}),
+    }
+}
+
+fn event_json(agent: &Arc<Agent>, event: LinkEvent) -> Option<Value> {
+    let status = match &event {
+        LinkEvent::Presence(p) => Some(json!({
+            "event": "presence",
+            "channel": p.channel.as_str(),
+            "path": p.session.path.to_string(),
+            "kind": p.session.kind.as_str(),
+            "change": format!("{:?}", p.change).to_lowercase(),
+        })),
+        LinkEvent::Connected { path, .. } => {
+            Some(json!({"event": "connected", "path": path.to_string()}))
+        }
+        LinkEvent::Disconnected { reason, retry_in } => Some(json!({
+            "event": "disconnected", "reason": reason, "retry_in_ms": retry_in.as_millis() as u64,
+        })),
+        LinkEvent::Closed { reason } => Some(json!({"event": "closed", "reason": reason})),
+        _ => None,
+    };
+    match agent.on_event(event) {
+        Effect::Deliver(Inbound::Message { message, .. }) => Some(json!({
+            "event": "message",
+            "channel": message.channel.as_str(),
+            "seq": message.seq,
+            "from": message.from.to_string(),
+            "ts": message.ts,
+            "text": message.text,
+        })),
+        Effect::Deliver(Inbound::Whisper { whisper, .. }) => Some(json!({
+            "event": "whisper",
+            "from": whisper.from.to_string(),
+            "to": whisper.to.to_string(),
+            "ts": whisper.ts,
+            "text": whisper.text,
+        })),
+        Effect::Deliver(Inbound::Held { .. }) | Effect::Verdict { .. } | Effect::None => status,
+    }
+}

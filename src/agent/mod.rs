@@ -1,0 +1,436 @@
+//! `conclave agent`: a headless client for Claude Code (an MCP stdio server acting as a
+//! channel, `mcp.rs`) and for any other program (JSON lines, `jsonl.rs`).
+//!
+//! This module owns the agent's live state (autonomy levels, read positions, open permission
+//! requests) and turns link events into what the front ends deliver. Decisions without I/O are
+//! in `core.rs`; the operations both front ends offer are in `tools.rs`. Reaches the server
+//! only through `net::link`; knows nothing of the server, the TUI or the CLI.
+
+pub mod core;
+pub mod jsonl;
+pub mod mcp;
+pub mod tools;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use color_eyre::eyre::{Result, WrapErr};
+
+use crate::net::client::{self, Opening, Setup};
+use crate::net::config::ClientConfig;
+use crate::net::link::{LinkEvent, LinkHandle, Resume};
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{Audience, Autonomy, ClientFrame, RelayBody, SessionKind};
+
+use self::core::{FloodGate, Gate, Inbound, Levels, OpenRequest, Permissions};
+
+/// How often the config file is checked for autonomy changes made by `conclave perm set`.
+const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// Which front end speaks on stdio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// MCP over stdio: a Claude Code channel.
+    Mcp,
+    /// One JSON command per stdin line, one JSON event or reply per stdout line.
+    Jsonl,
+}
+
+/// `conclave agent`'s options.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub config_dir: PathBuf,
+    pub server: Option<String>,
+    pub handle: Option<String>,
+    pub join: Vec<String>,
+    pub perms: Vec<(String, Autonomy)>,
+    pub format: Format,
+}
+
+/// Where one joined channel's reading stands.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
+    /// This session handle's server-side read position.
+    read_seq: u64,
+    /// The newest sequence number seen.
+    last_seq: u64,
+}
+
+struct State {
+    levels: Levels,
+    channels: BTreeMap<Name, Mark>,
+    gate: FloodGate,
+    permissions: Permissions,
+    connection: String,
+    config_mtime: Option<SystemTime>,
+}
+
+/// The running agent, shared by its front end and its event pump.
+pub struct Agent {
+    pub link: LinkHandle,
+    pub me: SessionPath,
+    pub server: String,
+    config_dir: PathBuf,
+    /// Whether autonomy gates replies (MCP: a model is answering; JSON lines: a program).
+    gated: bool,
+    state: Mutex<State>,
+}
+
+/// What the front end should do about a link event.
+#[derive(Debug)]
+pub enum Effect {
+    /// Deliver this to the model (MCP) or the program (JSON lines).
+    Deliver(Inbound),
+    /// Tell Claude Code a person answered a permission request.
+    Verdict {
+        request_id: String,
+        allow: bool,
+    },
+    None,
+}
+
+/// The handle used when `--as` is not given: the working directory's name.
+pub fn default_handle() -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .and_then(|name| Name::sanitize(&name))
+        .map_or_else(|| "agent".to_owned(), |n| n.to_string())
+}
+
+/// `conclave agent`: connects (with zero set-up), joins, then serves the chosen front end
+/// until stdin closes.
+pub async fn run(options: AgentOptions) -> Result<()> {
+    let opening = Opening {
+        config_dir: options.config_dir.clone(),
+        server: options.server.clone(),
+        handle: options.handle.clone(),
+        default_handle: default_handle(),
+        kind: SessionKind::Agent,
+        persistent: true,
+        setup: Setup::Auto,
+    };
+    let session = client::open(opening, |reason, retry_in| {
+        tracing::warn!(%reason, ?retry_in, "cannot connect yet");
+    })
+    .await?;
+    tracing::info!(path = %session.path, server = %session.server, "agent connected");
+    let levels = Levels {
+        flags: options.perms.iter().cloned().collect(),
+        ..Levels::default()
+    };
+    let agent = Arc::new(Agent {
+        link: session.link,
+        me: session.path,
+        server: session.server,
+        config_dir: options.config_dir,
+        gated: options.format == Format::Mcp,
+        state: Mutex::new(State {
+            levels,
+            channels: BTreeMap::new(),
+            gate: FloodGate::default(),
+            permissions: Permissions::default(),
+            connection: "connected".into(),
+            config_mtime: None,
+        }),
+    });
+    agent.reload_config();
+    for channel in &options.join {
+        let name = Name::channel(channel)?;
+        agent
+            .join(&name)
+            .await
+            .wrap_err_with(|| format!("cannot join #{name}"))?;
+    }
+    agent.report_autonomy(None).await;
+    tokio::spawn(watch_config(Arc::downgrade(&agent)));
+    match options.format {
+        Format::Mcp => mcp::serve(agent, session.events).await,
+        Format::Jsonl => jsonl::serve(agent, session.events).await,
+    }
+}
+
+/// Re-reads autonomy from the config file whenever it changes, while the agent lives.
+async fn watch_config(agent: std::sync::Weak<Agent>) {
+    loop {
+        tokio::time::sleep(CONFIG_POLL).await;
+        let Some(agent) = agent.upgrade() else { return };
+        if agent.reload_config() {
+            agent.report_autonomy(None).await;
+        }
+    }
+}
+
+impl Agent {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Loads the config file's autonomy table if the file changed; true if levels changed.
+    fn reload_config(&self) -> bool {
+        let path = self.config_dir.join("config.toml");
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let mut state = self.lock();
+        if mtime == state.config_mtime {
+            return false;
+        }
+        state.config_mtime = mtime;
+        match ClientConfig::load(&self.config_dir) {
+            Ok(config) => {
+                let before = state.levels.clone();
+                state.levels.config = config.autonomy;
+                state.levels != before
+            }
+            Err(e) => {
+                tracing::warn!(%e, "cannot read autonomy from the config file");
+                false
+            }
+        }
+    }
+
+    pub fn level(&self, channel: &Name) -> Autonomy {
+        self.lock().levels.channel(channel)
+    }
+
+    pub fn whisper_level(&self) -> Autonomy {
+        self.lock().levels.whispers()
+    }
+
+    /// Refuses a reply below `converse` (only when a model is answering).
+    pub fn may_reply(&self, level: Autonomy, place: &str) -> Result<(), String> {
+        if self.gated && level < Autonomy::Converse {
+            return Err(format!(
+                "You may not reply in {place}: your user set its autonomy to {}, which is read-only. \
+                 Ask the person supervising you if you think you should reply.",
+                level.as_str()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Joins a channel (messages from now on are pushed) and records its read position.
+    pub async fn join(&self, channel: &Name) -> Result<(u64, u64), crate::net::link::LinkError> {
+        let joined = self.link.join(channel, Resume::Live).await?;
+        let mark = Mark {
+            read_seq: joined.read_seq,
+            last_seq: joined.channel.last_seq,
+        };
+        self.lock().channels.insert(channel.clone(), mark);
+        Ok((mark.read_seq, mark.last_seq))
+    }
+
+    pub async fn leave(&self, channel: &Name) -> Result<(), crate::net::link::LinkError> {
+        self.link.leave(channel).await?;
+        self.lock().channels.remove(channel);
+        Ok(())
+    }
+
+    /// Joined channels with their read position and newest sequence number.
+    fn marks(&self) -> Vec<(Name, u64, u64)> {
+        self.lock()
+            .channels
+            .iter()
+            .map(|(name, m)| (name.clone(), m.read_seq, m.last_seq))
+            .collect()
+    }
+
+    fn set_read(&self, channel: &Name, seq: u64) {
+        if let Some(mark) = self.lock().channels.get_mut(channel) {
+            mark.read_seq = mark.read_seq.max(seq);
+            mark.last_seq = mark.last_seq.max(seq);
+        }
+    }
+
+    /// Turns a link event into what the front end should do. Channel messages update the read
+    /// bookkeeping; muted ones and the agent's own are dropped; floods are held.
+    pub fn on_event(self: &Arc<Self>, event: LinkEvent) -> Effect {
+        match event {
+            LinkEvent::Message(message) => {
+                let mut state = self.lock();
+                if let Some(mark) = state.channels.get_mut(&message.channel) {
+                    mark.last_seq = mark.last_seq.max(message.seq);
+                }
+                if message.from == self.me {
+                    return Effect::None;
+                }
+                let level = state.levels.channel(&message.channel);
+                if level == Autonomy::Mute && self.gated {
+                    return Effect::None;
+                }
+                match self
+                    .gated
+                    .then(|| state.gate.check(&message.from, Instant::now()))
+                {
+                    Some(Gate::Hold { first: true }) => Effect::Deliver(Inbound::Held {
+                        channel: Some(message.channel.clone()),
+                        from: message.from,
+                        until_secs: state.gate.cooldown().as_secs(),
+                    }),
+                    Some(Gate::Hold { first: false }) => Effect::None,
+                    Some(Gate::Pass) | None => Effect::Deliver(Inbound::Message { message, level }),
+                }
+            }
+            LinkEvent::Whisper(whisper) => {
+                let mut state = self.lock();
+                let level = state.levels.whispers();
+                if level == Autonomy::Mute && self.gated {
+                    return Effect::None;
+                }
+                match self
+                    .gated
+                    .then(|| state.gate.check(&whisper.from, Instant::now()))
+                {
+                    Some(Gate::Hold { first: true }) => Effect::Deliver(Inbound::Held {
+                        channel: None,
+                        from: whisper.from,
+                        until_secs: state.gate.cooldown().as_secs(),
+                    }),
+                    Some(Gate::Hold { first: false }) => Effect::None,
+                    Some(Gate::Pass) | None => Effect::Deliver(Inbound::Whisper { whisper, level }),
+                }
+            }
+            LinkEvent::Connected { .. } => {
+                self.lock().connection = "connected".into();
+                let agent = self.clone();
+                tokio::spawn(async move { agent.report_autonomy(None).await });
+                Effect::None
+            }
+            LinkEvent::Disconnected { reason, retry_in } => {
+                self.lock().connection =
+                    format!("reconnecting in {} s: {reason}", retry_in.as_secs().max(1));
+                Effect::None
+            }
+            LinkEvent::ChannelLost { channel, reason } => {
+                tracing::warn!(%channel, %reason, "channel lost");
+                self.lock().channels.remove(&channel);
+                Effect::None
+            }
+            LinkEvent::Closed { reason } => {
+                self.lock().connection = format!("offline: {reason}");
+                Effect::None
+            }
+            LinkEvent::Presence(_) => Effect::None,
+            LinkEvent::Relay {
+                from,
+                from_kind,
+                body,
+            } => self.on_relay(from, from_kind, body),
+        }
+    }
+
+    fn on_relay(
+        self: &Arc<Self>,
+        from: SessionPath,
+        from_kind: SessionKind,
+        body: RelayBody,
+    ) -> Effect {
+        // The server only relays between sessions of one user; checked again here because a
+        // verdict is the one thing that must never come from anyone else.
+        match body {
+            RelayBody::PermissionVerdict { request_id, allow } => {
+                let outcome =
+                    self.lock()
+                        .permissions
+                        .verdict(&self.me.user, &from, from_kind, &request_id);
+                match outcome {
+                    Ok(_) => {
+                        let agent = self.clone();
+                        let answered = RelayBody::PermissionAnswered {
+                            request_id: request_id.clone(),
+                            allow,
+                            by: from,
+                        };
+                        tokio::spawn(
+                            async move { agent.relay(None, Audience::Humans, answered).await },
+                        );
+                        Effect::Verdict { request_id, allow }
+                    }
+                    Err(refused) => {
+                        tracing::warn!(%from, ?refused, %request_id, "ignored a permission verdict");
+                        Effect::None
+                    }
+                }
+            }
+            RelayBody::SetAutonomy { channel, level } if self.is_owner_person(&from, from_kind) => {
+                self.lock().levels.live.insert(channel.to_string(), level);
+                tracing::info!(%channel, level = level.as_str(), by = %from, "autonomy changed");
+                let agent = self.clone();
+                tokio::spawn(async move { agent.report_autonomy(None).await });
+                Effect::None
+            }
+            RelayBody::AutonomyQuery if self.is_owner_person(&from, from_kind) => {
+                let agent = self.clone();
+                tokio::spawn(async move { agent.report_autonomy(Some(from)).await });
+                Effect::None
+            }
+            other => {
+                tracing::debug!(%from, ?other, "ignored relay");
+                Effect::None
+            }
+        }
+    }
+
+    fn is_owner_person(&self, from: &SessionPath, kind: SessionKind) -> bool {
+        kind == SessionKind::Human && from.user == self.me.user
+    }
+
+    /// Sends a relay to this user's own sessions; failures (nobody online) are only logged.
+    async fn relay(&self, to: Option<SessionPath>, audience: Audience, body: RelayBody) -> bool {
+        let frame = ClientFrame::Relay {
+            id: 0,
+            to,
+            audience: Some(audience),
+            body,
+        };
+        match self.link.request(frame).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(%e, "relay not delivered");
+                false
+            }
+        }
+    }
+
+    /// Tells the owner's people (or one of their sessions) this agent's autonomy levels.
+    pub async fn report_autonomy(&self, to: Option<SessionPath>) {
+        let (levels, default) = {
+            let state = self.lock();
+            (state.levels.report(), state.levels.default_level())
+        };
+        self.relay(
+            to,
+            Audience::Humans,
+            RelayBody::AutonomyReport { levels, default },
+        )
+        .await;
+    }
+
+    /// Forwards Claude Code's permission request to the owner's people. Returns whether any
+    /// of them is online to answer (if not, only the local dialog can).
+    pub async fn ask_permission(
+        &self,
+        request_id: String,
+        tool_name: String,
+        description: String,
+        input_preview: String,
+    ) -> bool {
+        self.lock().permissions.open(
+            request_id.clone(),
+            OpenRequest {
+                tool_name: tool_name.clone(),
+                description: description.clone(),
+            },
+        );
+        let body = RelayBody::PermissionRequest {
+            request_id,
+            tool_name,
+            description,
+            input_preview,
+        };
+        self.relay(None, Audience::Humans, body).await
+    }
+}
