@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use color_eyre::eyre::Result;
 
 use conclave::agent::{AgentOptions, Format as AgentFormat};
+use conclave::app::TuiOptions;
 use conclave::cli::{self, Env, Format};
 use conclave::net::config::{DEFAULT_BIND, default_data_dir};
 use conclave::net::names::Name;
@@ -119,6 +120,11 @@ enum Command {
         #[command(subcommand)]
         command: MachineCommand,
     },
+    /// The terminal client (with nothing configured: starts a local server and registers you)
+    Tui {
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Run headless for Claude Code (MCP channel on stdio) or any program (JSON lines)
     Agent {
         #[arg(long)]
@@ -207,6 +213,21 @@ fn init_tracing(default_level: &str) {
         .init();
 }
 
+/// The TUI owns the screen: its logs go to `tui.log` in the config dir.
+fn init_file_tracing(config_dir: &std::path::Path) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = std::fs::create_dir_all(config_dir);
+    match std::fs::File::create(config_dir.join("tui.log")) {
+        Ok(file) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init(),
+        Err(_) => tracing_subscriber::fmt().with_writer(std::io::sink).init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Panics still get color-eyre's full report; ordinary failures get one plain line.
@@ -226,9 +247,12 @@ async fn run(cli: Cli) -> Result<()> {
     let env = Env {
         config_dir: cli::config_dir(cli.config_dir.as_deref()),
     };
-    let is_server = matches!(cli.command, Command::Serve { .. });
-    // stdout belongs to the protocol in `agent`; logs always go to stderr.
-    init_tracing(if is_server { "info" } else { "warn" });
+    // stdout belongs to the protocol in `agent`, the screen to `tui`: logs never go there.
+    match cli.command {
+        Command::Serve { .. } => init_tracing("info"),
+        Command::Tui { .. } => init_file_tracing(&env.config_dir),
+        _ => init_tracing("warn"),
+    }
 
     match cli.command {
         Command::Serve {
@@ -301,6 +325,13 @@ async fn run(cli: Cli) -> Result<()> {
                 cli::machine_remove(&env, &name, server.as_deref()).await
             }
         },
+        Command::Tui { server } => {
+            let options = TuiOptions {
+                config_dir: env.config_dir.clone(),
+                server,
+            };
+            conclave::app::run(options).await
+        }
         Command::Agent {
             server,
             handle,

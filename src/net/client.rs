@@ -86,13 +86,35 @@ pub fn default_machine_name() -> String {
         .map_or_else(|| "machine".to_owned(), |n| n.to_string())
 }
 
-/// Opens a session and waits until it is welcomed. `on_retry` hears about failed attempts of
-/// a persistent link before the first success.
-pub async fn open(
-    opening: Opening,
-    on_retry: impl Fn(&str, Duration),
-) -> Result<Session, ClientError> {
-    let mut config = ClientConfig::load(&opening.config_dir)?;
+/// A session whose link is started but not yet welcomed.
+pub struct Started {
+    pub link: LinkHandle,
+    pub events: mpsc::Receiver<LinkEvent>,
+    pub server: String,
+    /// This session claims a user name: remember it once welcomed (see `remember`).
+    pub registering: bool,
+    config_dir: PathBuf,
+}
+
+impl Started {
+    /// After the first welcome of a registering session, records the server and user name as
+    /// the defaults of later commands.
+    pub fn remember(&self, path: &SessionPath) -> Result<(), ClientError> {
+        if !self.registering {
+            return Ok(());
+        }
+        let mut config = ClientConfig::load(&self.config_dir)?;
+        config.server = Some(self.server.clone());
+        config.user = Some(path.user.to_string());
+        config.save(&self.config_dir)?;
+        Ok(())
+    }
+}
+
+/// Prepares the key and config (and, for zero set-up, the local server), then starts the link
+/// without waiting for it to connect.
+pub fn start(opening: Opening) -> Result<Started, ClientError> {
+    let config = ClientConfig::load(&opening.config_dir)?;
     let server = config.server_or_default(opening.server.as_deref());
     let (identity, login) = match &opening.setup {
         Setup::Key => (Identity::load(&opening.config_dir)?, Login::Key),
@@ -123,7 +145,7 @@ pub async fn open(
         Some(h) => (Name::handle(h)?, false),
         None => (Name::handle(&opening.default_handle)?, true),
     };
-    let (link, mut events) = link::spawn(LinkConfig {
+    let (link, events) = link::spawn(LinkConfig {
         url: server.clone(),
         identity: Arc::new(identity),
         handle,
@@ -132,19 +154,31 @@ pub async fn open(
         login,
         persistent: opening.persistent,
     });
+    Ok(Started {
+        link,
+        events,
+        server,
+        registering,
+        config_dir: opening.config_dir,
+    })
+}
+
+/// Opens a session and waits until it is welcomed. `on_retry` hears about failed attempts of
+/// a persistent link before the first success.
+pub async fn open(
+    opening: Opening,
+    on_retry: impl Fn(&str, Duration),
+) -> Result<Session, ClientError> {
+    let mut started = start(opening)?;
     loop {
-        match events.recv().await {
+        match started.events.recv().await {
             Some(LinkEvent::Connected { path, .. }) => {
-                if registering {
-                    config.server = Some(server.clone());
-                    config.user = Some(path.user.to_string());
-                    config.save(&opening.config_dir)?;
-                }
+                started.remember(&path)?;
                 return Ok(Session {
-                    link,
-                    events,
+                    link: started.link,
+                    events: started.events,
                     path,
-                    server,
+                    server: started.server,
                 });
             }
             Some(LinkEvent::Closed { reason }) => return Err(ClientError::Link(reason)),

@@ -1,0 +1,243 @@
+//! `conclave tui`: the terminal client for people supervising agents.
+//!
+//! `run` owns the terminal and the event loop and nothing else: it turns terminal input,
+//! link events, command results and a one-second tick into `Msg`s for `update` (the only
+//! mutator of the `App` model), carries out the `Cmd`s it returns through the link, and draws
+//! `view` after each batch. Drawing never waits on the network or the disk. Reaches the
+//! server only through `net::link`.
+
+pub mod model;
+pub mod settings;
+pub mod text;
+pub mod update;
+pub mod view;
+pub mod widgets;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, eyre};
+use futures_util::StreamExt;
+use ratatui::crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    KeyEventKind, KeyboardEnhancementFlags, PopKeyboardEnhancementFlags,
+    PushKeyboardEnhancementFlags,
+};
+use ratatui::crossterm::execute;
+use tokio::sync::mpsc;
+
+use crate::net::client::{self, Opening, Setup};
+use crate::net::link::{LinkEvent, LinkHandle, Resume};
+use crate::net::protocol::{ClientFrame, RelayBody, SessionKind};
+
+use self::model::{App, PAGE};
+use self::settings::Settings;
+use self::update::{Cmd, Msg, Reply, update};
+
+/// Link events and replies handled before the next draw, so a burst costs one frame.
+const BATCH: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct TuiOptions {
+    pub config_dir: PathBuf,
+    pub server: Option<String>,
+}
+
+/// Restores the terminal however the loop ends (the panic hook covers panics).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let mut out = std::io::stdout();
+        let _ = execute!(
+            out,
+            PopKeyboardEnhancementFlags,
+            DisableBracketedPaste,
+            DisableMouseCapture
+        );
+        ratatui::restore();
+    }
+}
+
+pub async fn run(options: TuiOptions) -> Result<()> {
+    let settings = Settings::load(&options.config_dir).map_err(|e| eyre!(e))?;
+    // Zero set-up happens before the terminal is taken, so its errors print plainly.
+    let mut started = client::start(Opening {
+        config_dir: options.config_dir.clone(),
+        server: options.server.clone(),
+        handle: None,
+        default_handle: "tui".into(),
+        kind: SessionKind::Human,
+        persistent: true,
+        setup: Setup::Auto,
+    })?;
+    let offset = *chrono::Local::now().offset();
+    let mut app = App::new(settings, started.server.clone(), offset);
+    app.now_ms = chrono::Utc::now().timestamp_millis();
+
+    let mut terminal = ratatui::init();
+    let _guard = TerminalGuard;
+    let mut out = std::io::stdout();
+    let _ = execute!(out, EnableMouseCapture, EnableBracketedPaste);
+    // Lets terminals that can report Shift-Enter do so; others ignore it.
+    let _ = execute!(
+        out,
+        PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
+    );
+
+    let link = started.link.clone();
+    let mut link_events = std::mem::replace(&mut started.events, mpsc::channel(1).1);
+    let (reply_tx, mut replies) = mpsc::channel::<Reply>(256);
+    let mut terminal_events = crossterm::event::EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    terminal.draw(|f| view::view(&app, f))?;
+
+    loop {
+        let msg = tokio::select! {
+            event = terminal_events.next() => match event {
+                Some(Ok(event)) => match terminal_msg(event) {
+                    Some(msg) => msg,
+                    None => continue,
+                },
+                Some(Err(e)) => return Err(eyre!("cannot read the terminal: {e}")),
+                None => break,
+            },
+            Some(event) = link_events.recv() => {
+                if let LinkEvent::Connected { path, .. } = &event {
+                    if let Err(e) = started.remember(path) {
+                        tracing::warn!(%e, "cannot remember the registration");
+                    }
+                }
+                Msg::Link(event)
+            }
+            Some(reply) = replies.recv() => Msg::Done(reply),
+            _ = tick.tick() => Msg::Tick { now_ms: chrono::Utc::now().timestamp_millis() },
+        };
+        let ticked = matches!(msg, Msg::Tick { .. });
+        let before = countdown(&app);
+        let mut cmds = update(&mut app, msg);
+        for _ in 0..BATCH {
+            let msg = match (link_events.try_recv(), replies.try_recv()) {
+                (Ok(event), _) => Msg::Link(event),
+                (_, Ok(reply)) => Msg::Done(reply),
+                _ => break,
+            };
+            cmds.extend(update(&mut app, msg));
+        }
+        for cmd in cmds {
+            carry_out(cmd, &link, &reply_tx);
+        }
+        if app.quit {
+            break;
+        }
+        // A tick changes the screen only while a countdown runs.
+        if !ticked || countdown(&app) != before {
+            terminal.draw(|f| view::view(&app, f))?;
+        }
+    }
+    Ok(())
+}
+
+fn countdown(app: &App) -> String {
+    widgets::status::connection_text(app)
+}
+
+fn terminal_msg(event: Event) -> Option<Msg> {
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => Some(Msg::Key(key)),
+        Event::Mouse(mouse) => Some(Msg::Mouse(mouse)),
+        Event::Paste(text) => Some(Msg::Paste(text)),
+        Event::Resize(..) => Some(Msg::Resize),
+        _ => None,
+    }
+}
+
+/// Runs one command in the background; its outcome comes back as a `Reply`.
+fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
+    if cmd == Cmd::Bell {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(b"\x07").and_then(|()| out.flush());
+        return;
+    }
+    let link = link.clone();
+    let replies = replies.clone();
+    tokio::spawn(async move {
+        let failed = |context: String, e: crate::net::link::LinkError| Reply::Failed {
+            context,
+            error: e.to_string(),
+        };
+        let reply = match cmd {
+            Cmd::ListChannels => match link.list_channels().await {
+                Ok(list) => Some(Reply::Channels(list)),
+                Err(e) => Some(failed("cannot list channels".into(), e)),
+            },
+            Cmd::Join(channel) => match link.join(&channel, Resume::Live).await {
+                Ok(receipt) => Some(Reply::Joined(receipt)),
+                Err(e) => Some(failed(format!("cannot join #{channel}"), e)),
+            },
+            Cmd::Leave(channel) => match link.leave(&channel).await {
+                Ok(()) => Some(Reply::Left(channel)),
+                Err(e) => Some(failed(format!("cannot leave #{channel}"), e)),
+            },
+            Cmd::Create(channel, visibility) => {
+                match link.create_channel(&channel, visibility).await {
+                    Ok(info) => Some(Reply::Created(info)),
+                    Err(e) => Some(failed(format!("cannot create #{channel}"), e)),
+                }
+            }
+            Cmd::Send { channel, text } => match link.send(&channel, &text).await {
+                Ok(_) => None,
+                Err(e) => Some(failed(format!("not sent to #{channel}"), e)),
+            },
+            Cmd::Whisper { to, text } => match link.whisper(&to, &text).await {
+                Ok(()) => Some(Reply::Whispered {
+                    to,
+                    text,
+                    ts: chrono::Utc::now().timestamp_millis(),
+                }),
+                Err(e) => Some(failed(format!("whisper to {to} not sent"), e)),
+            },
+            Cmd::History {
+                channel,
+                before,
+                after,
+            } => match link.history(&channel, after, before, PAGE).await {
+                Ok(page) => Some(Reply::History {
+                    channel,
+                    page,
+                    older: before.is_some(),
+                }),
+                Err(e) => Some(failed(format!("cannot read #{channel}"), e)),
+            },
+            Cmd::Who(channel) => match link.who(channel.as_ref()).await {
+                Ok(report) => Some(Reply::Who { channel, report }),
+                Err(e) => Some(failed("who failed".into(), e)),
+            },
+            Cmd::MarkRead { channel, seq } => {
+                if let Err(e) = link.mark_read(&channel, seq).await {
+                    tracing::debug!(%e, %channel, "read position not saved");
+                }
+                None
+            }
+            Cmd::Relay { to, audience, body } => {
+                // Asking for agents' levels when none is online is not news; a lost verdict is.
+                let quiet = matches!(body, RelayBody::AutonomyQuery);
+                let frame = ClientFrame::Relay {
+                    id: 0,
+                    to,
+                    audience: Some(audience),
+                    body,
+                };
+                match link.request(frame).await {
+                    Err(e) if !quiet => Some(failed("not delivered".into(), e)),
+                    _ => None,
+                }
+            }
+            Cmd::Bell => None,
+        };
+        if let Some(reply) = reply {
+            let _ = replies.send(reply).await;
+        }
+    });
+}

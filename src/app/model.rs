@@ -1,0 +1,352 @@
+//! All TUI state. `update.rs` is the only mutator; `view.rs` only reads (render-time memos
+//! such as a pane's height sit in `Cell`s).
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, VecDeque};
+
+use ratatui_textarea::TextArea;
+
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{Autonomy, SessionInfo};
+
+use super::settings::Settings;
+
+/// Most entries a room keeps loaded. Older ones are dropped while following live messages
+/// and fetched again from the server when scrolled to, so memory stays bounded.
+pub const MAX_LOADED: usize = 100_000;
+
+/// Messages fetched per history request.
+pub const PAGE: u32 = 100;
+
+/// What a room shows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RoomId {
+    /// The status room: connection notes, answers to commands.
+    Home,
+    Channel(Name),
+    /// A whisper conversation with one session.
+    Whisper(SessionPath),
+}
+
+impl RoomId {
+    pub fn label(&self) -> String {
+        match self {
+            Self::Home => "conclave".into(),
+            Self::Channel(name) => format!("#{name}"),
+            Self::Whisper(path) => format!("@{path}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Message,
+    /// A whisper; `outgoing` when this session sent it.
+    Whisper {
+        outgoing: bool,
+    },
+    /// A note from the client (presence, answers to commands).
+    Note,
+    /// An error, in words a person understands.
+    Error,
+}
+
+/// One line of a conversation, before wrapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Channel messages only.
+    pub seq: Option<u64>,
+    /// Milliseconds since the Unix epoch.
+    pub ts: i64,
+    pub from: Option<SessionPath>,
+    pub text: String,
+    pub kind: EntryKind,
+    /// It mentions me.
+    pub mention: bool,
+}
+
+/// A conversation.
+#[derive(Debug)]
+pub struct Room {
+    pub id: RoomId,
+    pub entries: VecDeque<Entry>,
+    pub unread: usize,
+    pub mentions: usize,
+    /// This session's read position on the server.
+    pub read_seq: u64,
+    /// Newest sequence number known.
+    pub last_seq: u64,
+    /// The unread marker line sits above the first message after this sequence number.
+    pub marker: Option<u64>,
+    /// Nothing older than the loaded entries exists.
+    pub older_exhausted: bool,
+    /// Newer messages were dropped to bound memory while scrolled far back.
+    pub newer_dropped: bool,
+    pub loading: bool,
+    /// Every member user (channels).
+    pub members: Vec<Name>,
+    /// Live sessions receiving the room (channels).
+    pub online: Vec<SessionInfo>,
+}
+
+impl Room {
+    pub fn new(id: RoomId) -> Self {
+        Self {
+            id,
+            entries: VecDeque::new(),
+            unread: 0,
+            mentions: 0,
+            read_seq: 0,
+            last_seq: 0,
+            marker: None,
+            older_exhausted: false,
+            newer_dropped: false,
+            loading: false,
+            members: Vec::new(),
+            online: Vec::new(),
+        }
+    }
+
+    pub fn channel(&self) -> Option<&Name> {
+        match &self.id {
+            RoomId::Channel(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.entries.iter().find_map(|e| e.seq)
+    }
+
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.entries.iter().rev().find_map(|e| e.seq)
+    }
+
+    /// Inserts a channel message in sequence order; false if it was there already.
+    pub fn insert_message(&mut self, entry: Entry) -> bool {
+        let Some(seq) = entry.seq else {
+            self.entries.push_back(entry);
+            return true;
+        };
+        self.last_seq = self.last_seq.max(seq);
+        // Most messages are the newest: look from the back.
+        let mut index = self.entries.len();
+        while index > 0 {
+            match self.entries[index - 1].seq {
+                Some(s) if s == seq => return false,
+                Some(s) if s < seq => break,
+                _ => index -= 1,
+            }
+        }
+        self.entries.insert(index, entry);
+        true
+    }
+
+    /// Drops the oldest entries beyond `MAX_LOADED` (they can be fetched again).
+    pub fn trim_oldest(&mut self) {
+        while self.entries.len() > MAX_LOADED {
+            self.entries.pop_front();
+            self.older_exhausted = false;
+        }
+    }
+
+    /// Drops the newest entries beyond `MAX_LOADED` while the person reads far back.
+    pub fn trim_newest(&mut self) {
+        while self.entries.len() > MAX_LOADED {
+            self.entries.pop_back();
+            self.newer_dropped = true;
+        }
+    }
+}
+
+/// One view onto a room.
+#[derive(Debug)]
+pub struct Pane {
+    pub room: usize,
+    /// Wrapped lines scrolled up from the newest; 0 follows new messages.
+    pub scroll: usize,
+    /// Messages that arrived while scrolled up.
+    pub unseen: usize,
+    /// Height of the message area at the last draw.
+    pub viewport: Cell<u16>,
+    /// The oldest loaded entry was visible at the last draw.
+    pub at_top: Cell<bool>,
+}
+
+impl Pane {
+    pub fn new(room: usize) -> Self {
+        Self {
+            room,
+            scroll: 0,
+            unseen: 0,
+            viewport: Cell::new(10),
+            at_top: Cell::new(false),
+        }
+    }
+}
+
+/// How panes share the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Side by side.
+    Vertical,
+    /// Stacked.
+    Horizontal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    Connecting,
+    Connected,
+    /// Waiting to retry at `until_ms` (milliseconds since the epoch).
+    Reconnecting {
+        reason: String,
+        until_ms: i64,
+    },
+    Offline(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    /// Permission requests and agents' autonomy; `selected` indexes the requests.
+    Agents {
+        selected: usize,
+    },
+}
+
+/// A permission request from one of my agents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub agent: SessionPath,
+    pub request_id: String,
+    pub tool_name: String,
+    pub description: String,
+    pub input_preview: String,
+    pub received: i64,
+    /// The verdict this session sent, waiting for the agent to confirm.
+    pub sent: Option<bool>,
+    /// The verdict the agent applied, who gave it, and when (ms).
+    pub answer: Option<(bool, SessionPath, i64)>,
+}
+
+/// One of my agents as it reported itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    pub levels: BTreeMap<Name, Autonomy>,
+    pub default: Autonomy,
+}
+
+impl AgentInfo {
+    pub fn level(&self, channel: &Name) -> Autonomy {
+        self.levels.get(channel).copied().unwrap_or(self.default)
+    }
+}
+
+/// Searching the focused pane.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Search {
+    pub query: String,
+    /// Index of the entry matched last.
+    pub hit: Option<usize>,
+    pub failed: bool,
+}
+
+/// Cycling through completions of one word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// Byte offset where the word starts in the input line.
+    pub start: usize,
+    pub candidates: Vec<String>,
+    pub next: usize,
+}
+
+/// The whole TUI.
+pub struct App {
+    pub settings: Settings,
+    pub server: String,
+    pub me: Option<SessionPath>,
+    pub connection: Connection,
+    pub rooms: Vec<Room>,
+    pub panes: Vec<Pane>,
+    pub split: Split,
+    pub focus: usize,
+    pub input: TextArea<'static>,
+    /// What I sent, for Up/Down on an empty box.
+    pub sent: Vec<String>,
+    pub sent_pos: Option<usize>,
+    pub overlay: Option<Overlay>,
+    pub approvals: Vec<Approval>,
+    pub agents: BTreeMap<SessionPath, AgentInfo>,
+    pub search: Option<Search>,
+    pub completion: Option<Completion>,
+    /// Channels the server listed, for completion.
+    pub known_channels: Vec<Name>,
+    /// Offset of local time, fixed at start (tests use UTC).
+    pub utc_offset: chrono::FixedOffset,
+    pub quit: bool,
+    /// The first connect has happened (later ones are reconnects).
+    pub was_connected: bool,
+    /// The clock as of the last tick, for countdowns (ms since the epoch).
+    pub now_ms: i64,
+}
+
+impl App {
+    pub fn new(settings: Settings, server: String, utc_offset: chrono::FixedOffset) -> Self {
+        let mut input = TextArea::default();
+        input.set_placeholder_text("Type a message, or /help");
+        Self {
+            settings,
+            server,
+            me: None,
+            connection: Connection::Connecting,
+            rooms: vec![Room::new(RoomId::Home)],
+            panes: vec![Pane::new(0)],
+            split: Split::Vertical,
+            focus: 0,
+            input,
+            sent: Vec::new(),
+            sent_pos: None,
+            overlay: None,
+            approvals: Vec::new(),
+            agents: BTreeMap::new(),
+            search: None,
+            completion: None,
+            known_channels: Vec::new(),
+            utc_offset,
+            quit: false,
+            was_connected: false,
+            now_ms: 0,
+        }
+    }
+
+    pub fn focused_pane(&self) -> &Pane {
+        &self.panes[self.focus.min(self.panes.len() - 1)]
+    }
+
+    pub fn focused_room(&self) -> &Room {
+        &self.rooms[self.focused_pane().room]
+    }
+
+    pub fn room_index(&self, id: &RoomId) -> Option<usize> {
+        self.rooms.iter().position(|r| &r.id == id)
+    }
+
+    /// Whether some pane shows the room, scrolled to the newest messages.
+    pub fn room_in_view(&self, room: usize) -> bool {
+        self.panes.iter().any(|p| p.room == room && p.scroll == 0)
+    }
+
+    pub fn pending_approvals(&self) -> impl Iterator<Item = &Approval> {
+        self.approvals
+            .iter()
+            .filter(|a| a.answer.is_none() && a.sent.is_none())
+    }
+
+    /// Rooms in sidebar order: home, channels by name, whispers by path.
+    pub fn sorted_rooms(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.rooms.len()).collect();
+        order.sort_by(|a, b| self.rooms[*a].id.cmp(&self.rooms[*b].id));
+        order
+    }
+}

@@ -1,0 +1,423 @@
+//! Colours, keys and bells: the defaults in `assets/` (compiled in), overridden by the
+//! `[tui.theme]`, `[tui.keys]` and `[tui.bell]` tables of `config.toml`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::str::FromStr;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Color;
+use serde::Deserialize;
+
+const DEFAULT_THEME: &str = include_str!("../../assets/theme.toml");
+const DEFAULT_KEYS: &str = include_str!("../../assets/keys.toml");
+pub const HELP: &str = include_str!("../../assets/help.txt");
+
+/// Colours by role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Theme {
+    pub accent: Color,
+    pub muted: Color,
+    pub error: Color,
+    pub mention: Color,
+    pub unread_marker: Color,
+    pub border: Color,
+    pub focused_border: Color,
+    pub status_fg: Color,
+    pub status_bg: Color,
+    pub agent: Color,
+    pub senders: Vec<Color>,
+}
+
+impl Theme {
+    /// A sender's colour: the same path always gets the same colour.
+    pub fn sender(&self, path: &str) -> Color {
+        // FNV-1a: stable across runs and platforms, unlike std's hasher.
+        let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        self.senders
+            .get((hash % self.senders.len().max(1) as u64) as usize)
+            .copied()
+            .unwrap_or(self.accent)
+    }
+}
+
+/// Everything a key can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Send,
+    Newline,
+    Complete,
+    NextPane,
+    PrevPane,
+    NextRoom,
+    PrevRoom,
+    NextUnread,
+    ScrollUp,
+    ScrollDown,
+    ScrollTop,
+    ScrollBottom,
+    Search,
+    Help,
+    Agents,
+    Allow,
+    Deny,
+    Close,
+    Quit,
+}
+
+impl Action {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "send" => Self::Send,
+            "newline" => Self::Newline,
+            "complete" => Self::Complete,
+            "next_pane" => Self::NextPane,
+            "prev_pane" => Self::PrevPane,
+            "next_room" => Self::NextRoom,
+            "prev_room" => Self::PrevRoom,
+            "next_unread" => Self::NextUnread,
+            "scroll_up" => Self::ScrollUp,
+            "scroll_down" => Self::ScrollDown,
+            "scroll_top" => Self::ScrollTop,
+            "scroll_bottom" => Self::ScrollBottom,
+            "search" => Self::Search,
+            "help" => Self::Help,
+            "agents" => Self::Agents,
+            "allow" => Self::Allow,
+            "deny" => Self::Deny,
+            "close" => Self::Close,
+            "quit" => Self::Quit,
+            _ => return None,
+        })
+    }
+}
+
+/// When a channel rings the terminal bell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BellMode {
+    All,
+    Mentions,
+    None,
+}
+
+impl BellMode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "all" => Some(Self::All),
+            "mentions" => Some(Self::Mentions),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
+/// A key with its modifiers, as bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Binding {
+    code: KeyCode,
+    modifiers: KeyModifiers,
+}
+
+impl Binding {
+    pub fn parse(text: &str) -> Option<Self> {
+        let lower = text.to_ascii_lowercase();
+        let mut modifiers = KeyModifiers::NONE;
+        let mut rest = lower.as_str();
+        loop {
+            if let Some(r) = rest.strip_prefix("ctrl-") {
+                modifiers |= KeyModifiers::CONTROL;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("alt-") {
+                modifiers |= KeyModifiers::ALT;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("shift-") {
+                modifiers |= KeyModifiers::SHIFT;
+                rest = r;
+            } else {
+                break;
+            }
+        }
+        let code = match rest {
+            "enter" => KeyCode::Enter,
+            "tab" if modifiers.contains(KeyModifiers::SHIFT) => {
+                modifiers -= KeyModifiers::SHIFT;
+                KeyCode::BackTab
+            }
+            "tab" => KeyCode::Tab,
+            "esc" => KeyCode::Esc,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pageup" => KeyCode::PageUp,
+            "pagedown" => KeyCode::PageDown,
+            "backspace" => KeyCode::Backspace,
+            "delete" => KeyCode::Delete,
+            f if f.starts_with('f') && f.len() > 1 => KeyCode::F(f[1..].parse().ok()?),
+            c if c.chars().count() == 1 => KeyCode::Char(c.chars().next()?),
+            _ => return None,
+        };
+        Some(Self { code, modifiers })
+    }
+
+    /// The binding a key event matches (terminals report Shift-Tab as BackTab with Shift).
+    fn of(event: &KeyEvent) -> Self {
+        let mut modifiers =
+            event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let code = match event.code {
+            KeyCode::Char(c) => {
+                if c.is_ascii_uppercase() {
+                    modifiers -= KeyModifiers::SHIFT;
+                }
+                KeyCode::Char(c.to_ascii_lowercase())
+            }
+            KeyCode::BackTab => {
+                modifiers -= KeyModifiers::SHIFT;
+                KeyCode::BackTab
+            }
+            other => other,
+        };
+        Self { code, modifiers }
+    }
+}
+
+/// Keys to actions.
+#[derive(Debug, Clone, Default)]
+pub struct Keymap {
+    bindings: HashMap<Binding, Action>,
+}
+
+impl Keymap {
+    pub fn action(&self, event: &KeyEvent) -> Option<Action> {
+        self.bindings.get(&Binding::of(event)).copied()
+    }
+}
+
+/// The TUI's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub theme: Theme,
+    pub keymap: Keymap,
+    /// Bell per channel name; `default` for the rest.
+    pub bells: BTreeMap<String, BellMode>,
+}
+
+impl Settings {
+    pub fn bell(&self, channel: &str) -> BellMode {
+        self.bells
+            .get(channel)
+            .or_else(|| self.bells.get("default"))
+            .copied()
+            .unwrap_or(BellMode::Mentions)
+    }
+
+    /// The built-in defaults.
+    pub fn defaults() -> Self {
+        Self::build(&toml::Table::new()).unwrap_or_else(|_| unreachable_defaults())
+    }
+
+    /// Defaults overridden by `config.toml` in `config_dir`.
+    pub fn load(config_dir: &Path) -> Result<Self, String> {
+        let path = config_dir.join("config.toml");
+        let user = match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .parse::<toml::Table>()
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(_) => toml::Table::new(),
+        };
+        let tui = user
+            .get("tui")
+            .and_then(|v| v.as_table())
+            .cloned()
+            .unwrap_or_default();
+        Self::build(&tui).map_err(|e| format!("{}: [tui] {e}", path.display()))
+    }
+
+    fn build(tui: &toml::Table) -> Result<Self, String> {
+        let mut theme_table: toml::Table =
+            DEFAULT_THEME.parse().map_err(|e| format!("theme: {e}"))?;
+        if let Some(over) = tui.get("theme").and_then(|v| v.as_table()) {
+            theme_table.extend(over.clone());
+        }
+        let mut keys_table: toml::Table = DEFAULT_KEYS.parse().map_err(|e| format!("keys: {e}"))?;
+        if let Some(over) = tui.get("keys").and_then(|v| v.as_table()) {
+            keys_table.extend(over.clone());
+        }
+        let mut bells = BTreeMap::new();
+        if let Some(over) = tui.get("bell").and_then(|v| v.as_table()) {
+            for (channel, mode) in over {
+                let mode = mode
+                    .as_str()
+                    .and_then(BellMode::parse)
+                    .ok_or_else(|| format!("bell for `{channel}` must be all, mentions or none"))?;
+                bells.insert(channel.trim_start_matches('#').to_owned(), mode);
+            }
+        }
+        Ok(Self {
+            theme: theme(&theme_table)?,
+            keymap: keymap(&keys_table)?,
+            bells,
+        })
+    }
+}
+
+/// The compiled-in assets always parse (a unit test says so); this is only the type's way out.
+fn unreachable_defaults() -> Settings {
+    Settings {
+        theme: Theme {
+            accent: Color::Cyan,
+            muted: Color::DarkGray,
+            error: Color::Red,
+            mention: Color::Yellow,
+            unread_marker: Color::Red,
+            border: Color::DarkGray,
+            focused_border: Color::Cyan,
+            status_fg: Color::Black,
+            status_bg: Color::Cyan,
+            agent: Color::Magenta,
+            senders: vec![Color::Cyan],
+        },
+        keymap: Keymap::default(),
+        bells: BTreeMap::new(),
+    }
+}
+
+fn color(table: &toml::Table, key: &str) -> Result<Color, String> {
+    let text = table
+        .get(key)
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| format!("theme.{key} is missing"))?;
+    parse_color(text).ok_or_else(|| format!("theme.{key}: `{text}` is not a colour"))
+}
+
+fn parse_color(text: &str) -> Option<Color> {
+    Color::from_str(&text.replace('_', "")).ok()
+}
+
+fn theme(table: &toml::Table) -> Result<Theme, String> {
+    let senders = table
+        .get("senders")
+        .and_then(|v| v.as_array())
+        .ok_or("theme.senders is missing")?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .and_then(parse_color)
+                .ok_or("theme.senders holds a bad colour")
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Theme {
+        accent: color(table, "accent")?,
+        muted: color(table, "muted")?,
+        error: color(table, "error")?,
+        mention: color(table, "mention")?,
+        unread_marker: color(table, "unread_marker")?,
+        border: color(table, "border")?,
+        focused_border: color(table, "focused_border")?,
+        status_fg: color(table, "status_fg")?,
+        status_bg: color(table, "status_bg")?,
+        agent: color(table, "agent")?,
+        senders,
+    })
+}
+
+fn keymap(table: &toml::Table) -> Result<Keymap, String> {
+    let mut bindings = HashMap::new();
+    for (name, keys) in table {
+        let action =
+            Action::from_name(name).ok_or_else(|| format!("keys.{name} is not an action"))?;
+        let keys: Vec<&str> = match keys {
+            toml::Value::String(one) => vec![one.as_str()],
+            toml::Value::Array(many) => many.iter().filter_map(|v| v.as_str()).collect(),
+            _ => return Err(format!("keys.{name} must be a key or a list of keys")),
+        };
+        for key in keys {
+            let binding =
+                Binding::parse(key).ok_or_else(|| format!("keys.{name}: `{key}` is not a key"))?;
+            bindings.insert(binding, action);
+        }
+    }
+    Ok(Keymap { bindings })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn key(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, modifiers)
+    }
+
+    #[test]
+    fn compiled_in_defaults_parse() {
+        let defaults = Settings::build(&toml::Table::new()).unwrap();
+        assert_eq!(defaults.theme.accent, Color::Cyan);
+        assert_eq!(
+            defaults
+                .keymap
+                .action(&key(KeyCode::Enter, KeyModifiers::NONE)),
+            Some(Action::Send)
+        );
+        assert_eq!(
+            defaults
+                .keymap
+                .action(&key(KeyCode::Enter, KeyModifiers::ALT)),
+            Some(Action::Newline)
+        );
+        assert_eq!(
+            defaults
+                .keymap
+                .action(&key(KeyCode::BackTab, KeyModifiers::SHIFT)),
+            Some(Action::PrevPane)
+        );
+        assert_eq!(
+            defaults.keymap.action(&key(
+                KeyCode::Char('A'),
+                KeyModifiers::ALT | KeyModifiers::SHIFT
+            )),
+            Some(Action::NextUnread)
+        );
+        assert_eq!(defaults.bell("general"), BellMode::Mentions);
+    }
+
+    #[test]
+    fn the_config_file_overrides_keys_colours_and_bells() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "server = \"ws://x:1\"\n[tui.theme]\naccent = \"#102030\"\n[tui.keys]\nquit = \"ctrl-q\"\n[tui.bell]\n\"#ops\" = \"all\"\ndefault = \"none\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(dir.path()).unwrap();
+        assert_eq!(s.theme.accent, Color::Rgb(0x10, 0x20, 0x30));
+        assert_eq!(
+            s.keymap
+                .action(&key(KeyCode::Char('q'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+        assert_eq!(s.bell("ops"), BellMode::All);
+        assert_eq!(s.bell("general"), BellMode::None);
+        std::fs::write(dir.path().join("config.toml"), "[tui.keys]\nfly = \"x\"\n").unwrap();
+        assert!(Settings::load(dir.path()).unwrap_err().contains("fly"));
+    }
+
+    #[test]
+    fn sender_colours_are_stable() {
+        let theme = Settings::defaults().theme;
+        assert_eq!(
+            theme.sender("alice/laptop/tui"),
+            theme.sender("alice/laptop/tui")
+        );
+        let distinct: std::collections::HashSet<_> = ["a/m/x", "b/m/x", "c/m/x", "d/m/x", "e/m/x"]
+            .iter()
+            .map(|p| theme.sender(p))
+            .collect();
+        assert!(distinct.len() > 1);
+    }
+}

@@ -1,0 +1,596 @@
+//! The TUI's state changes, driven by messages and keys, with no terminal and no network.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::*;
+use crate::app::model::MAX_LOADED;
+use crate::app::settings::Settings;
+use crate::net::protocol::{ChannelAutonomy, SessionInfo, WhisperMessage};
+
+pub fn path(s: &str) -> SessionPath {
+    SessionPath::parse(s).unwrap()
+}
+
+pub fn name(s: &str) -> Name {
+    Name::channel(s).unwrap()
+}
+
+pub fn message(channel: &str, seq: u64, from: &str, text: &str) -> ChatMessage {
+    ChatMessage {
+        channel: name(channel),
+        seq,
+        ts: 1_764_000_000_000 + seq as i64 * 60_000,
+        from: path(from),
+        text: text.into(),
+    }
+}
+
+/// A TUI connected as alice/laptop/tui with #general and #ops joined, #general in view.
+pub fn connected() -> App {
+    let mut app = App::new(
+        Settings::defaults(),
+        "ws://test:7420".into(),
+        chrono::FixedOffset::east_opt(0).unwrap(),
+    );
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Connected {
+            path: path("alice/laptop/tui"),
+            server_id: "s".into(),
+            admin: false,
+        }),
+    );
+    for channel in ["general", "ops"] {
+        update(
+            &mut app,
+            Msg::Done(Reply::Joined(JoinReceipt {
+                channel: ChannelInfo {
+                    name: name(channel),
+                    visibility: Visibility::Public,
+                    member: true,
+                    last_seq: 0,
+                },
+                read_seq: 0,
+            })),
+        );
+    }
+    app
+}
+
+pub fn key(app: &mut App, code: KeyCode) -> Vec<Cmd> {
+    update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+pub fn key_with(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Cmd> {
+    update(app, Msg::Key(KeyEvent::new(code, modifiers)))
+}
+
+pub fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn live(app: &mut App, m: ChatMessage) -> Vec<Cmd> {
+    update(app, Msg::Link(LinkEvent::Message(m)))
+}
+
+fn room<'a>(app: &'a App, channel: &str) -> &'a Room {
+    &app.rooms[app.room_index(&RoomId::Channel(name(channel))).unwrap()]
+}
+
+#[test]
+fn first_connect_lists_channels_and_joins_the_member_ones() {
+    let mut app = App::new(
+        Settings::defaults(),
+        "ws://x".into(),
+        chrono::FixedOffset::east_opt(0).unwrap(),
+    );
+    let cmds = update(
+        &mut app,
+        Msg::Link(LinkEvent::Connected {
+            path: path("alice/laptop/tui"),
+            server_id: "s".into(),
+            admin: false,
+        }),
+    );
+    assert!(cmds.contains(&Cmd::ListChannels));
+    let info = |n: &str, member| ChannelInfo {
+        name: name(n),
+        visibility: Visibility::Public,
+        member,
+        last_seq: 3,
+    };
+    let cmds = update(
+        &mut app,
+        Msg::Done(Reply::Channels(vec![
+            info("general", true),
+            info("other", false),
+        ])),
+    );
+    assert_eq!(cmds, [Cmd::Join(name("general"))]);
+    // A reconnect does not list again: the link re-joins on its own.
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Disconnected {
+            reason: "x".into(),
+            retry_in: Duration::from_secs(1),
+        }),
+    );
+    let cmds = update(
+        &mut app,
+        Msg::Link(LinkEvent::Connected {
+            path: path("alice/laptop/tui"),
+            server_id: "s".into(),
+            admin: false,
+        }),
+    );
+    assert!(!cmds.contains(&Cmd::ListChannels));
+}
+
+#[test]
+fn unread_counts_and_mentions_grow_only_out_of_view() {
+    let mut app = connected();
+    assert_eq!(app.focused_room().id, RoomId::Channel(name("general")));
+    live(&mut app, message("general", 1, "bob/desk/cli", "in view"));
+    assert_eq!(room(&app, "general").unread, 0);
+    live(&mut app, message("ops", 1, "bob/desk/cli", "elsewhere"));
+    let cmds = live(&mut app, message("ops", 2, "bob/desk/cli", "hey @alice"));
+    assert_eq!(room(&app, "ops").unread, 2);
+    assert_eq!(room(&app, "ops").mentions, 1);
+    assert_eq!(cmds, [Cmd::Bell], "a mention rings with the default bell");
+    // My own messages never count.
+    live(
+        &mut app,
+        message("ops", 3, "alice/laptop/tui", "mine @alice"),
+    );
+    assert_eq!(room(&app, "ops").unread, 2);
+    // Duplicates (after a reconnect) count once.
+    live(&mut app, message("ops", 2, "bob/desk/cli", "hey @alice"));
+    assert_eq!(room(&app, "ops").unread, 2);
+
+    // Alt-A goes to the mention first and clears the counts, leaving the marker.
+    key_with(&mut app, KeyCode::Char('a'), KeyModifiers::ALT);
+    assert_eq!(app.focused_room().id, RoomId::Channel(name("ops")));
+    assert_eq!(
+        (room(&app, "ops").unread, room(&app, "ops").mentions),
+        (0, 0)
+    );
+    assert_eq!(room(&app, "ops").marker, Some(0));
+}
+
+#[test]
+fn read_positions_advance_for_rooms_in_view_once_per_tick() {
+    let mut app = connected();
+    live(&mut app, message("general", 1, "bob/desk/cli", "a"));
+    live(&mut app, message("general", 2, "bob/desk/cli", "b"));
+    live(&mut app, message("ops", 1, "bob/desk/cli", "c"));
+    let cmds = update(&mut app, Msg::Tick { now_ms: 0 });
+    assert_eq!(
+        cmds,
+        [Cmd::MarkRead {
+            channel: name("general"),
+            seq: 2
+        }]
+    );
+    assert!(update(&mut app, Msg::Tick { now_ms: 0 }).is_empty());
+}
+
+#[test]
+fn bells_follow_the_per_channel_setting() {
+    let mut app = connected();
+    type_text(&mut app, "/bell all");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        live(&mut app, message("general", 1, "bob/desk/cli", "plain")),
+        [Cmd::Bell]
+    );
+    key_with(&mut app, KeyCode::Char('n'), KeyModifiers::CONTROL);
+    type_text(&mut app, "/bell none");
+    key(&mut app, KeyCode::Enter);
+    assert!(live(&mut app, message("ops", 1, "bob/desk/cli", "@alice")).is_empty());
+}
+
+#[test]
+fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
+    let mut app = connected();
+    type_text(&mut app, "hello");
+    key_with(&mut app, KeyCode::Enter, KeyModifiers::ALT);
+    type_text(&mut app, "world");
+    let cmds = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        cmds,
+        [Cmd::Send {
+            channel: name("general"),
+            text: "hello\nworld".into()
+        }]
+    );
+    assert!(app.input.is_empty());
+
+    type_text(&mut app, "/join #random");
+    assert_eq!(key(&mut app, KeyCode::Enter), [Cmd::Join(name("random"))]);
+    type_text(&mut app, "/msg bob/desk/cli psst there");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Whisper {
+            to: path("bob/desk/cli"),
+            text: "psst there".into()
+        }]
+    );
+    assert_eq!(app.focused_room().id, RoomId::Whisper(path("bob/desk/cli")));
+    type_text(&mut app, "/create lab private");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Create(name("lab"), Visibility::Private)]
+    );
+    type_text(&mut app, "/nope");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    let last = app.focused_room().entries.back().unwrap();
+    assert_eq!(last.kind, EntryKind::Error);
+    assert!(last.text.contains("unknown command /nope"));
+}
+
+#[test]
+fn server_errors_show_inline_in_words() {
+    let mut app = connected();
+    update(
+        &mut app,
+        Msg::Done(Reply::Failed {
+            context: "cannot join #x".into(),
+            error: "there is no channel #x".into(),
+        }),
+    );
+    let last = app.focused_room().entries.back().unwrap();
+    assert_eq!(last.text, "cannot join #x: there is no channel #x");
+    assert_eq!(last.kind, EntryKind::Error);
+}
+
+#[test]
+fn up_and_down_on_an_empty_box_walk_the_input_history() {
+    let mut app = connected();
+    for text in ["one", "two"] {
+        type_text(&mut app, text);
+        key(&mut app, KeyCode::Enter);
+    }
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.input.lines(), ["two"]);
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.input.lines(), ["one"]);
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.input.lines(), ["one"]);
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.input.lines(), ["two"]);
+    key(&mut app, KeyCode::Down);
+    assert!(app.input.is_empty());
+}
+
+#[test]
+fn tab_completes_commands_channels_and_names() {
+    let mut app = connected();
+    update(
+        &mut app,
+        Msg::Done(Reply::Who {
+            channel: Some(name("general")),
+            report: WhoReport {
+                sessions: vec![SessionInfo {
+                    path: path("bob/desk/api"),
+                    kind: SessionKind::Agent,
+                }],
+                members: vec![Name::user("alice").unwrap(), Name::user("bob").unwrap()],
+            },
+        }),
+    );
+    type_text(&mut app, "/jo");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.lines(), ["/join "]);
+    type_text(&mut app, "#o");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.lines(), ["/join #ops "]);
+    app.input = TextArea::default();
+    type_text(&mut app, "hi @b");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.lines(), ["hi @bob"]);
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(
+        app.input.lines(),
+        ["hi @bob/desk/api"],
+        "a second Tab cycles"
+    );
+}
+
+#[test]
+fn scrolling_past_the_oldest_loaded_message_pages_older_history() {
+    let mut app = connected();
+    let page = HistoryPage {
+        messages: (51..=60)
+            .map(|i| message("general", i, "bob/desk/cli", "x"))
+            .collect(),
+        more: true,
+    };
+    update(
+        &mut app,
+        Msg::Done(Reply::History {
+            channel: name("general"),
+            page,
+            older: false,
+        }),
+    );
+    assert!(!room(&app, "general").older_exhausted);
+    // The view found the oldest entry on screen.
+    app.panes[0].at_top.set(true);
+    let cmds = key(&mut app, KeyCode::PageUp);
+    assert_eq!(
+        cmds,
+        [Cmd::History {
+            channel: name("general"),
+            before: Some(51),
+            after: None
+        }]
+    );
+    // One request at a time.
+    assert!(key(&mut app, KeyCode::PageUp).is_empty());
+    let page = HistoryPage {
+        messages: (41..=50)
+            .map(|i| message("general", i, "bob/desk/cli", "x"))
+            .collect(),
+        more: false,
+    };
+    update(
+        &mut app,
+        Msg::Done(Reply::History {
+            channel: name("general"),
+            page,
+            older: true,
+        }),
+    );
+    let r = room(&app, "general");
+    assert_eq!(
+        (r.oldest_seq(), r.newest_seq(), r.entries.len()),
+        (Some(41), Some(60), 20)
+    );
+    assert!(r.older_exhausted);
+    assert!(key(&mut app, KeyCode::PageUp).is_empty());
+
+    // New messages while scrolled up are counted, End goes back down.
+    live(&mut app, message("general", 61, "bob/desk/cli", "new"));
+    assert_eq!(app.panes[0].unseen, 1);
+    key(&mut app, KeyCode::End);
+    assert_eq!((app.panes[0].scroll, app.panes[0].unseen), (0, 0));
+}
+
+#[test]
+fn rooms_stay_bounded() {
+    let mut app = connected();
+    for seq in 1..=(MAX_LOADED as u64 + 10) {
+        live(&mut app, message("general", seq, "bob/desk/cli", "x"));
+    }
+    let r = room(&app, "general");
+    assert_eq!(r.entries.len(), MAX_LOADED);
+    assert_eq!(r.oldest_seq(), Some(11));
+    assert!(!r.older_exhausted, "the dropped ones can be paged in again");
+}
+
+#[test]
+fn search_finds_older_then_newer_matches() {
+    let mut app = connected();
+    for (seq, text) in [(1, "deploy started"), (2, "lunch"), (3, "deploy done")] {
+        live(&mut app, message("general", seq, "bob/desk/cli", text));
+    }
+    key_with(&mut app, KeyCode::Char('f'), KeyModifiers::CONTROL);
+    type_text(&mut app, "DEPLOY");
+    key(&mut app, KeyCode::Enter);
+    let hit = |app: &App| {
+        app.search
+            .as_ref()
+            .unwrap()
+            .hit
+            .map(|i| app.focused_room().entries[i].text.clone())
+    };
+    assert_eq!(hit(&app).as_deref(), Some("deploy done"));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(hit(&app).as_deref(), Some("deploy started"));
+    key(&mut app, KeyCode::Enter);
+    assert!(app.search.as_ref().unwrap().failed);
+    key(&mut app, KeyCode::Down);
+    assert_eq!(hit(&app).as_deref(), Some("deploy done"));
+    key(&mut app, KeyCode::Esc);
+    assert!(app.search.is_none());
+}
+
+#[test]
+fn permission_requests_queue_and_one_key_answers_the_oldest() {
+    let mut app = connected();
+    let agent = path("alice/laptop/api");
+    let request = |id: &str| {
+        Msg::Link(LinkEvent::Relay {
+            from: agent.clone(),
+            from_kind: SessionKind::Agent,
+            body: RelayBody::PermissionRequest {
+                request_id: id.into(),
+                tool_name: "Bash".into(),
+                description: "run tests".into(),
+                input_preview: "{}".into(),
+            },
+        })
+    };
+    assert_eq!(update(&mut app, request("aaaaa")), [Cmd::Bell]);
+    update(&mut app, request("bbbbb"));
+    assert_eq!(app.pending_approvals().count(), 2);
+    let cmds = key_with(&mut app, KeyCode::Char('y'), KeyModifiers::ALT);
+    assert_eq!(
+        cmds,
+        [Cmd::Relay {
+            to: Some(agent.clone()),
+            audience: Audience::Agents,
+            body: RelayBody::PermissionVerdict {
+                request_id: "aaaaa".into(),
+                allow: true
+            },
+        }]
+    );
+    assert_eq!(app.pending_approvals().count(), 1);
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Relay {
+            from: agent.clone(),
+            from_kind: SessionKind::Agent,
+            body: RelayBody::PermissionAnswered {
+                request_id: "aaaaa".into(),
+                allow: true,
+                by: path("alice/desk/tui"),
+            },
+        }),
+    );
+    let answered = app.approvals[0].answer.clone().unwrap();
+    assert_eq!((answered.0, answered.1), (true, path("alice/desk/tui")));
+    // A request relayed by a human session is not an agent's request.
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Relay {
+            from: path("alice/desk/tui"),
+            from_kind: SessionKind::Human,
+            body: RelayBody::PermissionRequest {
+                request_id: "ccccc".into(),
+                tool_name: "x".into(),
+                description: "x".into(),
+                input_preview: "x".into(),
+            },
+        }),
+    );
+    assert_eq!(app.approvals.len(), 2);
+    let cmds = key_with(&mut app, KeyCode::Char('n'), KeyModifiers::ALT);
+    assert!(matches!(
+        &cmds[..],
+        [Cmd::Relay {
+            body: RelayBody::PermissionVerdict { allow: false, .. },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn autonomy_reports_show_and_the_command_changes_my_agent() {
+    let mut app = connected();
+    let agent = path("alice/laptop/api");
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Relay {
+            from: agent.clone(),
+            from_kind: SessionKind::Agent,
+            body: RelayBody::AutonomyReport {
+                levels: vec![ChannelAutonomy {
+                    channel: name("general"),
+                    level: Autonomy::Converse,
+                }],
+                default: Autonomy::Notify,
+            },
+        }),
+    );
+    assert_eq!(
+        app.agents[&agent].level(&name("general")),
+        Autonomy::Converse
+    );
+    assert_eq!(app.agents[&agent].level(&name("ops")), Autonomy::Notify);
+    type_text(&mut app, "/autonomy api act");
+    let cmds = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        cmds,
+        [Cmd::Relay {
+            to: Some(agent.clone()),
+            audience: Audience::Agents,
+            body: RelayBody::SetAutonomy {
+                channel: name("general"),
+                level: Autonomy::Act
+            },
+        }]
+    );
+    type_text(&mut app, "/autonomy ghost act");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(
+        app.focused_room()
+            .entries
+            .back()
+            .unwrap()
+            .text
+            .contains("no agent of yours")
+    );
+}
+
+#[test]
+fn whispers_open_a_conversation_that_counts_as_a_mention() {
+    let mut app = connected();
+    let cmds = update(
+        &mut app,
+        Msg::Link(LinkEvent::Whisper(WhisperMessage {
+            from: path("bob/desk/cli"),
+            to: path("alice/laptop/tui"),
+            ts: 0,
+            text: "psst".into(),
+        })),
+    );
+    assert_eq!(cmds, [Cmd::Bell]);
+    let index = app
+        .room_index(&RoomId::Whisper(path("bob/desk/cli")))
+        .unwrap();
+    assert_eq!((app.rooms[index].unread, app.rooms[index].mentions), (1, 1));
+}
+
+#[test]
+fn panes_split_cycle_and_close() {
+    let mut app = connected();
+    type_text(&mut app, "/split h");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        (app.panes.len(), app.focus, app.split),
+        (2, 1, Split::Horizontal)
+    );
+    key_with(&mut app, KeyCode::Char('n'), KeyModifiers::CONTROL);
+    assert_ne!(app.panes[0].room, app.panes[1].room);
+    key_with(&mut app, KeyCode::Char('w'), KeyModifiers::CONTROL);
+    assert_eq!(app.focus, 0);
+    type_text(&mut app, "/close");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.panes.len(), 1);
+    type_text(&mut app, "/close");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.panes.len(), 1, "the last pane stays");
+}
+
+#[test]
+fn help_opens_with_f1_or_question_mark_on_an_empty_box() {
+    let mut app = connected();
+    key(&mut app, KeyCode::F(1));
+    assert_eq!(app.overlay, Some(Overlay::Help));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.overlay, None);
+    key(&mut app, KeyCode::Char('?'));
+    assert_eq!(app.overlay, Some(Overlay::Help));
+    key(&mut app, KeyCode::Char('x'));
+    type_text(&mut app, "why?");
+    assert_eq!(app.overlay, None, "? inside text is text");
+    assert_eq!(app.input.lines(), ["why?"]);
+}
+
+#[test]
+fn typing_offline_is_kept_and_sent_through_the_link_queue() {
+    let mut app = connected();
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Disconnected {
+            reason: "refused".into(),
+            retry_in: Duration::from_secs(3),
+        }),
+    );
+    assert!(matches!(app.connection, Connection::Reconnecting { .. }));
+    type_text(&mut app, "still here");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Send {
+            channel: name("general"),
+            text: "still here".into()
+        }]
+    );
+}

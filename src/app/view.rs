@@ -1,0 +1,321 @@
+//! `view(&App, &mut Frame)`: the whole screen as a pure function of the model.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Position, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+use super::model::{App, Overlay, Split};
+use super::widgets::members::Members;
+use super::widgets::messages::Messages;
+use super::widgets::overlays::{Agents, Help};
+use super::widgets::sidebar::Sidebar;
+use super::widgets::status::{StatusLine, banner};
+
+/// Below this width the sidebar goes; below `WIDE` the member list does.
+const NARROW: u16 = 60;
+const WIDE: u16 = 100;
+
+pub fn view(app: &App, frame: &mut Frame) {
+    let area = frame.area();
+    let banner = banner(app);
+    let input_height = (app.input.lines().len() as u16).clamp(1, 5) + 1;
+    let [main, banner_area, input_area, status_area] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(u16::from(banner.is_some())),
+        Constraint::Length(input_height),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+
+    let sidebar_width = if area.width >= NARROW {
+        (area.width / 6).clamp(14, 24)
+    } else {
+        0
+    };
+    let members_width = if area.width >= WIDE {
+        (area.width / 5).clamp(18, 32)
+    } else {
+        0
+    };
+    let [sidebar, panes, members] = Layout::horizontal([
+        Constraint::Length(sidebar_width),
+        Constraint::Min(10),
+        Constraint::Length(members_width),
+    ])
+    .areas(main);
+    if sidebar_width > 0 {
+        frame.render_widget(Sidebar { app }, sidebar);
+    }
+    if members_width > 0 {
+        frame.render_widget(Members { app }, members);
+    }
+
+    let direction = match app.split {
+        Split::Vertical => Direction::Horizontal,
+        Split::Horizontal => Direction::Vertical,
+    };
+    let pane_areas = Layout::default()
+        .direction(direction)
+        .constraints(vec![Constraint::Fill(1); app.panes.len()])
+        .split(panes);
+    for (i, (pane, pane_area)) in app.panes.iter().zip(pane_areas.iter()).enumerate() {
+        frame.render_widget(
+            Messages {
+                app,
+                pane,
+                focused: i == app.focus,
+            },
+            *pane_area,
+        );
+    }
+
+    if let Some(line) = banner {
+        frame.render_widget(Paragraph::new(line), banner_area);
+    }
+    render_input(app, frame, input_area);
+    frame.render_widget(StatusLine { app }, status_area);
+
+    match app.overlay {
+        Some(Overlay::Help) => frame.render_widget(Help { app }, area),
+        Some(Overlay::Agents { selected }) => frame.render_widget(Agents { app, selected }, area),
+        None => {}
+    }
+}
+
+fn render_input(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.settings.theme;
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .border_style(Style::default().fg(theme.border))
+        .title(Span::styled(
+            format!(" to {} ", app.focused_room().id.label()),
+            Style::default().fg(theme.muted),
+        ));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if let Some(search) = &app.search {
+        let state = if search.failed {
+            "  (no more matches)"
+        } else {
+            ""
+        };
+        let line = Line::from(vec![
+            Span::styled(
+                "search: ",
+                Style::default()
+                    .fg(theme.accent)
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(search.query.clone()),
+            Span::styled(state, Style::default().fg(theme.error)),
+        ]);
+        frame.render_widget(Paragraph::new(line), inner);
+        let x = inner.x + 8 + search.query.chars().count() as u16;
+        frame.set_cursor_position(Position::new(
+            x.min(inner.right().saturating_sub(1)),
+            inner.y,
+        ));
+        return;
+    }
+    frame.render_widget(&app.input, inner);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+
+    use super::*;
+    use crate::app::model::Connection;
+    use crate::app::update::tests::{connected, key, key_with, message, name, path, type_text};
+    use crate::app::update::{Msg, Reply, update};
+    use crate::net::link::{HistoryPage, LinkEvent, WhoReport};
+    use crate::net::names::Name;
+    use crate::net::protocol::{Autonomy, ChannelAutonomy, RelayBody, SessionInfo, SessionKind};
+
+    fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| view(app, f)).unwrap();
+        terminal
+    }
+
+    /// #general with a conversation, bob's agent online and reporting, unread in #ops.
+    fn busy() -> App {
+        let mut app = connected();
+        let history = vec![
+            message("general", 1, "bob/desk/cli", "morning! the deploy is green"),
+            message("general", 2, "alice/laptop/tui", "great, thanks"),
+            message(
+                "general",
+                3,
+                "alice/laptop/api",
+                "I opened a PR for the flaky test",
+            ),
+            message("general", 4, "bob/desk/cli", "@alice can you review it?"),
+        ];
+        update(
+            &mut app,
+            Msg::Done(Reply::History {
+                channel: name("general"),
+                page: HistoryPage {
+                    messages: history,
+                    more: false,
+                },
+                older: false,
+            }),
+        );
+        update(
+            &mut app,
+            Msg::Done(Reply::Who {
+                channel: Some(name("general")),
+                report: WhoReport {
+                    sessions: vec![
+                        SessionInfo {
+                            path: path("alice/laptop/api"),
+                            kind: SessionKind::Agent,
+                        },
+                        SessionInfo {
+                            path: path("alice/laptop/tui"),
+                            kind: SessionKind::Human,
+                        },
+                    ],
+                    members: vec![Name::user("alice").unwrap(), Name::user("bob").unwrap()],
+                },
+            }),
+        );
+        update(
+            &mut app,
+            Msg::Link(LinkEvent::Relay {
+                from: path("alice/laptop/api"),
+                from_kind: SessionKind::Agent,
+                body: RelayBody::AutonomyReport {
+                    levels: vec![ChannelAutonomy {
+                        channel: name("general"),
+                        level: Autonomy::Converse,
+                    }],
+                    default: Autonomy::Notify,
+                },
+            }),
+        );
+        for seq in 1..=3 {
+            update(
+                &mut app,
+                Msg::Link(LinkEvent::Message(message(
+                    "ops",
+                    seq,
+                    "carol/ci/bot",
+                    "build ok",
+                ))),
+            );
+        }
+        app
+    }
+
+    #[test]
+    fn main_screen() {
+        insta::assert_snapshot!(draw(&busy(), 100, 20).backend());
+    }
+
+    #[test]
+    fn narrow_terminal() {
+        insta::assert_snapshot!(draw(&busy(), 40, 12).backend());
+    }
+
+    #[test]
+    fn split_panes() {
+        let mut app = busy();
+        type_text(&mut app, "/split");
+        key(&mut app, KeyCode::Enter);
+        key_with(&mut app, KeyCode::Char('n'), KeyModifiers::CONTROL);
+        insta::assert_snapshot!(draw(&app, 100, 16).backend());
+    }
+
+    #[test]
+    fn help_overlay() {
+        let mut app = busy();
+        key(&mut app, KeyCode::F(1));
+        insta::assert_snapshot!(draw(&app, 100, 30).backend());
+    }
+
+    #[test]
+    fn reconnect_banner() {
+        let mut app = busy();
+        app.connection = Connection::Reconnecting {
+            reason: "connection refused".into(),
+            until_ms: 3_000,
+        };
+        app.now_ms = 0;
+        insta::assert_snapshot!(draw(&app, 100, 12).backend());
+    }
+
+    #[test]
+    fn wide_characters_and_a_long_wrapped_message() {
+        let mut app = connected();
+        let long = "a long message that goes on and on so that it must wrap over several lines of the pane without losing a word";
+        for (seq, text) in [
+            (1, "日本語のテキストも折り返します 🦀🦀🦀 emoji too"),
+            (2, long),
+        ] {
+            update(
+                &mut app,
+                Msg::Link(LinkEvent::Message(message(
+                    "general",
+                    seq,
+                    "bob/desk/cli",
+                    text,
+                ))),
+            );
+        }
+        insta::assert_snapshot!(draw(&app, 50, 14).backend());
+    }
+
+    #[test]
+    fn permission_request_banner_and_agents_view() {
+        let mut app = busy();
+        update(
+            &mut app,
+            Msg::Link(LinkEvent::Relay {
+                from: path("alice/laptop/api"),
+                from_kind: SessionKind::Agent,
+                body: RelayBody::PermissionRequest {
+                    request_id: "abcde".into(),
+                    tool_name: "Bash".into(),
+                    description: "run cargo test".into(),
+                    input_preview: "{\"command\":\"cargo test\"}".into(),
+                },
+            }),
+        );
+        app.approvals[0].received = 1_764_000_000_000;
+        insta::assert_snapshot!("banner", draw(&app, 100, 12).backend());
+        key(&mut app, KeyCode::F(2));
+        insta::assert_snapshot!("agents", draw(&app, 100, 16).backend());
+    }
+
+    #[test]
+    fn scrolled_up_with_new_messages_below() {
+        let mut app = busy();
+        key(&mut app, KeyCode::PageUp);
+        update(
+            &mut app,
+            Msg::Link(LinkEvent::Message(message(
+                "general",
+                5,
+                "bob/desk/cli",
+                "ping",
+            ))),
+        );
+        insta::assert_snapshot!(draw(&app, 100, 12).backend());
+    }
+
+    #[test]
+    fn tiny_terminals_do_not_panic() {
+        let app = busy();
+        for (w, h) in [(20, 5), (1, 1), (10, 3), (0, 0)] {
+            draw(&app, w, h);
+        }
+    }
+}

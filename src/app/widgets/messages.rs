@@ -1,0 +1,228 @@
+//! A pane's conversation: wrapped messages bottom-up, day separators, the unread marker,
+//! mention and search highlights, and the "new messages below" line. Only what is on screen
+//! (plus the scrolled-over part) is wrapped, so a room of any size draws in the same time.
+
+use chrono::{DateTime, Datelike, FixedOffset};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget};
+use unicode_width::UnicodeWidthStr;
+
+use crate::app::model::{App, EntryKind, Pane, Room};
+use crate::app::text::wrap;
+
+/// Width of the time column, `HH:MM `.
+const TIME_WIDTH: usize = 6;
+
+pub struct Messages<'a> {
+    pub app: &'a App,
+    pub pane: &'a Pane,
+    pub focused: bool,
+}
+
+fn local(app: &App, ts: i64) -> DateTime<FixedOffset> {
+    DateTime::from_timestamp_millis(ts)
+        .unwrap_or_default()
+        .with_timezone(&app.utc_offset)
+}
+
+impl Messages<'_> {
+    fn title(&self, room: &Room) -> Line<'static> {
+        let theme = &self.app.settings.theme;
+        let mut spans = vec![Span::styled(
+            format!(" {} ", room.id.label()),
+            Style::default()
+                .fg(theme.accent)
+                .add_modifier(Modifier::BOLD),
+        )];
+        if self.pane.scroll > 0 {
+            spans.push(Span::styled(
+                "(scrolled) ",
+                Style::default().fg(theme.muted),
+            ));
+        }
+        if room.loading {
+            spans.push(Span::styled("loading… ", Style::default().fg(theme.muted)));
+        }
+        Line::from(spans)
+    }
+
+    /// The lines of one entry, with the separators that belong above it.
+    fn entry_lines(&self, room: &Room, index: usize, width: usize, out: &mut Vec<Line<'static>>) {
+        let app = self.app;
+        let theme = &app.settings.theme;
+        let entry = &room.entries[index];
+        let previous = index.checked_sub(1).map(|i| &room.entries[i]);
+        let mut lines: Vec<Line<'static>> = Vec::new();
+
+        let day = local(app, entry.ts).date_naive();
+        let new_day = previous.is_none_or(|p| local(app, p.ts).date_naive() != day);
+        if new_day && (previous.is_some() || room.older_exhausted) {
+            let label = format!(" {} {} ", day.weekday(), day.format("%-d %B %Y"));
+            lines.push(separator(&label, width, Style::default().fg(theme.muted)));
+        }
+        if let (Some(marker), Some(seq)) = (room.marker, entry.seq) {
+            let first_unread =
+                seq > marker && previous.and_then(|p| p.seq).is_none_or(|p| p <= marker);
+            if first_unread {
+                lines.push(separator(
+                    " new ",
+                    width,
+                    Style::default().fg(theme.unread_marker),
+                ));
+            }
+        }
+
+        let time = local(app, entry.ts).format("%H:%M ").to_string();
+        let hit = app.search.as_ref().and_then(|s| s.hit) == Some(index) && self.focused;
+        let body_width = width.saturating_sub(TIME_WIDTH).max(1);
+        let (head, head_style, text_style) = match entry.kind {
+            EntryKind::Message | EntryKind::Whisper { outgoing: false } => {
+                let from = entry
+                    .from
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let style = Style::default()
+                    .fg(theme.sender(&from))
+                    .add_modifier(Modifier::BOLD);
+                let text = if entry.mention {
+                    Style::default()
+                        .fg(theme.mention)
+                        .add_modifier(Modifier::BOLD)
+                } else {
+                    Style::default()
+                };
+                (format!("{from}: "), style, text)
+            }
+            EntryKind::Whisper { outgoing: true } => (
+                "→ ".to_owned(),
+                Style::default().fg(theme.muted),
+                Style::default(),
+            ),
+            EntryKind::Note => (
+                "* ".to_owned(),
+                Style::default().fg(theme.muted),
+                Style::default().fg(theme.muted),
+            ),
+            EntryKind::Error => (
+                "! ".to_owned(),
+                Style::default().fg(theme.error),
+                Style::default().fg(theme.error),
+            ),
+        };
+        let wrapped = wrap(&format!("{head}{}", entry.text), body_width);
+        let hit_style = |s: Style| {
+            if hit {
+                s.add_modifier(Modifier::REVERSED)
+            } else {
+                s
+            }
+        };
+        for (i, text) in wrapped.into_iter().enumerate() {
+            let lead = if i == 0 {
+                Span::styled(time.clone(), Style::default().fg(theme.muted))
+            } else {
+                Span::raw(" ".repeat(TIME_WIDTH))
+            };
+            let mut spans = vec![lead];
+            if i == 0 && text.starts_with(head.trim_end()) {
+                let split = head.trim_end().len().min(text.len());
+                spans.push(Span::styled(
+                    text[..split].to_owned(),
+                    hit_style(head_style),
+                ));
+                spans.push(Span::styled(
+                    text[split..].to_owned(),
+                    hit_style(text_style),
+                ));
+            } else {
+                spans.push(Span::styled(text, hit_style(text_style)));
+            }
+            lines.push(Line::from(spans));
+        }
+        out.extend(lines.into_iter().rev());
+    }
+}
+
+fn separator(label: &str, width: usize, style: Style) -> Line<'static> {
+    let side = width.saturating_sub(label.width()) / 2;
+    let right = width.saturating_sub(label.width() + side);
+    Line::styled(
+        format!("{}{label}{}", "─".repeat(side), "─".repeat(right)),
+        style,
+    )
+}
+
+impl Widget for Messages<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.app;
+        let theme = &app.settings.theme;
+        let room = &app.rooms[self.pane.room];
+        let border = if self.focused {
+            theme.focused_border
+        } else {
+            theme.border
+        };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(Style::default().fg(border))
+            .title(self.title(room));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let height = inner.height as usize;
+        let width = inner.width as usize;
+        self.pane.viewport.set(inner.height);
+        if height == 0 || width == 0 {
+            return;
+        }
+        let below = self.pane.scroll > 0 && self.pane.unseen > 0;
+        let rows = if below { height - 1 } else { height };
+
+        // Newest first, until what is scrolled over plus one screen is known.
+        let want = self.pane.scroll.saturating_add(rows);
+        let mut lines: Vec<Line<'static>> = Vec::new();
+        let mut index = room.entries.len();
+        while index > 0 && lines.len() < want {
+            index -= 1;
+            self.entry_lines(room, index, width, &mut lines);
+        }
+        let reached_top = index == 0 && lines.len() <= want;
+        self.pane.at_top.set(reached_top);
+        let scroll = self.pane.scroll.min(lines.len().saturating_sub(rows));
+        let visible: Vec<Line<'static>> = lines
+            .into_iter()
+            .skip(scroll)
+            .take(rows)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let top = inner.y + (rows - visible.len()) as u16;
+        let text_area = Rect::new(inner.x, top, inner.width, visible.len() as u16);
+        Paragraph::new(visible).render(text_area, buf);
+        if room.entries.is_empty() {
+            let hint = match room.channel() {
+                Some(_) => "No messages yet.",
+                None => "Welcome to conclave. /join a channel, /help for keys.",
+            };
+            Paragraph::new(Line::styled(hint, Style::default().fg(theme.muted)))
+                .render(Rect::new(inner.x, inner.y, inner.width, 1), buf);
+        }
+        if below {
+            let text = format!("↓ {} new below (End) ", self.pane.unseen);
+            let line = Line::styled(
+                text,
+                Style::default()
+                    .fg(theme.mention)
+                    .add_modifier(Modifier::BOLD),
+            );
+            Paragraph::new(line).render(
+                Rect::new(inner.x, inner.y + inner.height - 1, inner.width, 1),
+                buf,
+            );
+        }
+    }
+}

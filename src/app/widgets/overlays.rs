@@ -1,0 +1,148 @@
+//! Boxes drawn over the screen: the help (every key and command) and the agents view
+//! (permission requests with who answered and when, and each agent's autonomy).
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
+
+use crate::app::model::App;
+use crate::app::settings::HELP;
+
+/// A centred rectangle of at most `width` x `height` inside `area`.
+fn centred(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn frame(app: &App, title: &str, area: Rect, buf: &mut Buffer) -> Rect {
+    Clear.render(area, buf);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(Style::default().fg(app.settings.theme.focused_border))
+        .title(Span::styled(
+            format!(" {title} "),
+            Style::default()
+                .fg(app.settings.theme.accent)
+                .add_modifier(Modifier::BOLD),
+        ));
+    let inner = block.inner(area);
+    block.render(area, buf);
+    inner
+}
+
+pub struct Help<'a> {
+    pub app: &'a App,
+}
+
+impl Widget for Help<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let height = HELP.lines().count() as u16 + 2;
+        let width = HELP.lines().map(|l| l.chars().count()).max().unwrap_or(40) as u16 + 4;
+        let inner = frame(
+            self.app,
+            "help · any key closes",
+            centred(area, width, height),
+            buf,
+        );
+        Paragraph::new(HELP).render(inner, buf);
+    }
+}
+
+pub struct Agents<'a> {
+    pub app: &'a App,
+    pub selected: usize,
+}
+
+impl Widget for Agents<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.app;
+        let theme = &app.settings.theme;
+        let width = area.width.saturating_sub(4).min(100);
+        let height = area.height.saturating_sub(2);
+        let inner = frame(
+            app,
+            "agents · a allow · d deny · ↑↓ · Esc",
+            centred(area, width, height),
+            buf,
+        );
+        let time = |ts: i64| {
+            chrono::DateTime::from_timestamp_millis(ts)
+                .unwrap_or_default()
+                .with_timezone(&app.utc_offset)
+                .format("%H:%M:%S")
+                .to_string()
+        };
+        let mut lines = vec![Line::styled(
+            "Permission requests",
+            Style::default().add_modifier(Modifier::BOLD),
+        )];
+        if app.approvals.is_empty() {
+            lines.push(Line::styled("  none yet", Style::default().fg(theme.muted)));
+        }
+        for (i, a) in app.approvals.iter().enumerate() {
+            let state = match (&a.answer, a.sent) {
+                (Some((allow, by, at)), _) => {
+                    format!(
+                        "{} by {by} at {}",
+                        if *allow { "allowed" } else { "denied" },
+                        time(*at)
+                    )
+                }
+                (None, Some(allow)) => format!("{} sent…", if allow { "allow" } else { "deny" }),
+                (None, None) => "waiting".to_owned(),
+            };
+            let style = if i == self.selected {
+                Style::default().add_modifier(Modifier::REVERSED)
+            } else {
+                Style::default()
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{} {} ", time(a.received), a.agent), style),
+                Span::styled(
+                    format!("{}: {}", a.tool_name, a.description),
+                    style.fg(theme.mention),
+                ),
+                Span::styled(format!("  [{state}]"), Style::default().fg(theme.muted)),
+            ]));
+            let preview: String = a.input_preview.chars().take(300).collect();
+            lines.push(Line::styled(
+                format!("    {preview}"),
+                Style::default().fg(theme.muted),
+            ));
+        }
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            "Autonomy (change with /autonomy AGENT LEVEL in a channel)",
+            Style::default().add_modifier(Modifier::BOLD),
+        ));
+        if app.agents.is_empty() {
+            lines.push(Line::styled(
+                "  no agent of yours is online",
+                Style::default().fg(theme.muted),
+            ));
+        }
+        for (path, info) in &app.agents {
+            let mut levels: Vec<String> = info
+                .levels
+                .iter()
+                .map(|(c, l)| format!("#{c} {}", l.as_str()))
+                .collect();
+            levels.push(format!("elsewhere {}", info.default.as_str()));
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {path}  "), Style::default().fg(theme.agent)),
+                Span::raw(levels.join(", ")),
+            ]));
+        }
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .render(inner, buf);
+    }
+}
