@@ -1,0 +1,159 @@
+//! `conclave tui` used the way a person uses it: in a real terminal (tmux), against a real
+//! server, next to people using `send` and `tail`. Skips (with a note) where tmux is missing;
+//! `.ci/run` installs it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Server, User, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn available() -> bool {
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn start(user: &User, width: u16, height: u16) -> Self {
+        let socket = format!("conclave-test-{}-{}", std::process::id(), user.name);
+        let command = format!(
+            "CONCLAVE_CONFIG_DIR={} {BIN} tui",
+            user.config_path().display()
+        );
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                "tui",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+                &command,
+            ])
+            .env_remove("TMUX")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Self { socket }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "tui"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.screen();
+            if screen.contains(what) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{what}` never showed; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "tui"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn type_line(&self, text: &str) {
+        self.keys(&["-l", text]);
+        self.keys(&["Enter"]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn a_person_chats_in_the_tui_and_it_recovers_from_a_server_restart() {
+    if !Tmux::available() {
+        eprintln!("skipped: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let mut server = Server::start();
+    let alice = User::register("alice", &server);
+    let bob = User::register("bob", &server);
+    alice.ok(&["channel", "create", "general"]);
+    alice.ok(&["join", "general"]);
+    bob.ok(&["join", "general"]);
+    bob.ok(&["send", "general", "before you came"]);
+
+    let tui = Tmux::start(&alice, 120, 30);
+    tui.wait_for("connected │ alice/box/tui");
+    tui.wait_for("before you came");
+
+    // Both ways: a `send` shows up in the TUI, what the person types reaches a `tail`.
+    let (_tail, lines, err) = bob.spawn(&["tail", "general", "--format", "json"]);
+    err.wait_for(WAIT, |l| l.contains("tailing"));
+    bob.ok(&["send", "general", "hello @alice"]);
+    tui.wait_for("bob/box/cli: hello @alice");
+    tui.type_line("hi bob, from the terminal");
+    let line = json(&lines.wait_for(WAIT, |l| l.contains("from the terminal")));
+    assert_eq!(line["from"], "alice/box/tui");
+
+    // The member list shows who is here.
+    tui.wait_for("● bob/box/tail");
+
+    // The server restarts; the TUI says so, comes back and shows what it missed, once.
+    server.stop("TERM");
+    tui.wait_for("reconnecting in");
+    server.restart();
+    bob.ok(&["send", "general", "sent while you reconnected"]);
+    let screen = tui.wait_for("sent while you reconnected");
+    tui.wait_for("connected │ alice/box/tui");
+    assert_eq!(
+        screen.matches("sent while you reconnected").count(),
+        1,
+        "{screen}"
+    );
+    assert_eq!(screen.matches("hello @alice").count(), 1, "{screen}");
+
+    // Keys: the help overlay opens and closes; Ctrl-C quits and gives the terminal back.
+    tui.keys(&["F1"]);
+    tui.wait_for("Commands");
+    tui.keys(&["Escape"]);
+    tui.keys(&["C-c"]);
+    let deadline = Instant::now() + WAIT;
+    while Command::new("tmux")
+        .args(["-L", &tui.socket, "has-session", "-t", "tui"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(Instant::now() < deadline, "the TUI did not quit on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
