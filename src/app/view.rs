@@ -35,7 +35,7 @@ pub fn view(app: &App, frame: &mut Frame) {
         0
     };
     let members_width = if area.width >= WIDE {
-        (area.width / 5).clamp(18, 32)
+        (area.width / 4).clamp(18, 32)
     } else {
         0
     };
