@@ -289,6 +289,8 @@ pub struct App {
     pub was_connected: bool,
     /// The clock as of the last tick, for countdowns (ms since the epoch).
     pub now_ms: i64,
+    /// A channel the person just asked to join: shown once the join is answered.
+    pub focus_on_join: Option<Name>,
 }
 
 impl App {
@@ -317,6 +319,7 @@ impl App {
             quit: false,
             was_connected: false,
             now_ms: 0,
+            focus_on_join: None,
         }
     }
 

@@ -434,8 +434,9 @@ fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             r.last_seq = r.last_seq.max(receipt.channel.last_seq);
             r.unread = r.last_seq.saturating_sub(r.read_seq) as usize;
             r.loading = true;
-            // The first joined channel replaces the status room in view.
-            if app.rooms[app.focused_pane().room].id == RoomId::Home {
+            // A channel the person asked for comes into view (so does any, over the status room).
+            if app.focus_on_join.as_ref() == Some(&name) || app.focused_room().id == RoomId::Home {
+                app.focus_on_join = None;
                 open_room(app, room);
             }
             vec![
@@ -934,7 +935,10 @@ fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
         }
     };
     let result: Result<Vec<Cmd>, String> = match name {
-        "join" | "j" => channel_arg(arg).map(|c| vec![Cmd::Join(c)]),
+        "join" | "j" => channel_arg(arg).map(|c| {
+            app.focus_on_join = Some(c.clone());
+            vec![Cmd::Join(c)]
+        }),
         "leave" | "part" => channel_arg(arg).map(|c| vec![Cmd::Leave(c)]),
         "create" => {
             let visibility = match words.next() {

@@ -212,6 +212,23 @@ fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
 
     type_text(&mut app, "/join #random");
     assert_eq!(key(&mut app, KeyCode::Enter), [Cmd::Join(name("random"))]);
+    update(
+        &mut app,
+        Msg::Done(Reply::Joined(JoinReceipt {
+            channel: ChannelInfo {
+                name: name("random"),
+                visibility: Visibility::Public,
+                member: true,
+                last_seq: 0,
+            },
+            read_seq: 0,
+        })),
+    );
+    assert_eq!(
+        app.focused_room().id,
+        RoomId::Channel(name("random")),
+        "a joined channel comes into view"
+    );
     type_text(&mut app, "/msg bob/desk/cli psst there");
     assert_eq!(
         key(&mut app, KeyCode::Enter),
