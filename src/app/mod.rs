@@ -210,8 +210,12 @@ fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
                 }),
                 Err(e) => Some(failed(format!("cannot read #{channel}"), e)),
             },
-            Cmd::Who(channel) => match link.who(channel.as_ref()).await {
-                Ok(report) => Some(Reply::Who { channel, report }),
+            Cmd::Who { channel, show } => match link.who(channel.as_ref()).await {
+                Ok(report) => Some(Reply::Who {
+                    channel,
+                    report,
+                    show,
+                }),
                 Err(e) => Some(failed("who failed".into(), e)),
             },
             Cmd::MarkRead { channel, seq } => {

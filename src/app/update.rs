@@ -46,6 +46,8 @@ pub enum Reply {
     Who {
         channel: Option<Name>,
         report: WhoReport,
+        /// The person asked (`/who`): say the answer in the room.
+        show: bool,
     },
     Created(ChannelInfo),
     Left(Name),
@@ -82,7 +84,11 @@ pub enum Cmd {
         before: Option<u64>,
         after: Option<u64>,
     },
-    Who(Option<Name>),
+    /// `show`: the person asked, so the answer is said in the room.
+    Who {
+        channel: Option<Name>,
+        show: bool,
+    },
     MarkRead {
         channel: Name,
         seq: u64,
@@ -445,7 +451,10 @@ fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                     before: None,
                     after: None,
                 },
-                Cmd::Who(Some(name)),
+                Cmd::Who {
+                    channel: Some(name),
+                    show: false,
+                },
             ]
         }
         Reply::History {
@@ -491,28 +500,33 @@ fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             }
             Vec::new()
         }
-        Reply::Who { channel, report } => {
-            match channel {
-                Some(channel) => {
-                    let room = room_for(app, RoomId::Channel(channel));
-                    app.rooms[room].online = report.sessions;
-                    app.rooms[room].members = report.members;
-                }
-                None => {
-                    let list: Vec<String> = report
-                        .sessions
-                        .iter()
-                        .map(|s| format!("{} ({})", s.path, s.kind.as_str()))
-                        .collect();
-                    let room = app.focused_pane().room;
-                    note(
-                        app,
-                        room,
-                        EntryKind::Note,
-                        format!("online: {}", list.join(", ")),
-                        now_ms(),
-                    );
-                }
+        Reply::Who {
+            channel,
+            report,
+            show,
+        } => {
+            let sessions: Vec<String> = report
+                .sessions
+                .iter()
+                .map(|s| format!("{} ({})", s.path, s.kind.as_str()))
+                .collect();
+            let members: Vec<String> = report.members.iter().map(ToString::to_string).collect();
+            let text = match &channel {
+                Some(c) => format!(
+                    "#{c}: members {}; online {}",
+                    members.join(", "),
+                    sessions.join(", ")
+                ),
+                None => format!("online: {}", sessions.join(", ")),
+            };
+            if let Some(channel) = channel {
+                let room = room_for(app, RoomId::Channel(channel));
+                app.rooms[room].online = report.sessions;
+                app.rooms[room].members = report.members;
+            }
+            if show {
+                let room = app.focused_pane().room;
+                note(app, room, EntryKind::Note, text, now_ms());
             }
             Vec::new()
         }
@@ -978,9 +992,17 @@ fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
         },
         "who" => match arg {
             Some(a) => Name::channel(a)
-                .map(|c| vec![Cmd::Who(Some(c))])
+                .map(|c| {
+                    vec![Cmd::Who {
+                        channel: Some(c),
+                        show: true,
+                    }]
+                })
                 .map_err(|e| e.to_string()),
-            None => Ok(vec![Cmd::Who(None)]),
+            None => Ok(vec![Cmd::Who {
+                channel: None,
+                show: true,
+            }]),
         },
         "split" => {
             app.split = match arg {

@@ -185,6 +185,7 @@ mod tests {
                     ],
                     members: vec![Name::user("alice").unwrap(), Name::user("bob").unwrap()],
                 },
+                show: false,
             }),
         );
         update(

@@ -243,6 +243,14 @@ fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
         key(&mut app, KeyCode::Enter),
         [Cmd::Create(name("lab"), Visibility::Private)]
     );
+    type_text(&mut app, "/who general");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Who {
+            channel: Some(name("general")),
+            show: true
+        }]
+    );
     type_text(&mut app, "/nope");
     assert!(key(&mut app, KeyCode::Enter).is_empty());
     let last = app.focused_room().entries.back().unwrap();
@@ -298,7 +306,13 @@ fn tab_completes_commands_channels_and_names() {
                 }],
                 members: vec![Name::user("alice").unwrap(), Name::user("bob").unwrap()],
             },
+            show: true,
         }),
+    );
+    let said = &app.focused_room().entries.back().unwrap().text;
+    assert_eq!(
+        said,
+        "#general: members alice, bob; online bob/desk/api (agent)"
     );
     type_text(&mut app, "/jo");
     key(&mut app, KeyCode::Tab);
