@@ -320,6 +320,10 @@ fn replies_below_converse_are_refused_and_mute_drops() {
     std::thread::sleep(Duration::from_secs(3));
     bob.ok(&["send", "general", "second"]);
     agent.no_notification("notifications/claude/channel", Duration::from_secs(1));
+    // Muted means its text never reaches the model, pulled or pushed.
+    let read = agent.call("read", json!({"channel": "general"}));
+    assert_eq!(read["isError"], json!(true), "{read}");
+    assert!(!text_of(&agent.call("unread", json!({}))).contains("second"));
     alice.ok(&["perm", "set", "general", "converse"]);
     std::thread::sleep(Duration::from_secs(3));
     let sent = agent.call("send", json!({"channel": "general", "text": "now I may"}));

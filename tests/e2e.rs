@@ -65,12 +65,34 @@ fn two_users_exchange_messages_and_a_whisper() {
     assert_eq!(line["from"], "alice/box/cli");
     assert_eq!(line["text"], "psst");
 
+    // Escape sequences from a sender are shown, not obeyed, by `tail`.
+    let (_plain, plain_lines, plain_err) = bob.spawn(&["tail", "general", "--last", "1"]);
+    plain_err.wait_for(WAIT, |l| l.contains("tailing"));
+    alice.ok(&["send", "general", "evil \u{1b}[2Jclear\rfake"]);
+    let shown = plain_lines.wait_for(WAIT, |l| l.contains("evil"));
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\r'),
+        "{shown:?}"
+    );
+    assert!(shown.contains("\\u{1b}[2Jclear\\rfake"), "{shown:?}");
+
     let e = alice.fails(&["whisper", "bob/box/nobody", "hi"]);
     assert!(e.contains("bob/box/nobody is not online"), "{e}");
 
     let who = alice.ok(&["who", "general"]);
     assert!(who.contains("bob/box/tail"), "{who}");
     assert!(who.contains("alice") && who.contains("2 members"), "{who}");
+
+    // Leaving from one session while another still receives says so; alone, it ends membership.
+    let left = bob.ok(&["leave", "general"]);
+    assert!(left.contains("you stay a member"), "{left}");
+    let left = alice.ok(&["leave", "general"]);
+    assert_eq!(left.trim(), "left #general");
+    assert!(
+        alice
+            .fails(&["send", "general", "hi"])
+            .contains("join #general")
+    );
 }
 
 #[test]
@@ -208,6 +230,17 @@ fn clear_errors_for_bad_input_and_a_dead_server() {
     let e = bob.fails(&["send", "secret", "hi"]);
     assert!(e.contains("there is no channel #secret"), "{e}");
     assert!(alice.ok(&["channel", "list"]).contains("secret"));
+    // Taking a name says the same whether the channel is private or not.
+    let private = bob.fails(&["channel", "create", "secret"]);
+    let public = bob.fails(&["channel", "create", "general"]);
+    assert!(
+        private.contains("the name #secret is not available"),
+        "{private}"
+    );
+    assert!(
+        public.contains("the name #general is not available"),
+        "{public}"
+    );
 
     // An explicit handle that is live already is refused, not renamed.
     let (_tail, _lines, err) = alice.spawn(&["tail", "general"]);

@@ -142,6 +142,7 @@ async fn raw_login(server: &TestServer, user: &str) -> RawSocket {
         handle: handle.clone(),
         kind: SessionKind::Agent,
         on_conflict: OnConflict::Suffix,
+        instance: None,
     };
     ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
         .await
@@ -316,6 +317,7 @@ async fn garbage_and_oversized_frames_get_errors_and_spare_other_clients() {
         handle: Name::handle("x").unwrap(),
         kind: SessionKind::Agent,
         on_conflict: OnConflict::Suffix,
+        instance: None,
     };
     ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
         .await

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Autonomy, ChannelAutonomy, ChatMessage, SessionKind, WhisperMessage};
 
-/// Key of the whisper pseudo-channel in autonomy tables.
-pub const WHISPERS: &str = "whispers";
-/// Key of the level every unnamed channel gets.
-pub const DEFAULT: &str = "default";
+use crate::net::config::{
+    AUTONOMY_DEFAULT as DEFAULT, AUTONOMY_WHISPERS as WHISPERS, autonomy_key,
+};
 
 /// Level of a channel nobody configured.
 pub const BUILTIN_DEFAULT: Autonomy = Autonomy::Notify;
@@ -74,10 +73,7 @@ pub fn parse_perm(text: &str) -> Result<(String, Autonomy), String> {
     let (channel, level) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not CHANNEL=LEVEL"))?;
-    let key = match channel {
-        DEFAULT | WHISPERS => channel.to_owned(),
-        other => Name::channel(other).map_err(|e| e.to_string())?.to_string(),
-    };
+    let key = autonomy_key(channel).map_err(|e| e.to_string())?;
     let level = Autonomy::parse(level)
         .ok_or_else(|| format!("`{level}` is not a level: use mute, notify, converse or act"))?;
     Ok((key, level))

@@ -22,7 +22,7 @@ use crate::net::client::{self, Opening, Setup};
 use crate::net::config::ClientConfig;
 use crate::net::link::{LinkEvent, LinkHandle, Resume};
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Audience, Autonomy, ClientFrame, RelayBody, SessionKind};
+use crate::net::protocol::{Audience, Autonomy, RelayBody, SessionKind};
 
 use self::core::{FloodGate, Gate, Inbound, Levels, OpenRequest, Permissions};
 
@@ -157,7 +157,11 @@ async fn watch_config(agent: std::sync::Weak<Agent>) {
     loop {
         tokio::time::sleep(CONFIG_POLL).await;
         let Some(agent) = agent.upgrade() else { return };
-        if agent.reload_config() {
+        let reloaded = {
+            let agent = agent.clone();
+            tokio::task::spawn_blocking(move || agent.reload_config()).await
+        };
+        if reloaded.unwrap_or(false) {
             agent.report_autonomy(None).await;
         }
     }
@@ -212,6 +216,17 @@ impl Agent {
         Ok(())
     }
 
+    /// Refuses reading a muted channel (only when a model is reading: mute means its text
+    /// never reaches the model, pushed or pulled).
+    pub fn may_read(&self, channel: &Name) -> Result<(), String> {
+        if self.gated && self.level(channel) == Autonomy::Mute {
+            return Err(format!(
+                "#{channel} is muted by your user; its messages are not for you"
+            ));
+        }
+        Ok(())
+    }
+
     /// Joins a channel (messages from now on are pushed) and records its read position.
     pub async fn join(&self, channel: &Name) -> Result<(u64, u64), crate::net::link::LinkError> {
         let joined = self.link.join(channel, Resume::Live).await?;
@@ -250,48 +265,23 @@ impl Agent {
     pub fn on_event(self: &Arc<Self>, event: LinkEvent) -> Effect {
         match event {
             LinkEvent::Message(message) => {
-                let mut state = self.lock();
-                if let Some(mark) = state.channels.get_mut(&message.channel) {
-                    mark.last_seq = mark.last_seq.max(message.seq);
-                }
+                let level = {
+                    let mut state = self.lock();
+                    if let Some(mark) = state.channels.get_mut(&message.channel) {
+                        mark.last_seq = mark.last_seq.max(message.seq);
+                    }
+                    state.levels.channel(&message.channel)
+                };
                 if message.from == self.me {
                     return Effect::None;
                 }
-                let level = state.levels.channel(&message.channel);
-                if level == Autonomy::Mute && self.gated {
-                    return Effect::None;
-                }
-                match self
-                    .gated
-                    .then(|| state.gate.check(&message.from, Instant::now()))
-                {
-                    Some(Gate::Hold { first: true }) => Effect::Deliver(Inbound::Held {
-                        channel: Some(message.channel.clone()),
-                        from: message.from,
-                        until_secs: state.gate.cooldown().as_secs(),
-                    }),
-                    Some(Gate::Hold { first: false }) => Effect::None,
-                    Some(Gate::Pass) | None => Effect::Deliver(Inbound::Message { message, level }),
-                }
+                let (from, channel) = (message.from.clone(), Some(message.channel.clone()));
+                self.gate(level, &from, channel, Inbound::Message { message, level })
             }
             LinkEvent::Whisper(whisper) => {
-                let mut state = self.lock();
-                let level = state.levels.whispers();
-                if level == Autonomy::Mute && self.gated {
-                    return Effect::None;
-                }
-                match self
-                    .gated
-                    .then(|| state.gate.check(&whisper.from, Instant::now()))
-                {
-                    Some(Gate::Hold { first: true }) => Effect::Deliver(Inbound::Held {
-                        channel: None,
-                        from: whisper.from,
-                        until_secs: state.gate.cooldown().as_secs(),
-                    }),
-                    Some(Gate::Hold { first: false }) => Effect::None,
-                    Some(Gate::Pass) | None => Effect::Deliver(Inbound::Whisper { whisper, level }),
-                }
+                let level = self.whisper_level();
+                let from = whisper.from.clone();
+                self.gate(level, &from, None, Inbound::Whisper { whisper, level })
             }
             LinkEvent::Connected { .. } => {
                 self.lock().connection = "connected".into();
@@ -319,6 +309,32 @@ impl Agent {
                 from_kind,
                 body,
             } => self.on_relay(from, from_kind, body),
+        }
+    }
+
+    /// Applies mute and flood control (when a model is reading) to one inbound item.
+    fn gate(
+        &self,
+        level: Autonomy,
+        from: &SessionPath,
+        channel: Option<Name>,
+        item: Inbound,
+    ) -> Effect {
+        if !self.gated {
+            return Effect::Deliver(item);
+        }
+        if level == Autonomy::Mute {
+            return Effect::None;
+        }
+        let mut state = self.lock();
+        match state.gate.check(from, Instant::now()) {
+            Gate::Pass => Effect::Deliver(item),
+            Gate::Hold { first: true } => Effect::Deliver(Inbound::Held {
+                channel,
+                from: from.clone(),
+                until_secs: state.gate.cooldown().as_secs(),
+            }),
+            Gate::Hold { first: false } => Effect::None,
         }
     }
 
@@ -380,14 +396,8 @@ impl Agent {
 
     /// Sends a relay to this user's own sessions; failures (nobody online) are only logged.
     async fn relay(&self, to: Option<SessionPath>, audience: Audience, body: RelayBody) -> bool {
-        let frame = ClientFrame::Relay {
-            id: 0,
-            to,
-            audience: Some(audience),
-            body,
-        };
-        match self.link.request(frame).await {
-            Ok(_) => true,
+        match self.link.relay(to, audience, body).await {
+            Ok(()) => true,
             Err(e) => {
                 tracing::debug!(%e, "relay not delivered");
                 false

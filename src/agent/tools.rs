@@ -225,7 +225,6 @@ pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Resul
             let text = str_arg(args, "text")?;
             agent.may_reply(agent.level(&channel), &format!("#{channel}"))?;
             let receipt = agent.link.send(&channel, text).await.map_err(server_err)?;
-            agent.set_read(&channel, receipt.seq);
             Ok(Outcome::Sent {
                 channel,
                 seq: receipt.seq,
@@ -243,6 +242,7 @@ pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Resul
         }
         "read" => {
             let channel = channel_arg(args)?;
+            agent.may_read(&channel)?;
             let since = opt_u64(args, "since")?;
             let limit = opt_u64(args, "limit")?.map_or(READ_DEFAULT, |l| {
                 l.clamp(1, u64::from(MAX_HISTORY_PAGE)) as u32
@@ -318,7 +318,7 @@ async fn unread(agent: &Agent) -> Result<Outcome, String> {
     let mut out = Vec::new();
     let mut more = false;
     for (channel, read_seq, last_seq) in agent.marks() {
-        if read_seq >= last_seq {
+        if read_seq >= last_seq || agent.may_read(&channel).is_err() {
             continue;
         }
         let budget = UNREAD_PAGE.saturating_sub(out.len() as u32);

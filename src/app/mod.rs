@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::net::client::{self, Opening, Setup};
 use crate::net::link::{LinkEvent, LinkHandle, Resume};
-use crate::net::protocol::{ClientFrame, RelayBody, SessionKind};
+use crate::net::protocol::{RelayBody, SessionKind};
 
 use self::model::{App, PAGE};
 use self::settings::Settings;
@@ -71,7 +71,8 @@ pub async fn run(options: TuiOptions) -> Result<()> {
         kind: SessionKind::Human,
         persistent: true,
         setup: Setup::Auto,
-    })?;
+    })
+    .await?;
     let offset = *chrono::Local::now().offset();
     let mut app = App::new(settings, started.server.clone(), offset);
     app.now_ms = chrono::Utc::now().timestamp_millis();
@@ -91,6 +92,16 @@ pub async fn run(options: TuiOptions) -> Result<()> {
     let (reply_tx, mut replies) = mpsc::channel::<Reply>(256);
     let mut terminal_events = crossterm::event::EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let (ordered, mut to_send) = mpsc::channel::<Cmd>(1024);
+    {
+        let link = link.clone();
+        let replies = reply_tx.clone();
+        tokio::spawn(async move {
+            while let Some(cmd) = to_send.recv().await {
+                carry_out(cmd, &link, &replies).await;
+            }
+        });
+    }
     terminal.draw(|f| view::view(&app, f))?;
 
     loop {
@@ -126,7 +137,24 @@ pub async fn run(options: TuiOptions) -> Result<()> {
             cmds.extend(update(&mut app, msg));
         }
         for cmd in cmds {
-            carry_out(cmd, &link, &reply_tx);
+            match cmd {
+                // Rung here, between draws, so it never lands inside an escape sequence.
+                Cmd::Bell => {
+                    let mut out = std::io::stdout();
+                    let _ = out.write_all(b"\x07").and_then(|()| out.flush());
+                }
+                // In the order typed: one task sends them one after another.
+                Cmd::Send { .. } | Cmd::Whisper { .. } => {
+                    if ordered.try_send(cmd).is_err() {
+                        tracing::warn!("too many messages waiting to be sent");
+                    }
+                }
+                cmd => {
+                    let link = link.clone();
+                    let replies = reply_tx.clone();
+                    tokio::spawn(async move { carry_out(cmd, &link, &replies).await });
+                }
+            }
         }
         if app.quit {
             break;
@@ -153,95 +181,78 @@ fn terminal_msg(event: Event) -> Option<Msg> {
     }
 }
 
-/// Runs one command in the background; its outcome comes back as a `Reply`.
-fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
-    if cmd == Cmd::Bell {
-        let mut out = std::io::stdout();
-        let _ = out.write_all(b"\x07").and_then(|()| out.flush());
-        return;
-    }
-    let link = link.clone();
-    let replies = replies.clone();
-    tokio::spawn(async move {
-        let failed = |context: String, e: crate::net::link::LinkError| Reply::Failed {
-            context,
-            error: e.to_string(),
-        };
-        let reply = match cmd {
-            Cmd::ListChannels => match link.list_channels().await {
-                Ok(list) => Some(Reply::Channels(list)),
-                Err(e) => Some(failed("cannot list channels".into(), e)),
-            },
-            Cmd::Join(channel) => match link.join(&channel, Resume::Live).await {
-                Ok(receipt) => Some(Reply::Joined(receipt)),
-                Err(e) => Some(failed(format!("cannot join #{channel}"), e)),
-            },
-            Cmd::Leave(channel) => match link.leave(&channel).await {
-                Ok(()) => Some(Reply::Left(channel)),
-                Err(e) => Some(failed(format!("cannot leave #{channel}"), e)),
-            },
-            Cmd::Create(channel, visibility) => {
-                match link.create_channel(&channel, visibility).await {
-                    Ok(info) => Some(Reply::Created(info)),
-                    Err(e) => Some(failed(format!("cannot create #{channel}"), e)),
-                }
-            }
-            Cmd::Send { channel, text } => match link.send(&channel, &text).await {
-                Ok(_) => None,
-                Err(e) => Some(failed(format!("not sent to #{channel}"), e)),
-            },
-            Cmd::Whisper { to, text } => match link.whisper(&to, &text).await {
-                Ok(()) => Some(Reply::Whispered {
-                    to,
-                    text,
-                    ts: chrono::Utc::now().timestamp_millis(),
-                }),
-                Err(e) => Some(failed(format!("whisper to {to} not sent"), e)),
-            },
-            Cmd::History {
+/// Runs one command; its outcome comes back as a `Reply`.
+async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
+    let failed = |context: String, e: crate::net::link::LinkError| Reply::Failed {
+        context,
+        error: e.to_string(),
+    };
+    let reply = match cmd {
+        Cmd::ListChannels => match link.list_channels().await {
+            Ok(list) => Some(Reply::Channels(list)),
+            Err(e) => Some(failed("cannot list channels".into(), e)),
+        },
+        Cmd::Join(channel) => match link.join(&channel, Resume::Live).await {
+            Ok(receipt) => Some(Reply::Joined(receipt)),
+            Err(e) => Some(failed(format!("cannot join #{channel}"), e)),
+        },
+        Cmd::Leave(channel) => match link.leave(&channel).await {
+            Ok(_) => Some(Reply::Left(channel)),
+            Err(e) => Some(failed(format!("cannot leave #{channel}"), e)),
+        },
+        Cmd::Create(channel, visibility) => match link.create_channel(&channel, visibility).await {
+            Ok(info) => Some(Reply::Created(info)),
+            Err(e) => Some(failed(format!("cannot create #{channel}"), e)),
+        },
+        Cmd::Send { channel, text } => match link.send(&channel, &text).await {
+            Ok(_) => None,
+            Err(e) => Some(failed(format!("not sent to #{channel}"), e)),
+        },
+        Cmd::Whisper { to, text } => match link.whisper(&to, &text).await {
+            Ok(()) => Some(Reply::Whispered {
+                to,
+                text,
+                ts: chrono::Utc::now().timestamp_millis(),
+            }),
+            Err(e) => Some(failed(format!("whisper to {to} not sent"), e)),
+        },
+        Cmd::History {
+            channel,
+            before,
+            after,
+        } => match link.history(&channel, after, before, PAGE).await {
+            Ok(page) => Some(Reply::History {
                 channel,
-                before,
-                after,
-            } => match link.history(&channel, after, before, PAGE).await {
-                Ok(page) => Some(Reply::History {
-                    channel,
-                    page,
-                    older: before.is_some(),
-                }),
-                Err(e) => Some(failed(format!("cannot read #{channel}"), e)),
-            },
-            Cmd::Who { channel, show } => match link.who(channel.as_ref()).await {
-                Ok(report) => Some(Reply::Who {
-                    channel,
-                    report,
-                    show,
-                }),
-                Err(e) => Some(failed("who failed".into(), e)),
-            },
-            Cmd::MarkRead { channel, seq } => {
-                if let Err(e) = link.mark_read(&channel, seq).await {
-                    tracing::debug!(%e, %channel, "read position not saved");
-                }
-                None
+                page,
+                older: before.is_some(),
+            }),
+            Err(e) => Some(failed(format!("cannot read #{channel}"), e)),
+        },
+        Cmd::Who { channel, show } => match link.who(channel.as_ref()).await {
+            Ok(report) => Some(Reply::Who {
+                channel,
+                report,
+                show,
+            }),
+            Err(e) => Some(failed("who failed".into(), e)),
+        },
+        Cmd::MarkRead { channel, seq } => {
+            if let Err(e) = link.mark_read(&channel, seq).await {
+                tracing::debug!(%e, %channel, "read position not saved");
             }
-            Cmd::Relay { to, audience, body } => {
-                // Asking for agents' levels when none is online is not news; a lost verdict is.
-                let quiet = matches!(body, RelayBody::AutonomyQuery);
-                let frame = ClientFrame::Relay {
-                    id: 0,
-                    to,
-                    audience: Some(audience),
-                    body,
-                };
-                match link.request(frame).await {
-                    Err(e) if !quiet => Some(failed("not delivered".into(), e)),
-                    _ => None,
-                }
-            }
-            Cmd::Bell => None,
-        };
-        if let Some(reply) = reply {
-            let _ = replies.send(reply).await;
+            None
         }
-    });
+        Cmd::Relay { to, audience, body } => {
+            // Asking for agents' levels when none is online is not news; a lost verdict is.
+            let quiet = matches!(body, RelayBody::AutonomyQuery);
+            match link.relay(to, audience, body).await {
+                Err(e) if !quiet => Some(failed("not delivered".into(), e)),
+                _ => None,
+            }
+        }
+        Cmd::Bell => None,
+    };
+    if let Some(reply) = reply {
+        let _ = replies.send(reply).await;
+    }
 }

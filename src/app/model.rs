@@ -171,6 +171,8 @@ pub struct Pane {
     pub viewport: Cell<u16>,
     /// The oldest loaded entry was visible at the last draw.
     pub at_top: Cell<bool>,
+    /// The largest useful `scroll` found at the last draw, once the whole room was wrapped.
+    pub max_scroll: Cell<Option<usize>>,
 }
 
 impl Pane {
@@ -181,6 +183,7 @@ impl Pane {
             unseen: 0,
             viewport: Cell::new(10),
             at_top: Cell::new(false),
+            max_scroll: Cell::new(None),
         }
     }
 }

@@ -116,6 +116,13 @@ const COMMANDS: &[&str] = &[
 ];
 
 pub fn update(app: &mut App, msg: Msg) -> Vec<Cmd> {
+    // Scrolled past the top at the last draw: settle at the top, so neither PgDn feels dead
+    // nor every later draw wraps the whole room again.
+    for pane in &mut app.panes {
+        if let Some(max) = pane.max_scroll.get() {
+            pane.scroll = pane.scroll.min(max);
+        }
+    }
     match msg {
         Msg::Key(key) => on_key(app, key),
         Msg::Mouse(mouse) => on_mouse(app, mouse),
@@ -146,6 +153,7 @@ fn room_for(app: &mut App, id: RoomId) -> usize {
 /// Shows `room` in the focused pane and resets its unread state.
 fn open_room(app: &mut App, room: usize) {
     let focus = app.focus;
+    app.search = None;
     app.panes[focus] = Pane::new(room);
     let r = &mut app.rooms[room];
     r.marker = (r.read_seq < r.last_seq).then_some(r.read_seq);
@@ -543,6 +551,7 @@ fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
         }
         Reply::Left(channel) => {
             if let Some(room) = app.room_index(&RoomId::Channel(channel.clone())) {
+                app.search = None;
                 app.rooms.remove(room);
                 for pane in &mut app.panes {
                     if pane.room == room {
@@ -733,7 +742,7 @@ fn find(app: &mut App, direction: Direction) {
     }
     let needle = search.query.to_lowercase();
     let len = room.entries.len();
-    let start = search.hit.unwrap_or(len);
+    let start = search.hit.filter(|&hit| hit < len).unwrap_or(len);
     let matches = |i: usize| room.entries[i].text.to_lowercase().contains(&needle);
     let found = match direction {
         Direction::Older => (0..start).rev().find(|&i| matches(i)),
@@ -823,7 +832,8 @@ fn scroll(app: &mut App, how: Scroll) -> Vec<Cmd> {
         Scroll::PageDown => pane.scroll = pane.scroll.saturating_sub(page),
         Scroll::Lines(n) if n > 0 => pane.scroll += n as usize,
         Scroll::Lines(n) => pane.scroll = pane.scroll.saturating_sub(n.unsigned_abs()),
-        Scroll::Top => pane.scroll = usize::MAX / 2,
+        // Unknown until drawn: far enough, and the next update clamps it to the real top.
+        Scroll::Top => pane.scroll = pane.max_scroll.get().unwrap_or(usize::MAX / 2),
         Scroll::Bottom => pane.scroll = 0,
     }
     if pane.scroll == 0 {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 
 use crate::net::client::{self, Opening, Session, Setup};
-use crate::net::config::ClientConfig;
+use crate::net::config::{ClientConfig, autonomy_key, autonomy_place};
 use crate::net::identity::{Identity, parse_public_key};
 use crate::net::link::{LinkEvent, Resume};
 use crate::net::names::{Name, SessionPath};
@@ -165,8 +165,11 @@ pub async fn join(env: &Env, name: &str, server: Option<&str>) -> Result<()> {
 pub async fn leave(env: &Env, name: &str, server: Option<&str>) -> Result<()> {
     let channel = Name::channel(name)?;
     let client = env.one_shot(server).await?;
-    client.link.leave(&channel).await?;
-    println!("left #{channel}");
+    if client.link.leave(&channel).await? {
+        println!("left #{channel}");
+    } else {
+        println!("left #{channel} here; you stay a member while another of your sessions is in it");
+    }
     Ok(())
 }
 
@@ -261,13 +264,25 @@ fn local_time(ts_ms: i64) -> String {
 
 /// One message as `tail` prints it for people: local time, channel, sender, text (later lines
 /// indented under the first).
+/// Text as a terminal may show it: control characters (escape sequences, carriage returns)
+/// from a sender are made visible instead of acted on, and later lines are indented.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\n    ".to_owned(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 pub fn message_line(m: &ChatMessage) -> String {
-    let text = m.text.replace('\n', "\n    ");
+    let text = printable(&m.text);
     format!("[{}] #{} {}: {text}", local_time(m.ts), m.channel, m.from)
 }
 
 pub fn whisper_line(w: &WhisperMessage) -> String {
-    let text = w.text.replace('\n', "\n    ");
+    let text = printable(&w.text);
     format!("[{}] whisper from {}: {text}", local_time(w.ts), w.from)
 }
 
@@ -401,19 +416,11 @@ pub fn resume_from(since: Option<u64>, last: Option<u64>) -> Result<Resume> {
 /// `conclave perm set CHANNEL LEVEL`: records an agent autonomy level in the config file;
 /// running agents pick it up within seconds.
 pub fn perm_set(env: &Env, channel: &str, level: Autonomy) -> Result<()> {
-    let key = match channel {
-        "default" | "whispers" => channel.to_owned(),
-        other => Name::channel(other)?.to_string(),
-    };
+    let key = autonomy_key(channel)?;
     let mut config = ClientConfig::load(&env.config_dir)?;
     config.autonomy.insert(key.clone(), level);
     config.save(&env.config_dir)?;
-    let place = if key == "default" || key == "whispers" {
-        key
-    } else {
-        format!("#{key}")
-    };
-    println!("agents: {place} = {}", level.as_str());
+    println!("agents: {} = {}", autonomy_place(&key), level.as_str());
     Ok(())
 }
 
@@ -424,12 +431,7 @@ pub fn perm_show(env: &Env) -> Result<()> {
         println!("{:<24} notify (built in)", "default");
     }
     for (key, level) in &config.autonomy {
-        let place = if key == "default" || key == "whispers" {
-            key.clone()
-        } else {
-            format!("#{key}")
-        };
-        println!("{place:<24} {}", level.as_str());
+        println!("{:<24} {}", autonomy_place(key), level.as_str());
     }
     Ok(())
 }

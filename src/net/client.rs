@@ -4,7 +4,6 @@
 //! `conclave serve` in the background when nothing listens there, and register the local user
 //! name on first use.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -98,11 +97,12 @@ pub struct Started {
 
 impl Started {
     /// After the first welcome of a registering session, records the server and user name as
-    /// the defaults of later commands.
-    pub fn remember(&self, path: &SessionPath) -> Result<(), ClientError> {
+    /// the defaults of later commands (once: later welcomes are reconnects).
+    pub fn remember(&mut self, path: &SessionPath) -> Result<(), ClientError> {
         if !self.registering {
             return Ok(());
         }
+        self.registering = false;
         let mut config = ClientConfig::load(&self.config_dir)?;
         config.server = Some(self.server.clone());
         config.user = Some(path.user.to_string());
@@ -113,7 +113,7 @@ impl Started {
 
 /// Prepares the key and config (and, for zero set-up, the local server), then starts the link
 /// without waiting for it to connect.
-pub fn start(opening: Opening) -> Result<Started, ClientError> {
+pub async fn start(opening: Opening) -> Result<Started, ClientError> {
     let config = ClientConfig::load(&opening.config_dir)?;
     let server = config.server_or_default(opening.server.as_deref());
     let (identity, login) = match &opening.setup {
@@ -127,7 +127,7 @@ pub fn start(opening: Opening) -> Result<Started, ClientError> {
         ),
         Setup::Auto => {
             if server == DEFAULT_SERVER {
-                ensure_local_server(&opening.config_dir)?;
+                ensure_local_server(&opening.config_dir).await?;
             }
             let identity = Identity::load_or_create(&opening.config_dir)?.0;
             let login = match &config.user {
@@ -169,7 +169,7 @@ pub async fn open(
     opening: Opening,
     on_retry: impl Fn(&str, Duration),
 ) -> Result<Session, ClientError> {
-    let mut started = start(opening)?;
+    let mut started = start(opening).await?;
     loop {
         match started.events.recv().await {
             Some(LinkEvent::Connected { path, .. }) => {
@@ -191,12 +191,16 @@ pub async fn open(
 
 /// Starts `conclave serve` on the default address in the background unless something already
 /// listens there, and waits until it does.
-fn ensure_local_server(config_dir: &Path) -> Result<(), ClientError> {
-    let addr = DEFAULT_BIND
-        .parse()
-        .map_err(|e| ClientError::LocalServer(format!("{DEFAULT_BIND}: {e}")))?;
-    let listening = || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
-    if listening() {
+async fn ensure_local_server(config_dir: &Path) -> Result<(), ClientError> {
+    let listening = || async {
+        tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(DEFAULT_BIND),
+        )
+        .await
+        .is_ok_and(|connected| connected.is_ok())
+    };
+    if listening().await {
         return Ok(());
     }
     let exe = std::env::current_exe().map_err(|e| ClientError::LocalServer(e.to_string()))?;
@@ -217,10 +221,10 @@ fn ensure_local_server(config_dir: &Path) -> Result<(), ClientError> {
         .map_err(|e| ClientError::LocalServer(e.to_string()))?;
     let deadline = Instant::now() + LOCAL_START_TIMEOUT;
     while Instant::now() < deadline {
-        if listening() {
+        if listening().await {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(ClientError::LocalServer(format!(
         "it did not start listening on {DEFAULT_BIND}; see {}",

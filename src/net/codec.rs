@@ -72,6 +72,7 @@ mod tests {
                 handle: name("tui"),
                 kind: SessionKind::Human,
                 on_conflict: OnConflict::Suffix,
+                instance: Some("4f2a".into()),
             },
             ClientFrame::Auth {
                 public_key: vec![1; 32],

@@ -16,6 +16,27 @@ pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:7420";
 
 const CONFIG_FILE: &str = "config.toml";
 
+/// Autonomy key for every channel without its own level.
+pub const AUTONOMY_DEFAULT: &str = "default";
+/// Autonomy key for whispers.
+pub const AUTONOMY_WHISPERS: &str = "whispers";
+
+/// The autonomy table key for what a person typed: `default`, `whispers`, or a channel name.
+pub fn autonomy_key(text: &str) -> Result<String, super::names::NameError> {
+    match text {
+        AUTONOMY_DEFAULT | AUTONOMY_WHISPERS => Ok(text.to_owned()),
+        channel => Ok(super::names::Name::channel(channel)?.to_string()),
+    }
+}
+
+/// An autonomy key as people read it: `#general`, `default`, `whispers`.
+pub fn autonomy_place(key: &str) -> String {
+    match key {
+        AUTONOMY_DEFAULT | AUTONOMY_WHISPERS => key.to_owned(),
+        channel => format!("#{channel}"),
+    }
+}
+
 /// `$XDG_CONFIG_HOME/conclave` (or the platform's equivalent).
 pub fn default_config_dir() -> PathBuf {
     dirs::config_dir()
@@ -77,17 +98,30 @@ impl ClientConfig {
         })
     }
 
-    /// Writes the config file atomically (temp file, then rename).
+    /// Writes the config file atomically (temp file, then rename). Only the keys this type
+    /// owns change: other tables in the file (the TUI's `[tui.*]`) are kept.
     pub fn save(&self, dir: &Path) -> Result<(), ConfigError> {
         let path = dir.join(CONFIG_FILE);
         let write = |source| ConfigError::Write {
             path: path.clone(),
             source,
         };
-        let text = toml::to_string(self).map_err(|e| ConfigError::Parse {
+        let parse = |message: String| ConfigError::Parse {
             path: path.clone(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let mut table: toml::Table = match fs::read_to_string(&path) {
+            Ok(text) => text
+                .parse()
+                .map_err(|e: toml::de::Error| parse(e.message().to_owned()))?,
+            Err(_) => toml::Table::new(),
+        };
+        let ours = toml::Table::try_from(self).map_err(|e| parse(e.to_string()))?;
+        for key in ["server", "user", "autonomy"] {
+            table.remove(key);
+        }
+        table.extend(ours);
+        let text = toml::to_string(&table).map_err(|e| parse(e.to_string()))?;
         fs::create_dir_all(dir).map_err(write)?;
         let tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
         fs::write(&tmp, text).map_err(write)?;
@@ -128,6 +162,30 @@ mod tests {
             ClientConfig::default().server_or_default(None),
             DEFAULT_SERVER
         );
+    }
+
+    #[test]
+    fn saving_keeps_tables_it_does_not_own() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(CONFIG_FILE),
+            "user = \"old\"\n[tui.theme]\naccent = \"red\"\n[tui.bell]\ndefault = \"all\"\n",
+        )
+        .unwrap();
+        let mut config = ClientConfig::load(dir.path()).unwrap();
+        config.user = Some("alice".into());
+        config.autonomy.insert("general".into(), Autonomy::Act);
+        config.save(dir.path()).unwrap();
+        let text = fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table["user"].as_str(), Some("alice"));
+        assert_eq!(
+            table["tui"]["theme"]["accent"].as_str(),
+            Some("red"),
+            "{text}"
+        );
+        assert_eq!(table["tui"]["bell"]["default"].as_str(), Some("all"));
+        assert_eq!(ClientConfig::load(dir.path()).unwrap(), config);
     }
 
     #[test]

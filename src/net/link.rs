@@ -22,9 +22,9 @@ use tokio::time::Instant;
 use super::identity::{Identity, random_bytes};
 use super::names::{Name, SessionPath};
 use super::protocol::{
-    ChannelInfo, ChatMessage, ClientFrame, CloseReason, ErrorCode, MAX_HISTORY_PAGE, MachineInfo,
-    OnConflict, PROTOCOL_VERSION, PresenceEvent, ProtocolError, RelayBody, ServerFrame,
-    SessionInfo, SessionKind, Visibility, WhisperMessage,
+    Audience, ChannelInfo, ChatMessage, ClientFrame, CloseReason, ErrorCode, MAX_HISTORY_PAGE,
+    MachineInfo, OnConflict, PROTOCOL_VERSION, PresenceEvent, ProtocolError, RelayBody,
+    ServerFrame, SessionInfo, SessionKind, Visibility, WhisperMessage,
 };
 
 /// How long the server may take to answer each handshake step.
@@ -210,6 +210,10 @@ enum Command {
         resume: Resume,
         reply: Reply,
     },
+    Leave {
+        channel: Name,
+        reply: Reply,
+    },
 }
 
 /// The caller's end of a link. Cloning is cheap; the link runs until every clone is dropped.
@@ -291,10 +295,31 @@ impl LinkHandle {
         }
     }
 
-    pub async fn leave(&self, channel: &Name) -> Result<(), LinkError> {
-        self.expect_done(ClientFrame::Leave {
+    /// Leaves a channel: its messages stop at once and it is not re-joined on reconnect.
+    /// Returns whether the user's membership ended (false: another of the user's sessions
+    /// still receives the channel, so the user stays a member).
+    pub async fn leave(&self, channel: &Name) -> Result<bool, LinkError> {
+        let channel = channel.clone();
+        match self.call(|reply| Command::Leave { channel, reply }).await? {
+            ServerFrame::Left {
+                membership_ended, ..
+            } => Ok(membership_ended),
+            other => Err(LinkError::Unexpected(other.kind())),
+        }
+    }
+
+    /// Passes `body` to this user's own sessions (see `ClientFrame::Relay`).
+    pub async fn relay(
+        &self,
+        to: Option<SessionPath>,
+        audience: Audience,
+        body: RelayBody,
+    ) -> Result<(), LinkError> {
+        self.expect_done(ClientFrame::Relay {
             id: 0,
-            channel: channel.clone(),
+            to,
+            audience: Some(audience),
+            body,
         })
         .await
     }
@@ -482,6 +507,8 @@ enum Purpose {
 struct Pending {
     frame: ClientFrame,
     purpose: Purpose,
+    /// Handed to a connection (which may have died before the answer came).
+    sent: bool,
 }
 
 /// Per joined channel: where delivery stands.
@@ -523,6 +550,7 @@ where
     let task = LinkTask {
         handle: config.handle.clone(),
         on_conflict,
+        instance: new_client_id(),
         config,
         commands,
         events,
@@ -551,6 +579,8 @@ struct LinkTask {
     /// The handle to ask for: the configured one, then the one the server granted.
     handle: Name,
     on_conflict: OnConflict,
+    /// Random id of this link, sent in every `Hello`.
+    instance: String,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<LinkEvent>,
     closed: Arc<Mutex<Option<String>>>,
@@ -625,7 +655,9 @@ impl LinkTask {
         }
         self.commands.close();
         while let Ok(command) = self.commands.try_recv() {
-            let (Command::Request { reply, .. } | Command::Join { reply, .. }) = command;
+            let (Command::Request { reply, .. }
+            | Command::Join { reply, .. }
+            | Command::Leave { reply, .. }) = command;
             let _ = reply.send(Err(LinkError::Closed(reason.clone())));
         }
         let _ = self.events.send(LinkEvent::Closed { reason }).await;
@@ -639,7 +671,25 @@ impl LinkTask {
             Command::Request { frame, reply } => Pending {
                 frame: frame.with_id(id),
                 purpose: Purpose::Caller(reply),
+                sent: false,
             },
+            Command::Leave { channel, reply } => {
+                // Stop delivering now, and never re-join it after a reconnect.
+                self.channels.remove(&channel);
+                self.pending.retain(|_, p| match &p.purpose {
+                    Purpose::Join {
+                        channel: c,
+                        caller: None,
+                    }
+                    | Purpose::GapFill { channel: c } => c != &channel,
+                    _ => true,
+                });
+                Pending {
+                    frame: ClientFrame::Leave { id, channel },
+                    purpose: Purpose::Caller(reply),
+                    sent: false,
+                }
+            }
             Command::Join {
                 channel,
                 resume,
@@ -663,6 +713,7 @@ impl LinkTask {
                         channel,
                         caller: Some(reply),
                     },
+                    sent: false,
                 }
             }
         };
@@ -679,13 +730,16 @@ impl LinkTask {
             Pending {
                 frame: frame.clone(),
                 purpose,
+                sent: false,
             },
         );
         frame
     }
 
     /// Drops what only made sense on the last connection: gap buffers and the link's own
-    /// history fetches (they are redone after the re-join).
+    /// history fetches and re-joins (they are redone after the next re-join). Requests that
+    /// reached the server unanswered are resent only when repeating them is harmless; the
+    /// others fail, since they may or may not have been done.
     fn forget_connection_state(&mut self) {
         for state in self.channels.values_mut() {
             state.ahead.clear();
@@ -697,6 +751,23 @@ impl LinkTask {
                 Purpose::GapFill { .. } | Purpose::Join { caller: None, .. }
             )
         });
+        let uncertain: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.sent && !safe_to_repeat(&p.frame))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in uncertain {
+            if let Some(pending) = self.pending.remove(&id) {
+                pending.fail(LinkError::Closed(
+                    "the connection dropped before the server answered; it may or may not have been done"
+                        .into(),
+                ));
+            }
+        }
+        for pending in self.pending.values_mut() {
+            pending.sent = false;
+        }
     }
 
     /// Handshake, catch-up, then pump frames until the connection ends.
@@ -714,8 +785,9 @@ impl LinkTask {
             server_id,
             admin,
         } = welcome;
+        // Reconnects ask for the path granted now; the instance id lets the server hand it
+        // back even before it notices the old connection is gone.
         self.handle = path.session.clone();
-        self.on_conflict = OnConflict::Replace;
         if let Login::Register { .. } = self.config.login {
             self.config.login = Login::Key;
         }
@@ -756,7 +828,12 @@ impl LinkTask {
         let ended = loop {
             tokio::select! {
                 permit = conn.tx.reserve(), if !outbox.is_empty() => match (permit, outbox.pop_front()) {
-                    (Ok(permit), Some(frame)) => permit.send(frame),
+                    (Ok(permit), Some(frame)) => {
+                        if let Some(p) = frame.request_id().and_then(|id| self.pending.get_mut(&id)) {
+                            p.sent = true;
+                        }
+                        permit.send(frame);
+                    }
                     _ => break Ended::Lost("connection closed".into()),
                 },
                 command = self.commands.recv(), if outbox.is_empty() && self.pending.len() < MAX_QUEUED_REQUESTS => match command {
@@ -791,6 +868,7 @@ impl LinkTask {
             handle: self.handle.clone(),
             kind: self.config.kind,
             on_conflict: self.on_conflict,
+            instance: Some(self.instance.clone()),
         };
         conn.tx.send(hello).await.map_err(|_| lost("hello"))?;
         let (nonce, server_id) = match conn.rx.recv().await {
@@ -1064,6 +1142,21 @@ struct Welcome {
     path: SessionPath,
     server_id: String,
     admin: bool,
+}
+
+/// Whether a request may be sent again after its connection died unanswered: reads, joins,
+/// read positions, and sends (their client id makes the server store them once).
+fn safe_to_repeat(frame: &ClientFrame) -> bool {
+    matches!(
+        frame,
+        ClientFrame::Send { .. }
+            | ClientFrame::Join { .. }
+            | ClientFrame::ListChannels { .. }
+            | ClientFrame::History { .. }
+            | ClientFrame::Who { .. }
+            | ClientFrame::MarkRead { .. }
+            | ClientFrame::ListMachines { .. }
+    )
 }
 
 /// Handshake refusals are final, except a server that is busy or broken for a moment.

@@ -271,6 +271,11 @@ pub enum ClientFrame {
         handle: Name,
         kind: SessionKind,
         on_conflict: OnConflict,
+        /// A random id the client keeps while it runs. When the path is live already with the
+        /// same id (a reconnect the server has not noticed the end of), the old session is
+        /// replaced instead of applying `on_conflict`.
+        #[serde(default)]
+        instance: Option<String>,
     },
     /// Answer to `Challenge` by an enrolled key.
     Auth {
@@ -538,6 +543,13 @@ pub enum ServerFrame {
     Done {
         id: u64,
     },
+    /// Answer to `Leave`. `membership_ended` is false when another session of the same user
+    /// still receives the channel, so the user stays a member.
+    Left {
+        id: u64,
+        channel: Name,
+        membership_ended: bool,
+    },
     ChannelCreated {
         id: u64,
         channel: ChannelInfo,
@@ -610,6 +622,7 @@ impl ServerFrame {
             Self::Welcome { .. } => "welcome",
             Self::Error { .. } => "error",
             Self::Done { .. } => "done",
+            Self::Left { .. } => "left",
             Self::ChannelCreated { .. } => "channel_created",
             Self::Channels { .. } => "channels",
             Self::Joined { .. } => "joined",
@@ -630,6 +643,7 @@ impl ServerFrame {
         match self {
             Self::Error { id, .. } => *id,
             Self::Done { id }
+            | Self::Left { id, .. }
             | Self::ChannelCreated { id, .. }
             | Self::Channels { id, .. }
             | Self::Joined { id, .. }

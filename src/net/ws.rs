@@ -65,11 +65,15 @@ pub async fn connect(url: String) -> Result<Conn, ConnectError> {
                     continue;
                 }
             };
-            if sink.send(Message::Binary(bytes.into())).await.is_err() {
+            let sent = tokio::select! {
+                sent = sink.send(Message::Binary(bytes.into())) => sent.is_ok(),
+                () = writer_stop.cancelled() => false,
+            };
+            if !sent {
                 break;
             }
         }
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(CONNECT_TIMEOUT, sink.close()).await;
         writer_stop.cancel();
     });
 

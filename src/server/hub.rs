@@ -105,6 +105,8 @@ struct Live {
     conn: u64,
     user_id: UserId,
     kind: SessionKind,
+    /// The client instance that claimed the path (see `Claim::instance`).
+    instance: Option<String>,
     outbox: Outbox,
     rooms: HashSet<ChannelId>,
 }
@@ -129,6 +131,19 @@ struct State {
     next_conn: u64,
 }
 
+/// What a connecting session asks for.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub user_id: UserId,
+    /// `user/machine/handle` as requested.
+    pub base: SessionPath,
+    pub kind: SessionKind,
+    pub policy: OnConflict,
+    /// A random id the client keeps for its lifetime: a reconnect carrying the id of the live
+    /// session on its path takes that path back; anyone else gets the policy.
+    pub instance: Option<String>,
+}
+
 /// A newly attached session.
 #[derive(Debug, Clone)]
 pub struct Attached {
@@ -151,18 +166,26 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a live session under `user/machine/handle`, resolving a clash by `policy`.
-    pub fn attach(
-        &self,
-        user_id: UserId,
-        base: SessionPath,
-        kind: SessionKind,
-        policy: OnConflict,
-        outbox: Outbox,
-    ) -> Result<Attached, ProtocolError> {
+    /// Registers a live session under `user/machine/handle`. When the path is live already,
+    /// a session of the same client instance (a reconnect the server has not noticed the end
+    /// of) is replaced; any other clash is resolved by the claim's policy.
+    pub fn attach(&self, claim: Claim, outbox: Outbox) -> Result<Attached, ProtocolError> {
+        let Claim {
+            user_id,
+            base,
+            kind,
+            policy,
+            instance,
+        } = claim;
         let mut state = self.lock();
         let mut path = base.clone();
-        if state.sessions.contains_key(&path) {
+        if let Some(live) = state.sessions.get(&path) {
+            let same_instance = instance.is_some() && live.instance == instance;
+            let policy = if same_instance {
+                OnConflict::Replace
+            } else {
+                policy
+            };
             match policy {
                 OnConflict::Refuse => {
                     return Err(ProtocolError::conflict(format!(
@@ -202,6 +225,7 @@ impl Hub {
                 conn,
                 user_id,
                 kind,
+                instance,
                 outbox,
                 rooms: HashSet::new(),
             },
@@ -493,6 +517,16 @@ mod tests {
         }
     }
 
+    fn claim(user_id: UserId, base: SessionPath, kind: SessionKind, policy: OnConflict) -> Claim {
+        Claim {
+            user_id,
+            base,
+            kind,
+            policy,
+            instance: None,
+        }
+    }
+
     fn joined_frame(last_seq: u64) -> ServerFrame {
         ServerFrame::Done { id: last_seq }
     }
@@ -503,30 +537,36 @@ mod tests {
         let (a, _ra) = outbox(8);
         let first = hub
             .attach(
-                1,
-                path("alice/laptop/api"),
-                SessionKind::Agent,
-                OnConflict::Suffix,
+                claim(
+                    1,
+                    path("alice/laptop/api"),
+                    SessionKind::Agent,
+                    OnConflict::Suffix,
+                ),
                 a.clone(),
             )
             .unwrap();
         assert_eq!(first.path.to_string(), "alice/laptop/api");
         let second = hub
             .attach(
-                1,
-                path("alice/laptop/api"),
-                SessionKind::Agent,
-                OnConflict::Suffix,
+                claim(
+                    1,
+                    path("alice/laptop/api"),
+                    SessionKind::Agent,
+                    OnConflict::Suffix,
+                ),
                 a.clone(),
             )
             .unwrap();
         assert_eq!(second.path.to_string(), "alice/laptop/api-2");
         let e = hub
             .attach(
-                1,
-                path("alice/laptop/api"),
-                SessionKind::Agent,
-                OnConflict::Refuse,
+                claim(
+                    1,
+                    path("alice/laptop/api"),
+                    SessionKind::Agent,
+                    OnConflict::Refuse,
+                ),
                 a.clone(),
             )
             .unwrap_err();
@@ -535,10 +575,12 @@ mod tests {
         let (b, _rb) = outbox(8);
         let replacing = hub
             .attach(
-                1,
-                path("alice/laptop/api"),
-                SessionKind::Agent,
-                OnConflict::Replace,
+                claim(
+                    1,
+                    path("alice/laptop/api"),
+                    SessionKind::Agent,
+                    OnConflict::Replace,
+                ),
                 b,
             )
             .unwrap();
@@ -552,25 +594,55 @@ mod tests {
     }
 
     #[test]
+    fn a_reconnect_takes_back_only_its_own_path() {
+        let hub = Hub::default();
+        let (a, _ra) = outbox(8);
+        let (b, _rb) = outbox(8);
+        let (c, _rc) = outbox(8);
+        let mut mine = claim(
+            1,
+            path("alice/laptop/api"),
+            SessionKind::Agent,
+            OnConflict::Suffix,
+        );
+        mine.instance = Some("one".into());
+        hub.attach(mine.clone(), a.clone()).unwrap();
+        // The same instance again (its old connection not yet reaped): replaced.
+        let again = hub.attach(mine.clone(), b.clone()).unwrap();
+        assert_eq!(again.path.to_string(), "alice/laptop/api");
+        assert!(a.control.is_closed());
+        // Another instance asking for the path gets the policy, and evicts no one.
+        let mut other = mine.clone();
+        other.instance = Some("two".into());
+        let suffixed = hub.attach(other, c).unwrap();
+        assert_eq!(suffixed.path.to_string(), "alice/laptop/api-2");
+        assert!(!b.control.is_closed());
+    }
+
+    #[test]
     fn join_answer_precedes_live_messages_and_presence_is_announced() {
         let hub = Hub::default();
         let (a, mut ra) = outbox(8);
         let (b, mut rb) = outbox(8);
         let alice = hub
             .attach(
-                1,
-                path("alice/laptop/tui"),
-                SessionKind::Human,
-                OnConflict::Refuse,
+                claim(
+                    1,
+                    path("alice/laptop/tui"),
+                    SessionKind::Human,
+                    OnConflict::Refuse,
+                ),
                 a,
             )
             .unwrap();
         let bob = hub
             .attach(
-                2,
-                path("bob/desk/bot"),
-                SessionKind::Agent,
-                OnConflict::Refuse,
+                claim(
+                    2,
+                    path("bob/desk/bot"),
+                    SessionKind::Agent,
+                    OnConflict::Refuse,
+                ),
                 b,
             )
             .unwrap();
@@ -607,19 +679,13 @@ mod tests {
         let (slow, _rs) = outbox(2);
         let f = hub
             .attach(
-                1,
-                path("a/m/fast"),
-                SessionKind::Agent,
-                OnConflict::Refuse,
+                claim(1, path("a/m/fast"), SessionKind::Agent, OnConflict::Refuse),
                 fast.clone(),
             )
             .unwrap();
         let s = hub
             .attach(
-                2,
-                path("b/m/slow"),
-                SessionKind::Agent,
-                OnConflict::Refuse,
+                claim(2, path("b/m/slow"), SessionKind::Agent, OnConflict::Refuse),
                 slow.clone(),
             )
             .unwrap();
@@ -646,10 +712,12 @@ mod tests {
         let hub = Hub::default();
         let (a, mut ra) = outbox(8);
         hub.attach(
-            1,
-            path("alice/laptop/tui"),
-            SessionKind::Human,
-            OnConflict::Refuse,
+            claim(
+                1,
+                path("alice/laptop/tui"),
+                SessionKind::Human,
+                OnConflict::Refuse,
+            ),
             a,
         )
         .unwrap();
@@ -666,19 +734,23 @@ mod tests {
         let (a, _ra) = outbox(8);
         let tui = hub
             .attach(
-                1,
-                path("alice/laptop/tui"),
-                SessionKind::Human,
-                OnConflict::Refuse,
+                claim(
+                    1,
+                    path("alice/laptop/tui"),
+                    SessionKind::Human,
+                    OnConflict::Refuse,
+                ),
                 a.clone(),
             )
             .unwrap();
         let bot = hub
             .attach(
-                1,
-                path("alice/laptop/bot"),
-                SessionKind::Agent,
-                OnConflict::Refuse,
+                claim(
+                    1,
+                    path("alice/laptop/bot"),
+                    SessionKind::Agent,
+                    OnConflict::Refuse,
+                ),
                 a,
             )
             .unwrap();
@@ -696,27 +768,33 @@ mod tests {
         let (bot, mut r_bot) = outbox(8);
         let (other, mut r_other) = outbox(8);
         hub.attach(
-            1,
-            path("alice/laptop/tui"),
-            SessionKind::Human,
-            OnConflict::Refuse,
+            claim(
+                1,
+                path("alice/laptop/tui"),
+                SessionKind::Human,
+                OnConflict::Refuse,
+            ),
             tui,
         )
         .unwrap();
         let agent = hub
             .attach(
-                1,
-                path("alice/laptop/bot"),
-                SessionKind::Agent,
-                OnConflict::Refuse,
+                claim(
+                    1,
+                    path("alice/laptop/bot"),
+                    SessionKind::Agent,
+                    OnConflict::Refuse,
+                ),
                 bot,
             )
             .unwrap();
         hub.attach(
-            2,
-            path("bob/desk/tui"),
-            SessionKind::Human,
-            OnConflict::Refuse,
+            claim(
+                2,
+                path("bob/desk/tui"),
+                SessionKind::Human,
+                OnConflict::Refuse,
+            ),
             other,
         )
         .unwrap();
@@ -756,18 +834,22 @@ mod tests {
         let (a, _ra) = outbox(8);
         let (b, _rb) = outbox(8);
         hub.attach(
-            1,
-            path("alice/laptop/tui"),
-            SessionKind::Human,
-            OnConflict::Refuse,
+            claim(
+                1,
+                path("alice/laptop/tui"),
+                SessionKind::Human,
+                OnConflict::Refuse,
+            ),
             a.clone(),
         )
         .unwrap();
         hub.attach(
-            1,
-            path("alice/desk/tui"),
-            SessionKind::Human,
-            OnConflict::Refuse,
+            claim(
+                1,
+                path("alice/desk/tui"),
+                SessionKind::Human,
+                OnConflict::Refuse,
+            ),
             b.clone(),
         )
         .unwrap();

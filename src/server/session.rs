@@ -17,7 +17,7 @@ use crate::net::protocol::{
     check_text,
 };
 
-use super::hub::{Attached, Hub, Outbox};
+use super::hub::{Attached, Claim, Hub, Outbox};
 use super::store::{Account, Append, Store, UserId, now_ms};
 
 /// How long a client has to complete the handshake.
@@ -121,12 +121,13 @@ async fn handshake(
     inbound: &mut mpsc::Receiver<Inbound>,
     outbox: &Outbox,
 ) -> Result<Me, ProtocolError> {
-    let (handle, kind, policy) = match next_frame(inbound).await? {
+    let (handle, kind, policy, instance) = match next_frame(inbound).await? {
         ClientFrame::Hello {
             version,
             handle,
             kind,
             on_conflict,
+            instance,
         } => {
             if version != PROTOCOL_VERSION {
                 return Err(ProtocolError::new(
@@ -136,7 +137,7 @@ async fn handshake(
                     ),
                 ));
             }
-            (handle, kind, on_conflict)
+            (handle, kind, on_conflict, instance)
         }
         other => {
             return Err(ProtocolError::invalid(format!(
@@ -200,9 +201,16 @@ async fn handshake(
         }
     };
     let base = SessionPath::new(account.user.clone(), account.machine.clone(), handle);
-    let attached = shared
-        .hub
-        .attach(account.user_id, base, kind, policy, outbox.clone())?;
+    let attached = shared.hub.attach(
+        Claim {
+            user_id: account.user_id,
+            base,
+            kind,
+            policy,
+            instance,
+        },
+        outbox.clone(),
+    )?;
     outbox.deliver_frame(&ServerFrame::Welcome {
         path: attached.path.clone(),
         server_id: shared.server_id.clone(),
@@ -291,7 +299,11 @@ async fn handle(
                     )));
                 }
             }
-            Ok(Some(ServerFrame::Done { id }))
+            Ok(Some(ServerFrame::Left {
+                id,
+                channel,
+                membership_ended: !others_remain,
+            }))
         }
         ClientFrame::Send {
             id,

@@ -545,8 +545,9 @@ impl Db {
             )
             .map_err(internal)?;
         if inserted == 0 {
+            // The same words whether or not the caller may see the channel.
             return Err(ProtocolError::conflict(format!(
-                "channel #{name} already exists"
+                "the name #{name} is not available"
             )));
         }
         let id = tx.last_insert_rowid();

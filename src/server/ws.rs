@@ -134,32 +134,37 @@ pub async fn serve_connection(
 }
 
 /// Writes queued frames, batching whatever is ready into one flush, and pings when idle. When
-/// the connection is told to close it writes what is already queued, then a `Closing` frame
-/// saying why, then the close handshake.
+/// the connection is told to close it writes what is already queued (unless the peer is the
+/// one too slow to read it), then a `Closing` frame saying why, then the close handshake.
+/// Every write has a deadline: a peer that stops reading cannot hold the task forever.
 async fn write_pump(
     mut sink: Sink,
     mut frames: mpsc::Receiver<Bytes>,
     control: std::sync::Arc<Control>,
     heartbeat: Duration,
 ) {
+    let deadline = heartbeat * MISSED_HEARTBEATS;
     let mut ping = tokio::time::interval(heartbeat);
     ping.reset();
-    let result: Result<(), tokio_tungstenite::tungstenite::Error> = async {
+    let result: Result<(), WriteError> = async {
         loop {
             tokio::select! {
                 biased;
                 frame = frames.recv() => {
                     let Some(frame) = frame else { return Ok(()) };
-                    sink.feed(Message::Binary(frame)).await?;
-                    for _ in 1..WRITE_BATCH {
-                        match frames.try_recv() {
-                            Ok(frame) => sink.feed(Message::Binary(frame)).await?,
-                            Err(_) => break,
+                    let batch = async {
+                        sink.feed(Message::Binary(frame)).await?;
+                        for _ in 1..WRITE_BATCH {
+                            match frames.try_recv() {
+                                Ok(frame) => sink.feed(Message::Binary(frame)).await?,
+                                Err(_) => break,
+                            }
                         }
-                    }
-                    sink.flush().await?;
+                        sink.flush().await
+                    };
+                    within(deadline, batch).await?;
                 }
-                _ = ping.tick() => sink.send(Message::Ping(Bytes::new())).await?,
+                _ = ping.tick() => within(deadline, sink.send(Message::Ping(Bytes::new()))).await?,
                 () = control.closed() => return Ok(()),
             }
         }
@@ -168,17 +173,33 @@ async fn write_pump(
     if result.is_err() {
         return;
     }
-    // Flush what the session already queued (its last answers, in-flight acks).
-    frames.close();
-    while let Ok(frame) = frames.try_recv() {
-        if sink.feed(Message::Binary(frame)).await.is_err() {
-            return;
-        }
-    }
     let (reason, message) = control.reason();
-    if let Some(bytes) = session::encoded(&ServerFrame::Closing { reason, message }) {
-        let _ = sink.feed(Message::Binary(bytes)).await;
+    let farewell = async {
+        frames.close();
+        if reason != CloseReason::TooSlow {
+            // Flush what the session already queued (its last answers, in-flight acks).
+            while let Ok(frame) = frames.try_recv() {
+                sink.feed(Message::Binary(frame)).await?;
+            }
+        }
+        if let Some(bytes) = session::encoded(&ServerFrame::Closing { reason, message }) {
+            sink.feed(Message::Binary(bytes)).await?;
+        }
+        sink.flush().await?;
+        sink.close().await
+    };
+    let _ = within(deadline, farewell).await;
+}
+
+/// A write that failed or missed its deadline; either way the connection is done.
+struct WriteError;
+
+async fn within<F>(deadline: Duration, write: F) -> Result<(), WriteError>
+where
+    F: std::future::Future<Output = Result<(), tokio_tungstenite::tungstenite::Error>>,
+{
+    match tokio::time::timeout(deadline, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(WriteError),
     }
-    let _ = sink.flush().await;
-    let _ = sink.close().await;
 }

@@ -245,18 +245,21 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn wait_output(mut child: Child, timeout: Duration) -> Output {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+/// Waits for a child while a thread drains its pipes (so a chatty child cannot fill a pipe
+/// and hang), killing it after `timeout`.
+fn wait_output(child: Child, timeout: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let output = rx.recv().unwrap().unwrap();
+            panic!("command timed out; stderr: {}", stderr(&output));
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("command timed out; stderr: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -393,6 +393,25 @@ fn scrolling_past_the_oldest_loaded_message_pages_older_history() {
 }
 
 #[test]
+fn scrolling_settles_at_the_top_the_view_found() {
+    let mut app = connected();
+    for _ in 0..5 {
+        key(&mut app, KeyCode::PageUp);
+    }
+    // The last draw found the whole room fits 3 lines of scrolling.
+    app.panes[0].max_scroll.set(Some(3));
+    key(&mut app, KeyCode::PageUp);
+    assert!(app.panes[0].scroll <= 3 + app.panes[0].viewport.get() as usize);
+    update(&mut app, Msg::Tick { now_ms: 0 });
+    assert_eq!(
+        app.panes[0].scroll, 3,
+        "clamped before anything else happens"
+    );
+    key(&mut app, KeyCode::PageDown);
+    assert_eq!(app.panes[0].scroll, 0, "PageDown moves at once");
+}
+
+#[test]
 fn rooms_stay_bounded() {
     let mut app = connected();
     for seq in 1..=(MAX_LOADED as u64 + 10) {

@@ -191,7 +191,9 @@ impl Widget for Messages<'_> {
         }
         let reached_top = index == 0 && lines.len() <= want;
         self.pane.at_top.set(reached_top);
-        let scroll = self.pane.scroll.min(lines.len().saturating_sub(rows));
+        let max_scroll = lines.len().saturating_sub(rows);
+        self.pane.max_scroll.set(reached_top.then_some(max_scroll));
+        let scroll = self.pane.scroll.min(max_scroll);
         let visible: Vec<Line<'static>> = lines
             .into_iter()
             .skip(scroll)

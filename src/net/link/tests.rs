@@ -219,8 +219,8 @@ async fn reconnect_rejoins_fills_the_gap_and_drops_duplicates() {
     let (handle, policy) = server.accept("alice/laptop/tui").await;
     assert_eq!(
         policy,
-        OnConflict::Replace,
-        "a reconnect takes its own path back"
+        OnConflict::Suffix,
+        "the instance id, not the policy, claims the path back"
     );
     assert_eq!(handle.as_str(), "tui");
     let ClientFrame::Join { id, channel } = server.recv().await else {
@@ -390,4 +390,116 @@ async fn server_refusals_are_final_and_explained() {
         link.list_channels().await.unwrap_err(),
         LinkError::Closed("too old".into())
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_left_channel_is_not_rejoined_and_a_new_join_starts_fresh() {
+    let (connect, mut accepted, _) = connector(0);
+    let (link, mut events) = spawn_with(config(true), connect);
+    let mut server = accepted.recv().await.unwrap();
+    server.accept("alice/laptop/tui").await;
+    let joining = tokio::spawn({
+        let link = link.clone();
+        async move { link.join(&general(), Resume::Live).await }
+    });
+    let ClientFrame::Join { id, .. } = server.recv().await else {
+        panic!("expected join")
+    };
+    server.send(joined(id, 2)).await;
+    joining.await.unwrap().unwrap();
+
+    let leaving = tokio::spawn({
+        let link = link.clone();
+        async move { link.leave(&general()).await }
+    });
+    let ClientFrame::Leave { id, .. } = server.recv().await else {
+        panic!("expected leave")
+    };
+    // A message already on its way is no longer delivered.
+    server.send(ServerFrame::Message(msg(3))).await;
+    server
+        .send(ServerFrame::Left {
+            id,
+            channel: general(),
+            membership_ended: true,
+        })
+        .await;
+    assert!(leaving.await.unwrap().unwrap());
+
+    drop(server);
+    let mut server = accepted.recv().await.unwrap();
+    server.accept("alice/laptop/tui").await;
+    // Nothing is re-joined: the next frame is the caller's new join, which starts live.
+    let joining = tokio::spawn({
+        let link = link.clone();
+        async move { link.join(&general(), Resume::Live).await }
+    });
+    let ClientFrame::Join { id, .. } = server.recv().await else {
+        panic!("expected a fresh join")
+    };
+    server.send(joined(id, 9)).await;
+    joining.await.unwrap().unwrap();
+    server.send(ServerFrame::Message(msg(10))).await;
+    assert_eq!(next_seq(&mut events).await, 10, "no replay of 3..=9");
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_that_may_have_been_done_fail_instead_of_repeating() {
+    let (connect, mut accepted, _) = connector(0);
+    let (link, _events) = spawn_with(config(true), connect);
+    let mut server = accepted.recv().await.unwrap();
+    server.accept("alice/laptop/tui").await;
+    let whisper = |text: &'static str| {
+        let link = link.clone();
+        tokio::spawn(async move {
+            link.whisper(&SessionPath::parse("bob/desk/cli").unwrap(), text)
+                .await
+        })
+    };
+    let in_flight = whisper("in flight");
+    assert!(matches!(server.recv().await, ClientFrame::Whisper { .. }));
+    drop(server);
+    let e = in_flight.await.unwrap().unwrap_err();
+    assert!(
+        e.to_string().contains("may or may not have been done"),
+        "{e}"
+    );
+
+    // One made while offline waits and goes out once connected.
+    let queued = whisper("queued");
+    let mut server = accepted.recv().await.unwrap();
+    server.accept("alice/laptop/tui").await;
+    let ClientFrame::Whisper { id, text, .. } = server.recv().await else {
+        panic!("expected the queued whisper")
+    };
+    assert_eq!(text, "queued");
+    server.send(ServerFrame::Done { id }).await;
+    queued.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_hello_carries_the_same_instance_id() {
+    let (connect, mut accepted, _) = connector(0);
+    let (_link, _events) = spawn_with(config(true), connect);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let mut server = accepted.recv().await.unwrap();
+        let ClientFrame::Hello {
+            instance,
+            on_conflict,
+            ..
+        } = server.recv().await
+        else {
+            panic!("expected hello")
+        };
+        assert_eq!(
+            on_conflict,
+            OnConflict::Suffix,
+            "a defaulted handle keeps its policy"
+        );
+        ids.push(instance.unwrap());
+        drop(server);
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[0].len(), 32);
 }
