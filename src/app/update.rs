@@ -263,6 +263,10 @@ fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
             arrived(app, room, true, None)
         }
         LinkEvent::Presence(p) => {
+            if matches!(p.change, PresenceChange::Offline | PresenceChange::Left) {
+                // An agent that went away no longer has levels to show.
+                app.agents.remove(&p.session.path);
+            }
             let Some(room) = app.room_index(&RoomId::Channel(p.channel.clone())) else {
                 return Vec::new();
             };

@@ -126,6 +126,24 @@ fn joined(id: u64, last_seq: u64) -> ServerFrame {
     }
 }
 
+/// Joins #general through the link while playing the server's answer (`last_seq`).
+async fn join(
+    link: &LinkHandle,
+    server: &mut FakeConn,
+    resume: Resume,
+    last_seq: u64,
+) -> JoinReceipt {
+    let joining = tokio::spawn({
+        let link = link.clone();
+        async move { link.join(&general(), resume).await }
+    });
+    let ClientFrame::Join { id, .. } = server.recv().await else {
+        panic!("expected join")
+    };
+    server.send(joined(id, last_seq)).await;
+    joining.await.unwrap().unwrap()
+}
+
 async fn next_event(events: &mut mpsc::Receiver<LinkEvent>) -> LinkEvent {
     tokio::time::timeout(Duration::from_secs(120), events.recv())
         .await
@@ -199,15 +217,13 @@ async fn reconnect_rejoins_fills_the_gap_and_drops_duplicates() {
     let mut server = accepted.recv().await.unwrap();
     server.accept("alice/laptop/tui").await;
 
-    let joining = tokio::spawn({
-        let link = link.clone();
-        async move { link.join(&general(), Resume::Live).await }
-    });
-    let ClientFrame::Join { id, .. } = server.recv().await else {
-        panic!("expected join")
-    };
-    server.send(joined(id, 2)).await;
-    assert_eq!(joining.await.unwrap().unwrap().channel.last_seq, 2);
+    assert_eq!(
+        join(&link, &mut server, Resume::Live, 2)
+            .await
+            .channel
+            .last_seq,
+        2
+    );
 
     server.send(ServerFrame::Message(msg(3))).await;
     server.send(ServerFrame::Message(msg(3))).await; // duplicate
@@ -256,15 +272,7 @@ async fn last_n_starts_n_messages_back() {
     let (link, mut events) = spawn_with(config(true), connect);
     let mut server = accepted.recv().await.unwrap();
     server.accept("alice/laptop/tail").await;
-    let joining = tokio::spawn({
-        let link = link.clone();
-        async move { link.join(&general(), Resume::Last(2)).await }
-    });
-    let ClientFrame::Join { id, .. } = server.recv().await else {
-        panic!("expected join")
-    };
-    server.send(joined(id, 10)).await;
-    joining.await.unwrap().unwrap();
+    join(&link, &mut server, Resume::Last(2), 10).await;
     let ClientFrame::History { id, after, .. } = server.recv().await else {
         panic!("expected history")
     };
@@ -398,15 +406,7 @@ async fn a_left_channel_is_not_rejoined_and_a_new_join_starts_fresh() {
     let (link, mut events) = spawn_with(config(true), connect);
     let mut server = accepted.recv().await.unwrap();
     server.accept("alice/laptop/tui").await;
-    let joining = tokio::spawn({
-        let link = link.clone();
-        async move { link.join(&general(), Resume::Live).await }
-    });
-    let ClientFrame::Join { id, .. } = server.recv().await else {
-        panic!("expected join")
-    };
-    server.send(joined(id, 2)).await;
-    joining.await.unwrap().unwrap();
+    join(&link, &mut server, Resume::Live, 2).await;
 
     let leaving = tokio::spawn({
         let link = link.clone();
@@ -430,15 +430,7 @@ async fn a_left_channel_is_not_rejoined_and_a_new_join_starts_fresh() {
     let mut server = accepted.recv().await.unwrap();
     server.accept("alice/laptop/tui").await;
     // Nothing is re-joined: the next frame is the caller's new join, which starts live.
-    let joining = tokio::spawn({
-        let link = link.clone();
-        async move { link.join(&general(), Resume::Live).await }
-    });
-    let ClientFrame::Join { id, .. } = server.recv().await else {
-        panic!("expected a fresh join")
-    };
-    server.send(joined(id, 9)).await;
-    joining.await.unwrap().unwrap();
+    join(&link, &mut server, Resume::Live, 9).await;
     server.send(ServerFrame::Message(msg(10))).await;
     assert_eq!(next_seq(&mut events).await, 10, "no replay of 3..=9");
 }
