@@ -567,6 +567,18 @@ fn autonomy_reports_show_and_the_command_changes_my_agent() {
             .text
             .contains("no agent of yours")
     );
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Presence(crate::net::protocol::PresenceEvent {
+            channel: name("general"),
+            session: SessionInfo {
+                path: agent.clone(),
+                kind: SessionKind::Agent,
+            },
+            change: PresenceChange::Offline,
+        })),
+    );
+    assert!(app.agents.is_empty(), "an agent that left is forgotten");
 }
 
 #[test]
