@@ -482,10 +482,6 @@ impl Hub {
             }
         }
     }
-
-    pub fn session_count(&self) -> usize {
-        self.lock().sessions.len()
-    }
 }
 
 #[cfg(test)]

@@ -172,7 +172,10 @@ async fn write_pump(
     .await;
     if result.is_err() {
         // Nothing more can be written: end the reading side and the session too.
-        control.close(CloseReason::Protocol, "the connection stopped taking writes");
+        control.close(
+            CloseReason::Protocol,
+            "the connection stopped taking writes",
+        );
         return;
     }
     let (reason, message) = control.reason();
