@@ -673,26 +673,48 @@ fn on_overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Cmd> {
             Vec::new()
         }
         Overlay::Agents { selected } => {
-            let count = app.approvals.len();
-            match (action, key.code) {
-                (Some(Action::Quit), _) => app.quit = true,
-                (Some(Action::Close | Action::Agents), _) | (_, KeyCode::Char('q')) => {
+            // One list: the permission requests, then my agents.
+            let requests = app.approvals.len();
+            let count = requests + app.agents.len();
+            let agent = selected
+                .checked_sub(requests)
+                .and_then(|i| app.agents.keys().nth(i).cloned());
+            let level = match key.code {
+                KeyCode::Char('1') => Some(Autonomy::Mute),
+                KeyCode::Char('2') => Some(Autonomy::Notify),
+                KeyCode::Char('3') => Some(Autonomy::Converse),
+                KeyCode::Char('4') => Some(Autonomy::Act),
+                _ => None,
+            };
+            match (action, key.code, agent, level) {
+                (Some(Action::Quit), ..) => app.quit = true,
+                (Some(Action::Close | Action::Agents), ..) | (_, KeyCode::Char('q'), ..) => {
                     app.overlay = None
                 }
-                (_, KeyCode::Up) => {
+                (_, KeyCode::Up, ..) => {
                     app.overlay = Some(Overlay::Agents {
                         selected: selected.saturating_sub(1),
                     })
                 }
-                (_, KeyCode::Down) => {
+                (_, KeyCode::Down, ..) => {
                     app.overlay = Some(Overlay::Agents {
                         selected: (selected + 1).min(count.saturating_sub(1)),
                     })
                 }
-                (Some(Action::Allow), _) | (_, KeyCode::Char('a' | 'y')) => {
+                (_, _, Some(agent), Some(level)) => {
+                    let channel = app.focused_room().channel().cloned();
+                    return match autonomy_cmd(app, agent, channel, level) {
+                        Ok(cmds) => cmds,
+                        Err(message) => {
+                            error(app, message);
+                            Vec::new()
+                        }
+                    };
+                }
+                (Some(Action::Allow), ..) | (_, KeyCode::Char('a' | 'y'), None, _) => {
                     return answer(app, selected, true);
                 }
-                (Some(Action::Deny), _) | (_, KeyCode::Char('d' | 'n')) => {
+                (Some(Action::Deny), ..) | (_, KeyCode::Char('d' | 'n'), None, _) => {
                     return answer(app, selected, false);
                 }
                 _ => {}
@@ -1084,18 +1106,28 @@ fn set_autonomy(
         return Err(usage());
     };
     let level = Autonomy::parse(level).ok_or_else(usage)?;
-    let channel = channel.ok_or("autonomy is set per channel: switch to one first")?;
     let path = app
         .agents
         .keys()
         .find(|p| p.to_string() == agent || p.session.as_str() == agent)
         .cloned()
         .ok_or_else(|| format!("no agent of yours called `{agent}` is online"))?;
-    if let Some(info) = app.agents.get_mut(&path) {
+    autonomy_cmd(app, path, channel, level)
+}
+
+/// Tells one of my agents its level in `channel`, showing the change at once.
+fn autonomy_cmd(
+    app: &mut App,
+    agent: SessionPath,
+    channel: Option<Name>,
+    level: Autonomy,
+) -> Result<Vec<Cmd>, String> {
+    let channel = channel.ok_or("autonomy is set per channel: switch to one first")?;
+    if let Some(info) = app.agents.get_mut(&agent) {
         info.levels.insert(channel.clone(), level);
     }
     Ok(vec![Cmd::Relay {
-        to: Some(path),
+        to: Some(agent),
         audience: Audience::Agents,
         body: RelayBody::SetAutonomy { channel, level },
     }])

@@ -557,6 +557,23 @@ fn autonomy_reports_show_and_the_command_changes_my_agent() {
             },
         }]
     );
+    // The same from the agents view: select the agent, press 2 (notify).
+    key(&mut app, KeyCode::F(2));
+    key(&mut app, KeyCode::Down);
+    let cmds = key(&mut app, KeyCode::Char('2'));
+    assert_eq!(
+        cmds,
+        [Cmd::Relay {
+            to: Some(agent.clone()),
+            audience: Audience::Agents,
+            body: RelayBody::SetAutonomy {
+                channel: name("general"),
+                level: Autonomy::Notify
+            },
+        }]
+    );
+    assert_eq!(app.agents[&agent].level(&name("general")), Autonomy::Notify);
+    key(&mut app, KeyCode::Esc);
     type_text(&mut app, "/autonomy ghost act");
     assert!(key(&mut app, KeyCode::Enter).is_empty());
     assert!(

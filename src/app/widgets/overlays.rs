@@ -69,7 +69,7 @@ impl Widget for Agents<'_> {
         let height = area.height.saturating_sub(2);
         let inner = frame(
             app,
-            "agents · a allow · d deny · ↑↓ · Esc",
+            "agents · ↑↓ select · a allow · d deny · 1-4 mute, notify, converse, act · Esc",
             centred(area, width, height),
             buf,
         );
@@ -119,8 +119,12 @@ impl Widget for Agents<'_> {
             ));
         }
         lines.push(Line::raw(""));
+        let here = app.focused_room().channel().map_or_else(
+            || "switch to a channel to change them".to_owned(),
+            |c| format!("keys 1-4 set the level in #{c}"),
+        );
         lines.push(Line::styled(
-            "Autonomy (change with /autonomy AGENT LEVEL in a channel)",
+            format!("Autonomy ({here}, or /autonomy AGENT LEVEL)"),
             Style::default().add_modifier(Modifier::BOLD),
         ));
         if app.agents.is_empty() {
@@ -129,16 +133,22 @@ impl Widget for Agents<'_> {
                 Style::default().fg(theme.muted),
             ));
         }
-        for (path, info) in &app.agents {
+        for (i, (path, info)) in app.agents.iter().enumerate() {
+            let selected = self.selected == app.approvals.len() + i;
             let mut levels: Vec<String> = info
                 .levels
                 .iter()
                 .map(|(c, l)| format!("#{c} {}", l.as_str()))
                 .collect();
             levels.push(format!("elsewhere {}", info.default.as_str()));
+            let style = if selected {
+                Style::default().add_modifier(Modifier::REVERSED)
+            } else {
+                Style::default()
+            };
             lines.push(Line::from(vec![
-                Span::styled(format!("  {path}  "), Style::default().fg(theme.agent)),
-                Span::raw(levels.join(", ")),
+                Span::styled(format!("  {path}  "), style.fg(theme.agent)),
+                Span::styled(levels.join(", "), style),
             ]));
         }
         Paragraph::new(lines)
