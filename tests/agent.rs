@@ -258,6 +258,10 @@ fn mcp_handshake_tools_and_channel_pushes() {
     // The agent's own messages are not pushed back; unread catches up and advances.
     let unread = agent.call("unread", json!({}));
     assert!(text_of(&unread).contains("hi agent"), "{unread}");
+    assert!(
+        !text_of(&unread).contains("hello from the agent"),
+        "its own message is not unread"
+    );
     assert_eq!(text_of(&agent.call("unread", json!({}))), "No messages.");
     let status = text_of(&agent.call("status", json!({})));
     assert!(

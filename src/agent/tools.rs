@@ -343,7 +343,8 @@ async fn unread(agent: &Agent) -> Result<Outcome, String> {
             .map_err(|e| e.to_string())?;
         agent.set_read(&channel, newest);
         more |= page.more;
-        out.extend(page.messages);
+        // Its own messages are not news to the agent.
+        out.extend(page.messages.into_iter().filter(|m| m.from != agent.me));
     }
     Ok(Outcome::Messages {
         messages: out,
