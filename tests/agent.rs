@@ -576,3 +576,25 @@ fn jsonl_round_trip() {
             .any(|s| s["path"] == "alice/box/bot" && s["kind"] == "agent")
     );
 }
+
+#[test]
+fn nothing_is_pushed_before_the_client_is_initialized() {
+    let server = Server::start();
+    let (alice, bob, project) = setup(&server);
+    let mut agent = Mcp::spawn(&alice, project.path(), &["--join", "general"]);
+    agent.request(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
+    );
+    bob.ok(&["send", "general", "too early"]);
+    agent.no_notification("notifications/claude/channel", Duration::from_millis(800));
+    agent.notify("notifications/initialized", json!({}));
+    let push = agent.notification("notifications/claude/channel");
+    assert!(
+        push["params"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("too early"),
+        "held, then delivered"
+    );
+}
