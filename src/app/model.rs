@@ -169,6 +169,8 @@ pub struct Pane {
     pub unseen: usize,
     /// Height of the message area at the last draw.
     pub viewport: Cell<u16>,
+    /// Width of the message area at the last draw.
+    pub width: Cell<u16>,
     /// The oldest loaded entry was visible at the last draw.
     pub at_top: Cell<bool>,
     /// The largest useful `scroll` found at the last draw, once the whole room was wrapped.
@@ -182,6 +184,7 @@ impl Pane {
             scroll: 0,
             unseen: 0,
             viewport: Cell::new(10),
+            width: Cell::new(80),
             at_top: Cell::new(false),
             max_scroll: Cell::new(None),
         }

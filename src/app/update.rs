@@ -17,6 +17,7 @@ use super::model::{
 };
 use super::settings::{Action, BellMode};
 use super::text::mentions;
+use super::widgets::messages::entry_height;
 
 /// Everything that can happen to the TUI.
 #[derive(Debug)]
@@ -774,8 +775,18 @@ fn find(app: &mut App, direction: Direction) {
         Direction::Older => (0..start).rev().find(|&i| matches(i)),
         Direction::Newer => (start + 1..len).find(|&i| matches(i)),
     };
-    // Scroll so the hit is near the bottom: count entries below it as lines (approximate).
-    let below = found.map(|i| len - 1 - i);
+    // Scroll so the hit sits mid-pane: the lines of everything below it, less half a screen.
+    let pane = app.focused_pane();
+    let (width, rows) = (pane.width.get() as usize, pane.viewport.get() as usize);
+    let below = found.map(|i| {
+        let lines: usize = room
+            .entries
+            .iter()
+            .skip(i + 1)
+            .map(|e| entry_height(e, width))
+            .sum();
+        lines.saturating_sub(rows / 2)
+    });
     if let Some(search) = app.search.as_mut() {
         search.failed = found.is_none();
         if found.is_some() {

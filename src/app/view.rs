@@ -313,6 +313,29 @@ mod tests {
     }
 
     #[test]
+    fn search_brings_the_match_into_view() {
+        let mut app = connected();
+        for seq in 1..=40 {
+            let text = format!("line {seq} of a long discussion that wraps over two lines here");
+            update(
+                &mut app,
+                Msg::Link(LinkEvent::Message(message(
+                    "general",
+                    seq,
+                    "bob/desk/cli",
+                    &text,
+                ))),
+            );
+        }
+        draw(&app, 60, 14);
+        key_with(&mut app, KeyCode::Char('f'), KeyModifiers::CONTROL);
+        type_text(&mut app, "line 3 ");
+        key(&mut app, KeyCode::Enter);
+        let screen = format!("{:?}", draw(&app, 60, 14).backend());
+        assert!(screen.contains("line 3 of a long"), "{screen}");
+    }
+
+    #[test]
     fn tiny_terminals_do_not_panic() {
         let app = busy();
         for (w, h) in [(20, 5), (1, 1), (10, 3), (0, 0)] {

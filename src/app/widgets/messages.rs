@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 use unicode_width::UnicodeWidthStr;
 
-use crate::app::model::{App, EntryKind, Pane, Room};
+use crate::app::model::{App, Entry, EntryKind, Pane, Room};
 use crate::app::text::wrap;
 
 /// Width of the time column, `HH:MM `.
@@ -95,25 +95,25 @@ impl Messages<'_> {
                 } else {
                     Style::default()
                 };
-                (format!("{from}: "), style, text)
+                (head(entry), style, text)
             }
             EntryKind::Whisper { outgoing: true } => (
-                "→ ".to_owned(),
+                head(entry),
                 Style::default().fg(theme.muted),
                 Style::default(),
             ),
             EntryKind::Note => (
-                "* ".to_owned(),
+                head(entry),
                 Style::default().fg(theme.muted),
                 Style::default().fg(theme.muted),
             ),
             EntryKind::Error => (
-                "! ".to_owned(),
+                head(entry),
                 Style::default().fg(theme.error),
                 Style::default().fg(theme.error),
             ),
         };
-        let wrapped = wrap(&format!("{head}{}", entry.text), body_width);
+        let wrapped = wrapped(entry, &head, body_width);
         let hit_style = |s: Style| {
             if hit {
                 s.add_modifier(Modifier::REVERSED)
@@ -147,6 +147,32 @@ impl Messages<'_> {
     }
 }
 
+/// What goes before an entry's text: the sender, an arrow, or a mark.
+fn head(entry: &Entry) -> String {
+    match entry.kind {
+        EntryKind::Message | EntryKind::Whisper { outgoing: false } => {
+            let from = entry
+                .from
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            format!("{from}: ")
+        }
+        EntryKind::Whisper { outgoing: true } => "→ ".to_owned(),
+        EntryKind::Note => "* ".to_owned(),
+        EntryKind::Error => "! ".to_owned(),
+    }
+}
+
+fn wrapped(entry: &Entry, head: &str, body_width: usize) -> Vec<String> {
+    wrap(&format!("{head}{}", entry.text), body_width)
+}
+
+/// How many lines an entry takes in a pane `width` columns wide (separators aside).
+pub fn entry_height(entry: &Entry, width: usize) -> usize {
+    wrapped(entry, &head(entry), width.saturating_sub(TIME_WIDTH).max(1)).len()
+}
+
 fn separator(label: &str, width: usize, style: Style) -> Line<'static> {
     let side = width.saturating_sub(label.width()) / 2;
     let right = width.saturating_sub(label.width() + side);
@@ -175,6 +201,7 @@ impl Widget for Messages<'_> {
         let height = inner.height as usize;
         let width = inner.width as usize;
         self.pane.viewport.set(inner.height);
+        self.pane.width.set(inner.width);
         if height == 0 || width == 0 {
             return;
         }
