@@ -88,6 +88,7 @@ fn main() {
     for (label, width, height, scroll) in [
         ("120x40 at the newest", 120, 40, 0),
         ("120x40 scrolled 2,000 lines up", 120, 40, 2000),
+        ("120x40 at the oldest loaded", 120, 40, usize::MAX / 2),
     ] {
         app.panes[0].scroll = scroll;
         let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");

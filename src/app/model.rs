@@ -63,6 +63,9 @@ pub struct Entry {
     pub kind: EntryKind,
     /// It mentions me.
     pub mention: bool,
+    /// Render memo: (pane width, wrapped lines) at the last draw, so a long scroll-back adds
+    /// up heights instead of wrapping everything below the screen again.
+    pub height: Cell<(u16, u16)>,
 }
 
 /// A conversation.

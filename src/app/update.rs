@@ -170,6 +170,7 @@ fn note(app: &mut App, room: usize, kind: EntryKind, text: impl Into<String>, ts
         text: text.into(),
         kind,
         mention: false,
+        height: Default::default(),
     };
     app.rooms[room].entries.push_back(entry);
     app.rooms[room].trim_oldest();
@@ -259,6 +260,7 @@ fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
                 text: w.text,
                 kind: EntryKind::Whisper { outgoing: false },
                 mention: true,
+                height: Default::default(),
             });
             app.rooms[room].trim_oldest();
             arrived(app, room, true, None)
@@ -333,6 +335,7 @@ fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
         text: message.text,
         kind: EntryKind::Message,
         mention,
+        height: Default::default(),
     });
     if !inserted {
         return Vec::new();
@@ -496,6 +499,7 @@ fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                     text: m.text,
                     kind: EntryKind::Message,
                     mention,
+                    height: Default::default(),
                 });
             }
             if older {
@@ -584,6 +588,7 @@ fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                 text,
                 kind: EntryKind::Whisper { outgoing: true },
                 mention: false,
+                height: Default::default(),
             });
             Vec::new()
         }

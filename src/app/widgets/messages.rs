@@ -22,6 +22,12 @@ pub struct Messages<'a> {
     pub focused: bool,
 }
 
+/// The local calendar day of a timestamp, as a number: cheap enough to compare for every
+/// message scrolled over.
+fn day_number(app: &App, ts: i64) -> i64 {
+    (ts + i64::from(app.utc_offset.local_minus_utc()) * 1000).div_euclid(86_400_000)
+}
+
 fn local(app: &App, ts: i64) -> DateTime<FixedOffset> {
     DateTime::from_timestamp_millis(ts)
         .unwrap_or_default()
@@ -49,31 +55,96 @@ impl Messages<'_> {
         Line::from(spans)
     }
 
-    /// The lines of one entry, with the separators that belong above it.
+    /// Which separators belong above an entry: (a new day, the unread marker).
+    fn separators_above(&self, room: &Room, index: usize) -> (bool, bool) {
+        let entry = &room.entries[index];
+        let previous = index.checked_sub(1).map(|i| &room.entries[i]);
+        let new_day = previous
+            .is_none_or(|p| day_number(self.app, p.ts) != day_number(self.app, entry.ts))
+            && (previous.is_some() || room.older_exhausted);
+        let marker = match (room.marker, entry.seq) {
+            (Some(marker), Some(seq)) => {
+                seq > marker && previous.and_then(|p| p.seq).is_none_or(|p| p <= marker)
+            }
+            _ => false,
+        };
+        (new_day, marker)
+    }
+
+    /// The separator lines above an entry.
+    fn separators(&self, room: &Room, index: usize, width: usize) -> Vec<Line<'static>> {
+        let theme = &self.app.settings.theme;
+        let (new_day, marker) = self.separators_above(room, index);
+        let mut lines = Vec::new();
+        if new_day {
+            let day = local(self.app, room.entries[index].ts).date_naive();
+            let label = format!(" {} {} ", day.weekday(), day.format("%-d %B %Y"));
+            lines.push(separator(&label, width, Style::default().fg(theme.muted)));
+        }
+        if marker {
+            lines.push(separator(
+                " new ",
+                width,
+                Style::default().fg(theme.unread_marker),
+            ));
+        }
+        lines
+    }
+
+    /// Lines an entry takes with its separators, from the memo when the width is unchanged.
+    fn height(&self, room: &Room, index: usize, width: usize) -> usize {
+        let entry = &room.entries[index];
+        let (memo_width, memo_lines) = entry.height.get();
+        let lines = if usize::from(memo_width) == width {
+            usize::from(memo_lines)
+        } else {
+            let lines = entry_height(entry, width);
+            entry
+                .height
+                .set((width as u16, lines.min(usize::from(u16::MAX)) as u16));
+            lines
+        };
+        let (new_day, marker) = self.separators_above(room, index);
+        lines + usize::from(new_day) + usize::from(marker)
+    }
+
+    /// Lays out the screen `scroll` lines up from the newest: entries wholly below it are
+    /// skipped by their memoised heights, then entries are wrapped newest first until one
+    /// screen is known. Returns the lines (newest first), the lines skipped, and whether the
+    /// oldest loaded entry was reached.
+    fn layout(
+        &self,
+        room: &Room,
+        width: usize,
+        rows: usize,
+        scroll: usize,
+    ) -> (Vec<Line<'static>>, usize, bool) {
+        let mut index = room.entries.len();
+        let mut skipped = 0;
+        while index > 0 {
+            let h = self.height(room, index - 1, width);
+            if skipped + h > scroll {
+                break;
+            }
+            skipped += h;
+            index -= 1;
+        }
+        let want = (scroll - skipped).saturating_add(rows);
+        let mut lines = Vec::new();
+        while index > 0 && lines.len() < want {
+            index -= 1;
+            self.entry_lines(room, index, width, &mut lines);
+        }
+        let reached_top = index == 0 && lines.len() <= want;
+        (lines, skipped, reached_top)
+    }
+
+    /// The lines of one entry, with the separators that belong above it, newest first.
     fn entry_lines(&self, room: &Room, index: usize, width: usize, out: &mut Vec<Line<'static>>) {
         let app = self.app;
         let theme = &app.settings.theme;
         let entry = &room.entries[index];
-        let previous = index.checked_sub(1).map(|i| &room.entries[i]);
-        let mut lines: Vec<Line<'static>> = Vec::new();
-
-        let day = local(app, entry.ts).date_naive();
-        let new_day = previous.is_none_or(|p| local(app, p.ts).date_naive() != day);
-        if new_day && (previous.is_some() || room.older_exhausted) {
-            let label = format!(" {} {} ", day.weekday(), day.format("%-d %B %Y"));
-            lines.push(separator(&label, width, Style::default().fg(theme.muted)));
-        }
-        if let (Some(marker), Some(seq)) = (room.marker, entry.seq) {
-            let first_unread =
-                seq > marker && previous.and_then(|p| p.seq).is_none_or(|p| p <= marker);
-            if first_unread {
-                lines.push(separator(
-                    " new ",
-                    width,
-                    Style::default().fg(theme.unread_marker),
-                ));
-            }
-        }
+        let mut lines = self.separators(room, index, width);
 
         let time = local(app, entry.ts).format("%H:%M ").to_string();
         let hit = app.search.as_ref().and_then(|s| s.hit) == Some(index) && self.focused;
@@ -208,19 +279,19 @@ impl Widget for Messages<'_> {
         let below = self.pane.scroll > 0 && self.pane.unseen > 0;
         let rows = if below { height - 1 } else { height };
 
-        // Newest first, until what is scrolled over plus one screen is known.
-        let want = self.pane.scroll.saturating_add(rows);
-        let mut lines: Vec<Line<'static>> = Vec::new();
-        let mut index = room.entries.len();
-        while index > 0 && lines.len() < want {
-            index -= 1;
-            self.entry_lines(room, index, width, &mut lines);
+        let (mut lines, mut skipped, mut reached_top) =
+            self.layout(room, width, rows, self.pane.scroll);
+        let mut total = skipped + lines.len();
+        if reached_top && self.pane.scroll > total.saturating_sub(rows) {
+            // Scrolled past the top: lay out again from the top itself.
+            (lines, skipped, reached_top) =
+                self.layout(room, width, rows, total.saturating_sub(rows));
+            total = skipped + lines.len();
         }
-        let reached_top = index == 0 && lines.len() <= want;
         self.pane.at_top.set(reached_top);
-        let max_scroll = lines.len().saturating_sub(rows);
+        let max_scroll = total.saturating_sub(rows);
         self.pane.max_scroll.set(reached_top.then_some(max_scroll));
-        let scroll = self.pane.scroll.min(max_scroll);
+        let scroll = self.pane.scroll.min(max_scroll).saturating_sub(skipped);
         let visible: Vec<Line<'static>> = lines
             .into_iter()
             .skip(scroll)
