@@ -168,6 +168,20 @@ enum ChannelCommand {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Make a user a member (the way into a private channel; creator or server admin)
+    Add {
+        channel: String,
+        user: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// End a user's membership; their sessions stop receiving at once (creator or admin)
+    Remove {
+        channel: String,
+        user: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -291,6 +305,16 @@ async fn run(cli: Cli) -> Result<()> {
                 server,
             } => cli::channel_create(&env, &name, visibility, server.as_deref()).await,
             ChannelCommand::List { server } => cli::channel_list(&env, server.as_deref()).await,
+            ChannelCommand::Add {
+                channel,
+                user,
+                server,
+            } => cli::channel_add(&env, &channel, &user, server.as_deref()).await,
+            ChannelCommand::Remove {
+                channel,
+                user,
+                server,
+            } => cli::channel_remove(&env, &channel, &user, server.as_deref()).await,
         },
         Command::Join { channel, server } => cli::join(&env, &channel, server.as_deref()).await,
         Command::Leave { channel, server } => cli::leave(&env, &channel, server.as_deref()).await,

@@ -287,3 +287,90 @@ fn machines_are_added_listed_and_removed_with_their_sessions() {
     let e = desk.fails(&send_args);
     assert!(e.contains("not enrolled"), "{e}");
 }
+
+#[test]
+fn private_channels_admit_whom_their_creator_adds_and_removal_is_immediate() {
+    let server = Server::start();
+    let (alice, bob) = two_users_in_general(&server);
+    let carol = User::register("carol", &server);
+    alice.ok(&["channel", "create", "secret", "--visibility", "private"]);
+    assert!(
+        bob.fails(&["join", "secret"])
+            .contains("there is no channel #secret")
+    );
+    // Only the creator (or a server admin) lets people in.
+    let e = bob.fails(&["channel", "add", "secret", "carol"]);
+    assert!(
+        e.contains("there is no channel #secret"),
+        "strangers see nothing: {e}"
+    );
+    let e = alice.fails(&["channel", "add", "secret", "nobody"]);
+    assert!(e.contains("there is no user `nobody`"), "{e}");
+    alice.ok(&["channel", "add", "secret", "bob"]);
+    assert!(bob.ok(&["channel", "list"]).contains("secret"));
+    let e = bob.fails(&["channel", "add", "secret", "carol"]);
+    assert!(e.contains("only the creator"), "{e}");
+
+    let (mut tail, lines, err) = bob.spawn(&["tail", "secret", "--format", "json"]);
+    err.wait_for(WAIT, |l| l.contains("tailing"));
+    alice.ok(&["send", "secret", "for bob"]);
+    assert_eq!(json(&lines.wait_for(WAIT, |_| true))["text"], "for bob");
+
+    alice.ok(&["channel", "remove", "secret", "bob"]);
+    alice.ok(&["send", "secret", "not for bob any more"]);
+    assert!(
+        lines.next(Duration::from_millis(800)).is_none(),
+        "a removed member still received"
+    );
+    assert!(
+        bob.fails(&["send", "secret", "hi"])
+            .contains("there is no channel #secret")
+    );
+    assert!(
+        carol
+            .fails(&["join", "secret"])
+            .contains("there is no channel #secret")
+    );
+    let _ = tail.0.kill();
+}
+
+#[test]
+fn server_admins_named_by_the_operator_can_manage_any_channel() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(common::BIN)
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--admin",
+            "root",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = common::Lines::new(child.stdout.take().unwrap());
+    let _guard = common::ChildGuard(child);
+    let addr = lines
+        .next(WAIT)
+        .unwrap()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let url = format!("ws://{addr}");
+    let user = |name: &str| {
+        let u = User::unregistered(name);
+        u.ok(&["register", name, "--server", &url, "--machine", "box"]);
+        u
+    };
+    let (alice, root, bob) = (user("alice"), user("root"), user("bob"));
+    alice.ok(&["channel", "create", "ops"]);
+    assert!(
+        bob.fails(&["channel", "add", "ops", "bob"])
+            .contains("only the creator")
+    );
+    root.ok(&["channel", "add", "ops", "bob"]);
+    assert!(bob.ok(&["channel", "list"]).contains("member"));
+}

@@ -236,6 +236,29 @@ async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
             }),
             Err(e) => Some(failed("who failed".into(), e)),
         },
+        Cmd::Member { channel, user, add } => {
+            let done = if add {
+                link.add_member(&channel, &user).await
+            } else {
+                link.remove_member(&channel, &user).await
+            };
+            // On success the channel's member list is fetched again and said in the room.
+            let who = match done {
+                Ok(()) => link.who(Some(&channel)).await,
+                Err(e) => Err(e),
+            };
+            match who {
+                Ok(report) => Some(Reply::Who {
+                    channel: Some(channel),
+                    report,
+                    show: true,
+                }),
+                Err(e) => Some(failed(
+                    format!("cannot change the members of #{channel}"),
+                    e,
+                )),
+            }
+        }
         Cmd::MarkRead { channel, seq } => {
             if let Err(e) = link.mark_read(&channel, seq).await {
                 tracing::debug!(%e, %channel, "read position not saved");

@@ -90,6 +90,12 @@ pub enum Cmd {
         channel: Option<Name>,
         show: bool,
     },
+    /// Let a user into a channel, or end their membership.
+    Member {
+        channel: Name,
+        user: Name,
+        add: bool,
+    },
     MarkRead {
         channel: Name,
         seq: u64,
@@ -103,6 +109,7 @@ pub enum Cmd {
 }
 
 const COMMANDS: &[&str] = &[
+    "/add",
     "/autonomy",
     "/bell",
     "/close",
@@ -112,6 +119,7 @@ const COMMANDS: &[&str] = &[
     "/leave",
     "/msg",
     "/quit",
+    "/remove",
     "/split",
     "/who",
 ];
@@ -1041,6 +1049,16 @@ fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
             }
             Some(Err(e)) => Err(e.to_string()),
             None => Err("usage: /msg user/machine/session TEXT".into()),
+        },
+        "add" | "invite" | "remove" | "kick" => match (arg.map(Name::user), focused_channel) {
+            (Some(Ok(user)), Some(channel)) => Ok(vec![Cmd::Member {
+                channel,
+                user,
+                add: matches!(name, "add" | "invite"),
+            }]),
+            (Some(Err(e)), _) => Err(e.to_string()),
+            (None, _) => Err(format!("usage: /{name} USER (in a channel)")),
+            (_, None) => Err("members belong to a channel: switch to one first".into()),
         },
         "who" => match arg {
             Some(a) => Name::channel(a)

@@ -132,6 +132,29 @@ pub async fn channel_create(
     Ok(())
 }
 
+/// `conclave channel add CHANNEL USER`: lets someone into a channel (private ones included).
+pub async fn channel_add(env: &Env, channel: &str, user: &str, server: Option<&str>) -> Result<()> {
+    let (channel, user) = (Name::channel(channel)?, Name::user(user)?);
+    let client = env.one_shot(server).await?;
+    client.link.add_member(&channel, &user).await?;
+    println!("{user} is a member of #{channel}");
+    Ok(())
+}
+
+/// `conclave channel remove CHANNEL USER`: ends someone's membership at once.
+pub async fn channel_remove(
+    env: &Env,
+    channel: &str,
+    user: &str,
+    server: Option<&str>,
+) -> Result<()> {
+    let (channel, user) = (Name::channel(channel)?, Name::user(user)?);
+    let client = env.one_shot(server).await?;
+    client.link.remove_member(&channel, &user).await?;
+    println!("{user} is no longer a member of #{channel}");
+    Ok(())
+}
+
 pub async fn channel_list(env: &Env, server: Option<&str>) -> Result<()> {
     let client = env.one_shot(server).await?;
     let channels = client.link.list_channels().await?;

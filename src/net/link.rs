@@ -340,6 +340,26 @@ impl LinkHandle {
         }
     }
 
+    /// Makes `user` a member of `channel` (creator or server admin only).
+    pub async fn add_member(&self, channel: &Name, user: &Name) -> Result<(), LinkError> {
+        self.expect_done(ClientFrame::AddMember {
+            id: 0,
+            channel: channel.clone(),
+            user: user.clone(),
+        })
+        .await
+    }
+
+    /// Ends `user`'s membership of `channel`; their sessions stop receiving it at once.
+    pub async fn remove_member(&self, channel: &Name, user: &Name) -> Result<(), LinkError> {
+        self.expect_done(ClientFrame::RemoveMember {
+            id: 0,
+            channel: channel.clone(),
+            user: user.clone(),
+        })
+        .await
+    }
+
     pub async fn list_channels(&self) -> Result<Vec<ChannelInfo>, LinkError> {
         match self.request(ClientFrame::ListChannels { id: 0 }).await? {
             ServerFrame::Channels { channels, .. } => Ok(channels),

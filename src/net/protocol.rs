@@ -349,6 +349,12 @@ pub enum ClientFrame {
     ListMachines { id: u64 },
     /// Remove a machine: its key stops working and its live sessions are dropped at once.
     RemoveMachine { id: u64, machine: Name },
+    /// Make `user` a member of a channel (how people get into private channels). Only the
+    /// channel's creator or a server administrator may.
+    AddMember { id: u64, channel: Name, user: Name },
+    /// End `user`'s membership; their live sessions stop receiving the channel at once. The
+    /// creator or a server administrator may remove anyone; anyone may remove themselves.
+    RemoveMember { id: u64, channel: Name, user: Name },
     /// Pass `body` to one of this user's own live sessions (`to`), or else to all of them of
     /// one kind (`audience`, default `humans`), never to the sender itself.
     Relay {
@@ -380,6 +386,8 @@ impl ClientFrame {
             Self::AddMachine { .. } => "add_machine",
             Self::ListMachines { .. } => "list_machines",
             Self::RemoveMachine { .. } => "remove_machine",
+            Self::AddMember { .. } => "add_member",
+            Self::RemoveMember { .. } => "remove_member",
             Self::Relay { .. } => "relay",
         }
     }
@@ -400,6 +408,8 @@ impl ClientFrame {
             | Self::AddMachine { id, .. }
             | Self::ListMachines { id }
             | Self::RemoveMachine { id, .. }
+            | Self::AddMember { id, .. }
+            | Self::RemoveMember { id, .. }
             | Self::Relay { id, .. } => Some(*id),
         }
     }
@@ -420,6 +430,8 @@ impl ClientFrame {
             | Self::AddMachine { id, .. }
             | Self::ListMachines { id }
             | Self::RemoveMachine { id, .. }
+            | Self::AddMember { id, .. }
+            | Self::RemoveMember { id, .. }
             | Self::Relay { id, .. } => *id = new_id,
         }
         self

@@ -470,6 +470,29 @@ impl Hub {
         out
     }
 
+    /// Stops delivering a channel to every session of one user (their membership ended),
+    /// telling the room they left.
+    pub fn remove_user_from_room(&self, channel_id: ChannelId, user_id: UserId) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(room) = state.rooms.get_mut(&channel_id) else {
+            return;
+        };
+        let leaving: Vec<(SessionPath, SessionKind)> = room
+            .subscribers
+            .iter()
+            .filter(|(_, s)| s.user_id == user_id)
+            .map(|(p, s)| (p.clone(), s.kind))
+            .collect();
+        for (path, kind) in leaving {
+            room.subscribers.remove(&path);
+            Self::announce(room, &path, kind, PresenceChange::Left);
+            if let Some(live) = state.sessions.get_mut(&path) {
+                live.rooms.remove(&channel_id);
+            }
+        }
+    }
+
     /// Disconnects every session of one machine (its key was removed).
     pub fn revoke_machine(&self, user_id: UserId, machine: &Name) {
         let state = self.lock();

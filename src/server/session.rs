@@ -454,6 +454,52 @@ async fn handle(
                 .relay(&me.attached, to.as_ref(), audience, &frame)?;
             Ok(Some(ServerFrame::Done { id }))
         }
+        ClientFrame::AddMember {
+            id,
+            channel,
+            user: member,
+        } => {
+            let admin = shared.admins.contains(&me.path().user);
+            store
+                .call(move |db| {
+                    let found = db.visible_channel(&channel, user)?;
+                    if found.creator_id != user && !admin {
+                        return Err(ProtocolError::forbidden(format!(
+                            "only the creator of #{channel} or a server admin may add members"
+                        )));
+                    }
+                    let member_id = db.user_id(&member)?;
+                    db.add_member(found.id, member_id)
+                })
+                .await?;
+            Ok(Some(ServerFrame::Done { id }))
+        }
+        ClientFrame::RemoveMember {
+            id,
+            channel,
+            user: member,
+        } => {
+            let admin = shared.admins.contains(&me.path().user);
+            let (channel_id, member_id) = store
+                .call(move |db| {
+                    let found = db.visible_channel(&channel, user)?;
+                    let member_id = db.user_id(&member)?;
+                    if member_id != user && found.creator_id != user && !admin {
+                        return Err(ProtocolError::forbidden(format!(
+                            "only the creator of #{channel} or a server admin may remove members"
+                        )));
+                    }
+                    if !db.remove_member(found.id, member_id)? {
+                        return Err(ProtocolError::not_found(format!(
+                            "`{member}` is not in #{channel}"
+                        )));
+                    }
+                    Ok((found.id, member_id))
+                })
+                .await?;
+            shared.hub.remove_user_from_room(channel_id, member_id);
+            Ok(Some(ServerFrame::Done { id }))
+        }
         ClientFrame::RemoveMachine { id, machine } => {
             let removing = machine.clone();
             store

@@ -640,6 +640,23 @@ impl Db {
             .map_err(internal)
     }
 
+    pub fn user_id(&mut self, user: &Name) -> Result<UserId, ProtocolError> {
+        self.conn
+            .prepare_cached("SELECT id FROM users WHERE name = ?1")
+            .and_then(|mut s| s.query_row([user.as_str()], |r| r.get(0)).optional())
+            .map_err(internal)?
+            .ok_or_else(|| ProtocolError::not_found(format!("there is no user `{user}`")))
+    }
+
+    /// Adds a member by name; false if they were one already.
+    pub fn add_member(&mut self, channel: ChannelId, user: UserId) -> Result<bool, ProtocolError> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO memberships (channel_id, user_id, joined_at) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![channel, user, now_ms()]))
+            .map(|n| n > 0)
+            .map_err(internal)
+    }
+
     pub fn members(&mut self, channel: ChannelId) -> Result<Vec<Name>, ProtocolError> {
         let mut stmt = self
             .conn

@@ -243,6 +243,23 @@ fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
         key(&mut app, KeyCode::Enter),
         [Cmd::Create(name("lab"), Visibility::Private)]
     );
+    type_text(&mut app, "/msg bob/desk/cli");
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, "/add carol");
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "members belong to a channel"
+    );
+    key_with(&mut app, KeyCode::Char('p'), KeyModifiers::CONTROL);
+    type_text(&mut app, "/add carol");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Member {
+            channel: name("random"),
+            user: Name::user("carol").unwrap(),
+            add: true
+        }]
+    );
     type_text(&mut app, "/who general");
     assert_eq!(
         key(&mut app, KeyCode::Enter),
