@@ -111,6 +111,30 @@ impl Mcp {
         }
     }
 
+    /// Polls the `status` tool until `channel` runs at `level` (the agent follows the config
+    /// file within seconds).
+    fn wait_for_level(&mut self, channel: &str, level: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let status: Value =
+                serde_json::from_str(&text_of(&self.call("status", json!({})))).unwrap();
+            let current = status["channels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["channel"] == channel)
+                .map(|c| c["autonomy"].clone());
+            if current == Some(json!(level)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "#{channel} never became {level}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Asserts no notification with `method` arrives within `wait`.
     fn no_notification(&mut self, method: &str, wait: Duration) {
         assert!(
@@ -321,7 +345,7 @@ fn replies_below_converse_are_refused_and_mute_drops() {
     let push = agent.notification("notifications/claude/channel");
     assert_eq!(push["params"]["meta"]["autonomy"], "notify");
     alice.ok(&["perm", "set", "general", "mute"]);
-    std::thread::sleep(Duration::from_secs(3));
+    agent.wait_for_level("general", "mute");
     bob.ok(&["send", "general", "second"]);
     agent.no_notification("notifications/claude/channel", Duration::from_secs(1));
     // Muted means its text never reaches the model, pulled or pushed.
@@ -329,7 +353,7 @@ fn replies_below_converse_are_refused_and_mute_drops() {
     assert_eq!(read["isError"], json!(true), "{read}");
     assert!(!text_of(&agent.call("unread", json!({}))).contains("second"));
     alice.ok(&["perm", "set", "general", "converse"]);
-    std::thread::sleep(Duration::from_secs(3));
+    agent.wait_for_level("general", "converse");
     let sent = agent.call("send", json!({"channel": "general", "text": "now I may"}));
     assert_ne!(sent["isError"], json!(true), "{sent}");
 
