@@ -373,4 +373,8 @@ fn server_admins_named_by_the_operator_can_manage_any_channel() {
     );
     root.ok(&["channel", "add", "ops", "bob"]);
     assert!(bob.ok(&["channel", "list"]).contains("member"));
+    // Private ones too, though the admin is not in them.
+    alice.ok(&["channel", "create", "hideout", "--visibility", "private"]);
+    root.ok(&["channel", "add", "hideout", "bob"]);
+    assert!(bob.ok(&["channel", "list"]).contains("hideout"));
 }

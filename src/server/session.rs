@@ -462,7 +462,7 @@ async fn handle(
             let admin = shared.admins.contains(&me.path().user);
             store
                 .call(move |db| {
-                    let found = db.visible_channel(&channel, user)?;
+                    let found = db.managed_channel(&channel, user, admin)?;
                     if found.creator_id != user && !admin {
                         return Err(ProtocolError::forbidden(format!(
                             "only the creator of #{channel} or a server admin may add members"
@@ -482,7 +482,7 @@ async fn handle(
             let admin = shared.admins.contains(&me.path().user);
             let (channel_id, member_id) = store
                 .call(move |db| {
-                    let found = db.visible_channel(&channel, user)?;
+                    let found = db.managed_channel(&channel, user, admin)?;
                     let member_id = db.user_id(&member)?;
                     if member_id != user && found.creator_id != user && !admin {
                         return Err(ProtocolError::forbidden(format!(

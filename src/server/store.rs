@@ -530,6 +530,22 @@ impl Db {
         Ok(channel)
     }
 
+    /// The channel as its manager sees it: server admins see every channel, private or not;
+    /// anyone else what `visible_channel` shows them.
+    pub fn managed_channel(
+        &mut self,
+        name: &Name,
+        user: UserId,
+        admin: bool,
+    ) -> Result<Channel, ProtocolError> {
+        if admin {
+            return self
+                .channel(name)?
+                .ok_or_else(|| ProtocolError::not_found(format!("there is no channel #{name}")));
+        }
+        self.visible_channel(name, user)
+    }
+
     pub fn create_channel(
         &mut self,
         name: &Name,
