@@ -74,6 +74,22 @@ pub fn type_text(app: &mut App, text: &str) {
     }
 }
 
+/// A page of #general history from the server: `seqs`, whether `more` remain, `older` pages.
+fn history(app: &mut App, seqs: std::ops::RangeInclusive<u64>, more: bool, older: bool) {
+    let messages = seqs
+        .map(|i| message("general", i, "bob/desk/cli", "x"))
+        .collect();
+    let page = HistoryPage { messages, more };
+    update(
+        app,
+        Msg::Done(Reply::History {
+            channel: name("general"),
+            page,
+            older,
+        }),
+    );
+}
+
 fn live(app: &mut App, m: ChatMessage) -> Vec<Cmd> {
     update(app, Msg::Link(LinkEvent::Message(m)))
 }
@@ -352,20 +368,7 @@ fn tab_completes_commands_channels_and_names() {
 #[test]
 fn scrolling_past_the_oldest_loaded_message_pages_older_history() {
     let mut app = connected();
-    let page = HistoryPage {
-        messages: (51..=60)
-            .map(|i| message("general", i, "bob/desk/cli", "x"))
-            .collect(),
-        more: true,
-    };
-    update(
-        &mut app,
-        Msg::Done(Reply::History {
-            channel: name("general"),
-            page,
-            older: false,
-        }),
-    );
+    history(&mut app, 51..=60, true, false);
     assert!(!room(&app, "general").older_exhausted);
     // The view found the oldest entry on screen.
     app.panes[0].at_top.set(true);
@@ -380,20 +383,7 @@ fn scrolling_past_the_oldest_loaded_message_pages_older_history() {
     );
     // One request at a time.
     assert!(key(&mut app, KeyCode::PageUp).is_empty());
-    let page = HistoryPage {
-        messages: (41..=50)
-            .map(|i| message("general", i, "bob/desk/cli", "x"))
-            .collect(),
-        more: false,
-    };
-    update(
-        &mut app,
-        Msg::Done(Reply::History {
-            channel: name("general"),
-            page,
-            older: true,
-        }),
-    );
+    history(&mut app, 41..=50, false, true);
     let r = room(&app, "general");
     assert_eq!(
         (r.oldest_seq(), r.newest_seq(), r.entries.len()),

@@ -149,16 +149,14 @@ impl Messages<'_> {
         let time = local(app, entry.ts).format("%H:%M ").to_string();
         let hit = app.search.as_ref().and_then(|s| s.hit) == Some(index) && self.focused;
         let body_width = width.saturating_sub(TIME_WIDTH).max(1);
-        let (head, head_style, text_style) = match entry.kind {
+        let head = head(entry);
+        let (head_style, text_style) = match entry.kind {
             EntryKind::Message | EntryKind::Whisper { outgoing: false } => {
                 let from = entry
                     .from
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                let style = Style::default()
-                    .fg(theme.sender(&from))
-                    .add_modifier(Modifier::BOLD);
                 let text = if entry.mention {
                     Style::default()
                         .fg(theme.mention)
@@ -166,20 +164,21 @@ impl Messages<'_> {
                 } else {
                     Style::default()
                 };
-                (head(entry), style, text)
+                (
+                    Style::default()
+                        .fg(theme.sender(&from))
+                        .add_modifier(Modifier::BOLD),
+                    text,
+                )
             }
-            EntryKind::Whisper { outgoing: true } => (
-                head(entry),
-                Style::default().fg(theme.muted),
-                Style::default(),
-            ),
+            EntryKind::Whisper { outgoing: true } => {
+                (Style::default().fg(theme.muted), Style::default())
+            }
             EntryKind::Note => (
-                head(entry),
                 Style::default().fg(theme.muted),
                 Style::default().fg(theme.muted),
             ),
             EntryKind::Error => (
-                head(entry),
                 Style::default().fg(theme.error),
                 Style::default().fg(theme.error),
             ),
