@@ -84,7 +84,7 @@ impl Visibility {
 pub enum OnConflict {
     /// Take the first free `handle-N` (for defaulted handles).
     Suffix,
-    /// Drop the live session and take its place (a client reconnecting to its own path).
+    /// Drop the live session and take its place, whoever it is (reconnects use `instance`).
     Replace,
     /// Fail with `Conflict` (a handle the person chose explicitly).
     Refuse,
