@@ -50,18 +50,25 @@ enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
         retention_days: u32,
     },
+    /// The terminal client (with nothing configured: starts a local server and registers you)
+    Tui {
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Create this machine's key if missing and print its public half
     Key,
     /// Claim a user name on a server and remember the server as the default
     Register {
         name: String,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// This machine's name [default: the host name]
         #[arg(long)]
         machine: Option<String>,
     },
-    /// Create or list channels
+    /// Create and list channels, and manage their members
     Channel {
         #[command(subcommand)]
         command: ChannelCommand,
@@ -69,12 +76,14 @@ enum Command {
     /// Join a channel
     Join {
         channel: String,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
     /// Leave a channel
     Leave {
         channel: String,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -82,6 +91,7 @@ enum Command {
     Send {
         channel: String,
         text: String,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// Session handle to send as
@@ -92,12 +102,14 @@ enum Command {
     Whisper {
         path: String,
         text: String,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
     /// Print a channel's messages as they arrive, across reconnects, until interrupted
     Tail {
         channel: String,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// Start after this sequence number
@@ -112,6 +124,7 @@ enum Command {
     /// Who is online on the server, or in a channel
     Who {
         channel: Option<String>,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -120,13 +133,9 @@ enum Command {
         #[command(subcommand)]
         command: MachineCommand,
     },
-    /// The terminal client (with nothing configured: starts a local server and registers you)
-    Tui {
-        #[arg(long)]
-        server: Option<String>,
-    },
     /// Run headless for Claude Code (MCP channel on stdio) or any program (JSON lines)
     Agent {
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// Session handle [default: the working directory's name, suffixed if taken]
@@ -160,11 +169,13 @@ enum ChannelCommand {
         name: String,
         #[arg(long, value_enum, default_value = "public")]
         visibility: Visibility,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
     /// List the channels you can see
     List {
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -172,6 +183,7 @@ enum ChannelCommand {
     Add {
         channel: String,
         user: String,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -179,6 +191,7 @@ enum ChannelCommand {
     Remove {
         channel: String,
         user: String,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -202,17 +215,20 @@ enum MachineCommand {
     Add {
         name: String,
         key: String,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
     /// List your machines
     List {
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
     /// Remove a machine: its key stops working and its sessions drop at once
     Remove {
         name: String,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
