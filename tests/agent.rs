@@ -187,6 +187,7 @@ async fn session(
         kind,
         login: Login::Key,
         persistent: true,
+        ca_file: None,
     });
     match tokio::time::timeout(WAIT, events.recv())
         .await

@@ -73,6 +73,7 @@ async fn client(server: &TestServer, user: &str, handle: &str) -> Client {
             machine: Name::machine("m").unwrap(),
         },
         persistent: true,
+        ca_file: None,
     });
     match tokio::time::timeout(WAIT, events.recv())
         .await
@@ -250,6 +251,7 @@ async fn defaulted_handles_take_a_suffix_and_chosen_ones_are_refused() {
             machine: Name::machine("m").unwrap(),
         },
         persistent: false,
+        ca_file: None,
     };
     let (_one, mut events_one) = link::spawn(config(true));
     let (_two, mut events_two) = link::spawn(config(true));
@@ -496,6 +498,7 @@ async fn read_positions_survive_a_server_restart() {
             kind: SessionKind::Human,
             login,
             persistent: false,
+            ca_file: None,
         })
     };
 
@@ -530,5 +533,88 @@ async fn read_positions_survive_a_server_restart() {
         unread.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
         ["three"]
     );
+    server.stop().await;
+}
+
+/// A TLS-terminating proxy in front of `server`, with the test certificate for localhost.
+async fn tls_proxy(server: &TestServer) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let certs = CertificateDer::pem_file_iter(fixtures.join("cert.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(fixtures.join("key.pem")).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let upstream = server.url.trim_start_matches("ws://").to_owned();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn wss_works_through_tls_with_a_private_ca_and_refuses_an_unknown_one() {
+    let server = start().await;
+    let port = tls_proxy(&server).await;
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem");
+    let config = |ca_file: Option<std::path::PathBuf>| LinkConfig {
+        url: format!("wss://localhost:{port}"),
+        identity: Arc::new(Identity::generate().unwrap()),
+        handle: Name::handle("tls").unwrap(),
+        handle_defaulted: true,
+        kind: SessionKind::Human,
+        login: Login::Register {
+            username: Name::user("alice").unwrap(),
+            machine: Name::machine("m").unwrap(),
+        },
+        persistent: false,
+        ca_file,
+    };
+    let (link, mut events) = link::spawn(config(Some(ca)));
+    match tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        LinkEvent::Connected { path, .. } => assert_eq!(path.to_string(), "alice/m/tls"),
+        other => panic!("expected to connect over wss, got {other:?}"),
+    }
+    link.create_channel(&general(), Visibility::Public)
+        .await
+        .unwrap();
+    assert_eq!(link.send(&general(), "over tls").await.unwrap().seq, 1);
+
+    // The public roots do not know the test CA: a clear refusal, not a hang.
+    let (_link, mut events) = link::spawn(config(None));
+    match tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        LinkEvent::Closed { reason } => {
+            assert!(reason.contains("cannot reach wss://localhost"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     server.stop().await;
 }

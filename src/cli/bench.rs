@@ -194,6 +194,7 @@ impl Clients {
             kind: SessionKind::Agent,
             login,
             persistent: false,
+            ca_file: None,
         });
         match events.recv().await {
             Some(LinkEvent::Connected { .. }) => Ok((link, events)),

@@ -17,6 +17,9 @@ use super::link::{self, LinkConfig, LinkEvent, LinkHandle, Login};
 use super::names::{Name, NameError, SessionPath};
 use super::protocol::SessionKind;
 
+/// Names a PEM file of CA certificates to trust for `wss://` instead of the public roots.
+pub const CA_FILE_ENV: &str = "CONCLAVE_CA_FILE";
+
 /// How long zero set-up waits for the server it started to listen.
 const LOCAL_START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -153,6 +156,7 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
         kind: opening.kind,
         login,
         persistent: opening.persistent,
+        ca_file: std::env::var_os(CA_FILE_ENV).map(PathBuf::from),
     });
     Ok(Started {
         link,

@@ -96,6 +96,9 @@ pub struct LinkConfig {
     pub login: Login,
     /// Reconnect forever (TUI, agent, tail) or give up at the first failure (one-shot verbs).
     pub persistent: bool,
+    /// A PEM file of CA certificates to trust for `wss://` instead of the public roots (a
+    /// server with a private CA; `CONCLAVE_CA_FILE`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// What the caller hears from the link.
@@ -546,7 +549,8 @@ struct ChannelState {
 
 /// Starts a link with the WebSocket connector.
 pub fn spawn(config: LinkConfig) -> (LinkHandle, mpsc::Receiver<LinkEvent>) {
-    spawn_with(config, super::ws::connect)
+    let ca_file = config.ca_file.clone();
+    spawn_with(config, move |url| super::ws::connect(url, ca_file.clone()))
 }
 
 /// Starts a link over any connector (tests hand in channel pairs).

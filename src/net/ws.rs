@@ -1,7 +1,13 @@
 //! The client's WebSocket transport: dials `ws://` or `wss://` and turns the socket into a
 //! [`Conn`] of typed frames with two pump tasks. The link never sees a socket.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio_tungstenite::Connector;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -18,8 +24,30 @@ const SILENCE_TIMEOUT: Duration = Duration::from_secs(45);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Dials `url` and starts the pumps.
-pub async fn connect(url: String) -> Result<Conn, ConnectError> {
+/// A TLS connector trusting only the CAs in `ca_file`, for servers with a private CA.
+fn private_roots(ca_file: &Path) -> Result<Connector, ConnectError> {
+    let bad = |e: String| {
+        ConnectError::fatal(format!("cannot use the CA file {}: {e}", ca_file.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))?;
+    for cert in certs {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("it holds no certificate".into()));
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Connector::Rustls(Arc::new(config)))
+}
+
+/// Dials `url` and starts the pumps. `wss://` trusts the public web roots, or only the CAs in
+/// `ca_file` when one is given.
+pub async fn connect(url: String, ca_file: Option<PathBuf>) -> Result<Conn, ConnectError> {
     if !(url.starts_with("ws://") || url.starts_with("wss://")) {
         return Err(ConnectError::fatal(format!(
             "`{url}` is not a server address: expected ws://HOST:PORT or wss://HOST:PORT"
@@ -30,7 +58,16 @@ pub async fn connect(url: String) -> Result<Conn, ConnectError> {
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(MAX_WIRE_BYTES);
     config.max_frame_size = Some(MAX_WIRE_BYTES);
-    let dial = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+    let connector = match &ca_file {
+        Some(path) if url.starts_with("wss://") => Some(private_roots(path)?),
+        _ => None,
+    };
+    let dial = tokio_tungstenite::connect_async_tls_with_config(
+        url.as_str(),
+        Some(config),
+        true,
+        connector,
+    );
     let (socket, _) = match tokio::time::timeout(CONNECT_TIMEOUT, dial).await {
         Ok(Ok(ok)) => ok,
         Ok(Err(e)) => {

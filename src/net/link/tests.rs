@@ -96,6 +96,7 @@ fn config(persistent: bool) -> LinkConfig {
         kind: SessionKind::Human,
         login: Login::Key,
         persistent,
+        ca_file: None,
     }
 }
 
