@@ -101,6 +101,19 @@ impl Client {
     }
 }
 
+/// alice creates #general (as a member, not receiving it); bob receives it.
+async fn alice_and_bob_in_general(server: &TestServer) -> (Client, Client) {
+    let alice = client(server, "alice", "a").await;
+    let bob = client(server, "bob", "b").await;
+    alice
+        .link
+        .create_channel(&general(), Visibility::Public)
+        .await
+        .unwrap();
+    bob.link.join(&general(), Resume::Live).await.unwrap();
+    (alice, bob)
+}
+
 fn general() -> Name {
     Name::channel("general").unwrap()
 }
@@ -172,15 +185,8 @@ async fn raw_login(server: &TestServer, user: &str) -> RawSocket {
 #[tokio::test]
 async fn messages_fan_out_in_order_and_sends_are_idempotent() {
     let server = start().await;
-    let alice = client(&server, "alice", "a").await;
-    let mut bob = client(&server, "bob", "b").await;
-    alice
-        .link
-        .create_channel(&general(), Visibility::Public)
-        .await
-        .unwrap();
+    let (alice, mut bob) = alice_and_bob_in_general(&server).await;
     alice.link.join(&general(), Resume::Live).await.unwrap();
-    bob.link.join(&general(), Resume::Live).await.unwrap();
 
     let sends: Vec<_> = (0..50)
         .map(|i| {
@@ -283,14 +289,7 @@ async fn defaulted_handles_take_a_suffix_and_chosen_ones_are_refused() {
 #[tokio::test]
 async fn garbage_and_oversized_frames_get_errors_and_spare_other_clients() {
     let server = start().await;
-    let alice = client(&server, "alice", "a").await;
-    let mut bob = client(&server, "bob", "b").await;
-    alice
-        .link
-        .create_channel(&general(), Visibility::Public)
-        .await
-        .unwrap();
-    bob.link.join(&general(), Resume::Live).await.unwrap();
+    let (alice, mut bob) = alice_and_bob_in_general(&server).await;
 
     // Before authentication: garbage gets an error and the connection is closed.
     let mut ws = raw(&server).await;

@@ -131,7 +131,9 @@ mod tests {
 
     use super::*;
     use crate::app::model::Connection;
-    use crate::app::update::tests::{connected, key, key_with, message, name, path, type_text};
+    use crate::app::update::tests::{
+        connected, key, key_with, live, message, name, path, type_text,
+    };
     use crate::app::update::{Msg, Reply, update};
     use crate::net::link::{HistoryPage, LinkEvent, WhoReport};
     use crate::net::names::Name;
@@ -203,15 +205,7 @@ mod tests {
             }),
         );
         for seq in 1..=3 {
-            update(
-                &mut app,
-                Msg::Link(LinkEvent::Message(message(
-                    "ops",
-                    seq,
-                    "carol/ci/bot",
-                    "build ok",
-                ))),
-            );
+            live(&mut app, message("ops", seq, "carol/ci/bot", "build ok"));
         }
         app
     }
@@ -261,15 +255,7 @@ mod tests {
             (1, "日本語のテキストも折り返します 🦀🦀🦀 emoji too"),
             (2, long),
         ] {
-            update(
-                &mut app,
-                Msg::Link(LinkEvent::Message(message(
-                    "general",
-                    seq,
-                    "bob/desk/cli",
-                    text,
-                ))),
-            );
+            live(&mut app, message("general", seq, "bob/desk/cli", text));
         }
         insta::assert_snapshot!(draw(&app, 50, 14).backend());
     }
@@ -300,15 +286,7 @@ mod tests {
     fn scrolled_up_with_new_messages_below() {
         let mut app = busy();
         key(&mut app, KeyCode::PageUp);
-        update(
-            &mut app,
-            Msg::Link(LinkEvent::Message(message(
-                "general",
-                5,
-                "bob/desk/cli",
-                "ping",
-            ))),
-        );
+        live(&mut app, message("general", 5, "bob/desk/cli", "ping"));
         insta::assert_snapshot!(draw(&app, 100, 12).backend());
     }
 
@@ -317,15 +295,7 @@ mod tests {
         let mut app = connected();
         for seq in 1..=40 {
             let text = format!("line {seq} of a long discussion that wraps over two lines here");
-            update(
-                &mut app,
-                Msg::Link(LinkEvent::Message(message(
-                    "general",
-                    seq,
-                    "bob/desk/cli",
-                    &text,
-                ))),
-            );
+            live(&mut app, message("general", seq, "bob/desk/cli", &text));
         }
         draw(&app, 60, 14);
         key_with(&mut app, KeyCode::Char('f'), KeyModifiers::CONTROL);

@@ -90,7 +90,8 @@ fn history(app: &mut App, seqs: std::ops::RangeInclusive<u64>, more: bool, older
     );
 }
 
-fn live(app: &mut App, m: ChatMessage) -> Vec<Cmd> {
+/// A channel message arriving live.
+pub fn live(app: &mut App, m: ChatMessage) -> Vec<Cmd> {
     update(app, Msg::Link(LinkEvent::Message(m)))
 }
 

@@ -152,11 +152,7 @@ impl Messages<'_> {
         let head = head(entry);
         let (head_style, text_style) = match entry.kind {
             EntryKind::Message | EntryKind::Whisper { outgoing: false } => {
-                let from = entry
-                    .from
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
+                let from = sender(entry);
                 let text = if entry.mention {
                     Style::default()
                         .fg(theme.mention)
@@ -217,16 +213,19 @@ impl Messages<'_> {
     }
 }
 
+fn sender(entry: &Entry) -> String {
+    entry
+        .from
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
 /// What goes before an entry's text: the sender, an arrow, or a mark.
 fn head(entry: &Entry) -> String {
     match entry.kind {
         EntryKind::Message | EntryKind::Whisper { outgoing: false } => {
-            let from = entry
-                .from
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            format!("{from}: ")
+            format!("{}: ", sender(entry))
         }
         EntryKind::Whisper { outgoing: true } => "→ ".to_owned(),
         EntryKind::Note => "* ".to_owned(),
