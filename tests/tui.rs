@@ -1,6 +1,6 @@
 //! `conclave tui` used the way a person uses it: in a real terminal (tmux), against a real
-//! server, next to people using `send` and `tail`. Skips (with a note) where tmux is missing;
-//! `.ci/run` installs it.
+//! server, next to people using `send` and `tail`. Skips (with a note) where tmux is missing,
+//! except under `CONCLAVE_REQUIRE_TMUX` (set by `.ci/run`, which installs it): then it fails.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -101,7 +101,12 @@ impl Drop for Tmux {
 #[test]
 fn a_person_chats_in_the_tui_and_it_recovers_from_a_server_restart() {
     if !Tmux::available() {
-        eprintln!("skipped: tmux is not installed (.ci/run installs it)");
+        // CI sets this: there a missing tmux is a failure, never a silent pass.
+        assert!(
+            std::env::var_os("CONCLAVE_REQUIRE_TMUX").is_none(),
+            "tmux is required (CONCLAVE_REQUIRE_TMUX is set); scripts/install-test-deps.sh installs it"
+        );
+        eprintln!("skipped: tmux is not installed (scripts/install-test-deps.sh installs it)");
         return;
     }
     let mut server = Server::start();

@@ -114,27 +114,28 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                 Some(Err(e)) => return Err(eyre!("cannot read the terminal: {e}")),
                 None => break,
             },
-            Some(event) = link_events.recv() => {
-                if let LinkEvent::Connected { path, .. } = &event {
-                    if let Err(e) = started.remember(path) {
-                        tracing::warn!(%e, "cannot remember the registration");
-                    }
-                }
-                Msg::Link(event)
-            }
+            Some(event) = link_events.recv() => Msg::Link(event),
             Some(reply) = replies.recv() => Msg::Done(reply),
             _ = tick.tick() => Msg::Tick { now_ms: chrono::Utc::now().timestamp_millis() },
         };
         let ticked = matches!(msg, Msg::Tick { .. });
         let before = countdown(&app);
-        let mut cmds = update(&mut app, msg);
-        for _ in 0..BATCH {
-            let msg = match (link_events.try_recv(), replies.try_recv()) {
-                (Ok(event), _) => Msg::Link(event),
-                (_, Ok(reply)) => Msg::Done(reply),
-                _ => break,
-            };
+        let mut cmds = Vec::new();
+        let mut next = Some(msg);
+        let mut handled = 0;
+        while let Some(msg) = next {
+            if let Msg::Link(LinkEvent::Connected { path, .. }) = &msg {
+                if let Err(e) = started.remember(path) {
+                    tracing::warn!(%e, "cannot remember the registration");
+                }
+            }
             cmds.extend(update(&mut app, msg));
+            handled += 1;
+            next = if handled < BATCH {
+                next_pending(&mut link_events, &mut replies)
+            } else {
+                None
+            };
         }
         for cmd in cmds {
             match cmd {
@@ -165,6 +166,18 @@ pub async fn run(options: TuiOptions) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The next link event or reply already waiting, without waiting for one. Each queue is
+/// asked only when the one before it is empty, so nothing taken is ever dropped.
+fn next_pending(
+    link_events: &mut mpsc::Receiver<LinkEvent>,
+    replies: &mut mpsc::Receiver<Reply>,
+) -> Option<Msg> {
+    if let Ok(event) = link_events.try_recv() {
+        return Some(Msg::Link(event));
+    }
+    replies.try_recv().ok().map(Msg::Done)
 }
 
 fn countdown(app: &App) -> String {
@@ -277,5 +290,43 @@ async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
     };
     if let Some(reply) = reply {
         let _ = replies.send(reply).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draining_both_full_queues_loses_no_reply() {
+        let (events_tx, mut events) = mpsc::channel(8);
+        let (replies_tx, mut replies) = mpsc::channel(8);
+        for n in 0..4u64 {
+            events_tx
+                .try_send(LinkEvent::Disconnected {
+                    reason: format!("event {n}"),
+                    retry_in: Duration::from_secs(n),
+                })
+                .unwrap();
+            replies_tx
+                .try_send(Reply::Failed {
+                    context: format!("reply {n}"),
+                    error: String::new(),
+                })
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        while let Some(msg) = next_pending(&mut events, &mut replies) {
+            seen.push(match msg {
+                Msg::Link(LinkEvent::Disconnected { reason, .. }) => reason,
+                Msg::Done(Reply::Failed { context, .. }) => context,
+                other => panic!("unexpected {other:?}"),
+            });
+        }
+        let expected: Vec<String> = (0..4)
+            .map(|n| format!("event {n}"))
+            .chain((0..4).map(|n| format!("reply {n}")))
+            .collect();
+        assert_eq!(seen, expected);
     }
 }

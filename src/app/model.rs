@@ -125,22 +125,32 @@ impl Room {
         self.entries.iter().rev().find_map(|e| e.seq)
     }
 
-    /// Inserts a channel message in sequence order; false if it was there already.
+    /// Inserts a channel message in sequence order, and in time order among the local notes
+    /// between its neighbours; false if it was there already.
     pub fn insert_message(&mut self, entry: Entry) -> bool {
         let Some(seq) = entry.seq else {
             self.entries.push_back(entry);
             return true;
         };
         self.last_seq = self.last_seq.max(seq);
-        // Most messages are the newest: look from the back.
-        let mut index = self.entries.len();
-        while index > 0 {
-            match self.entries[index - 1].seq {
+        // Most messages are the newest: look from the back. `low..high` ends up holding only
+        // notes: after the last older message, before the first newer one.
+        let mut low = self.entries.len();
+        let mut high = low;
+        while low > 0 {
+            match self.entries[low - 1].seq {
                 Some(s) if s == seq => return false,
                 Some(s) if s < seq => break,
-                _ => index -= 1,
+                Some(_) => {
+                    low -= 1;
+                    high = low;
+                }
+                None => low -= 1,
             }
         }
+        let index = (low..high)
+            .find(|&i| self.entries[i].ts > entry.ts)
+            .unwrap_or(high);
         self.entries.insert(index, entry);
         true
     }

@@ -410,10 +410,9 @@ mod tests {
     #[test]
     fn sender_colours_are_stable() {
         let theme = Settings::defaults().theme;
-        assert_eq!(
-            theme.sender("alice/laptop/tui"),
-            theme.sender("alice/laptop/tui")
-        );
+        // Pinned: a change of hash or palette order would recolour everyone's history.
+        assert_eq!(theme.sender("alice/laptop/tui"), Color::LightBlue);
+        assert_eq!(theme.sender("bob/desk/cli"), Color::Green);
         let distinct: std::collections::HashSet<_> = ["a/m/x", "b/m/x", "c/m/x", "d/m/x", "e/m/x"]
             .iter()
             .map(|p| theme.sender(p))

@@ -3,6 +3,12 @@
 
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
+/// Line breaks as the rest of the world writes them: terminals paste CR or CR LF, and a
+/// message keeps only LF, never a bare CR.
+pub fn unix_newlines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
 /// Wraps `text` to lines of at most `width` display columns, breaking at spaces where it can
 /// and inside a word only when the word alone is too wide. Existing newlines are kept.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {

@@ -16,7 +16,7 @@ use super::model::{
     RoomId, Search, Split,
 };
 use super::settings::{Action, BellMode};
-use super::text::mentions;
+use super::text::{mentions, unix_newlines};
 use super::widgets::messages::entry_height;
 
 /// Everything that can happen to the TUI.
@@ -136,7 +136,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Cmd> {
         Msg::Key(key) => on_key(app, key),
         Msg::Mouse(mouse) => on_mouse(app, mouse),
         Msg::Paste(text) => {
-            app.input.insert_str(text);
+            app.input.insert_str(unix_newlines(&text));
             Vec::new()
         }
         Msg::Resize => Vec::new(),
@@ -613,7 +613,7 @@ fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
 // ---- keys ------------------------------------------------------------------------------------
 
 fn input_text(input: &TextArea<'static>) -> String {
-    input.lines().join("\n")
+    unix_newlines(&input.lines().join("\n"))
 }
 
 fn set_input(app: &mut App, text: &str) {

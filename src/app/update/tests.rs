@@ -681,3 +681,38 @@ fn typing_offline_is_kept_and_sent_through_the_link_queue() {
         }]
     );
 }
+
+#[test]
+fn pasted_lines_keep_their_breaks_and_never_send_a_bare_cr() {
+    let mut app = connected();
+    update(&mut app, Msg::Paste("A\rB\r\nC".into()));
+    type_text(&mut app, "\rD");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Send {
+            channel: name("general"),
+            text: "A\nB\nC\nD".into()
+        }]
+    );
+}
+
+#[test]
+fn a_new_message_lands_below_the_notes_that_came_before_it() {
+    let mut app = connected();
+    live(&mut app, message("general", 1, "bob/desk/cli", "first"));
+    let index = app.room_index(&RoomId::Channel(name("general"))).unwrap();
+    let at = |seq: u64| message("general", seq, "bob/desk/cli", "").ts;
+    note(&mut app, index, EntryKind::Note, "between", at(1) + 1);
+    live(&mut app, message("general", 2, "bob/desk/cli", "second"));
+    // An older message fetched from history goes above the note, by time.
+    let mut old = message("general", 0, "bob/desk/cli", "zeroth");
+    old.seq = 0;
+    live(&mut app, old);
+    let texts: Vec<&str> = room(&app, "general")
+        .entries
+        .iter()
+        .map(|e| e.text.as_str())
+        .collect();
+    let tail: Vec<&str> = texts[texts.len() - 4..].to_vec();
+    assert_eq!(tail, ["zeroth", "first", "between", "second"]);
+}
