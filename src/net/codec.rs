@@ -20,10 +20,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtocolError> {
 /// `MAX_WIRE_BYTES`).
 pub fn decode_limited<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, ProtocolError> {
     if bytes.len() > limit {
-        return Err(ProtocolError::too_large(format!(
-            "frame is {} bytes; the limit is {limit}",
-            bytes.len()
-        )));
+        return Err(ProtocolError::over_limit("frame", bytes.len(), limit));
     }
     rmp_serde::from_slice(bytes)
         .map_err(|e| ProtocolError::invalid(format!("malformed frame: {e}")))

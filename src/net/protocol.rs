@@ -137,6 +137,35 @@ impl ProtocolError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
     }
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::RateLimited, message)
+    }
+    /// The one wording of every size limit: `message is 20 KiB; the limit is 16 KiB`.
+    pub fn over_limit(what: &str, size: usize, limit: usize) -> Self {
+        Self::too_large(format!(
+            "{what} is {}; the limit is {}",
+            size_in_words(size),
+            size_in_words(limit)
+        ))
+    }
+}
+
+/// A size as people say it: `300 bytes`, `16 KiB`, `20.5 KiB`, `1 MiB`.
+pub fn size_in_words(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    let (unit, name) = match bytes {
+        b if b >= MIB => (MIB, "MiB"),
+        b if b >= KIB => (KIB, "KiB"),
+        1 => return "1 byte".into(),
+        b => return format!("{b} bytes"),
+    };
+    let tenths = (bytes * 10 + unit / 2) / unit;
+    if tenths % 10 == 0 {
+        format!("{} {name}", tenths / 10)
+    } else {
+        format!("{}.{} {name}", tenths / 10, tenths % 10)
+    }
 }
 
 impl From<super::names::NameError> for ProtocolError {
@@ -148,10 +177,11 @@ impl From<super::names::NameError> for ProtocolError {
 /// Checks a message body against `MAX_TEXT_BYTES` and refuses empty ones.
 pub fn check_text(text: &str) -> Result<(), ProtocolError> {
     if text.len() > MAX_TEXT_BYTES {
-        return Err(ProtocolError::too_large(format!(
-            "message is {} bytes; the limit is {MAX_TEXT_BYTES}",
-            text.len()
-        )));
+        return Err(ProtocolError::over_limit(
+            "message",
+            text.len(),
+            MAX_TEXT_BYTES,
+        ));
     }
     if text.trim().is_empty() {
         return Err(ProtocolError::invalid("message is empty"));
@@ -679,5 +709,23 @@ impl ServerFrame {
             code: e.code,
             message: e.message,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_the_way_people_say_them() {
+        assert_eq!(size_in_words(1), "1 byte");
+        assert_eq!(size_in_words(300), "300 bytes");
+        assert_eq!(size_in_words(MAX_TEXT_BYTES), "16 KiB");
+        assert_eq!(size_in_words(20_992), "20.5 KiB");
+        assert_eq!(size_in_words(MAX_WIRE_BYTES), "1 MiB");
+        assert_eq!(
+            ProtocolError::over_limit("message", 20_992, MAX_TEXT_BYTES).message,
+            "message is 20.5 KiB; the limit is 16 KiB"
+        );
     }
 }

@@ -7,11 +7,9 @@
 //! Nothing here touches the database.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::net::codec;
 use crate::net::names::{Name, SessionPath};
@@ -20,86 +18,11 @@ use crate::net::protocol::{
     ServerFrame, SessionInfo, SessionKind,
 };
 
+pub use super::outbox::{Control, Outbox};
 use super::store::{ChannelId, UserId};
 
 /// Most suffixes tried for a defaulted handle before giving up.
 const MAX_SUFFIX: u32 = 1000;
-
-/// Tells one connection to close, and why. Shared by the hub (which kicks) and the
-/// connection's tasks (which obey).
-#[derive(Debug)]
-pub struct Control {
-    cancel: CancellationToken,
-    reason: Mutex<Option<(CloseReason, String)>>,
-}
-
-impl Control {
-    /// A control that also fires when `shutdown` does.
-    pub fn new(shutdown: &CancellationToken) -> Arc<Self> {
-        Arc::new(Self {
-            cancel: shutdown.child_token(),
-            reason: Mutex::new(None),
-        })
-    }
-
-    /// Asks the connection to close; the first reason given wins (a server shutdown counts as
-    /// given when it fires first).
-    pub fn close(&self, reason: CloseReason, message: impl Into<String>) {
-        if self.cancel.is_cancelled() {
-            return;
-        }
-        if let Ok(mut slot) = self.reason.lock() {
-            slot.get_or_insert((reason, message.into()));
-        }
-        self.cancel.cancel();
-    }
-
-    pub async fn closed(&self) {
-        self.cancel.cancelled().await;
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.cancel.is_cancelled()
-    }
-
-    /// Why the connection is closing; a server shutdown when nobody said otherwise.
-    pub fn reason(&self) -> (CloseReason, String) {
-        self.reason
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
-            .unwrap_or((CloseReason::Shutdown, "the server is shutting down".into()))
-    }
-}
-
-/// A connection's outbound queue plus its control: everything needed to deliver to it.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    pub tx: mpsc::Sender<Bytes>,
-    pub control: Arc<Control>,
-}
-
-impl Outbox {
-    /// Queues a frame without waiting; a full queue disconnects the session.
-    pub fn deliver(&self, frame: Bytes) {
-        match self.tx.try_send(frame) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.control.close(
-                CloseReason::TooSlow,
-                "too many frames waiting for this connection; reconnect to catch up",
-            ),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
-    }
-
-    /// Encodes and queues one frame.
-    pub fn deliver_frame(&self, frame: &ServerFrame) {
-        match codec::encode(frame) {
-            Ok(bytes) => self.deliver(bytes.into()),
-            Err(e) => tracing::error!(%e, kind = frame.kind(), "cannot encode frame"),
-        }
-    }
-}
 
 struct Live {
     conn: u64,
@@ -511,15 +434,16 @@ impl Hub {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use tokio_util::sync::CancellationToken;
+    use crate::server::outbox::{Frames, MAX_QUEUED_BYTES};
 
     fn path(s: &str) -> SessionPath {
         SessionPath::parse(s).unwrap()
     }
 
-    fn outbox(capacity: usize) -> (Outbox, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    fn outbox(capacity: usize) -> (Outbox, Frames) {
         let control = Control::new(&CancellationToken::new());
-        (Outbox { tx, control }, rx)
+        Outbox::new(capacity, MAX_QUEUED_BYTES, control)
     }
 
     fn decode(bytes: &Bytes) -> ServerFrame {
@@ -718,7 +642,7 @@ mod tests {
         assert_eq!(slow.control.reason().0, CloseReason::TooSlow);
         assert!(!fast.control.is_closed());
         let mut got = 0;
-        while let Ok(bytes) = rf.try_recv() {
+        while let Some(bytes) = rf.try_recv() {
             if matches!(decode(&bytes), ServerFrame::Message(_)) {
                 got += 1;
             }
@@ -742,7 +666,7 @@ mod tests {
         .unwrap();
         let frame = ServerFrame::Done { id: 1 };
         hub.whisper(&path("alice/laptop/tui"), &frame).unwrap();
-        assert!(ra.try_recv().is_ok());
+        assert!(ra.try_recv().is_some());
         let e = hub.whisper(&path("alice/laptop/gone"), &frame).unwrap_err();
         assert_eq!(e.code, crate::net::protocol::ErrorCode::NotFound);
     }
@@ -822,12 +746,12 @@ mod tests {
             hub.relay(&agent, None, Audience::Humans, &frame).unwrap(),
             1
         );
-        assert!(r_tui.try_recv().is_ok());
+        assert!(r_tui.try_recv().is_some());
         assert!(
-            r_other.try_recv().is_err(),
+            r_other.try_recv().is_none(),
             "another user's session got the relay"
         );
-        assert!(r_bot.try_recv().is_err(), "the sender got its own relay");
+        assert!(r_bot.try_recv().is_none(), "the sender got its own relay");
         let e = hub
             .relay(
                 &agent,

@@ -6,6 +6,7 @@
 //! `store` owns the database. Depends only on `net`.
 
 pub mod hub;
+pub mod outbox;
 pub mod session;
 pub mod store;
 pub mod ws;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::net::codec;
 use crate::net::identity::{random_bytes, verify_challenge};
@@ -19,6 +19,9 @@ use crate::net::protocol::{
 
 use super::hub::{Attached, Claim, Hub, Outbox};
 use super::store::{Account, Append, Store, UserId, now_ms};
+
+/// Sends one session may have queued for the store at once.
+const MAX_SENDS_IN_FLIGHT: usize = 64;
 
 /// How long a client has to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,6 +52,8 @@ struct Me {
     user_id: UserId,
     kind: SessionKind,
     attached: Attached,
+    /// Sends stored but not yet committed (see `MAX_SENDS_IN_FLIGHT`).
+    sends: Arc<Semaphore>,
 }
 
 impl Me {
@@ -221,6 +226,7 @@ async fn handshake(
         user_id: account.user_id,
         kind,
         attached,
+        sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
     })
 }
 
@@ -319,6 +325,14 @@ async fn handle(
             }
             let hub = shared.hub.clone();
             let ack_to = outbox.clone();
+            // A client pipelining sends waits here once it has this many in flight, and its
+            // connection stops being read: the server holds a bounded amount per session.
+            let in_flight = me
+                .sends
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| ProtocolError::internal("the session is closing"))?;
             store.append(Append {
                 channel,
                 sender_id: user,
@@ -327,6 +341,7 @@ async fn handle(
                 text,
                 then: Box::new(move |result| match result {
                     Ok(stored) => {
+                        drop(in_flight);
                         ack_to.deliver_frame(&ServerFrame::Sent {
                             id,
                             channel: stored.message.channel.clone(),
@@ -340,7 +355,8 @@ async fn handle(
                     }
                     Err(e) => ack_to.deliver_frame(&ServerFrame::error(Some(id), e)),
                 }),
-            });
+            })
+            .await;
             Ok(None)
         }
         ClientFrame::Whisper { id, to, text } => {

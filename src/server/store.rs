@@ -7,11 +7,12 @@
 //! acknowledged, then fanned out" cheap. Presence is not stored; the hub keeps it in memory.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::net::identity::format_public_key;
 use crate::net::names::{Name, SessionPath};
@@ -145,10 +146,23 @@ enum Job {
     Append(Append),
 }
 
+/// A job and its share of the queue's bound, given back once the job is done.
+type Queued = (Job, OwnedSemaphorePermit);
+
+/// Bytes of work that may wait for the store thread across all connections. Past it callers
+/// wait for room (and their connections stop being read), instead of growing the server.
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a job counts against the bound beside its message body.
+const JOB_BYTES: usize = 256;
+
 /// The async face of the store. Cheap to clone; the thread stops when every clone is gone.
 #[derive(Clone)]
 pub struct Store {
-    jobs: std_mpsc::Sender<Job>,
+    jobs: std_mpsc::Sender<Queued>,
+    room: Arc<Semaphore>,
+    /// The bound `room` started with: no single job may need more.
+    max_queued_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +182,15 @@ pub enum StoreError {
 impl Store {
     /// Opens (or creates) the database in `dir`, or an in-memory one, and starts its thread.
     pub fn open(dir: Option<&Path>, retention: Duration) -> Result<Self, StoreError> {
+        Self::open_bounded(dir, retention, MAX_QUEUED_BYTES)
+    }
+
+    /// `open` with another bound on queued work (tests make it small).
+    pub fn open_bounded(
+        dir: Option<&Path>,
+        retention: Duration,
+        max_queued_bytes: usize,
+    ) -> Result<Self, StoreError> {
         let db = Db::open(dir)?;
         let (jobs, rx) = std_mpsc::channel();
         std::thread::Builder::new()
@@ -177,7 +200,21 @@ impl Store {
                 path: "store thread".into(),
                 source,
             })?;
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            room: Arc::new(Semaphore::new(max_queued_bytes)),
+            max_queued_bytes,
+        })
+    }
+
+    /// Waits until `bytes` more fit in the queue.
+    async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, ProtocolError> {
+        let bytes = u32::try_from(bytes.min(self.max_queued_bytes)).unwrap_or(u32::MAX);
+        self.room
+            .clone()
+            .acquire_many_owned(bytes)
+            .await
+            .map_err(|_| stopped())
     }
 
     /// Runs `f` on the store thread and returns its result.
@@ -186,26 +223,37 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Db) -> Result<R, ProtocolError> + Send + 'static,
     {
+        let permit = self.reserve(JOB_BYTES).await?;
         let (tx, rx) = oneshot::channel();
         let job: DbJob = Box::new(move |db| {
             let _ = tx.send(f(db));
         });
         self.jobs
-            .send(Job::Call(job))
-            .map_err(|_| ProtocolError::internal("the store has stopped"))?;
-        rx.await
-            .map_err(|_| ProtocolError::internal("the store has stopped"))?
+            .send((Job::Call(job), permit))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
-    /// Queues a message for storage; `append.then` runs once it is committed or has failed.
-    pub fn append(&self, append: Append) {
-        if let Err(std_mpsc::SendError(Job::Append(append))) = self.jobs.send(Job::Append(append)) {
-            (append.then)(Err(ProtocolError::internal("the store has stopped")));
+    /// Queues a message for storage, waiting for room in the queue first; `append.then` runs
+    /// once it is committed or has failed.
+    pub async fn append(&self, append: Append) {
+        let permit = match self.reserve(JOB_BYTES + append.text.len()).await {
+            Ok(permit) => permit,
+            Err(e) => return (append.then)(Err(e)),
+        };
+        if let Err(std_mpsc::SendError((Job::Append(append), _))) =
+            self.jobs.send((Job::Append(append), permit))
+        {
+            (append.then)(Err(stopped()));
         }
     }
 }
 
-fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Job>, retention: Duration) {
+fn stopped() -> ProtocolError {
+    ProtocolError::internal("the store has stopped")
+}
+
+fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Queued>, retention: Duration) {
     let mut next_purge = std::time::Instant::now();
     loop {
         if std::time::Instant::now() >= next_purge {
@@ -222,21 +270,29 @@ fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Job>, retention: Duration)
             Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
         };
         let mut appends = Vec::new();
+        // Given back after the commit, so queued-but-uncommitted appends still count.
+        let mut permits = Vec::new();
         let mut job = Some(first);
-        while let Some(next) = job.take() {
+        while let Some((next, permit)) = job.take() {
             match next {
                 Job::Call(f) => {
                     // Keep order: appends queued before this call commit first.
                     db.commit_appends(std::mem::take(&mut appends));
+                    permits.clear();
                     f(&mut db);
+                    drop(permit);
                 }
-                Job::Append(a) => appends.push(a),
+                Job::Append(a) => {
+                    appends.push(a);
+                    permits.push(permit);
+                }
             }
             if appends.len() < MAX_GROUP {
                 job = jobs.try_recv().ok();
             }
         }
         db.commit_appends(appends);
+        drop(permits);
     }
 }
 
@@ -1130,5 +1186,46 @@ mod tests {
         let mut db = Db::open(Some(dir.path())).unwrap();
         assert_eq!(db.server_id().unwrap(), id);
         assert!(db.account_by_key(&[1; 32]).unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_senders_wait_instead_of_growing() {
+        let bound = 4 * (JOB_BYTES + 1000);
+        let store = Store::open_bounded(None, Duration::from_secs(3600), bound).unwrap();
+        // Hold the store thread so nothing drains.
+        let (release, held) = std_mpsc::channel::<()>();
+        let (started_tx, started) = oneshot::channel::<()>();
+        let blocker = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .call(move |_| {
+                        let _ = started_tx.send(());
+                        Ok(held.recv().is_ok())
+                    })
+                    .await
+            }
+        });
+        started.await.unwrap();
+        let mut queued = 0;
+        loop {
+            let append = Append {
+                channel: name("general"),
+                sender_id: 1,
+                from: SessionPath::parse("a/m/s").unwrap(),
+                client_id: format!("c{queued}"),
+                text: "x".repeat(1000),
+                then: Box::new(|_| {}),
+            };
+            let pending = tokio::time::timeout(Duration::from_millis(100), store.append(append));
+            if pending.await.is_err() {
+                break;
+            }
+            queued += 1;
+            assert!(queued < 10, "the queue never filled");
+        }
+        assert_eq!(queued, 3, "the blocking call holds one job's share");
+        release.send(()).unwrap();
+        assert!(blocker.await.unwrap().unwrap());
     }
 }

@@ -20,14 +20,15 @@ use crate::net::protocol::{
     CloseReason, MAX_FRAME_BYTES, MAX_WIRE_BYTES, ProtocolError, ServerFrame,
 };
 
-use super::hub::{Control, Outbox};
+use super::outbox::{Control, Frames, MAX_QUEUED_BYTES, Outbox};
 use super::session::{self, Inbound, Shared};
 
 /// Heartbeats a peer may miss before it is reaped.
 const MISSED_HEARTBEATS: u32 = 3;
 
-/// Frames waiting to be written to one connection. A subscriber this far behind is dropped
-/// (see `Outbox::deliver`); it reconnects and catches up from history.
+/// Frames waiting to be written to one connection (bytes are bounded too, by
+/// `MAX_QUEUED_BYTES`). A subscriber this far behind is dropped (see `Outbox::deliver`); it
+/// reconnects and catches up from history.
 const OUTBOUND_QUEUE: usize = 8192;
 
 /// Decoded frames waiting for the session. Small: the reader simply stops reading when the
@@ -37,17 +38,22 @@ const INBOUND_QUEUE: usize = 32;
 /// Most queued frames written before one flush.
 const WRITE_BATCH: usize = 256;
 
-/// Buffers per connection are kept small: most sessions are idle, and memory per idle session
-/// is what limits how many a server holds.
+/// The read buffer is kept small: most sessions are idle, and memory per idle session is what
+/// limits how many a server holds. The write buffer size is only a threshold (nothing is
+/// allocated up front), so it stays at tungstenite's default: frames fed in one wake-up go out
+/// in one write instead of one `sendto` each.
 fn socket_config() -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(MAX_WIRE_BYTES);
     config.max_frame_size = Some(MAX_WIRE_BYTES);
     config.read_buffer_size = 4 * 1024;
-    config.write_buffer_size = 0;
+    config.write_buffer_size = WRITE_BUFFER_BYTES;
     config.max_write_buffer_size = 4 * MAX_WIRE_BYTES;
     config
 }
+
+/// Bytes gathered before the socket is written without waiting for the flush.
+const WRITE_BUFFER_BYTES: usize = 128 * 1024;
 
 type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
 
@@ -73,12 +79,8 @@ pub async fn serve_connection(
     };
     let (sink, mut stream) = socket.split();
     let control = Control::new(&shutdown);
-    let (out_tx, out_rx) = mpsc::channel::<Bytes>(OUTBOUND_QUEUE);
+    let (outbox, out_rx) = Outbox::new(OUTBOUND_QUEUE, MAX_QUEUED_BYTES, control.clone());
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
-    let outbox = Outbox {
-        tx: out_tx,
-        control: control.clone(),
-    };
     let heartbeat = shared.heartbeat;
     let silence_timeout = heartbeat * MISSED_HEARTBEATS;
     let writer = tokio::spawn(write_pump(sink, out_rx, control.clone(), heartbeat));
@@ -94,10 +96,7 @@ pub async fn serve_connection(
                 if bytes.len() > MAX_FRAME_BYTES {
                     Inbound::Bad {
                         id: crate::net::codec::salvage_request_id(&bytes),
-                        error: ProtocolError::too_large(format!(
-                            "frame is {} bytes; the limit is {MAX_FRAME_BYTES}",
-                            bytes.len()
-                        )),
+                        error: ProtocolError::over_limit("frame", bytes.len(), MAX_FRAME_BYTES),
                     }
                 } else {
                     session::inbound_from_bytes(&bytes)
@@ -139,7 +138,7 @@ pub async fn serve_connection(
 /// Every write has a deadline: a peer that stops reading cannot hold the task forever.
 async fn write_pump(
     mut sink: Sink,
-    mut frames: mpsc::Receiver<Bytes>,
+    mut frames: Frames,
     control: std::sync::Arc<Control>,
     heartbeat: Duration,
 ) {
@@ -156,8 +155,8 @@ async fn write_pump(
                         sink.feed(Message::Binary(frame)).await?;
                         for _ in 1..WRITE_BATCH {
                             match frames.try_recv() {
-                                Ok(frame) => sink.feed(Message::Binary(frame)).await?,
-                                Err(_) => break,
+                                Some(frame) => sink.feed(Message::Binary(frame)).await?,
+                                None => break,
                             }
                         }
                         sink.flush().await
@@ -183,7 +182,7 @@ async fn write_pump(
         frames.close();
         if reason != CloseReason::TooSlow {
             // Flush what the session already queued (its last answers, in-flight acks).
-            while let Ok(frame) = frames.try_recv() {
+            while let Some(frame) = frames.try_recv() {
                 sink.feed(Message::Binary(frame)).await?;
             }
         }
