@@ -14,6 +14,7 @@ use conclave::cli::{self, Env, Format};
 use conclave::net::config::{DEFAULT_BIND, default_data_dir};
 use conclave::net::names::Name;
 use conclave::net::protocol::{Autonomy, Visibility};
+use conclave::server::admission::Limits;
 use conclave::server::{self, ServerConfig};
 
 #[derive(Parser)]
@@ -28,6 +29,38 @@ struct Cli {
     config_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Caps that keep one client or one address from taking the server for itself.
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Open connections in total (also held under the process's open-file limit)
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Open connections from one IP address
+    #[arg(long, default_value_t = Limits::default().max_connections_per_address)]
+    max_connections_per_address: usize,
+    /// Live sessions of one user, over all their machines
+    #[arg(long, default_value_t = Limits::default().max_sessions_per_user)]
+    max_sessions_per_user: usize,
+    /// Channels one user may create (server admins are not limited)
+    #[arg(long, default_value_t = Limits::default().max_channels_per_user)]
+    max_channels_per_user: usize,
+    /// New accounts from one IP address per hour
+    #[arg(long, default_value_t = Limits::default().registrations_per_address_per_hour)]
+    registrations_per_hour: usize,
+}
+
+impl From<LimitArgs> for Limits {
+    fn from(args: LimitArgs) -> Self {
+        Self {
+            max_connections: args.max_connections,
+            max_connections_per_address: args.max_connections_per_address,
+            max_sessions_per_user: args.max_sessions_per_user,
+            max_channels_per_user: args.max_channels_per_user,
+            registrations_per_address_per_hour: args.registrations_per_hour,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -49,6 +82,8 @@ enum Command {
         /// Days to keep messages
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
         retention_days: u32,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// The terminal client (with nothing configured: starts a local server and registers you)
     Tui {
@@ -291,6 +326,7 @@ async fn run(cli: Cli) -> Result<()> {
             ephemeral,
             admins,
             retention_days,
+            limits,
         } => {
             let admins = admins
                 .iter()
@@ -305,6 +341,7 @@ async fn run(cli: Cli) -> Result<()> {
                 admins,
                 retention: Duration::from_secs(u64::from(retention_days) * 24 * 3600),
                 heartbeat: server::DEFAULT_HEARTBEAT,
+                limits: limits.into(),
             };
             server::serve(&bind, config).await
         }

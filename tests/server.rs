@@ -2,185 +2,25 @@
 //! WebSocket connections that misbehave on purpose.
 #![allow(clippy::unwrap_used)]
 
+mod inproc;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use conclave::net::codec;
 use conclave::net::identity::Identity;
-use conclave::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login, Resume};
+use conclave::net::link::{self, LinkConfig, LinkEvent, Login, Resume};
 use conclave::net::names::Name;
 use conclave::net::protocol::{
     ClientFrame, ErrorCode, MAX_FRAME_BYTES, OnConflict, PROTOCOL_VERSION, ServerFrame,
     SessionKind, Visibility,
 };
-use conclave::server::{self, ServerConfig};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-struct TestServer {
-    url: String,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<color_eyre::Result<()>>,
-}
-
-async fn start() -> TestServer {
-    start_with(ServerConfig::ephemeral()).await
-}
-
-async fn start_with(config: ServerConfig) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(server::run(listener, config, shutdown.clone()));
-    TestServer {
-        url,
-        shutdown,
-        task,
-    }
-}
-
-impl TestServer {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
-}
-
-struct Client {
-    link: LinkHandle,
-    events: tokio::sync::mpsc::Receiver<LinkEvent>,
-}
-
-/// Registers `user` with a fresh in-memory key and waits for the welcome.
-async fn client(server: &TestServer, user: &str, handle: &str) -> Client {
-    let (link, mut events) = link::spawn(LinkConfig {
-        url: server.url.clone(),
-        identity: Arc::new(Identity::generate().unwrap()),
-        handle: Name::handle(handle).unwrap(),
-        handle_defaulted: true,
-        kind: SessionKind::Agent,
-        login: Login::Register {
-            username: Name::user(user).unwrap(),
-            machine: Name::machine("m").unwrap(),
-        },
-        persistent: true,
-        ca_file: None,
-    });
-    match tokio::time::timeout(WAIT, events.recv())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        LinkEvent::Connected { .. } => Client { link, events },
-        other => panic!("expected connected, got {other:?}"),
-    }
-}
-
-impl Client {
-    async fn next_message(&mut self) -> conclave::net::protocol::ChatMessage {
-        loop {
-            match tokio::time::timeout(WAIT, self.events.recv())
-                .await
-                .unwrap()
-                .unwrap()
-            {
-                LinkEvent::Message(m) => return m,
-                LinkEvent::Presence(_) => {}
-                other => panic!("expected a message, got {other:?}"),
-            }
-        }
-    }
-}
-
-/// alice creates #general (as a member, not receiving it); bob receives it.
-async fn alice_and_bob_in_general(server: &TestServer) -> (Client, Client) {
-    let alice = client(server, "alice", "a").await;
-    let bob = client(server, "bob", "b").await;
-    alice
-        .link
-        .create_channel(&general(), Visibility::Public)
-        .await
-        .unwrap();
-    bob.link.join(&general(), Resume::Live).await.unwrap();
-    (alice, bob)
-}
-
-fn general() -> Name {
-    Name::channel("general").unwrap()
-}
-
-/// A raw WebSocket to the server, for sending what no well-behaved client would.
-async fn raw(
-    server: &TestServer,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    tokio_tungstenite::connect_async(server.url.as_str())
-        .await
-        .unwrap()
-        .0
-}
-
-/// The next decodable frame from a raw socket, or `None` once it closes.
-async fn raw_next(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> Option<ServerFrame> {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
-            Some(Ok(Message::Binary(b))) => return Some(codec::decode(&b).unwrap()),
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-            Some(Ok(_)) => {}
-        }
-    }
-}
-
-type RawSocket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A raw socket that has registered `user` and been welcomed.
-async fn raw_login(server: &TestServer, user: &str) -> RawSocket {
-    let mut ws = raw(server).await;
-    let identity = Identity::generate().unwrap();
-    let handle = Name::handle("raw").unwrap();
-    let hello = ClientFrame::Hello {
-        version: PROTOCOL_VERSION,
-        handle: handle.clone(),
-        kind: SessionKind::Agent,
-        on_conflict: OnConflict::Suffix,
-        instance: None,
-    };
-    ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
-        .await
-        .unwrap();
-    let Some(ServerFrame::Challenge { nonce, server_id }) = raw_next(&mut ws).await else {
-        panic!("expected a challenge")
-    };
-    let register = ClientFrame::Register {
-        username: Name::user(user).unwrap(),
-        machine: Name::machine("m").unwrap(),
-        public_key: identity.public_key().to_vec(),
-        signature: identity
-            .sign_challenge(&server_id, &nonce, &handle, SessionKind::Agent)
-            .to_vec(),
-    };
-    ws.send(Message::Binary(codec::encode(&register).unwrap().into()))
-        .await
-        .unwrap();
-    assert!(matches!(
-        raw_next(&mut ws).await,
-        Some(ServerFrame::Welcome { .. })
-    ));
-    ws
-}
+use conclave::server::ServerConfig;
+use inproc::*;
 
 #[tokio::test]
 async fn messages_fan_out_in_order_and_sends_are_idempotent() {

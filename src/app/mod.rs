@@ -295,6 +295,8 @@ async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -412,7 +412,7 @@ mod tests {
         let theme = Settings::defaults().theme;
         // Pinned: a change of hash or palette order would recolour everyone's history.
         assert_eq!(theme.sender("alice/laptop/tui"), Color::LightBlue);
-        assert_eq!(theme.sender("bob/desk/cli"), Color::Green);
+        assert_eq!(theme.sender("bob/desk/cli"), Color::Yellow);
         let distinct: std::collections::HashSet<_> = ["a/m/x", "b/m/x", "c/m/x", "d/m/x", "e/m/x"]
             .iter()
             .map(|p| theme.sender(p))

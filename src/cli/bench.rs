@@ -117,6 +117,9 @@ async fn start_server() -> Result<Target> {
     let exe = std::env::current_exe().wrap_err("cannot find the conclave binary")?;
     let mut child = tokio::process::Command::new(exe)
         .args(["serve", "--ephemeral", "--bind", "127.0.0.1:0"])
+        // Every bench session is one user on one address: lift the caps meant for strangers.
+        .args(["--max-sessions-per-user", "1000000"])
+        .args(["--max-connections-per-address", "1000000"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)

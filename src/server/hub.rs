@@ -50,8 +50,59 @@ struct Room {
 #[derive(Default)]
 struct State {
     sessions: HashMap<SessionPath, Live>,
+    /// Live sessions per user, for the per-user cap.
+    per_user: HashMap<UserId, usize>,
     rooms: HashMap<ChannelId, Room>,
     next_conn: u64,
+    /// Counts revocations (a member removed, a machine removed); see `Epoch`.
+    revocations: u64,
+}
+
+impl State {
+    fn insert_session(&mut self, path: SessionPath, live: Live) {
+        *self.per_user.entry(live.user_id).or_default() += 1;
+        self.sessions.insert(path, live);
+    }
+
+    fn remove_session(&mut self, path: &SessionPath) -> Option<Live> {
+        let live = self.sessions.remove(path)?;
+        if let Some(n) = self.per_user.get_mut(&live.user_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_user.remove(&live.user_id);
+            }
+        }
+        Some(live)
+    }
+}
+
+/// The hub's revocation count when a caller checked the store. Access granted from a store
+/// check is applied only if no revocation happened since (under the hub's lock), so a removal
+/// racing a join or a login always wins: the caller gets `Stale` and checks again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(u64);
+
+/// A channel as the store knows it, for subscribing to it.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomRef<'a> {
+    pub id: ChannelId,
+    pub name: &'a Name,
+    /// The newest sequence number the store has.
+    pub stored_last_seq: u64,
+}
+
+/// Why the hub did not take a session or subscription.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A revocation happened after the caller's store check: check again.
+    Stale,
+    Refused(ProtocolError),
+}
+
+impl From<ProtocolError> for Refusal {
+    fn from(e: ProtocolError) -> Self {
+        Self::Refused(e)
+    }
 }
 
 /// What a connecting session asks for.
@@ -75,12 +126,30 @@ pub struct Attached {
     pub conn: u64,
 }
 
-#[derive(Default)]
 pub struct Hub {
     state: Mutex<State>,
+    max_sessions_per_user: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new(super::admission::Limits::default().max_sessions_per_user)
+    }
 }
 
 impl Hub {
+    pub fn new(max_sessions_per_user: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            max_sessions_per_user,
+        }
+    }
+
+    /// The revocation count, read before checking access in the store.
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.lock().revocations)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain maps behind, still consistent enough to
         // keep serving; poisoning would take the whole server down with one bad request.
@@ -92,7 +161,12 @@ impl Hub {
     /// Registers a live session under `user/machine/handle`. When the path is live already,
     /// a session of the same client instance (a reconnect the server has not noticed the end
     /// of) is replaced; any other clash is resolved by the claim's policy.
-    pub fn attach(&self, claim: Claim, outbox: Outbox) -> Result<Attached, ProtocolError> {
+    pub fn attach(
+        &self,
+        claim: Claim,
+        outbox: Outbox,
+        checked: Epoch,
+    ) -> Result<Attached, Refusal> {
         let Claim {
             user_id,
             base,
@@ -101,7 +175,11 @@ impl Hub {
             instance,
         } = claim;
         let mut state = self.lock();
+        if state.revocations != checked.0 {
+            return Err(Refusal::Stale);
+        }
         let mut path = base.clone();
+        let mut replacing = false;
         if let Some(live) = state.sessions.get(&path) {
             let same_instance = instance.is_some() && live.instance == instance;
             let policy = if same_instance {
@@ -113,10 +191,12 @@ impl Hub {
                 OnConflict::Refuse => {
                     return Err(ProtocolError::conflict(format!(
                         "{path} is already connected; choose another handle"
-                    )));
+                    ))
+                    .into());
                 }
                 OnConflict::Replace => {
-                    if let Some(old) = state.sessions.remove(&path) {
+                    replacing = true;
+                    if let Some(old) = state.remove_session(&path) {
                         old.outbox.control.close(
                             CloseReason::Replaced,
                             format!("{path} connected again from elsewhere"),
@@ -140,9 +220,17 @@ impl Hub {
                 }
             }
         }
+        let live_now = state.per_user.get(&user_id).copied().unwrap_or(0);
+        if !replacing && live_now >= self.max_sessions_per_user {
+            return Err(ProtocolError::rate_limited(format!(
+                "{} already has {live_now} sessions connected, the most one user may have; close some first",
+                base.user
+            ))
+            .into());
+        }
         state.next_conn += 1;
         let conn = state.next_conn;
-        state.sessions.insert(
+        state.insert_session(
             path.clone(),
             Live {
                 conn,
@@ -164,7 +252,7 @@ impl Hub {
             .get(&attached.path)
             .is_some_and(|l| l.conn == attached.conn)
         {
-            if let Some(live) = state.sessions.remove(&attached.path) {
+            if let Some(live) = state.remove_session(&attached.path) {
                 Self::drop_from_rooms(&mut state, &attached.path, &live, PresenceChange::Offline);
             }
         }
@@ -208,21 +296,28 @@ impl Hub {
     /// sees exactly where live delivery starts.
     pub fn subscribe(
         &self,
-        channel_id: ChannelId,
-        channel: &Name,
-        stored_last_seq: u64,
+        room: RoomRef<'_>,
         attached: &Attached,
         change: PresenceChange,
+        checked: Epoch,
         joined: impl FnOnce(u64) -> ServerFrame,
-    ) {
+    ) -> Result<(), Refusal> {
+        let RoomRef {
+            id: channel_id,
+            name: channel,
+            stored_last_seq,
+        } = room;
         let mut guard = self.lock();
         let state = &mut *guard;
+        if state.revocations != checked.0 {
+            return Err(Refusal::Stale);
+        }
         let Some(live) = state
             .sessions
             .get_mut(&attached.path)
             .filter(|l| l.conn == attached.conn)
         else {
-            return;
+            return Ok(());
         };
         let room = state.rooms.entry(channel_id).or_insert_with(|| Room {
             name: channel.clone(),
@@ -244,6 +339,7 @@ impl Hub {
         if !already {
             Self::announce(room, &attached.path, live.kind, change);
         }
+        Ok(())
     }
 
     /// Stops delivering `channel` to the session. Returns whether another session of the same
@@ -398,6 +494,7 @@ impl Hub {
     pub fn remove_user_from_room(&self, channel_id: ChannelId, user_id: UserId) {
         let mut guard = self.lock();
         let state = &mut *guard;
+        state.revocations += 1;
         let Some(room) = state.rooms.get_mut(&channel_id) else {
             return;
         };
@@ -418,7 +515,8 @@ impl Hub {
 
     /// Disconnects every session of one machine (its key was removed).
     pub fn revoke_machine(&self, user_id: UserId, machine: &Name) {
-        let state = self.lock();
+        let mut state = self.lock();
+        state.revocations += 1;
         for (path, live) in &state.sessions {
             if live.user_id == user_id && &path.machine == machine {
                 live.outbox.control.close(
@@ -434,8 +532,8 @@ impl Hub {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use tokio_util::sync::CancellationToken;
     use crate::server::outbox::{Frames, MAX_QUEUED_BYTES};
+    use tokio_util::sync::CancellationToken;
 
     fn path(s: &str) -> SessionPath {
         SessionPath::parse(s).unwrap()
@@ -444,6 +542,33 @@ mod tests {
     fn outbox(capacity: usize) -> (Outbox, Frames) {
         let control = Control::new(&CancellationToken::new());
         Outbox::new(capacity, MAX_QUEUED_BYTES, control)
+    }
+
+    fn attach(hub: &Hub, claim: Claim, outbox: Outbox) -> Result<Attached, ProtocolError> {
+        hub.attach(claim, outbox, hub.epoch()).map_err(|r| match r {
+            Refusal::Refused(e) => e,
+            Refusal::Stale => panic!("no revocation happened"),
+        })
+    }
+
+    fn subscribe(
+        hub: &Hub,
+        channel_id: ChannelId,
+        channel: &Name,
+        last_seq: u64,
+        attached: &Attached,
+        change: PresenceChange,
+        joined: impl FnOnce(u64) -> ServerFrame,
+    ) {
+        let room = RoomRef {
+            id: channel_id,
+            name: channel,
+            stored_last_seq: last_seq,
+        };
+        assert!(
+            hub.subscribe(room, attached, change, hub.epoch(), joined)
+                .is_ok()
+        );
     }
 
     fn decode(bytes: &Bytes) -> ServerFrame {
@@ -478,55 +603,55 @@ mod tests {
     fn handles_clash_by_policy() {
         let hub = Hub::default();
         let (a, _ra) = outbox(8);
-        let first = hub
-            .attach(
-                claim(
-                    1,
-                    path("alice/laptop/api"),
-                    SessionKind::Agent,
-                    OnConflict::Suffix,
-                ),
-                a.clone(),
-            )
-            .unwrap();
+        let first = attach(
+            &hub,
+            claim(
+                1,
+                path("alice/laptop/api"),
+                SessionKind::Agent,
+                OnConflict::Suffix,
+            ),
+            a.clone(),
+        )
+        .unwrap();
         assert_eq!(first.path.to_string(), "alice/laptop/api");
-        let second = hub
-            .attach(
-                claim(
-                    1,
-                    path("alice/laptop/api"),
-                    SessionKind::Agent,
-                    OnConflict::Suffix,
-                ),
-                a.clone(),
-            )
-            .unwrap();
+        let second = attach(
+            &hub,
+            claim(
+                1,
+                path("alice/laptop/api"),
+                SessionKind::Agent,
+                OnConflict::Suffix,
+            ),
+            a.clone(),
+        )
+        .unwrap();
         assert_eq!(second.path.to_string(), "alice/laptop/api-2");
-        let e = hub
-            .attach(
-                claim(
-                    1,
-                    path("alice/laptop/api"),
-                    SessionKind::Agent,
-                    OnConflict::Refuse,
-                ),
-                a.clone(),
-            )
-            .unwrap_err();
+        let e = attach(
+            &hub,
+            claim(
+                1,
+                path("alice/laptop/api"),
+                SessionKind::Agent,
+                OnConflict::Refuse,
+            ),
+            a.clone(),
+        )
+        .unwrap_err();
         assert_eq!(e.code, crate::net::protocol::ErrorCode::Conflict);
 
         let (b, _rb) = outbox(8);
-        let replacing = hub
-            .attach(
-                claim(
-                    1,
-                    path("alice/laptop/api"),
-                    SessionKind::Agent,
-                    OnConflict::Replace,
-                ),
-                b,
-            )
-            .unwrap();
+        let replacing = attach(
+            &hub,
+            claim(
+                1,
+                path("alice/laptop/api"),
+                SessionKind::Agent,
+                OnConflict::Replace,
+            ),
+            b,
+        )
+        .unwrap();
         assert!(a.control.is_closed());
         assert_eq!(a.control.reason().0, CloseReason::Replaced);
         // The replaced connection's late detach must not remove its successor.
@@ -549,15 +674,15 @@ mod tests {
             OnConflict::Suffix,
         );
         mine.instance = Some("one".into());
-        hub.attach(mine.clone(), a.clone()).unwrap();
+        attach(&hub, mine.clone(), a.clone()).unwrap();
         // The same instance again (its old connection not yet reaped): replaced.
-        let again = hub.attach(mine.clone(), b.clone()).unwrap();
+        let again = attach(&hub, mine.clone(), b.clone()).unwrap();
         assert_eq!(again.path.to_string(), "alice/laptop/api");
         assert!(a.control.is_closed());
         // Another instance asking for the path gets the policy, and evicts no one.
         let mut other = mine.clone();
         other.instance = Some("two".into());
-        let suffixed = hub.attach(other, c).unwrap();
+        let suffixed = attach(&hub, other, c).unwrap();
         assert_eq!(suffixed.path.to_string(), "alice/laptop/api-2");
         assert!(!b.control.is_closed());
     }
@@ -567,32 +692,48 @@ mod tests {
         let hub = Hub::default();
         let (a, mut ra) = outbox(8);
         let (b, mut rb) = outbox(8);
-        let alice = hub
-            .attach(
-                claim(
-                    1,
-                    path("alice/laptop/tui"),
-                    SessionKind::Human,
-                    OnConflict::Refuse,
-                ),
-                a,
-            )
-            .unwrap();
-        let bob = hub
-            .attach(
-                claim(
-                    2,
-                    path("bob/desk/bot"),
-                    SessionKind::Agent,
-                    OnConflict::Refuse,
-                ),
-                b,
-            )
-            .unwrap();
+        let alice = attach(
+            &hub,
+            claim(
+                1,
+                path("alice/laptop/tui"),
+                SessionKind::Human,
+                OnConflict::Refuse,
+            ),
+            a,
+        )
+        .unwrap();
+        let bob = attach(
+            &hub,
+            claim(
+                2,
+                path("bob/desk/bot"),
+                SessionKind::Agent,
+                OnConflict::Refuse,
+            ),
+            b,
+        )
+        .unwrap();
         let general = Name::channel("general").unwrap();
-        hub.subscribe(7, &general, 3, &alice, PresenceChange::Joined, joined_frame);
+        subscribe(
+            &hub,
+            7,
+            &general,
+            3,
+            &alice,
+            PresenceChange::Joined,
+            joined_frame,
+        );
         assert_eq!(decode(&ra.try_recv().unwrap()), ServerFrame::Done { id: 3 });
-        hub.subscribe(7, &general, 3, &bob, PresenceChange::Joined, joined_frame);
+        subscribe(
+            &hub,
+            7,
+            &general,
+            3,
+            &bob,
+            PresenceChange::Joined,
+            joined_frame,
+        );
         assert_eq!(decode(&rb.try_recv().unwrap()), ServerFrame::Done { id: 3 });
         match decode(&ra.try_recv().unwrap()) {
             ServerFrame::Presence(p) => {
@@ -620,21 +761,37 @@ mod tests {
         let hub = Hub::default();
         let (fast, mut rf) = outbox(64);
         let (slow, _rs) = outbox(2);
-        let f = hub
-            .attach(
-                claim(1, path("a/m/fast"), SessionKind::Agent, OnConflict::Refuse),
-                fast.clone(),
-            )
-            .unwrap();
-        let s = hub
-            .attach(
-                claim(2, path("b/m/slow"), SessionKind::Agent, OnConflict::Refuse),
-                slow.clone(),
-            )
-            .unwrap();
+        let f = attach(
+            &hub,
+            claim(1, path("a/m/fast"), SessionKind::Agent, OnConflict::Refuse),
+            fast.clone(),
+        )
+        .unwrap();
+        let s = attach(
+            &hub,
+            claim(2, path("b/m/slow"), SessionKind::Agent, OnConflict::Refuse),
+            slow.clone(),
+        )
+        .unwrap();
         let general = Name::channel("general").unwrap();
-        hub.subscribe(1, &general, 0, &s, PresenceChange::Joined, joined_frame);
-        hub.subscribe(1, &general, 0, &f, PresenceChange::Joined, joined_frame);
+        subscribe(
+            &hub,
+            1,
+            &general,
+            0,
+            &s,
+            PresenceChange::Joined,
+            joined_frame,
+        );
+        subscribe(
+            &hub,
+            1,
+            &general,
+            0,
+            &f,
+            PresenceChange::Joined,
+            joined_frame,
+        );
         for seq in 1..=10 {
             hub.publish(1, message(seq));
         }
@@ -654,7 +811,8 @@ mod tests {
     fn whispers_reach_only_live_paths() {
         let hub = Hub::default();
         let (a, mut ra) = outbox(8);
-        hub.attach(
+        attach(
+            &hub,
             claim(
                 1,
                 path("alice/laptop/tui"),
@@ -675,31 +833,47 @@ mod tests {
     fn unsubscribe_reports_other_sessions_of_the_same_user() {
         let hub = Hub::default();
         let (a, _ra) = outbox(8);
-        let tui = hub
-            .attach(
-                claim(
-                    1,
-                    path("alice/laptop/tui"),
-                    SessionKind::Human,
-                    OnConflict::Refuse,
-                ),
-                a.clone(),
-            )
-            .unwrap();
-        let bot = hub
-            .attach(
-                claim(
-                    1,
-                    path("alice/laptop/bot"),
-                    SessionKind::Agent,
-                    OnConflict::Refuse,
-                ),
-                a,
-            )
-            .unwrap();
+        let tui = attach(
+            &hub,
+            claim(
+                1,
+                path("alice/laptop/tui"),
+                SessionKind::Human,
+                OnConflict::Refuse,
+            ),
+            a.clone(),
+        )
+        .unwrap();
+        let bot = attach(
+            &hub,
+            claim(
+                1,
+                path("alice/laptop/bot"),
+                SessionKind::Agent,
+                OnConflict::Refuse,
+            ),
+            a,
+        )
+        .unwrap();
         let general = Name::channel("general").unwrap();
-        hub.subscribe(1, &general, 0, &tui, PresenceChange::Joined, joined_frame);
-        hub.subscribe(1, &general, 0, &bot, PresenceChange::Online, joined_frame);
+        subscribe(
+            &hub,
+            1,
+            &general,
+            0,
+            &tui,
+            PresenceChange::Joined,
+            joined_frame,
+        );
+        subscribe(
+            &hub,
+            1,
+            &general,
+            0,
+            &bot,
+            PresenceChange::Online,
+            joined_frame,
+        );
         assert!(hub.unsubscribe(1, &bot));
         assert!(!hub.unsubscribe(1, &tui));
     }
@@ -710,7 +884,8 @@ mod tests {
         let (tui, mut r_tui) = outbox(8);
         let (bot, mut r_bot) = outbox(8);
         let (other, mut r_other) = outbox(8);
-        hub.attach(
+        attach(
+            &hub,
             claim(
                 1,
                 path("alice/laptop/tui"),
@@ -720,18 +895,19 @@ mod tests {
             tui,
         )
         .unwrap();
-        let agent = hub
-            .attach(
-                claim(
-                    1,
-                    path("alice/laptop/bot"),
-                    SessionKind::Agent,
-                    OnConflict::Refuse,
-                ),
-                bot,
-            )
-            .unwrap();
-        hub.attach(
+        let agent = attach(
+            &hub,
+            claim(
+                1,
+                path("alice/laptop/bot"),
+                SessionKind::Agent,
+                OnConflict::Refuse,
+            ),
+            bot,
+        )
+        .unwrap();
+        attach(
+            &hub,
             claim(
                 2,
                 path("bob/desk/tui"),
@@ -776,7 +952,8 @@ mod tests {
         let hub = Hub::default();
         let (a, _ra) = outbox(8);
         let (b, _rb) = outbox(8);
-        hub.attach(
+        attach(
+            &hub,
             claim(
                 1,
                 path("alice/laptop/tui"),
@@ -786,7 +963,8 @@ mod tests {
             a.clone(),
         )
         .unwrap();
-        hub.attach(
+        attach(
+            &hub,
             claim(
                 1,
                 path("alice/desk/tui"),
@@ -799,5 +977,72 @@ mod tests {
         hub.revoke_machine(1, &Name::machine("laptop").unwrap());
         assert_eq!(a.control.reason().0, CloseReason::Revoked);
         assert!(!b.control.is_closed());
+    }
+
+    #[test]
+    fn a_removal_racing_a_join_wins() {
+        let hub = Hub::default();
+        let (b, _rb) = outbox(8);
+        let bob = attach(
+            &hub,
+            claim(2, path("bob/m/cli"), SessionKind::Agent, OnConflict::Refuse),
+            b,
+        )
+        .unwrap();
+        let general = Name::channel("general").unwrap();
+        // bob's join read the epoch and passed the membership check in the store ...
+        let checked = hub.epoch();
+        // ... then his removal committed and was applied before his subscription.
+        hub.remove_user_from_room(1, 2);
+        let room = RoomRef {
+            id: 1,
+            name: &general,
+            stored_last_seq: 0,
+        };
+        let late = hub.subscribe(room, &bob, PresenceChange::Joined, checked, joined_frame);
+        assert!(matches!(late, Err(Refusal::Stale)));
+        assert!(hub.who(Some(1)).is_empty(), "bob must not receive #general");
+    }
+
+    #[test]
+    fn a_machine_removal_racing_a_login_wins() {
+        let hub = Hub::default();
+        let (a, _ra) = outbox(8);
+        let checked = hub.epoch();
+        hub.revoke_machine(1, &Name::machine("laptop").unwrap());
+        let claim = claim(
+            1,
+            path("alice/laptop/tui"),
+            SessionKind::Human,
+            OnConflict::Refuse,
+        );
+        assert!(matches!(hub.attach(claim, a, checked), Err(Refusal::Stale)));
+        assert!(hub.who(None).is_empty());
+    }
+
+    #[test]
+    fn sessions_per_user_are_capped_but_a_replacement_still_fits() {
+        let hub = Hub::new(2);
+        let (a, _ra) = outbox(8);
+        let mine = |handle: &str, policy| {
+            claim(
+                1,
+                path(&format!("alice/laptop/{handle}")),
+                SessionKind::Agent,
+                policy,
+            )
+        };
+        attach(&hub, mine("one", OnConflict::Refuse), a.clone()).unwrap();
+        attach(&hub, mine("two", OnConflict::Refuse), a.clone()).unwrap();
+        let e = attach(&hub, mine("three", OnConflict::Refuse), a.clone()).unwrap_err();
+        assert_eq!(e.code, crate::net::protocol::ErrorCode::RateLimited);
+        assert!(e.message.contains("alice already has 2 sessions"), "{e}");
+        attach(&hub, mine("two", OnConflict::Replace), a.clone()).unwrap();
+        attach(
+            &hub,
+            claim(2, path("bob/m/x"), SessionKind::Agent, OnConflict::Refuse),
+            a,
+        )
+        .unwrap();
     }
 }

@@ -5,6 +5,7 @@
 //! pumps frames, `session` runs one connection's protocol, `hub` holds presence and fans out,
 //! `store` owns the database. Depends only on `net`.
 
+pub mod admission;
 pub mod hub;
 pub mod outbox;
 pub mod session;
@@ -22,9 +23,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::net::names::Name;
 
+use self::admission::{Admission, Limits};
 use self::hub::Hub;
 use self::session::Shared;
 use self::store::Store;
+
+/// Connections being told they were refused, at most, at once.
+const MAX_REFUSING: usize = 64;
 
 /// How long shutdown waits for connections to flush and close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +45,8 @@ pub struct ServerConfig {
     pub retention: Duration,
     /// Ping interval; a peer silent for three of them is reaped.
     pub heartbeat: Duration,
+    /// Caps on connections, sessions, channels and registrations.
+    pub limits: Limits,
 }
 
 /// The ping interval of a server nobody tuned.
@@ -53,6 +60,7 @@ impl ServerConfig {
             admins: Vec::new(),
             retention: Duration::from_secs(30 * 24 * 3600),
             heartbeat: DEFAULT_HEARTBEAT,
+            limits: Limits::default(),
         }
     }
 }
@@ -70,27 +78,43 @@ pub async fn run(
         .await
         .wrap_err("cannot read the server id")?;
     let shared = Shared {
-        hub: Arc::new(Hub::default()),
+        hub: Arc::new(Hub::new(config.limits.max_sessions_per_user)),
         store,
         server_id,
         admins: Arc::new(config.admins),
         heartbeat: config.heartbeat,
+        admission: Admission::new(config.limits),
     };
     let tracker = TaskTracker::new();
+    // Refusals in progress: each costs a task while it says why; past this many, a refused
+    // connection is simply closed.
+    let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => break,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                tracker.spawn(ws::serve_connection(
-                    stream,
-                    peer,
-                    shared.clone(),
-                    shutdown.clone(),
-                ));
-            }
+            Ok((stream, peer)) => match shared.admission.admit(peer.ip()) {
+                Ok(slot) => {
+                    tracker.spawn(ws::serve_connection(
+                        stream,
+                        peer,
+                        slot,
+                        shared.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+                Err(refusal) => {
+                    tracing::debug!(%peer, %refusal, "connection refused");
+                    if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                        tracker.spawn(async move {
+                            ws::refuse_connection(stream, refusal).await;
+                            drop(permit);
+                        });
+                    }
+                }
+            },
             Err(e) => {
                 // Out of file descriptors and the like: wait a moment instead of spinning.
                 tracing::warn!(%e, "accept failed");
@@ -111,7 +135,8 @@ pub async fn run(
 
 /// `conclave serve`: binds, prints `listening on ADDR` as the first line of stdout, and runs
 /// until Ctrl-C or SIGTERM.
-pub async fn serve(bind: &str, config: ServerConfig) -> Result<()> {
+pub async fn serve(bind: &str, mut config: ServerConfig) -> Result<()> {
+    admission::fit_to_file_limit(&mut config.limits);
     let listener = TcpListener::bind(bind)
         .await
         .wrap_err_with(|| format!("cannot listen on {bind}"))?;

@@ -2,8 +2,9 @@
 //! request at a time. Transport-free: frames come in on a channel and encoded frames go out on
 //! another, so the same code runs over channel pairs in tests. `ws.rs` owns the socket.
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
@@ -17,7 +18,8 @@ use crate::net::protocol::{
     check_text,
 };
 
-use super::hub::{Attached, Claim, Hub, Outbox};
+use super::admission::Admission;
+use super::hub::{Attached, Claim, Hub, Outbox, Refusal, RoomRef};
 use super::store::{Account, Append, Store, UserId, now_ms};
 
 /// Sends one session may have queued for the store at once.
@@ -45,6 +47,7 @@ pub struct Shared {
     pub admins: Arc<Vec<Name>>,
     /// Ping interval of every connection (see `ws.rs`).
     pub heartbeat: Duration,
+    pub admission: Arc<Admission>,
 }
 
 /// Who this connection is, once authenticated.
@@ -63,17 +66,22 @@ impl Me {
 }
 
 /// Runs a connection's session until the peer leaves, breaks the protocol, or is told to close.
-pub async fn run(shared: Shared, inbound: mpsc::Receiver<Inbound>, outbox: Outbox) {
-    serve(shared, inbound, &outbox).await;
+pub async fn run(shared: Shared, peer: IpAddr, inbound: mpsc::Receiver<Inbound>, outbox: Outbox) {
+    serve(shared, peer, inbound, &outbox).await;
     // Whatever ended the session ends the connection too (a no-op if something else did).
     outbox.control.close(CloseReason::Protocol, "session ended");
 }
 
-async fn serve(shared: Shared, mut inbound: mpsc::Receiver<Inbound>, outbox: &Outbox) {
+async fn serve(
+    shared: Shared,
+    peer: IpAddr,
+    mut inbound: mpsc::Receiver<Inbound>,
+    outbox: &Outbox,
+) {
     let outbox = outbox.clone();
     let control = outbox.control.clone();
     let me = tokio::select! {
-        result = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared, &mut inbound, &outbox)) => match result {
+        result = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared, peer, &mut inbound, &outbox)) => match result {
             Ok(Ok(me)) => me,
             Ok(Err(e)) => {
                 outbox.deliver_frame(&ServerFrame::error(None, e));
@@ -123,6 +131,7 @@ async fn next_frame(inbound: &mut mpsc::Receiver<Inbound>) -> Result<ClientFrame
 
 async fn handshake(
     shared: &Shared,
+    peer: IpAddr,
     inbound: &mut mpsc::Receiver<Inbound>,
     outbox: &Outbox,
 ) -> Result<Me, ProtocolError> {
@@ -158,46 +167,17 @@ async fn handshake(
         server_id: shared.server_id.clone(),
     });
 
-    let proves = |key: &[u8], sig: &[u8]| {
-        verify_challenge(key, sig, &shared.server_id, &nonce, &handle, kind)
-    };
-    let account: Account = match next_frame(inbound).await? {
+    let (public_key, signature, registering) = match next_frame(inbound).await? {
         ClientFrame::Auth {
             public_key,
             signature,
-        } => {
-            if !proves(&public_key, &signature) {
-                return Err(ProtocolError::forbidden(
-                    "the signature does not match the key",
-                ));
-            }
-            shared
-                .store
-                .call(move |db| db.account_by_key(&public_key))
-                .await?
-                .ok_or_else(|| {
-                    ProtocolError::forbidden(
-                        "this key is not enrolled here: run `conclave register NAME` first",
-                    )
-                })?
-        }
+        } => (public_key, signature, None),
         ClientFrame::Register {
             username,
             machine,
             public_key,
             signature,
-        } => {
-            // Possession is proven before anything is written.
-            if !proves(&public_key, &signature) {
-                return Err(ProtocolError::forbidden(
-                    "the signature does not match the key",
-                ));
-            }
-            shared
-                .store
-                .call(move |db| db.register(&username, &machine, &public_key))
-                .await?
-        }
+        } => (public_key, signature, Some((username, machine))),
         other => {
             return Err(ProtocolError::invalid(format!(
                 "expected auth or register, got {}",
@@ -205,17 +185,59 @@ async fn handshake(
             )));
         }
     };
-    let base = SessionPath::new(account.user.clone(), account.machine.clone(), handle);
-    let attached = shared.hub.attach(
-        Claim {
+    // Possession is proven before anything is read or written.
+    if !verify_challenge(
+        &public_key,
+        &signature,
+        &shared.server_id,
+        &nonce,
+        &handle,
+        kind,
+    ) {
+        return Err(ProtocolError::forbidden(
+            "the signature does not match the key",
+        ));
+    }
+    if let Some((username, machine)) = registering {
+        let now = Instant::now();
+        shared.admission.may_register(peer, now)?;
+        let key = public_key.clone();
+        shared
+            .store
+            .call(move |db| db.register(&username, &machine, &key))
+            .await?;
+        shared.admission.registered(peer, now);
+    }
+    let mut tries = 0;
+    let (account, attached) = loop {
+        let checked = shared.hub.epoch();
+        let key = public_key.clone();
+        let account: Account = shared
+            .store
+            .call(move |db| db.account_by_key(&key))
+            .await?
+            .ok_or_else(|| {
+                ProtocolError::forbidden(
+                    "this key is not enrolled here: run `conclave register NAME` first",
+                )
+            })?;
+        let base = SessionPath::new(
+            account.user.clone(),
+            account.machine.clone(),
+            handle.clone(),
+        );
+        let claim = Claim {
             user_id: account.user_id,
             base,
             kind,
             policy,
-            instance,
-        },
-        outbox.clone(),
-    )?;
+            instance: instance.clone(),
+        };
+        let attaching = shared.hub.attach(claim, outbox.clone(), checked);
+        if let Some(done) = settled(attaching, &mut tries) {
+            break (account, done?);
+        }
+    };
     outbox.deliver_frame(&ServerFrame::Welcome {
         path: attached.path.clone(),
         server_id: shared.server_id.clone(),
@@ -249,8 +271,10 @@ async fn handle(
             channel,
             visibility,
         } => {
+            let admin = shared.admins.contains(&me.path().user);
+            let max = (!admin).then_some(shared.admission.limits().max_channels_per_user);
             let channel = store
-                .call(move |db| db.create_channel(&channel, visibility, user))
+                .call(move |db| db.create_channel(&channel, visibility, user, max))
                 .await?;
             Ok(Some(ServerFrame::ChannelCreated { id, channel }))
         }
@@ -259,34 +283,43 @@ async fn handle(
             Ok(Some(ServerFrame::Channels { id, channels }))
         }
         ClientFrame::Join { id, channel } => {
-            let handle = me.path().session.clone();
-            let joining = store
-                .call(move |db| db.join(&channel, user, &handle))
-                .await?;
-            let change = if joining.new_member {
-                PresenceChange::Joined
-            } else {
-                PresenceChange::Online
-            };
-            let read_seq = joining.read_seq;
-            let channel = joining.channel;
-            shared.hub.subscribe(
-                channel.id,
-                &channel.name,
-                channel.last_seq,
-                &me.attached,
-                change,
-                |last_seq| ServerFrame::Joined {
-                    id,
-                    channel: crate::net::protocol::ChannelInfo {
-                        name: channel.name.clone(),
-                        visibility: channel.visibility,
-                        member: true,
-                        last_seq,
-                    },
-                    read_seq,
-                },
-            );
+            let mut tries = 0;
+            loop {
+                let checked = shared.hub.epoch();
+                let handle = me.path().session.clone();
+                let name = channel.clone();
+                let joining = store.call(move |db| db.join(&name, user, &handle)).await?;
+                let change = if joining.new_member {
+                    PresenceChange::Joined
+                } else {
+                    PresenceChange::Online
+                };
+                let read_seq = joining.read_seq;
+                let channel = joining.channel;
+                let room = RoomRef {
+                    id: channel.id,
+                    name: &channel.name,
+                    stored_last_seq: channel.last_seq,
+                };
+                let subscribing =
+                    shared
+                        .hub
+                        .subscribe(room, &me.attached, change, checked, |last_seq| {
+                            ServerFrame::Joined {
+                                id,
+                                channel: crate::net::protocol::ChannelInfo {
+                                    name: channel.name.clone(),
+                                    visibility: channel.visibility,
+                                    member: true,
+                                    last_seq,
+                                },
+                                read_seq,
+                            }
+                        });
+                if let Some(done) = settled(subscribing, &mut tries) {
+                    break done?;
+                }
+            }
             Ok(None)
         }
         ClientFrame::Leave { id, channel } => {
@@ -333,30 +366,31 @@ async fn handle(
                 .acquire_owned()
                 .await
                 .map_err(|_| ProtocolError::internal("the session is closing"))?;
-            store.append(Append {
-                channel,
-                sender_id: user,
-                from: me.path().clone(),
-                client_id,
-                text,
-                then: Box::new(move |result| match result {
-                    Ok(stored) => {
-                        drop(in_flight);
-                        ack_to.deliver_frame(&ServerFrame::Sent {
-                            id,
-                            channel: stored.message.channel.clone(),
-                            seq: stored.message.seq,
-                            ts: stored.message.ts,
-                            duplicate: stored.duplicate,
-                        });
-                        if !stored.duplicate {
-                            hub.publish(stored.channel_id, stored.message);
+            store
+                .append(Append {
+                    channel,
+                    sender_id: user,
+                    from: me.path().clone(),
+                    client_id,
+                    text,
+                    then: Box::new(move |result| match result {
+                        Ok(stored) => {
+                            drop(in_flight);
+                            ack_to.deliver_frame(&ServerFrame::Sent {
+                                id,
+                                channel: stored.message.channel.clone(),
+                                seq: stored.message.seq,
+                                ts: stored.message.ts,
+                                duplicate: stored.duplicate,
+                            });
+                            if !stored.duplicate {
+                                hub.publish(stored.channel_id, stored.message);
+                            }
                         }
-                    }
-                    Err(e) => ack_to.deliver_frame(&ServerFrame::error(Some(id), e)),
-                }),
-            })
-            .await;
+                        Err(e) => ack_to.deliver_frame(&ServerFrame::error(Some(id), e)),
+                    }),
+                })
+                .await;
             Ok(None)
         }
         ClientFrame::Whisper { id, to, text } => {
@@ -526,6 +560,26 @@ async fn handle(
             shared.hub.revoke_machine(user, &machine);
             Ok(None)
         }
+    }
+}
+
+/// Times a store check is repeated because a revocation raced it, before giving up.
+const MAX_SETTLE_TRIES: usize = 8;
+
+/// The outcome of a store check followed by a hub change that grants access, or `None` when
+/// a revocation happened between the two and the check must run again. So a removal racing a
+/// join or a login always wins.
+fn settled<T>(result: Result<T, Refusal>, tries: &mut usize) -> Option<Result<T, ProtocolError>> {
+    match result {
+        Ok(value) => Some(Ok(value)),
+        Err(Refusal::Refused(e)) => Some(Err(e)),
+        Err(Refusal::Stale) if *tries + 1 < MAX_SETTLE_TRIES => {
+            *tries += 1;
+            None
+        }
+        Err(Refusal::Stale) => Some(Err(ProtocolError::internal(
+            "access rights kept changing while this was checked; try again",
+        ))),
     }
 }
 

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS channels (
     last_seq INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS channels_creator ON channels (creator_id);
 CREATE TABLE IF NOT EXISTS memberships (
     channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -607,8 +608,23 @@ impl Db {
         name: &Name,
         visibility: Visibility,
         creator: UserId,
+        max_per_creator: Option<usize>,
     ) -> Result<ChannelInfo, ProtocolError> {
         let tx = self.conn.transaction().map_err(internal)?;
+        if let Some(max) = max_per_creator {
+            let made: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM channels WHERE creator_id = ?1",
+                    [creator],
+                    |r| r.get(0),
+                )
+                .map_err(internal)?;
+            if usize::try_from(made).unwrap_or(usize::MAX) >= max {
+                return Err(ProtocolError::rate_limited(format!(
+                    "you have created {made} channels, the most one user may; ask a server admin"
+                )));
+            }
+        }
         let now = now_ms();
         let inserted = tx
             .execute(
@@ -976,7 +992,7 @@ mod tests {
         let alice = db
             .register(&name("alice"), &name("laptop"), &[1; 32])
             .unwrap();
-        db.create_channel(&name("general"), Visibility::Public, alice.user_id)
+        db.create_channel(&name("general"), Visibility::Public, alice.user_id, None)
             .unwrap();
         (db, alice)
     }
@@ -1104,9 +1120,9 @@ mod tests {
         let e = append(&mut db, &bob, "b1", "hi").unwrap_err();
         assert_eq!(e.code, crate::net::protocol::ErrorCode::Forbidden);
 
-        db.create_channel(&name("secret"), Visibility::Private, alice.user_id)
+        db.create_channel(&name("secret"), Visibility::Private, alice.user_id, None)
             .unwrap();
-        db.create_channel(&name("quiet"), Visibility::Unlisted, alice.user_id)
+        db.create_channel(&name("quiet"), Visibility::Unlisted, alice.user_id, None)
             .unwrap();
         let listed: Vec<String> = db
             .list_channels(bob.user_id)
@@ -1227,5 +1243,20 @@ mod tests {
         assert_eq!(queued, 3, "the blocking call holds one job's share");
         release.send(()).unwrap();
         assert!(blocker.await.unwrap().unwrap());
+    }
+
+    #[test]
+    fn channels_per_creator_are_capped() {
+        let (mut db, alice) = setup();
+        // `setup` made #general: one more fits under a cap of two.
+        db.create_channel(&name("c1"), Visibility::Public, alice.user_id, Some(2))
+            .unwrap();
+        let e = db
+            .create_channel(&name("c2"), Visibility::Public, alice.user_id, Some(2))
+            .unwrap_err();
+        assert_eq!(e.code, crate::net::protocol::ErrorCode::RateLimited);
+        assert!(e.message.contains("you have created 2 channels"), "{e}");
+        db.create_channel(&name("c2"), Visibility::Public, alice.user_id, None)
+            .unwrap();
     }
 }

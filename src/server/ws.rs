@@ -20,6 +20,7 @@ use crate::net::protocol::{
     CloseReason, MAX_FRAME_BYTES, MAX_WIRE_BYTES, ProtocolError, ServerFrame,
 };
 
+use super::admission::Slot;
 use super::outbox::{Control, Frames, MAX_QUEUED_BYTES, Outbox};
 use super::session::{self, Inbound, Shared};
 
@@ -61,9 +62,12 @@ type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
 pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    slot: Slot,
     shared: Shared,
     shutdown: CancellationToken,
 ) {
+    // Held until the connection is fully done; dropping it frees the slot.
+    let _slot = slot;
     let _ = stream.set_nodelay(true);
     let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(socket_config()));
     let socket = match tokio::time::timeout(session::HANDSHAKE_TIMEOUT, upgrade).await {
@@ -84,7 +88,7 @@ pub async fn serve_connection(
     let heartbeat = shared.heartbeat;
     let silence_timeout = heartbeat * MISSED_HEARTBEATS;
     let writer = tokio::spawn(write_pump(sink, out_rx, control.clone(), heartbeat));
-    let session = tokio::spawn(session::run(shared, in_rx, outbox));
+    let session = tokio::spawn(session::run(shared, peer.ip(), in_rx, outbox));
 
     loop {
         let next = tokio::select! {
@@ -130,6 +134,24 @@ pub async fn serve_connection(
     let _ = session.await;
     control.close(CloseReason::Protocol, "connection closed");
     let _ = writer.await;
+}
+
+/// How long a refused connection gets to hear why.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Tells a connection the server will not take it, and why (as an error frame, which a client
+/// reports and retries later), then closes it. Bounded in time: a peer that does not complete
+/// the upgrade is simply dropped.
+pub async fn refuse_connection(stream: TcpStream, refusal: ProtocolError) {
+    let refuse = async {
+        let mut socket =
+            tokio_tungstenite::accept_async_with_config(stream, Some(socket_config())).await?;
+        if let Some(bytes) = session::encoded(&ServerFrame::error(None, refusal)) {
+            socket.send(Message::Binary(bytes)).await?;
+        }
+        socket.close(None).await
+    };
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse).await;
 }
 
 /// Writes queued frames, batching whatever is ready into one flush, and pings when idle. When

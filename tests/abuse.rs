@@ -1,0 +1,255 @@
+//! Attacks on a server on loopback, each the reproduction of one that once worked: a client
+//! that asks and never reads, one account taking every connection slot, mass registration and
+//! channel creation, and a removal racing a join into a private channel.
+#![allow(clippy::unwrap_used)]
+
+mod inproc;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use conclave::net::codec;
+use conclave::net::identity::Identity;
+use conclave::net::link::{LinkEvent, Login, Resume};
+use conclave::net::names::Name;
+use conclave::net::protocol::{
+    ClientFrame, CloseReason, ErrorCode, MAX_HISTORY_PAGE, MAX_TEXT_BYTES, ServerFrame,
+    SessionKind, Visibility,
+};
+use conclave::server::ServerConfig;
+use conclave::server::admission::Limits;
+use inproc::*;
+
+fn with_limits(limits: Limits) -> ServerConfig {
+    ServerConfig {
+        limits,
+        ..ServerConfig::ephemeral()
+    }
+}
+
+/// Waits until `check` holds, polling; fails the test after `WAIT`.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_asks_and_never_reads_is_closed_after_a_few_mib() {
+    let server = start().await;
+    let alice = client(&server, "alice", "a").await;
+    let general = Name::channel("general").unwrap();
+    alice
+        .link
+        .create_channel(&general, Visibility::Public)
+        .await
+        .unwrap();
+    alice.link.join(&general, Resume::Live).await.unwrap();
+    let big = "x".repeat(MAX_TEXT_BYTES - 100);
+    for _ in 0..20 {
+        alice.link.send(&general, &big).await.unwrap();
+    }
+
+    // Each answer is a ~250 KiB history page; 200 of them would be 50 MiB held for one peer.
+    const ASKED: u64 = 200;
+    let mut mallory = raw_login(&server, "mallory").await;
+    for id in 1..=ASKED {
+        let ask = ClientFrame::History {
+            id,
+            channel: general.clone(),
+            after: Some(0),
+            before: None,
+            limit: MAX_HISTORY_PAGE,
+        };
+        mallory
+            .send(Message::Binary(codec::encode(&ask).unwrap().into()))
+            .await
+            .unwrap();
+    }
+    // Without reading a byte: the server gives up on mallory and says so to nobody else.
+    eventually("mallory is dropped", || async {
+        let who = alice.link.who(None).await.unwrap();
+        !who.sessions
+            .iter()
+            .any(|s| s.path.user.as_str() == "mallory")
+    })
+    .await;
+
+    let mut answers = 0;
+    let mut closing = None;
+    loop {
+        match tokio::time::timeout(WAIT, mallory.next()).await.unwrap() {
+            Some(Ok(Message::Binary(bytes))) => match codec::decode_limited(&bytes, 2 << 20) {
+                Ok(ServerFrame::History { .. }) => answers += 1,
+                Ok(ServerFrame::Closing { reason, .. }) => closing = Some(reason),
+                _ => {}
+            },
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    assert!(
+        answers < ASKED,
+        "all {answers} answers were held for a peer that never read"
+    );
+    // The farewell frame may be lost: the server closes with mallory's unread requests still
+    // in its receive buffer, which resets the connection.
+    assert!(matches!(closing, None | Some(CloseReason::TooSlow)), "{closing:?}");
+    // Everyone else carries on.
+    alice.link.send(&general, "still here").await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_account_cannot_take_every_slot_and_refusals_say_why() {
+    let server = start_with(with_limits(Limits {
+        max_sessions_per_user: 2,
+        max_connections_per_address: 4,
+        ..Limits::default()
+    }))
+    .await;
+    let identity = Arc::new(Identity::generate().unwrap());
+    let register = Login::Register {
+        username: Name::user("alice").unwrap(),
+        machine: Name::machine("m").unwrap(),
+    };
+    let (one, mut one_events) = connect(&server, identity.clone(), register, "one", false);
+    assert!(matches!(
+        next_event(&mut one_events).await,
+        LinkEvent::Connected { .. }
+    ));
+    let (_two, mut two_events) = connect(&server, identity.clone(), Login::Key, "two", false);
+    assert!(matches!(
+        next_event(&mut two_events).await,
+        LinkEvent::Connected { .. }
+    ));
+    let (_three, mut three_events) = connect(&server, identity.clone(), Login::Key, "three", false);
+    match next_event(&mut three_events).await {
+        LinkEvent::Closed { reason } | LinkEvent::Disconnected { reason, .. } => {
+            assert!(reason.contains("alice already has 2 sessions"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // Two connections are open from 127.0.0.1; two more fit, the fifth is told why.
+    let _bob = client(&server, "bob", "b").await;
+    let _carol = client(&server, "carol", "c").await;
+    let mut refused = raw(&server).await;
+    match raw_next(&mut refused).await {
+        Some(ServerFrame::Error { code, message, .. }) => {
+            assert_eq!(code, ErrorCode::RateLimited);
+            assert!(
+                message.contains("127.0.0.1 already has 4 connections"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(raw_next(&mut refused).await.is_none());
+
+    // A slot freed is a slot taken again: the server kept accepting.
+    drop(one);
+    let dan = async {
+        loop {
+            let mut ws = raw(&server).await;
+            let hello = ClientFrame::Hello {
+                version: conclave::net::protocol::PROTOCOL_VERSION,
+                handle: Name::handle("x").unwrap(),
+                kind: SessionKind::Agent,
+                on_conflict: conclave::net::protocol::OnConflict::Suffix,
+                instance: None,
+            };
+            ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
+                .await
+                .unwrap();
+            if let Some(ServerFrame::Challenge { .. }) = raw_next(&mut ws).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, dan).await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn registrations_and_channels_are_capped_with_clear_refusals() {
+    let server = start_with(with_limits(Limits {
+        registrations_per_address_per_hour: 2,
+        max_channels_per_user: 2,
+        ..Limits::default()
+    }))
+    .await;
+    let alice = client(&server, "alice", "a").await;
+    let _bob = client(&server, "bob", "b").await;
+    let login = Login::Register {
+        username: Name::user("carol").unwrap(),
+        machine: Name::machine("m").unwrap(),
+    };
+    let (_carol, mut events) = connect(
+        &server,
+        Arc::new(Identity::generate().unwrap()),
+        login,
+        "c",
+        false,
+    );
+    match next_event(&mut events).await {
+        LinkEvent::Closed { reason } | LinkEvent::Disconnected { reason, .. } => assert!(
+            reason.contains("2 accounts were registered from 127.0.0.1 in the last hour"),
+            "{reason}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    for name in ["one", "two"] {
+        let channel = Name::channel(name).unwrap();
+        alice
+            .link
+            .create_channel(&channel, Visibility::Public)
+            .await
+            .unwrap();
+    }
+    let third = Name::channel("three").unwrap();
+    let refused = alice
+        .link
+        .create_channel(&third, Visibility::Public)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("you have created 2 channels"), "{refused}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_racing_a_join_always_wins() {
+    let server = start().await;
+    let alice = client(&server, "alice", "a").await;
+    let bob = client(&server, "bob", "b").await;
+    let secret = Name::channel("secret").unwrap();
+    let bob_name = Name::user("bob").unwrap();
+    alice
+        .link
+        .create_channel(&secret, Visibility::Private)
+        .await
+        .unwrap();
+    for round in 0..300 {
+        alice.link.add_member(&secret, &bob_name).await.unwrap();
+        let (joined, removed) = tokio::join!(
+            bob.link.join(&secret, Resume::Live),
+            alice.link.remove_member(&secret, &bob_name),
+        );
+        removed.unwrap();
+        let who = alice.link.who(Some(&secret)).await.unwrap();
+        let leaked = who.sessions.iter().any(|s| s.path.user == bob_name);
+        assert!(
+            !leaked,
+            "round {round}: bob was removed but still receives #secret (join: {joined:?})"
+        );
+    }
+    server.stop().await;
+}
