@@ -99,7 +99,10 @@ async fn a_client_that_asks_and_never_reads_is_closed_after_a_few_mib() {
     );
     // The farewell frame may be lost: the server closes with mallory's unread requests still
     // in its receive buffer, which resets the connection.
-    assert!(matches!(closing, None | Some(CloseReason::TooSlow)), "{closing:?}");
+    assert!(
+        matches!(closing, None | Some(CloseReason::TooSlow)),
+        "{closing:?}"
+    );
     // Everyone else carries on.
     alice.link.send(&general, "still here").await.unwrap();
     server.stop().await;

@@ -378,3 +378,40 @@ fn server_admins_named_by_the_operator_can_manage_any_channel() {
     root.ok(&["channel", "add", "hideout", "bob"]);
     assert!(bob.ok(&["channel", "list"]).contains("hideout"));
 }
+
+#[test]
+fn a_server_refuses_an_emptied_database_and_never_says_listening_when_it_cannot_open() {
+    let mut server = Server::start();
+    let _alice = User::register("alice", &server);
+    assert!(server.stop("TERM").success());
+    let data = server.data.path();
+    for name in ["conclave.db-wal", "conclave.db-shm"] {
+        let _ = std::fs::remove_file(data.join(name));
+    }
+    std::fs::File::create(data.join("conclave.db")).unwrap();
+
+    let operator = User::unregistered("operator");
+    let serve = |dir: &std::path::Path| {
+        operator.run(&[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ])
+    };
+    let out = serve(data);
+    assert!(!out.status.success(), "an emptied database must not start");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+    let said = common::stderr(&out);
+    assert!(
+        said.contains("is empty, but this directory belonged to server"),
+        "{said}"
+    );
+
+    // A data dir that cannot be used at all: refused before `listening on`.
+    let not_a_dir = data.join("server-id");
+    let out = serve(&not_a_dir);
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+}

@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod hub;
 pub mod outbox;
+pub mod server_id;
 pub mod session;
 pub mod store;
 pub mod ws;
@@ -65,18 +66,16 @@ impl ServerConfig {
     }
 }
 
-/// Accepts connections on `listener` until `shutdown` fires, then tells every session,
-/// waits for them to flush (bounded by a timeout) and returns.
-pub async fn run(
-    listener: TcpListener,
-    config: ServerConfig,
-    shutdown: CancellationToken,
-) -> Result<()> {
+/// A server whose store is open and identity settled, ready to accept connections.
+pub struct Opened {
+    shared: Shared,
+}
+
+/// Opens the store and settles the server's identity. Everything that can refuse to start
+/// happens here, before anything is printed or accepted.
+pub async fn open(config: ServerConfig) -> Result<Opened> {
     let store = Store::open(config.data_dir.as_deref(), config.retention)?;
-    let server_id = store
-        .call(|db| db.server_id())
-        .await
-        .wrap_err("cannot read the server id")?;
+    let server_id = server_id::server_id(&store, config.data_dir.as_deref()).await?;
     let shared = Shared {
         hub: Arc::new(Hub::new(config.limits.max_sessions_per_user)),
         store,
@@ -85,6 +84,26 @@ pub async fn run(
         heartbeat: config.heartbeat,
         admission: Admission::new(config.limits),
     };
+    Ok(Opened { shared })
+}
+
+/// Opens the server (see `open`) and accepts connections on `listener` until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    accept(listener, open(config).await?, shutdown).await
+}
+
+/// Accepts connections on `listener` until `shutdown` fires, then tells every session,
+/// waits for them to flush (bounded by a timeout) and returns.
+pub async fn accept(
+    listener: TcpListener,
+    opened: Opened,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let Opened { shared } = opened;
     let tracker = TaskTracker::new();
     // Refusals in progress: each costs a task while it says why; past this many, a refused
     // connection is simply closed.
@@ -145,6 +164,8 @@ pub async fn serve(bind: &str, mut config: ServerConfig) -> Result<()> {
         Some(dir) => tracing::info!(data_dir = %dir.display(), "using data directory"),
         None => tracing::info!("ephemeral: nothing is written to disk"),
     }
+    let opened = open(config).await?;
+    // Only now: whoever waits for this line may rely on a working server.
     println!("listening on {addr}");
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
@@ -153,7 +174,7 @@ pub async fn serve(bind: &str, mut config: ServerConfig) -> Result<()> {
         tracing::info!("shutting down");
         signal.cancel();
     });
-    run(listener, config, shutdown).await
+    accept(listener, opened, shutdown).await
 }
 
 async fn wait_for_signal() {

@@ -348,30 +348,24 @@ impl Db {
         Ok(Self { conn })
     }
 
-    /// This server's random id, made on first start and kept, so signatures for it stay
-    /// valid across restarts and never for any other server.
-    pub fn server_id(&mut self) -> Result<String, ProtocolError> {
-        let existing: Option<String> = self
-            .conn
+    /// The id this database belongs to, if it was ever started (see `server::server_id`).
+    pub fn stored_server_id(&mut self) -> Result<Option<String>, ProtocolError> {
+        self.conn
             .query_row("SELECT value FROM meta WHERE key = 'server_id'", [], |r| {
                 r.get(0)
             })
             .optional()
-            .map_err(internal)?;
-        if let Some(id) = existing {
-            return Ok(id);
-        }
-        let mut bytes = [0u8; 16];
-        crate::net::identity::random_bytes(&mut bytes)
-            .map_err(|e| ProtocolError::internal(e.to_string()))?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            .map_err(internal)
+    }
+
+    pub fn save_server_id(&mut self, id: &str) -> Result<(), ProtocolError> {
         self.conn
             .execute(
                 "INSERT INTO meta (key, value) VALUES ('server_id', ?1)",
-                [&id],
+                [id],
             )
             .map_err(internal)?;
-        Ok(id)
+        Ok(())
     }
 
     pub fn account_by_key(&mut self, key: &[u8]) -> Result<Option<Account>, ProtocolError> {
@@ -1197,10 +1191,11 @@ mod tests {
             let mut db = Db::open(Some(dir.path())).unwrap();
             db.register(&name("alice"), &name("laptop"), &[1; 32])
                 .unwrap();
-            db.server_id().unwrap()
+            db.save_server_id("s1").unwrap();
+            "s1"
         };
         let mut db = Db::open(Some(dir.path())).unwrap();
-        assert_eq!(db.server_id().unwrap(), id);
+        assert_eq!(db.stored_server_id().unwrap().as_deref(), Some(id));
         assert!(db.account_by_key(&[1; 32]).unwrap().is_some());
     }
 
