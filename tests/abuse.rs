@@ -256,3 +256,37 @@ async fn a_removal_racing_a_join_always_wins() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_channel_list_comes_in_pages_no_answer_outgrows_a_frame() {
+    let server = start_with(with_limits(Limits {
+        max_channels_per_user: 2_000,
+        ..Limits::default()
+    }))
+    .await;
+    let alice = client(&server, "alice", "a").await;
+    let made = 2 * conclave::net::protocol::MAX_CHANNEL_PAGE as usize + 7;
+    for n in 0..made {
+        let channel = Name::channel(&format!("room-{n:05}")).unwrap();
+        alice
+            .link
+            .create_channel(&channel, Visibility::Public)
+            .await
+            .unwrap();
+    }
+    // Asking for everything at once gets one capped page and a way on.
+    let page = alice
+        .link
+        .list_channels_page(None, Some(u32::MAX))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.channels.len(),
+        conclave::net::protocol::MAX_CHANNEL_PAGE as usize
+    );
+    assert!(page.more);
+    let all = alice.link.list_channels().await.unwrap();
+    assert_eq!(all.len(), made);
+    assert!(all.windows(2).all(|w| w[0].name < w[1].name));
+    server.stop().await;
+}

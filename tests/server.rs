@@ -144,7 +144,12 @@ async fn garbage_and_oversized_frames_get_errors_and_spare_other_clients() {
 
     // A request before the handshake is refused the same way.
     let mut ws = raw(&server).await;
-    let frame = codec::encode(&ClientFrame::ListChannels { id: 1 }).unwrap();
+    let frame = codec::encode(&ClientFrame::ListChannels {
+        id: 1,
+        after: None,
+        limit: None,
+    })
+    .unwrap();
     ws.send(Message::Binary(frame.into())).await.unwrap();
     assert!(matches!(
         raw_next(&mut ws).await,
@@ -263,7 +268,12 @@ async fn undecodable_requests_after_login_are_answered_by_id_and_the_connection_
         }
         other => panic!("expected too_large for 9, got {other:?}"),
     }
-    let list = codec::encode(&ClientFrame::ListChannels { id: 8 }).unwrap();
+    let list = codec::encode(&ClientFrame::ListChannels {
+        id: 8,
+        after: None,
+        limit: None,
+    })
+    .unwrap();
     ws.send(Message::Binary(list.into())).await.unwrap();
     assert!(matches!(
         raw_next(&mut ws).await,

@@ -86,7 +86,11 @@ mod tests {
                 channel: name("general"),
                 visibility: Visibility::Private,
             },
-            ClientFrame::ListChannels { id: 2 },
+            ClientFrame::ListChannels {
+                id: 2,
+                after: None,
+                limit: None,
+            },
             ClientFrame::Join {
                 id: 3,
                 channel: name("general"),
@@ -183,6 +187,7 @@ mod tests {
             ServerFrame::Channels {
                 id: 2,
                 channels: vec![info.clone()],
+                more: true,
             },
             ServerFrame::Joined {
                 id: 3,
@@ -279,7 +284,12 @@ mod tests {
     #[test]
     fn frames_are_maps_tagged_by_type_with_named_fields() {
         // Pinned bytes: a change here breaks every deployed peer.
-        let bytes = encode(&ClientFrame::ListChannels { id: 2 }).unwrap();
+        let bytes = encode(&ClientFrame::ListChannels {
+            id: 2,
+            after: None,
+            limit: None,
+        })
+        .unwrap();
         assert_eq!(
             bytes,
             [

@@ -195,6 +195,14 @@ pub struct HistoryPage {
 }
 
 /// Answer to `who`.
+/// A page of the channel list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelPage {
+    pub channels: Vec<ChannelInfo>,
+    /// More follow the last one.
+    pub more: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WhoReport {
     pub sessions: Vec<SessionInfo>,
@@ -363,9 +371,34 @@ impl LinkHandle {
         .await
     }
 
+    /// Every channel this user may see, fetched a page at a time.
     pub async fn list_channels(&self) -> Result<Vec<ChannelInfo>, LinkError> {
-        match self.request(ClientFrame::ListChannels { id: 0 }).await? {
-            ServerFrame::Channels { channels, .. } => Ok(channels),
+        let mut all = Vec::new();
+        loop {
+            let after = all.last().map(|c: &ChannelInfo| c.name.clone());
+            let page = self.list_channels_page(after, None).await?;
+            all.extend(page.channels);
+            if !page.more {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// One page of the channels this user may see: those named after `after`.
+    pub async fn list_channels_page(
+        &self,
+        after: Option<Name>,
+        limit: Option<u32>,
+    ) -> Result<ChannelPage, LinkError> {
+        match self
+            .request(ClientFrame::ListChannels {
+                id: 0,
+                after,
+                limit,
+            })
+            .await?
+        {
+            ServerFrame::Channels { channels, more, .. } => Ok(ChannelPage { channels, more }),
             other => Err(LinkError::Unexpected(other.kind())),
         }
     }

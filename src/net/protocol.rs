@@ -22,6 +22,9 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// reading on would mean buffering whatever the peer cares to send.
 pub const MAX_WIRE_BYTES: usize = 1024 * 1024;
 
+/// Most channels in one `Channels` answer, so no list can outgrow a frame.
+pub const MAX_CHANNEL_PAGE: u32 = 500;
+
 /// Largest message or whisper body, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 16 * 1024;
 
@@ -329,8 +332,15 @@ pub enum ClientFrame {
         channel: Name,
         visibility: Visibility,
     },
-    /// List the channels this user may see.
-    ListChannels { id: u64 },
+    /// List the channels this user may see, by name, a page at a time: those after `after`,
+    /// at most `limit` (capped at `MAX_CHANNEL_PAGE`).
+    ListChannels {
+        id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<Name>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Become a member (if not yet) and receive the channel's messages live from now on.
     Join { id: u64, channel: Name },
     /// Stop receiving the channel; the membership ends when no session of the user remains.
@@ -427,7 +437,7 @@ impl ClientFrame {
         match self {
             Self::Hello { .. } | Self::Auth { .. } | Self::Register { .. } => None,
             Self::CreateChannel { id, .. }
-            | Self::ListChannels { id }
+            | Self::ListChannels { id, .. }
             | Self::Join { id, .. }
             | Self::Leave { id, .. }
             | Self::Send { id, .. }
@@ -449,7 +459,7 @@ impl ClientFrame {
         match &mut self {
             Self::Hello { .. } | Self::Auth { .. } | Self::Register { .. } => {}
             Self::CreateChannel { id, .. }
-            | Self::ListChannels { id }
+            | Self::ListChannels { id, .. }
             | Self::Join { id, .. }
             | Self::Leave { id, .. }
             | Self::Send { id, .. }
@@ -599,6 +609,9 @@ pub enum ServerFrame {
     Channels {
         id: u64,
         channels: Vec<ChannelInfo>,
+        /// More channels follow the last one listed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
     /// Answer to `Join`. Live messages of this channel follow it on this connection.
     Joined {

@@ -13,9 +13,9 @@ use crate::net::codec;
 use crate::net::identity::{random_bytes, verify_challenge};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    Audience, ClientFrame, CloseReason, MAX_CLIENT_ID_BYTES, MAX_HISTORY_PAGE, NONCE_LEN,
-    PROTOCOL_VERSION, PresenceChange, ProtocolError, ServerFrame, SessionKind, WhisperMessage,
-    check_text,
+    Audience, ClientFrame, CloseReason, MAX_CHANNEL_PAGE, MAX_CLIENT_ID_BYTES, MAX_HISTORY_PAGE,
+    NONCE_LEN, PROTOCOL_VERSION, PresenceChange, ProtocolError, ServerFrame, SessionKind,
+    WhisperMessage, check_text,
 };
 
 use super::admission::Admission;
@@ -278,9 +278,12 @@ async fn handle(
                 .await?;
             Ok(Some(ServerFrame::ChannelCreated { id, channel }))
         }
-        ClientFrame::ListChannels { id } => {
-            let channels = store.call(move |db| db.list_channels(user)).await?;
-            Ok(Some(ServerFrame::Channels { id, channels }))
+        ClientFrame::ListChannels { id, after, limit } => {
+            let limit = limit.unwrap_or(MAX_CHANNEL_PAGE).clamp(1, MAX_CHANNEL_PAGE);
+            let (channels, more) = store
+                .call(move |db| db.list_channels(user, after.as_ref(), limit))
+                .await?;
+            Ok(Some(ServerFrame::Channels { id, channels, more }))
         }
         ClientFrame::Join { id, channel } => {
             let mut tries = 0;

@@ -648,18 +648,26 @@ impl Db {
     }
 
     /// Public channels, plus every channel the user is a member of.
-    pub fn list_channels(&mut self, user: UserId) -> Result<Vec<ChannelInfo>, ProtocolError> {
+    /// One page of the channels `user` may see, by name after `after`; `more` says whether
+    /// another page follows.
+    pub fn list_channels(
+        &mut self,
+        user: UserId,
+        after: Option<&Name>,
+        limit: u32,
+    ) -> Result<(Vec<ChannelInfo>, bool), ProtocolError> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT c.name, c.visibility, c.last_seq, m.user_id IS NOT NULL
                  FROM channels c LEFT JOIN memberships m ON m.channel_id = c.id AND m.user_id = ?1
-                 WHERE c.visibility = 'public' OR m.user_id IS NOT NULL
-                 ORDER BY c.name",
+                 WHERE (c.visibility = 'public' OR m.user_id IS NOT NULL) AND c.name > ?2
+                 ORDER BY c.name LIMIT ?3",
             )
             .map_err(internal)?;
+        let after = after.map(Name::as_str).unwrap_or("");
         let rows = stmt
-            .query_map([user], |r| {
+            .query_map(params![user, after, i64::from(limit) + 1], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -678,7 +686,9 @@ impl Db {
                 last_seq: last_seq as u64,
             });
         }
-        Ok(out)
+        let more = out.len() > limit as usize;
+        out.truncate(limit as usize);
+        Ok((out, more))
     }
 
     /// Makes `user` a member (public and unlisted channels admit anyone; private ones only
@@ -975,6 +985,7 @@ impl Db {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::net::protocol::MAX_CHANNEL_PAGE;
     use std::sync::{Arc, Mutex};
 
     fn name(s: &str) -> Name {
@@ -1119,8 +1130,9 @@ mod tests {
         db.create_channel(&name("quiet"), Visibility::Unlisted, alice.user_id, None)
             .unwrap();
         let listed: Vec<String> = db
-            .list_channels(bob.user_id)
+            .list_channels(bob.user_id, None, MAX_CHANNEL_PAGE)
             .unwrap()
+            .0
             .iter()
             .map(|c| c.name.to_string())
             .collect();
@@ -1134,7 +1146,11 @@ mod tests {
                 .unwrap()
                 .new_member
         );
-        let listed = db.list_channels(alice.user_id).unwrap().len();
+        let listed = db
+            .list_channels(alice.user_id, None, MAX_CHANNEL_PAGE)
+            .unwrap()
+            .0
+            .len();
         assert_eq!(listed, 3);
     }
 
@@ -1238,6 +1254,30 @@ mod tests {
         assert_eq!(queued, 3, "the blocking call holds one job's share");
         release.send(()).unwrap();
         assert!(blocker.await.unwrap().unwrap());
+    }
+
+    #[test]
+    fn the_channel_list_comes_in_pages_by_name() {
+        let (mut db, alice) = setup();
+        for n in 0..5 {
+            db.create_channel(
+                &name(&format!("c{n}")),
+                Visibility::Public,
+                alice.user_id,
+                None,
+            )
+            .unwrap();
+        }
+        let names = |page: &[ChannelInfo]| -> Vec<String> {
+            page.iter().map(|c| c.name.to_string()).collect()
+        };
+        let (first, more) = db.list_channels(alice.user_id, None, 4).unwrap();
+        assert_eq!(names(&first), ["c0", "c1", "c2", "c3"]);
+        assert!(more);
+        let last = first.last().map(|c| c.name.clone());
+        let (second, more) = db.list_channels(alice.user_id, last.as_ref(), 4).unwrap();
+        assert_eq!(names(&second), ["c4", "general"]);
+        assert!(!more);
     }
 
     #[test]
