@@ -415,3 +415,35 @@ fn a_server_refuses_an_emptied_database_and_never_says_listening_when_it_cannot_
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
 }
+
+#[test]
+fn a_send_cut_off_before_its_answer_is_sent_again_and_stored_once() {
+    let server = Server::start();
+    let alice = User::register("alice", &server);
+    alice.ok(&["channel", "create", "general"]);
+    // The message is far larger than the handshake, so the cut falls right after it went out.
+    let text = format!("{}-only-once", "x".repeat(3000));
+    let proxy = common::CuttingProxy::start(&server.addr, 2000);
+    let out = alice.run(&["send", "general", &text, "--server", &proxy.url()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(common::stderr(&out).contains("sending again"));
+    alice.ok(&["send", "general", "sentinel"]);
+
+    let (_tail, lines, _err) =
+        alice.spawn(&["tail", "general", "--since", "0", "--format", "json"]);
+    let mut copies = 0;
+    loop {
+        let line = json(&lines.wait_for(WAIT, |_| true));
+        if line["text"] == "sentinel" {
+            break;
+        }
+        if line["text"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("-only-once")
+        {
+            copies += 1;
+        }
+    }
+    assert_eq!(copies, 1);
+}

@@ -4,6 +4,9 @@
 //! `main` turns into a non-zero exit.
 
 pub mod bench;
+mod send;
+
+pub use send::send;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -206,29 +209,6 @@ fn message_text(text: &str) -> Result<String> {
         .read_to_string(&mut input)
         .wrap_err("cannot read the message from stdin")?;
     Ok(input.trim_end_matches(['\n', '\r']).to_owned())
-}
-
-pub async fn send(
-    env: &Env,
-    channel: &str,
-    text: &str,
-    server: Option<&str>,
-    handle: Option<&str>,
-) -> Result<()> {
-    let channel = Name::channel(channel)?;
-    let text = message_text(text)?;
-    let client = env
-        .connect(Connect {
-            server,
-            handle,
-            default_handle: "cli",
-            persistent: false,
-            setup: Setup::Key,
-        })
-        .await?;
-    let receipt = client.link.send(&channel, &text).await?;
-    println!("#{channel} {}", receipt.seq);
-    Ok(())
 }
 
 pub async fn whisper(env: &Env, to: &str, text: &str, server: Option<&str>) -> Result<()> {

@@ -194,7 +194,6 @@ pub struct HistoryPage {
     pub more: bool,
 }
 
-/// Answer to `who`.
 /// A page of the channel list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelPage {
@@ -203,6 +202,7 @@ pub struct ChannelPage {
     pub more: bool,
 }
 
+/// Answer to `who`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WhoReport {
     pub sessions: Vec<SessionInfo>,
@@ -264,10 +264,21 @@ impl LinkHandle {
 
     /// Posts a message; resolves once the server has stored it.
     pub async fn send(&self, channel: &Name, text: &str) -> Result<SendReceipt, LinkError> {
+        self.send_as(channel, text, &new_client_id()).await
+    }
+
+    /// Posts a message under a client id of the caller's (see `new_client_id`): sending it
+    /// again with the same id, on this link or another, never stores it twice.
+    pub async fn send_as(
+        &self,
+        channel: &Name,
+        text: &str,
+        client_id: &str,
+    ) -> Result<SendReceipt, LinkError> {
         let frame = ClientFrame::Send {
             id: 0,
             channel: channel.clone(),
-            client_id: new_client_id(),
+            client_id: client_id.to_owned(),
             text: text.to_owned(),
         };
         match self.request(frame).await? {
@@ -479,7 +490,7 @@ impl LinkHandle {
 }
 
 /// A random idempotency id for one send.
-fn new_client_id() -> String {
+pub fn new_client_id() -> String {
     let mut bytes = [0u8; 16];
     // Without OS randomness a time-based id still keeps concurrent senders apart in practice.
     if random_bytes(&mut bytes).is_err() {

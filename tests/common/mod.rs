@@ -267,3 +267,77 @@ fn wait_output(child: Child, timeout: Duration) -> Output {
 pub fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
+
+/// A TCP proxy in front of `target` that cuts its first connection as soon as the client has
+/// sent more than `cut_after` bytes: those bytes reach the server, but nothing the server says
+/// after them reaches the client. Later connections pass through untouched. For testing what a
+/// client does when its connection dies with a request in flight.
+pub struct CuttingProxy {
+    pub addr: String,
+}
+
+impl CuttingProxy {
+    pub fn start(target: &str, cut_after: usize) -> Self {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let target = target.to_owned();
+        std::thread::spawn(move || {
+            for (n, client) in listener.incoming().enumerate() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    return;
+                };
+                let cutting = n == 0;
+                let cut = Arc::new(AtomicBool::new(false));
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let up_cut = cut.clone();
+                std::thread::spawn(move || {
+                    let mut sent = 0;
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(read) = c_in.read(&mut buf) {
+                        if read == 0 {
+                            break;
+                        }
+                        sent += read;
+                        if cutting && sent > cut_after {
+                            up_cut.store(true, Ordering::SeqCst);
+                        }
+                        if s_out.write_all(&buf[..read]).is_err() {
+                            break;
+                        }
+                        if up_cut.load(Ordering::SeqCst) {
+                            // Give the server a moment to store it, then cut both ways.
+                            std::thread::sleep(Duration::from_millis(300));
+                            let _ = c_in.shutdown(Shutdown::Both);
+                            let _ = s_out.shutdown(Shutdown::Both);
+                            break;
+                        }
+                    }
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(read) = s_in.read(&mut buf) {
+                        if read == 0 || cut.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if c_out.write_all(&buf[..read]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+}

@@ -1,0 +1,70 @@
+//! `conclave send`: post one message and make sure it is stored exactly once. The message gets
+//! its client id before the first try; when the connection is lost after it may have gone out,
+//! the same id is sent again (on a new connection) until the server acknowledges it or a
+//! deadline passes. The server stores a repeated id once, so a retry never posts twice, and a
+//! failure is only reported as "may have been posted" when it truly is unknown.
+
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::{Result, bail};
+
+use crate::net::client::Setup;
+use crate::net::link::{LinkError, new_client_id};
+use crate::net::names::Name;
+
+use super::{Connect, Env, message_text};
+
+/// How long a send keeps trying after a connection was lost with the message in flight.
+const SEND_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Pause between tries, so a server that is restarting gets a moment.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+pub async fn send(
+    env: &Env,
+    channel: &str,
+    text: &str,
+    server: Option<&str>,
+    handle: Option<&str>,
+) -> Result<()> {
+    let channel = Name::channel(channel)?;
+    let text = message_text(text)?;
+    let how = || Connect {
+        server,
+        handle,
+        default_handle: "cli",
+        persistent: false,
+        setup: Setup::Key,
+    };
+    let client_id = new_client_id();
+    // Nothing can have been posted before the first connection: its failure is final.
+    let mut client = env.connect(how()).await?;
+    let deadline = Instant::now() + SEND_DEADLINE;
+    loop {
+        let lost = match client.link.send_as(&channel, &text, &client_id).await {
+            Ok(receipt) => {
+                println!("#{channel} {}", receipt.seq);
+                return Ok(());
+            }
+            Err(LinkError::Closed(reason)) => reason,
+            Err(refused) => return Err(refused.into()),
+        };
+        loop {
+            if Instant::now() >= deadline {
+                bail!(
+                    "the connection was lost ({lost}) and the server could not be reached again within {} s: the message may have been posted; check with `conclave tail {channel}` before sending it again",
+                    SEND_DEADLINE.as_secs()
+                );
+            }
+            eprintln!("conclave: {lost}; sending again");
+            tokio::time::sleep(RETRY_PAUSE).await;
+            match env.connect(how()).await {
+                Ok(again) => {
+                    client = again;
+                    break;
+                }
+                Err(e) => tracing::debug!(%e, "reconnect for a resend failed"),
+            }
+        }
+    }
+}
