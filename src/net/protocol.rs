@@ -22,6 +22,17 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// reading on would mean buffering whatever the peer cares to send.
 pub const MAX_WIRE_BYTES: usize = 1024 * 1024;
 
+/// How often the server pings each connection.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Heartbeats a peer may miss before it counts as gone.
+pub const MISSED_HEARTBEATS: u32 = 3;
+
+/// Silence after which either side drops the connection: the server reaps a client, a client
+/// gives up on the server (and reconnects).
+pub const SILENCE_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(HEARTBEAT.as_secs() * MISSED_HEARTBEATS as u64);
+
 /// Most channels in one `Channels` answer, so no list can outgrow a frame.
 pub const MAX_CHANNEL_PAGE: u32 = 500;
 

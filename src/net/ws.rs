@@ -17,10 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec;
 use super::link::{CONN_QUEUE, Conn, ConnectError};
-use super::protocol::{ClientFrame, MAX_WIRE_BYTES, ServerFrame};
-
-/// The server pings every 15 s; this much silence means the server or the path to it is gone.
-const SILENCE_TIMEOUT: Duration = Duration::from_secs(45);
+use super::protocol::{ClientFrame, MAX_WIRE_BYTES, SILENCE_TIMEOUT, ServerFrame};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -51,7 +51,7 @@ pub struct ServerConfig {
 }
 
 /// The ping interval of a server nobody tuned.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+pub const DEFAULT_HEARTBEAT: Duration = crate::net::protocol::HEARTBEAT;
 
 impl ServerConfig {
     /// In memory, no admins, 30 days: for tests and benchmarks.

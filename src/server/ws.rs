@@ -17,15 +17,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::net::protocol::{
-    CloseReason, MAX_FRAME_BYTES, MAX_WIRE_BYTES, ProtocolError, ServerFrame,
+    CloseReason, MAX_FRAME_BYTES, MAX_WIRE_BYTES, MISSED_HEARTBEATS, ProtocolError, ServerFrame,
 };
 
 use super::admission::Slot;
 use super::outbox::{Control, Frames, MAX_QUEUED_BYTES, Outbox};
 use super::session::{self, Inbound, Shared};
-
-/// Heartbeats a peer may miss before it is reaped.
-const MISSED_HEARTBEATS: u32 = 3;
 
 /// Frames waiting to be written to one connection (bytes are bounded too, by
 /// `MAX_QUEUED_BYTES`). A subscriber this far behind is dropped (see `Outbox::deliver`); it
