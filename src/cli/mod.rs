@@ -290,13 +290,7 @@ fn local_time(ts_ms: i64) -> String {
 /// Text as a terminal may show it: control characters (escape sequences, carriage returns)
 /// from a sender are made visible instead of acted on, and later lines are indented.
 fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => "\n    ".to_owned(),
-            c if c.is_control() => c.escape_default().to_string(),
-            c => c.to_string(),
-        })
-        .collect()
+    crate::net::text::visible(text, "\n    ")
 }
 
 pub fn message_line(m: &ChatMessage) -> String {
