@@ -144,9 +144,10 @@ enum Command {
         /// Join this channel at start (repeatable)
         #[arg(long = "join", value_name = "CHANNEL")]
         join: Vec<String>,
-        /// Autonomy in a channel: mute, notify, converse or act (repeatable; also default=, whispers=)
+        /// Autonomy in a channel: mute, notify, converse or act (repeatable; also default=,
+        /// whispers=; '#NAME=' is always a channel, even #whispers)
         #[arg(long = "perm", value_name = "CHANNEL=LEVEL", value_parser = conclave::agent::core::parse_perm)]
-        perms: Vec<(String, Autonomy)>,
+        perms: Vec<(conclave::net::config::AutonomyKey, Autonomy)>,
         #[arg(long, value_enum, default_value = "mcp")]
         format: AgentFormat,
         /// Print how to register this agent with a client (e.g. `claude`) and exit
@@ -199,7 +200,7 @@ enum ChannelCommand {
 
 #[derive(Subcommand)]
 enum PermCommand {
-    /// Set a channel's level (CHANNEL may also be `default` or `whispers`)
+    /// Set a channel's level (CHANNEL may also be `default` or `whispers`; `#whispers` is the channel)
     Set {
         channel: String,
         #[arg(value_enum)]

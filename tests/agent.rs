@@ -623,3 +623,53 @@ fn nothing_is_pushed_before_the_client_is_initialized() {
         "held, then delivered"
     );
 }
+
+#[test]
+fn a_channel_named_whispers_is_not_the_whispers_level() {
+    let server = Server::start();
+    let (alice, bob, project) = setup(&server);
+    bob.ok(&["channel", "create", "whispers"]);
+    // A key nothing reads (the old flat form of a channel level) is reported by name.
+    let config = alice.config_path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n[autonomy]\ngeneral = \"act\"\n")).unwrap();
+
+    let mut agent = Mcp::spawn(
+        &alice,
+        project.path(),
+        &["--join", "whispers", "--perm", "whispers=act"],
+    );
+    agent.initialize("2025-11-25");
+    let warning = agent.err.wait_for(WAIT, |l| l.contains("autonomy.general"));
+    assert!(warning.contains("unknown key"), "{warning}");
+    let status = |agent: &mut Mcp| -> Value {
+        serde_json::from_str(&text_of(&agent.call("status", json!({})))).unwrap()
+    };
+    let now = status(&mut agent);
+    assert_eq!(now["whispers_autonomy"], "act");
+    assert_eq!(now["channels"][0]["channel"], "whispers");
+    assert_eq!(now["channels"][0]["autonomy"], "notify", "{now}");
+
+    // `perm set '#whispers'` is the channel; bare `whispers` the whispers level.
+    alice.ok(&["perm", "set", "#whispers", "converse"]);
+    alice.ok(&["perm", "set", "whispers", "mute"]);
+    agent.wait_for_level("whispers", "converse");
+    assert_eq!(
+        status(&mut agent)["whispers_autonomy"],
+        "act",
+        "the flag wins"
+    );
+    let shown = alice.ok(&["perm", "show"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("#whispers") && l.ends_with("converse")),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("whispers ") && l.ends_with("mute")),
+        "{shown}"
+    );
+}

@@ -9,24 +9,26 @@ use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Autonomy, ChannelAutonomy, ChatMessage, SessionKind, WhisperMessage};
 use crate::net::text::visible_lines;
 
-use crate::net::config::{
-    AUTONOMY_DEFAULT as DEFAULT, AUTONOMY_WHISPERS as WHISPERS, autonomy_key,
-};
+use crate::net::config::{AutonomyKey, autonomy_key};
 
 /// Level of a channel nobody configured.
 pub const BUILTIN_DEFAULT: Autonomy = Autonomy::Notify;
 
+/// Autonomy levels from one source, by what they apply to.
+pub type LevelTable = BTreeMap<AutonomyKey, Autonomy>;
+
 /// Autonomy per channel from three sources, strongest first: the owner's live changes from a
-/// TUI, `--perm` flags, the config file. Keys are channel names plus `default` and `whispers`.
+/// TUI, `--perm` flags, the config file. The `default` and `whispers` levels are keys of their
+/// own, apart from channels, so a channel named `whispers` never gets the whispers level.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Levels {
-    pub live: BTreeMap<String, Autonomy>,
-    pub flags: BTreeMap<String, Autonomy>,
-    pub config: BTreeMap<String, Autonomy>,
+    pub live: LevelTable,
+    pub flags: LevelTable,
+    pub config: LevelTable,
 }
 
 impl Levels {
-    fn lookup(&self, key: &str) -> Option<Autonomy> {
+    fn lookup(&self, key: &AutonomyKey) -> Option<Autonomy> {
         [&self.live, &self.flags, &self.config]
             .into_iter()
             .find_map(|table| table.get(key).copied())
@@ -34,43 +36,46 @@ impl Levels {
 
     /// The level every channel without its own entry gets.
     pub fn default_level(&self) -> Autonomy {
-        self.lookup(DEFAULT).unwrap_or(BUILTIN_DEFAULT)
+        self.lookup(&AutonomyKey::Default)
+            .unwrap_or(BUILTIN_DEFAULT)
     }
 
     pub fn channel(&self, channel: &Name) -> Autonomy {
-        self.lookup(channel.as_str())
+        self.lookup(&AutonomyKey::Channel(channel.clone()))
             .unwrap_or_else(|| self.default_level())
     }
 
     /// The level that governs whispers (receiving and replying).
     pub fn whispers(&self) -> Autonomy {
-        self.lookup(WHISPERS)
+        self.lookup(&AutonomyKey::Whispers)
             .unwrap_or_else(|| self.default_level())
     }
 
     /// Every explicitly set channel level, for an autonomy report.
     pub fn report(&self) -> Vec<ChannelAutonomy> {
-        let mut keys: Vec<&String> = self
-            .live
-            .keys()
-            .chain(self.flags.keys())
-            .chain(self.config.keys())
-            .filter(|k| k.as_str() != DEFAULT)
+        let mut channels: Vec<&Name> = [&self.live, &self.flags, &self.config]
+            .into_iter()
+            .flat_map(|table| table.keys())
+            .filter_map(|key| match key {
+                AutonomyKey::Channel(name) => Some(name),
+                AutonomyKey::Default | AutonomyKey::Whispers => None,
+            })
             .collect();
-        keys.sort();
-        keys.dedup();
-        keys.into_iter()
-            .filter_map(|k| {
-                let channel = Name::parse("channel name", k).ok()?;
-                let level = self.lookup(k)?;
-                Some(ChannelAutonomy { channel, level })
+        channels.sort();
+        channels.dedup();
+        channels
+            .into_iter()
+            .map(|channel| ChannelAutonomy {
+                channel: channel.clone(),
+                level: self.channel(channel),
             })
             .collect()
     }
 }
 
-/// Parses `--perm CHANNEL=LEVEL`.
-pub fn parse_perm(text: &str) -> Result<(String, Autonomy), String> {
+/// Parses `--perm CHANNEL=LEVEL` (CHANNEL may be `default`, `whispers`, or `#NAME` for a
+/// channel of any name).
+pub fn parse_perm(text: &str) -> Result<(AutonomyKey, Autonomy), String> {
     let (channel, level) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not CHANNEL=LEVEL"))?;
@@ -334,19 +339,27 @@ mod tests {
         }
     }
 
+    fn channel_key(name: &str) -> AutonomyKey {
+        AutonomyKey::Channel(Name::channel(name).unwrap())
+    }
+
     #[test]
     fn live_changes_beat_flags_beat_the_config_file() {
         let mut levels = Levels::default();
         let general = Name::channel("general").unwrap();
         assert_eq!(levels.channel(&general), Autonomy::Notify);
-        levels.config.insert(DEFAULT.into(), Autonomy::Mute);
+        levels.config.insert(AutonomyKey::Default, Autonomy::Mute);
         assert_eq!(levels.channel(&general), Autonomy::Mute);
         assert_eq!(levels.whispers(), Autonomy::Mute);
-        levels.config.insert("general".into(), Autonomy::Converse);
+        levels
+            .config
+            .insert(channel_key("general"), Autonomy::Converse);
         assert_eq!(levels.channel(&general), Autonomy::Converse);
-        levels.flags.insert("general".into(), Autonomy::Notify);
+        levels
+            .flags
+            .insert(channel_key("general"), Autonomy::Notify);
         assert_eq!(levels.channel(&general), Autonomy::Notify);
-        levels.live.insert("general".into(), Autonomy::Act);
+        levels.live.insert(channel_key("general"), Autonomy::Act);
         assert_eq!(levels.channel(&general), Autonomy::Act);
         assert_eq!(
             levels.report(),
@@ -358,14 +371,42 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_named_whispers_or_default_is_only_a_channel() {
+        let mut levels = Levels::default();
+        levels.flags.insert(AutonomyKey::Whispers, Autonomy::Act);
+        levels
+            .config
+            .insert(AutonomyKey::Default, Autonomy::Converse);
+        let whispers = Name::channel("whispers").unwrap();
+        let default = Name::channel("default").unwrap();
+        assert_eq!(levels.channel(&whispers), Autonomy::Converse, "not act");
+        levels.live.insert(channel_key("default"), Autonomy::Mute);
+        assert_eq!(levels.channel(&default), Autonomy::Mute);
+        assert_eq!(levels.default_level(), Autonomy::Converse);
+        assert_eq!(levels.whispers(), Autonomy::Act);
+        assert_eq!(
+            levels.report(),
+            [ChannelAutonomy {
+                channel: default,
+                level: Autonomy::Mute
+            }],
+            "the special levels are not reported as channels"
+        );
+    }
+
+    #[test]
     fn perm_flags_parse_with_clear_errors() {
         assert_eq!(
             parse_perm("#General=converse").unwrap(),
-            ("general".into(), Autonomy::Converse)
+            (channel_key("general"), Autonomy::Converse)
         );
         assert_eq!(
             parse_perm("whispers=act").unwrap(),
-            ("whispers".into(), Autonomy::Act)
+            (AutonomyKey::Whispers, Autonomy::Act)
+        );
+        assert_eq!(
+            parse_perm("#whispers=act").unwrap(),
+            (channel_key("whispers"), Autonomy::Act)
         );
         assert!(parse_perm("general").unwrap_err().contains("CHANNEL=LEVEL"));
         assert!(

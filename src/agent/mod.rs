@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use color_eyre::eyre::{Result, WrapErr};
 
 use crate::net::client::{self, Opening, Setup};
-use crate::net::config::ClientConfig;
+use crate::net::config::{AutonomyKey, ClientConfig};
 use crate::net::link::{LinkEvent, LinkHandle, Resume};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, Autonomy, RelayBody, SessionKind};
@@ -45,7 +45,7 @@ pub struct AgentOptions {
     pub server: Option<String>,
     pub handle: Option<String>,
     pub join: Vec<String>,
-    pub perms: Vec<(String, Autonomy)>,
+    pub perms: Vec<(AutonomyKey, Autonomy)>,
     pub format: Format,
 }
 
@@ -372,7 +372,10 @@ impl Agent {
                 }
             }
             RelayBody::SetAutonomy { channel, level } if self.is_owner_person(&from, from_kind) => {
-                self.lock().levels.live.insert(channel.to_string(), level);
+                self.lock()
+                    .levels
+                    .live
+                    .insert(AutonomyKey::Channel(channel.clone()), level);
                 tracing::info!(%channel, level = level.as_str(), by = %from, "autonomy changed");
                 let agent = self.clone();
                 tokio::spawn(async move { agent.report_autonomy(None).await });

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 
 use crate::net::client::{self, Opening, Session, Setup};
-use crate::net::config::{ClientConfig, autonomy_key, autonomy_place};
+use crate::net::config::{AutonomyKey, ClientConfig, autonomy_key, autonomy_place};
 use crate::net::identity::{Identity, parse_public_key};
 use crate::net::link::{LinkEvent, Resume};
 use crate::net::names::{Name, SessionPath};
@@ -444,7 +444,7 @@ pub fn perm_set(env: &Env, channel: &str, level: Autonomy) -> Result<()> {
 /// `conclave perm show`.
 pub fn perm_show(env: &Env) -> Result<()> {
     let config = ClientConfig::load(&env.config_dir)?;
-    if !config.autonomy.contains_key("default") {
+    if !config.autonomy.contains_key(&AutonomyKey::Default) {
         println!("{:<24} notify (built in)", "default");
     }
     for (key, level) in &config.autonomy {
