@@ -1,12 +1,11 @@
 //! The agent's decisions, free of I/O so they are unit-tested: autonomy levels and their
-//! precedence, framing inbound text as untrusted data, flood control per sender, coalescing
-//! bursts into one push per channel, and which permission verdicts count.
+//! precedence, framing inbound text as untrusted data, and coalescing bursts into one push per
+//! channel. What gets through at all (flood control, permission verdicts) is `gate.rs`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
 
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Autonomy, ChannelAutonomy, ChatMessage, SessionKind, WhisperMessage};
+use crate::net::protocol::{Autonomy, ChannelAutonomy, ChatMessage, WhisperMessage};
 use crate::net::text::visible_lines;
 
 use crate::net::config::{AutonomyKey, autonomy_key};
@@ -137,7 +136,7 @@ pub fn coalesce(server: &str, batch: Vec<Inbound>) -> Vec<Push> {
         let key = match &item {
             Inbound::Message { message, .. } => format!("#{}", message.channel),
             Inbound::Whisper { whisper, .. } => format!("@{}", whisper.from),
-            Inbound::Held { from, .. } => format!("!{from}"),
+            Inbound::Held { from, .. } => format!("!{}", from.user),
         };
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, items)) => items.push(item),
@@ -184,8 +183,10 @@ fn push_for(server: &str, items: Vec<Inbound>) -> Push {
                     meta.insert("channel".into(), channel.to_string());
                 }
                 lines.push(format!(
-                    "{from} is sending faster than you should follow; their messages are held for \
-                     {until_secs} s. Use the `unread` tool later if they matter."
+                    "{} is sending faster than you should follow; messages from any of their \
+                     sessions are held for {until_secs} s. Use the `unread` tool later if they \
+                     matter.",
+                    from.user
                 ));
             }
         }
@@ -197,126 +198,6 @@ fn push_for(server: &str, items: Vec<Inbound>) -> Push {
     Push {
         content: lines.join("\n"),
         meta,
-    }
-}
-
-/// Per-sender flood control: at most `burst` pushes per `window`; past that, the sender is
-/// held for `cooldown` (its messages stay readable through the tools).
-#[derive(Debug)]
-pub struct FloodGate {
-    burst: usize,
-    window: Duration,
-    cooldown: Duration,
-    senders: HashMap<SessionPath, Sender>,
-}
-
-#[derive(Debug, Default)]
-struct Sender {
-    recent: VecDeque<Instant>,
-    held_until: Option<Instant>,
-}
-
-/// What the gate says about one inbound item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gate {
-    Pass,
-    /// Held; `first` is true for the item that started the hold (announce it once).
-    Hold {
-        first: bool,
-    },
-}
-
-impl Default for FloodGate {
-    fn default() -> Self {
-        Self::new(20, Duration::from_secs(60), Duration::from_secs(60))
-    }
-}
-
-impl FloodGate {
-    pub fn new(burst: usize, window: Duration, cooldown: Duration) -> Self {
-        Self {
-            burst,
-            window,
-            cooldown,
-            senders: HashMap::new(),
-        }
-    }
-
-    pub fn cooldown(&self) -> Duration {
-        self.cooldown
-    }
-
-    pub fn check(&mut self, from: &SessionPath, now: Instant) -> Gate {
-        let sender = self.senders.entry(from.clone()).or_default();
-        if let Some(until) = sender.held_until {
-            if now < until {
-                return Gate::Hold { first: false };
-            }
-            sender.held_until = None;
-            sender.recent.clear();
-        }
-        while sender
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            sender.recent.pop_front();
-        }
-        if sender.recent.len() >= self.burst {
-            sender.held_until = Some(now + self.cooldown);
-            return Gate::Hold { first: true };
-        }
-        sender.recent.push_back(now);
-        Gate::Pass
-    }
-}
-
-/// An open permission request of the model's, waiting for a person.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenRequest {
-    pub tool_name: String,
-    pub description: String,
-}
-
-/// Tracks permission requests and decides which verdicts count: only from a human session of
-/// the agent's own user, only for an open request, only the first.
-#[derive(Debug, Default)]
-pub struct Permissions {
-    open: BTreeMap<String, OpenRequest>,
-}
-
-/// Why a verdict was not applied (logged, never shown to the model).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
-    NotAPerson,
-    NotTheOwner,
-    NoSuchRequest,
-}
-
-impl Permissions {
-    pub fn open(&mut self, request_id: String, request: OpenRequest) {
-        self.open.insert(request_id, request);
-    }
-
-    pub fn pending(&self) -> usize {
-        self.open.len()
-    }
-
-    /// Applies a verdict if it counts, closing the request.
-    pub fn verdict(
-        &mut self,
-        owner: &Name,
-        from: &SessionPath,
-        from_kind: SessionKind,
-        request_id: &str,
-    ) -> Result<OpenRequest, Refused> {
-        if from_kind != SessionKind::Human {
-            return Err(Refused::NotAPerson);
-        }
-        if &from.user != owner {
-            return Err(Refused::NotTheOwner);
-        }
-        self.open.remove(request_id).ok_or(Refused::NoSuchRequest)
     }
 }
 
@@ -488,61 +369,5 @@ mod tests {
                     .all(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
             );
         }
-    }
-
-    #[test]
-    fn a_flooding_sender_is_held_then_released() {
-        let mut gate = FloodGate::new(3, Duration::from_secs(10), Duration::from_secs(30));
-        let bob = path("bob/m/a");
-        let carol = path("carol/m/b");
-        let t0 = Instant::now();
-        for i in 0..3 {
-            assert_eq!(gate.check(&bob, t0 + Duration::from_secs(i)), Gate::Pass);
-        }
-        assert_eq!(
-            gate.check(&bob, t0 + Duration::from_secs(3)),
-            Gate::Hold { first: true }
-        );
-        assert_eq!(
-            gate.check(&bob, t0 + Duration::from_secs(4)),
-            Gate::Hold { first: false }
-        );
-        assert_eq!(
-            gate.check(&carol, t0 + Duration::from_secs(4)),
-            Gate::Pass,
-            "others unaffected"
-        );
-        assert_eq!(gate.check(&bob, t0 + Duration::from_secs(34)), Gate::Pass);
-    }
-
-    #[test]
-    fn only_the_owners_people_answer_and_only_once() {
-        let mut perms = Permissions::default();
-        let owner = Name::user("alice").unwrap();
-        let request = OpenRequest {
-            tool_name: "Bash".into(),
-            description: "ls".into(),
-        };
-        perms.open("abcde".into(), request.clone());
-        let stranger = path("mallory/m/tui");
-        let sibling_agent = path("alice/m/other-agent");
-        let tui = path("alice/m/tui");
-        assert_eq!(
-            perms.verdict(&owner, &stranger, SessionKind::Human, "abcde"),
-            Err(Refused::NotTheOwner)
-        );
-        assert_eq!(
-            perms.verdict(&owner, &sibling_agent, SessionKind::Agent, "abcde"),
-            Err(Refused::NotAPerson)
-        );
-        assert_eq!(
-            perms.verdict(&owner, &tui, SessionKind::Human, "abcde"),
-            Ok(request)
-        );
-        assert_eq!(
-            perms.verdict(&owner, &tui, SessionKind::Human, "abcde"),
-            Err(Refused::NoSuchRequest)
-        );
-        assert_eq!(perms.pending(), 0);
     }
 }

@@ -7,6 +7,7 @@
 //! only through `net::link`; knows nothing of the server, the TUI or the CLI.
 
 pub mod core;
+pub mod gate;
 pub mod jsonl;
 pub mod mcp;
 pub mod tools;
@@ -24,7 +25,8 @@ use crate::net::link::{LinkEvent, LinkHandle, Resume};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, Autonomy, RelayBody, SessionKind};
 
-use self::core::{FloodGate, Gate, Inbound, Levels, OpenRequest, Permissions};
+use self::core::{Inbound, Levels};
+use self::gate::{FloodGate, Gate, OpenRequest, Permissions};
 
 /// How often the config file is checked for autonomy changes made by `conclave perm set`.
 const CONFIG_POLL: Duration = Duration::from_secs(2);
