@@ -673,3 +673,37 @@ fn a_channel_named_whispers_is_not_the_whispers_level() {
         "{shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whispers_from_the_owners_people_default_to_converse() {
+    let server = Server::start();
+    let (alice, bob, project) = setup(&server);
+    let mut agent = Mcp::spawn(&alice, &project.path().join("api"), &[]);
+    agent.initialize("2025-11-25");
+    let me = SessionPath::parse("alice/box/api").unwrap();
+    let (tui, _tui_events) = session(&server, &alice, SessionKind::Human, "tui").await;
+    let (sibling, _sibling_events) =
+        session(&server, &alice, SessionKind::Agent, "other-agent").await;
+
+    tui.whisper(&me, "please look at the build").await.unwrap();
+    let push = agent.notification("notifications/claude/channel");
+    assert_eq!(push["params"]["meta"]["from"], "alice/box/tui");
+    assert_eq!(push["params"]["meta"]["autonomy"], "converse", "{push}");
+    let reply = agent.call("whisper", json!({"to": "alice/box/tui", "text": "on it"}));
+    assert_ne!(reply["isError"], json!(true), "{reply}");
+
+    // The user's other agents and strangers stay at the whispers level (notify by default).
+    sibling.whisper(&me, "answer me").await.unwrap();
+    let push = agent.notification("notifications/claude/channel");
+    assert_eq!(push["params"]["meta"]["from"], "alice/box/other-agent");
+    assert_eq!(push["params"]["meta"]["autonomy"], "notify", "{push}");
+    bob.ok(&["whisper", "alice/box/api", "hello stranger"]);
+    let push = agent.notification("notifications/claude/channel");
+    assert_eq!(push["params"]["meta"]["autonomy"], "notify", "{push}");
+    let refused = agent.call(
+        "whisper",
+        json!({"to": "alice/box/other-agent", "text": "sure"}),
+    );
+    assert_eq!(refused["isError"], json!(true), "{refused}");
+    assert!(text_of(&refused).contains("notify"), "{refused}");
+}

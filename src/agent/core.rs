@@ -44,10 +44,22 @@ impl Levels {
             .unwrap_or_else(|| self.default_level())
     }
 
-    /// The level that governs whispers (receiving and replying).
+    /// The level that governs whispers with strangers and the user's other agents
+    /// (receiving and replying).
     pub fn whispers(&self) -> Autonomy {
         self.lookup(&AutonomyKey::Whispers)
             .unwrap_or_else(|| self.default_level())
+    }
+
+    /// The level of whispers with one peer. Unless a whispers level is set, the agent's own
+    /// user at a person's session (its supervisor) gets at least `converse`: being told not to
+    /// answer the person who runs you helps nobody.
+    pub fn whispers_with(&self, owner_person: bool) -> Autonomy {
+        match self.lookup(&AutonomyKey::Whispers) {
+            Some(level) => level,
+            None if owner_person => self.default_level().max(Autonomy::Converse),
+            None => self.default_level(),
+        }
     }
 
     /// Every explicitly set channel level, for an autonomy report.
@@ -272,6 +284,25 @@ mod tests {
                 level: Autonomy::Mute
             }],
             "the special levels are not reported as channels"
+        );
+    }
+
+    #[test]
+    fn the_owners_own_whispers_default_to_converse() {
+        let mut levels = Levels::default();
+        assert_eq!(levels.whispers_with(true), Autonomy::Converse);
+        assert_eq!(levels.whispers_with(false), Autonomy::Notify);
+        levels.config.insert(AutonomyKey::Default, Autonomy::Act);
+        assert_eq!(
+            levels.whispers_with(true),
+            Autonomy::Act,
+            "never below default"
+        );
+        levels.flags.insert(AutonomyKey::Whispers, Autonomy::Notify);
+        assert_eq!(
+            levels.whispers_with(true),
+            Autonomy::Notify,
+            "an explicit level is obeyed"
         );
     }
 

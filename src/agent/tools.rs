@@ -232,7 +232,7 @@ pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Resul
         }
         "whisper" => {
             let to = SessionPath::parse(str_arg(args, "to")?).map_err(|e| e.to_string())?;
-            agent.may_reply(agent.whisper_level(), "whispers")?;
+            agent.may_reply(agent.whisper_level(&to).await, &format!("whispers to {to}"))?;
             agent
                 .link
                 .whisper(&to, str_arg(args, "text")?)
@@ -372,6 +372,7 @@ fn status(agent: &Agent) -> Value {
         "channels": channels,
         "default_autonomy": state.levels.default_level().as_str(),
         "whispers_autonomy": state.levels.whispers().as_str(),
+        "whispers_from_your_people_autonomy": state.levels.whispers_with(true).as_str(),
         "open_permission_requests": state.permissions.pending(),
     })
 }
