@@ -278,7 +278,14 @@ fn mcp_handshake_tools_and_channel_pushes() {
         !content.contains("</channel>") && !content.contains("<system>"),
         "{content}"
     );
-    assert!(content.starts_with("| hi agent"), "{content}");
+    let (frame, quoted) = content.split_once('\n').unwrap();
+    assert!(
+        frame.contains("untrusted")
+            && frame.contains("Autonomy converse")
+            && frame.contains("send(channel=\"general\""),
+        "{content}"
+    );
+    assert!(quoted.starts_with("| hi agent"), "{content}");
 
     // The agent's own messages are not pushed back; unread catches up and advances.
     let unread = agent.call("unread", json!({}));
