@@ -714,3 +714,84 @@ async fn whispers_from_the_owners_people_default_to_converse() {
     assert_eq!(refused["isError"], json!(true), "{refused}");
     assert!(text_of(&refused).contains("notify"), "{refused}");
 }
+
+#[test]
+fn print_config_reproduces_every_flag_with_absolute_paths() {
+    let server = Server::start();
+    let alice = User::register("alice", &server);
+    let cwd = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let mut command = alice.command(&[
+        "--config-dir",
+        "conf",
+        "agent",
+        "--server",
+        &url,
+        "--as",
+        "reviewer",
+        "--join",
+        "general",
+        "--perm",
+        "#whispers=act",
+        "--perm",
+        "default=converse",
+        "--backlog",
+        "7",
+        "--print-config",
+        "claude",
+    ]);
+    let out = command.current_dir(cwd.path()).output().unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    let quoted = first
+        .strip_prefix("claude mcp add-json --scope local conclave '")
+        .and_then(|rest| rest.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("{text}"));
+    let config: Value = serde_json::from_str(quoted).unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_conclave"));
+    assert_eq!(config["command"], exe.display().to_string());
+    let conf = std::path::absolute(cwd.path().join("conf")).unwrap();
+    assert_eq!(
+        config["args"],
+        json!([
+            "--config-dir",
+            conf.display().to_string(),
+            "agent",
+            "--server",
+            url,
+            "--as",
+            "reviewer",
+            "--join",
+            "general",
+            "--perm",
+            "#whispers=act",
+            "--perm",
+            "default=converse",
+            "--backlog",
+            "7"
+        ])
+    );
+    assert!(text.contains("claude --dangerously-load-development-channels server:conclave"));
+}
+
+#[test]
+fn a_new_session_starts_with_only_the_last_messages_of_a_channel_unread() {
+    let server = Server::start();
+    let (alice, bob, project) = setup(&server);
+    for i in 1..=6 {
+        bob.ok(&["send", "general", &format!("old news {i}")]);
+    }
+    let mut agent = Mcp::spawn(
+        &alice,
+        project.path(),
+        &["--join", "general", "--backlog", "3"],
+    );
+    agent.initialize("2025-11-25");
+    let unread = text_of(&agent.call("unread", json!({})));
+    assert!(
+        unread.contains("old news 4") && unread.contains("old news 6"),
+        "{unread}"
+    );
+    assert!(!unread.contains("old news 3"), "{unread}");
+}

@@ -9,6 +9,7 @@
 pub mod core;
 pub mod gate;
 pub mod jsonl;
+pub mod launch;
 pub mod mcp;
 pub mod tools;
 
@@ -27,6 +28,8 @@ use crate::net::protocol::{Audience, Autonomy, RelayBody, SessionKind, WhisperMe
 
 use self::core::{Inbound, Levels};
 use self::gate::{FloodGate, Gate, OpenRequest, Permissions};
+
+pub use self::launch::{AgentArgs, main};
 
 /// How often the config file is checked for autonomy changes made by `conclave perm set`.
 const CONFIG_POLL: Duration = Duration::from_secs(2);
@@ -52,6 +55,8 @@ pub struct AgentOptions {
     pub join: Vec<String>,
     pub perms: Vec<(AutonomyKey, Autonomy)>,
     pub format: Format,
+    /// In a channel this session never read, only this many newest messages start unread.
+    pub backlog: u64,
 }
 
 /// Where one joined channel's reading stands.
@@ -83,6 +88,8 @@ pub struct Agent {
     config_dir: PathBuf,
     /// Whether autonomy gates replies (MCP: a model is answering; JSON lines: a program).
     gated: bool,
+    /// How many newest messages of a never-read channel start unread.
+    backlog: u64,
     state: Mutex<State>,
 }
 
@@ -138,6 +145,7 @@ pub async fn run(options: AgentOptions) -> Result<()> {
         server: session.server,
         config_dir: options.config_dir,
         gated: options.format == Format::Mcp,
+        backlog: options.backlog,
         state: Mutex::new(State {
             levels,
             channels: BTreeMap::new(),
@@ -291,13 +299,19 @@ impl Agent {
         Ok(())
     }
 
-    /// Joins a channel (messages from now on are pushed) and records its read position.
+    /// Joins a channel (messages from now on are pushed) and records its read position. A
+    /// channel this session handle never read starts with only its newest `backlog` messages
+    /// unread, not its whole history.
     pub async fn join(&self, channel: &Name) -> Result<(u64, u64), crate::net::link::LinkError> {
         let joined = self.link.join(channel, Resume::Live).await?;
-        let mark = Mark {
-            read_seq: joined.read_seq,
-            last_seq: joined.channel.last_seq,
-        };
+        let last_seq = joined.channel.last_seq;
+        let mut read_seq = joined.read_seq;
+        let start = last_seq.saturating_sub(self.backlog);
+        if read_seq == 0 && start > 0 {
+            self.link.mark_read(channel, start).await?;
+            read_seq = start;
+        }
+        let mark = Mark { read_seq, last_seq };
         self.lock().channels.insert(channel.clone(), mark);
         Ok((mark.read_seq, mark.last_seq))
     }

@@ -452,29 +452,3 @@ pub fn perm_show(env: &Env) -> Result<()> {
     }
     Ok(())
 }
-
-/// `conclave agent --print-config claude`: the commands that register this agent with Claude
-/// Code and launch a session with it as a development channel.
-pub fn print_claude_config(
-    server: Option<&str>,
-    join: &[String],
-    handle: Option<&str>,
-) -> Result<()> {
-    let exe = std::env::current_exe().wrap_err("cannot find the conclave binary")?;
-    let mut args = vec![exe.display().to_string(), "agent".to_owned()];
-    if let Some(server) = server {
-        args.extend(["--server".to_owned(), server.to_owned()]);
-    }
-    if let Some(handle) = handle {
-        args.extend(["--as".to_owned(), handle.to_owned()]);
-    }
-    for channel in join {
-        args.extend(["--join".to_owned(), channel.clone()]);
-    }
-    println!(
-        "claude mcp add --scope local conclave -- {}",
-        args.join(" ")
-    );
-    println!("claude --dangerously-load-development-channels server:conclave");
-    Ok(())
-}
