@@ -795,3 +795,49 @@ fn a_new_session_starts_with_only_the_last_messages_of_a_channel_unread() {
     );
     assert!(!unread.contains("old news 3"), "{unread}");
 }
+
+#[test]
+fn read_pages_back_with_before_and_send_errors_say_what_is_wrong() {
+    let server = Server::start();
+    let (alice, bob, project) = setup(&server);
+    for i in 1..=5 {
+        bob.ok(&["send", "general", &format!("message {i}")]);
+    }
+    let mut agent = Mcp::spawn(
+        &alice,
+        project.path(),
+        &["--join", "general", "--perm", "general=converse"],
+    );
+    agent.initialize("2025-11-25");
+    let mut before: Option<u64> = None;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let mut args = json!({"channel": "general", "limit": 2});
+        if let Some(before) = before {
+            args["before"] = json!(before);
+        }
+        let text = text_of(&agent.call("read", args));
+        seen.extend((1..=5).filter(|i| text.contains(&format!("message {i}"))));
+        before = text
+            .split("before=")
+            .nth(1)
+            .map(|rest| rest.split(')').next().unwrap().parse().unwrap());
+        if before.is_none() {
+            break;
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, [1, 2, 3, 4, 5], "every page once, then no cursor");
+
+    let nowhere = agent.call("send", json!({"channel": "nowhere", "text": "hi"}));
+    assert_eq!(nowhere["isError"], json!(true));
+    let text = text_of(&nowhere);
+    assert!(
+        text.contains("there is no channel #nowhere") && !text.contains("autonomy"),
+        "{text}"
+    );
+    let big = "x".repeat(16 * 1024 + 1);
+    let refused = agent.call("send", json!({"channel": "general", "text": big}));
+    assert_eq!(refused["isError"], json!(true));
+    assert!(text_of(&refused).contains("limited to 16 KiB"), "{refused}");
+}
