@@ -8,7 +8,6 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::Result;
 
-use conclave::agent::{AgentOptions, Format as AgentFormat};
 use conclave::app::TuiOptions;
 use conclave::cli::{self, Env, Format};
 use conclave::net::config::{DEFAULT_BIND, default_data_dir};
@@ -169,25 +168,7 @@ enum Command {
         command: MachineCommand,
     },
     /// Run headless for Claude Code (MCP channel on stdio) or any program (JSON lines)
-    Agent {
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
-        #[arg(long)]
-        server: Option<String>,
-        /// Session handle [default: the working directory's name, suffixed if taken]
-        #[arg(long = "as", value_name = "HANDLE")]
-        handle: Option<String>,
-        /// Join this channel at start (repeatable)
-        #[arg(long = "join", value_name = "CHANNEL")]
-        join: Vec<String>,
-        /// Autonomy in a channel: mute, notify, converse or act (repeatable; also default=, whispers=)
-        #[arg(long = "perm", value_name = "CHANNEL=LEVEL", value_parser = conclave::agent::core::parse_perm)]
-        perms: Vec<(String, Autonomy)>,
-        #[arg(long, value_enum, default_value = "mcp")]
-        format: AgentFormat,
-        /// Print how to register this agent with a client (e.g. `claude`) and exit
-        #[arg(long, value_name = "CLIENT", value_parser = ["claude"])]
-        print_config: Option<String>,
-    },
+    Agent(conclave::agent::AgentArgs),
     /// Show or set agents' autonomy per channel (in the config file; running agents follow)
     Perm {
         #[command(subcommand)]
@@ -234,7 +215,7 @@ enum ChannelCommand {
 
 #[derive(Subcommand)]
 enum PermCommand {
-    /// Set a channel's level (CHANNEL may also be `default` or `whispers`)
+    /// Set a channel's level (CHANNEL may also be `default` or `whispers`; `#whispers` is the channel)
     Set {
         channel: String,
         #[arg(value_enum)]
@@ -409,26 +390,8 @@ async fn run(cli: Cli) -> Result<()> {
             };
             conclave::app::run(options).await
         }
-        Command::Agent {
-            server,
-            handle,
-            join,
-            perms,
-            format,
-            print_config,
-        } => {
-            if print_config.is_some() {
-                return cli::print_claude_config(server.as_deref(), &join, handle.as_deref());
-            }
-            let options = AgentOptions {
-                config_dir: env.config_dir.clone(),
-                server,
-                handle,
-                join,
-                perms,
-                format,
-            };
-            conclave::agent::run(options).await
+        Command::Agent(args) => {
+            conclave::agent::main(args, cli.config_dir.as_deref(), env.config_dir.clone()).await
         }
         Command::Perm { command } => match command {
             PermCommand::Set { channel, level } => cli::perm_set(&env, &channel, level),

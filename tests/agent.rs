@@ -1,203 +1,21 @@
 //! `conclave agent` driven over stdio the way Claude Code (MCP) and other programs (JSON
-//! lines) drive it: the real binary, a real server on loopback.
+//! lines) drive it: the real binary, a real server on loopback. The channel itself: handshake,
+//! pushes, autonomy gates, permission relay, reconnects, JSON lines.
 #![allow(clippy::unwrap_used)]
 
+mod agent_support;
 mod common;
 
-use std::io::Write;
-use std::process::{ChildStdin, Stdio};
-use std::sync::Arc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use agent_support::*;
 use common::{ChildGuard, Lines, Server, User, json as parse};
-use conclave::net::identity::Identity;
-use conclave::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login};
-use conclave::net::names::{Name, SessionPath};
+use conclave::net::link::LinkEvent;
+use conclave::net::names::SessionPath;
 use conclave::net::protocol::{Audience, ClientFrame, RelayBody, SessionKind};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-/// An MCP client on the agent's stdio.
-struct Mcp {
-    _child: ChildGuard,
-    stdin: Option<ChildStdin>,
-    out: Lines,
-    err: Lines,
-    next_id: u64,
-    /// Notifications read while waiting for a response.
-    stash: Vec<Value>,
-}
-
-impl Mcp {
-    fn spawn(user: &User, dir: &std::path::Path, args: &[&str]) -> Self {
-        let mut command = user.command(&[&["agent"], args].concat());
-        command
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let stdin = child.stdin.take();
-        let out = Lines::new(child.stdout.take().unwrap());
-        let err = Lines::new(child.stderr.take().unwrap());
-        Self {
-            _child: ChildGuard(child),
-            stdin,
-            out,
-            err,
-            next_id: 1,
-            stash: Vec::new(),
-        }
-    }
-
-    fn write(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn next_line(&mut self) -> Value {
-        let line = self.out.next(WAIT).expect("a line from the agent");
-        parse(&line)
-    }
-
-    /// Sends a request and returns its response, stashing notifications that come first.
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.write(
-            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string(),
-        );
-        loop {
-            let value = self.next_line();
-            if value["id"] == json!(id) {
-                return value;
-            }
-            self.stash.push(value);
-        }
-    }
-
-    fn notify(&mut self, method: &str, params: Value) {
-        self.write(&json!({"jsonrpc": "2.0", "method": method, "params": params}).to_string());
-    }
-
-    fn initialize(&mut self, version: &str) -> Value {
-        let response = self.request(
-            "initialize",
-            json!({"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
-        );
-        self.notify("notifications/initialized", json!({}));
-        response
-    }
-
-    fn call(&mut self, tool: &str, args: Value) -> Value {
-        self.request("tools/call", json!({"name": tool, "arguments": args}))["result"].clone()
-    }
-
-    /// The next notification with `method`, skipping others.
-    fn notification(&mut self, method: &str) -> Value {
-        if let Some(i) = self.stash.iter().position(|v| v["method"] == method) {
-            return self.stash.remove(i);
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            assert!(Instant::now() < deadline, "no {method} notification");
-            let value = self.next_line();
-            if value["method"] == method {
-                return value;
-            }
-        }
-    }
-
-    /// Polls the `status` tool until `channel` runs at `level` (the agent follows the config
-    /// file within seconds).
-    fn wait_for_level(&mut self, channel: &str, level: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let status: Value =
-                serde_json::from_str(&text_of(&self.call("status", json!({})))).unwrap();
-            let current = status["channels"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["channel"] == channel)
-                .map(|c| c["autonomy"].clone());
-            if current == Some(json!(level)) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "#{channel} never became {level}: {status}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Asserts no notification with `method` arrives within `wait`.
-    fn no_notification(&mut self, method: &str, wait: Duration) {
-        assert!(
-            !self.stash.iter().any(|v| v["method"] == method),
-            "{:?}",
-            self.stash
-        );
-        let deadline = Instant::now() + wait;
-        while let Some(line) = self
-            .out
-            .next(deadline.saturating_duration_since(Instant::now()))
-        {
-            let value = parse(&line);
-            assert_ne!(value["method"], method, "unexpected {value}");
-        }
-    }
-}
-
-fn text_of(result: &Value) -> String {
-    result["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// alice (with an agent to come) and bob, both in #general.
-fn setup(server: &Server) -> (User, User, tempfile::TempDir) {
-    let alice = User::register("alice", server);
-    let bob = User::register("bob", server);
-    alice.ok(&["channel", "create", "general"]);
-    alice.ok(&["join", "general"]);
-    bob.ok(&["join", "general"]);
-    let project = tempfile::tempdir().unwrap();
-    std::fs::create_dir(project.path().join("api")).unwrap();
-    (alice, bob, project)
-}
-
-/// A live session of `user` in-process, for playing the person at a TUI (or an impostor).
-async fn session(
-    server: &Server,
-    user: &User,
-    kind: SessionKind,
-    handle: &str,
-) -> (LinkHandle, tokio::sync::mpsc::Receiver<LinkEvent>) {
-    let (link, mut events) = link::spawn(LinkConfig {
-        url: server.url(),
-        identity: Arc::new(Identity::load(&user.config_path()).unwrap()),
-        handle: Name::handle(handle).unwrap(),
-        handle_defaulted: false,
-        kind,
-        login: Login::Key,
-        persistent: true,
-        ca_file: None,
-    });
-    match tokio::time::timeout(WAIT, events.recv())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        LinkEvent::Connected { .. } => (link, events),
-        other => panic!("{other:?}"),
-    }
-}
 
 #[test]
 fn mcp_handshake_tools_and_channel_pushes() {
@@ -278,7 +96,14 @@ fn mcp_handshake_tools_and_channel_pushes() {
         !content.contains("</channel>") && !content.contains("<system>"),
         "{content}"
     );
-    assert!(content.starts_with("| hi agent"), "{content}");
+    let (frame, quoted) = content.split_once('\n').unwrap();
+    assert!(
+        frame.contains("untrusted")
+            && frame.contains("Autonomy converse")
+            && frame.contains("send(channel=\"general\""),
+        "{content}"
+    );
+    assert!(quoted.starts_with("| hi agent"), "{content}");
 
     // The agent's own messages are not pushed back; unread catches up and advances.
     let unread = agent.call("unread", json!({}));
@@ -348,7 +173,15 @@ fn replies_below_converse_are_refused_and_mute_drops() {
     alice.ok(&["perm", "set", "general", "mute"]);
     agent.wait_for_level("general", "mute");
     bob.ok(&["send", "general", "second"]);
-    agent.no_notification("notifications/claude/channel", Duration::from_secs(1));
+    // A whisper from bob, sent after, is pushed: the muted message was not, before or with it.
+    bob.ok(&["whisper", "alice/box/watcher", "sentinel"]);
+    let pushed = agent.notifications_before("notifications/claude/channel", |v| {
+        content_of(v).contains("sentinel")
+    });
+    assert!(
+        pushed.iter().all(|v| !content_of(v).contains("second")),
+        "{pushed:?}"
+    );
     // Muted means its text never reaches the model, pulled or pushed.
     let read = agent.call("read", json!({"channel": "general"}));
     assert_eq!(read["isError"], json!(true), "{read}");
@@ -414,12 +247,9 @@ async fn permission_requests_go_to_the_owner_and_strangers_are_ignored() {
     assert!(stranger.request(verdict(true)).await.is_err());
     let e = impostor.request(verdict(true)).await.unwrap_err();
     assert!(e.to_string().contains("only a person"), "{e}");
-    agent.no_notification(
-        "notifications/claude/channel/permission",
-        Duration::from_millis(500),
-    );
 
     // The owner's verdict goes back to Claude Code, and every owner session learns who answered.
+    // Being the first verdict Claude Code hears, it also shows the others' "allow" was dropped.
     tui.request(verdict(false)).await.unwrap();
     let answer = agent.notification("notifications/claude/channel/permission");
     assert_eq!(
@@ -447,12 +277,48 @@ async fn permission_requests_go_to_the_owner_and_strangers_are_ignored() {
             break;
         }
     }
-    // A second verdict for the same request changes nothing.
+    // A second verdict for the same request changes nothing: the next verdict Claude Code
+    // hears is the one for a later request.
     tui.request(verdict(true)).await.unwrap();
-    agent.no_notification(
-        "notifications/claude/channel/permission",
-        Duration::from_millis(500),
+    agent.notify(
+        "notifications/claude/channel/permission_request",
+        json!({"request_id": "fghij", "tool_name": "Bash", "description": "ls", "input_preview": "{}"}),
     );
+    let sentinel = next_request(&mut tui_events).await;
+    assert_eq!(sentinel, "fghij");
+    tui.request(ClientFrame::Relay {
+        id: 0,
+        to: Some(agent_path.clone()),
+        audience: Some(Audience::Agents),
+        body: RelayBody::PermissionVerdict {
+            request_id: sentinel,
+            allow: true,
+        },
+    })
+    .await
+    .unwrap();
+    let answer = agent.notification("notifications/claude/channel/permission");
+    assert_eq!(
+        answer["params"],
+        json!({"request_id": "fghij", "behavior": "allow"})
+    );
+}
+
+/// The id of the next permission request relayed to a person's session.
+async fn next_request(events: &mut tokio::sync::mpsc::Receiver<LinkEvent>) -> String {
+    loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let LinkEvent::Relay {
+            body: RelayBody::PermissionRequest { request_id, .. },
+            ..
+        } = event
+        {
+            return request_id;
+        }
+    }
 }
 
 #[test]
@@ -481,7 +347,17 @@ fn the_agent_survives_a_server_restart_and_delivers_what_it_missed_once() {
         "{push}"
     );
     assert_eq!(push["params"]["meta"]["seq"], "2");
-    agent.no_notification("notifications/claude/channel", Duration::from_secs(1));
+    // Nothing arrives twice: up to and including a later message, no push repeats one.
+    bob.ok(&["send", "general", "sentinel"]);
+    let pushed = agent.notifications_before("notifications/claude/channel", |v| {
+        content_of(v).contains("sentinel")
+    });
+    assert!(
+        pushed
+            .iter()
+            .all(|v| !content_of(v).contains("away") && !content_of(v).contains("before")),
+        "{pushed:?}"
+    );
 }
 
 #[test]
@@ -612,6 +488,8 @@ fn nothing_is_pushed_before_the_client_is_initialized() {
         json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
     );
     bob.ok(&["send", "general", "too early"]);
+    // The one fixed wait left: until `initialized` the MCP session accepts no other request,
+    // so there is nothing to send as a sentinel; give a wrong push time to show.
     agent.no_notification("notifications/claude/channel", Duration::from_millis(800));
     agent.notify("notifications/initialized", json!({}));
     let push = agent.notification("notifications/claude/channel");

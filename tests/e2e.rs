@@ -68,13 +68,16 @@ fn two_users_exchange_messages_and_a_whisper() {
     // Escape sequences from a sender are shown, not obeyed, by `tail`.
     let (_plain, plain_lines, plain_err) = bob.spawn(&["tail", "general", "--last", "1"]);
     plain_err.wait_for(WAIT, |l| l.contains("tailing"));
-    alice.ok(&["send", "general", "evil \u{1b}[2Jclear\rfake"]);
+    // A carriage return (like every Unicode line break) starts an indented line instead of
+    // overwriting this one; bidi overrides show escaped too.
+    alice.ok(&["send", "general", "evil \u{1b}[2Jclear\u{202e}x\rfake"]);
     let shown = plain_lines.wait_for(WAIT, |l| l.contains("evil"));
     assert!(
-        !shown.contains('\u{1b}') && !shown.contains('\r'),
+        !shown.contains('\u{1b}') && !shown.contains('\r') && !shown.contains('\u{202e}'),
         "{shown:?}"
     );
-    assert!(shown.contains("\\u{1b}[2Jclear\\rfake"), "{shown:?}");
+    assert!(shown.ends_with("\\u{1b}[2Jclear\\u{202e}x"), "{shown:?}");
+    assert_eq!(plain_lines.next(WAIT).as_deref(), Some("    fake"));
 
     let e = alice.fails(&["whisper", "bob/box/nobody", "hi"]);
     assert!(e.contains("bob/box/nobody is not online"), "{e}");

@@ -120,6 +120,10 @@ fn event_json(agent: &Arc<Agent>, event: LinkEvent) -> Option<Value> {
             "ts": whisper.ts,
             "text": whisper.text,
         })),
-        Effect::Deliver(Inbound::Held { .. }) | Effect::Verdict { .. } | Effect::None => status,
+        // Resolve only arises when a model reads (autonomy gating); never here.
+        Effect::Deliver(Inbound::Held { .. })
+        | Effect::Resolve(_)
+        | Effect::Verdict { .. }
+        | Effect::None => status,
     }
 }

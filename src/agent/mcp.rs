@@ -188,32 +188,26 @@ async fn pump(
     peer: Peer<RoleServer>,
     mut initialized: watch::Receiver<bool>,
 ) {
-    let mut pending: Vec<Inbound> = Vec::new();
-    let mut flush_at: Option<tokio::time::Instant> = None;
+    // Whispers whose level needs a question to the server come back here once answered.
+    let (late_tx, mut late) = mpsc::channel::<Effect>(64);
+    let mut outbox = Outbox {
+        agent: agent.clone(),
+        late: late_tx,
+        pending: Vec::new(),
+        flush_at: None,
+    };
     loop {
         let ready = *initialized.borrow();
-        let deadline = flush_at.filter(|_| ready);
+        let deadline = outbox.flush_at.filter(|_| ready);
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { break };
-                match agent.on_event(event) {
-                    Effect::Deliver(item) => {
-                        if pending.len() >= MAX_EARLY {
-                            pending.remove(0);
-                        }
-                        pending.push(item);
-                        flush_at.get_or_insert_with(|| tokio::time::Instant::now() + COALESCE_WINDOW);
-                    }
-                    Effect::Verdict { request_id, allow } => {
-                        let behavior = if allow { "allow" } else { "deny" };
-                        notify(&peer, PERMISSION_VERDICT, json!({"request_id": request_id, "behavior": behavior})).await;
-                    }
-                    Effect::None => {}
-                }
+                outbox.apply(agent.on_event(event), &peer).await;
             }
+            Some(effect) = late.recv() => outbox.apply(effect, &peer).await,
             () = sleep_until(deadline) => {
-                flush_at = None;
-                for push in coalesce(&agent.server, std::mem::take(&mut pending)) {
+                outbox.flush_at = None;
+                for push in coalesce(&agent.server, std::mem::take(&mut outbox.pending)) {
                     notify(&peer, CHANNEL_NOTIFICATION, push_params(push)).await;
                 }
             }
@@ -222,6 +216,42 @@ async fn pump(
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Inbound items gathering for the next push.
+struct Outbox {
+    agent: Arc<Agent>,
+    late: mpsc::Sender<Effect>,
+    pending: Vec<Inbound>,
+    flush_at: Option<tokio::time::Instant>,
+}
+
+impl Outbox {
+    async fn apply(&mut self, effect: Effect, peer: &Peer<RoleServer>) {
+        match effect {
+            Effect::Deliver(item) => {
+                if self.pending.len() >= MAX_EARLY {
+                    self.pending.remove(0);
+                }
+                self.pending.push(item);
+                self.flush_at
+                    .get_or_insert_with(|| tokio::time::Instant::now() + COALESCE_WINDOW);
+            }
+            Effect::Verdict { request_id, allow } => {
+                let behavior = if allow { "allow" } else { "deny" };
+                let params = json!({"request_id": request_id, "behavior": behavior});
+                notify(peer, PERMISSION_VERDICT, params).await;
+            }
+            Effect::Resolve(whisper) => {
+                // Not awaited here: the server's answer comes through the link this loop reads.
+                let (agent, late) = (self.agent.clone(), self.late.clone());
+                tokio::spawn(async move {
+                    let _ = late.send(agent.resolve_whisper(whisper).await).await;
+                });
+            }
+            Effect::None => {}
         }
     }
 }

@@ -7,11 +7,13 @@
 //! only through `net::link`; knows nothing of the server, the TUI or the CLI.
 
 pub mod core;
+pub mod gate;
 pub mod jsonl;
+pub mod launch;
 pub mod mcp;
 pub mod tools;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -19,15 +21,21 @@ use std::time::{Duration, Instant, SystemTime};
 use color_eyre::eyre::{Result, WrapErr};
 
 use crate::net::client::{self, Opening, Setup};
-use crate::net::config::ClientConfig;
+use crate::net::config::{AutonomyKey, ClientConfig};
 use crate::net::link::{LinkEvent, LinkHandle, Resume};
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Audience, Autonomy, RelayBody, SessionKind};
+use crate::net::protocol::{Audience, Autonomy, RelayBody, SessionKind, WhisperMessage};
 
-use self::core::{FloodGate, Gate, Inbound, Levels, OpenRequest, Permissions};
+use self::core::{Inbound, Levels};
+use self::gate::{FloodGate, Gate, OpenRequest, Permissions};
+
+pub use self::launch::{AgentArgs, main};
 
 /// How often the config file is checked for autonomy changes made by `conclave perm set`.
 const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// Most session kinds remembered; a cache, so it simply starts over when full.
+const MAX_KNOWN_KINDS: usize = 256;
 
 /// Which front end speaks on stdio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,8 +53,10 @@ pub struct AgentOptions {
     pub server: Option<String>,
     pub handle: Option<String>,
     pub join: Vec<String>,
-    pub perms: Vec<(String, Autonomy)>,
+    pub perms: Vec<(AutonomyKey, Autonomy)>,
     pub format: Format,
+    /// In a channel this session never read, only this many newest messages start unread.
+    pub backlog: u64,
 }
 
 /// Where one joined channel's reading stands.
@@ -63,6 +73,9 @@ struct State {
     channels: BTreeMap<Name, Mark>,
     gate: FloodGate,
     permissions: Permissions,
+    /// Kinds of this user's other sessions, seen in presence, relays and `who`: whether a
+    /// whisper comes from a person.
+    kinds: HashMap<SessionPath, SessionKind>,
     connection: String,
     config_mtime: Option<SystemTime>,
 }
@@ -75,6 +88,8 @@ pub struct Agent {
     config_dir: PathBuf,
     /// Whether autonomy gates replies (MCP: a model is answering; JSON lines: a program).
     gated: bool,
+    /// How many newest messages of a never-read channel start unread.
+    backlog: u64,
     state: Mutex<State>,
 }
 
@@ -83,6 +98,9 @@ pub struct Agent {
 pub enum Effect {
     /// Deliver this to the model (MCP) or the program (JSON lines).
     Deliver(Inbound),
+    /// A whisper from another session of the agent's own user, not yet known to be a person
+    /// or an agent: the front end awaits `Agent::resolve_whisper` off its event loop.
+    Resolve(WhisperMessage),
     /// Tell Claude Code a person answered a permission request.
     Verdict {
         request_id: String,
@@ -127,11 +145,13 @@ pub async fn run(options: AgentOptions) -> Result<()> {
         server: session.server,
         config_dir: options.config_dir,
         gated: options.format == Format::Mcp,
+        backlog: options.backlog,
         state: Mutex::new(State {
             levels,
             channels: BTreeMap::new(),
             gate: FloodGate::default(),
             permissions: Permissions::default(),
+            kinds: HashMap::new(),
             connection: "connected".into(),
             config_mtime: None,
         }),
@@ -200,8 +220,60 @@ impl Agent {
         self.lock().levels.channel(channel)
     }
 
-    pub fn whisper_level(&self) -> Autonomy {
-        self.lock().levels.whispers()
+    /// The whisper level with `peer` if it is already known (a stranger, or a session of this
+    /// user whose kind was seen).
+    fn known_whisper_level(&self, peer: &SessionPath) -> Option<Autonomy> {
+        let state = self.lock();
+        if peer.user != self.me.user {
+            return Some(state.levels.whispers_with(false));
+        }
+        let kind = state.kinds.get(peer).copied()?;
+        Some(state.levels.whispers_with(kind == SessionKind::Human))
+    }
+
+    /// The whisper level with `peer`, asking the server who `peer` is when it is one of this
+    /// user's sessions not seen yet. Never call it from the loop that reads link events: the
+    /// answer arrives through that same link.
+    pub async fn whisper_level(&self, peer: &SessionPath) -> Autonomy {
+        if let Some(level) = self.known_whisper_level(peer) {
+            return level;
+        }
+        let kind = match self.link.who(None).await {
+            Ok(report) => report
+                .sessions
+                .into_iter()
+                .find(|s| &s.path == peer)
+                .map(|s| s.kind),
+            Err(e) => {
+                tracing::debug!(%e, "cannot tell who whispered");
+                None
+            }
+        };
+        if let Some(kind) = kind {
+            self.learn_kind(peer, kind);
+        }
+        self.lock()
+            .levels
+            .whispers_with(kind == Some(SessionKind::Human))
+    }
+
+    /// Remembers a session's kind (bounded: forgets everything past `MAX_KNOWN_KINDS`).
+    fn learn_kind(&self, path: &SessionPath, kind: SessionKind) {
+        if path.user != self.me.user {
+            return;
+        }
+        let mut state = self.lock();
+        if state.kinds.len() >= MAX_KNOWN_KINDS && !state.kinds.contains_key(path) {
+            state.kinds.clear();
+        }
+        state.kinds.insert(path.clone(), kind);
+    }
+
+    /// The whisper's level, found out in the background, then gated like any inbound item.
+    pub async fn resolve_whisper(&self, whisper: WhisperMessage) -> Effect {
+        let level = self.whisper_level(&whisper.from).await;
+        let from = whisper.from.clone();
+        self.gate(level, &from, None, Inbound::Whisper { whisper, level })
     }
 
     /// Refuses a reply below `converse` (only when a model is answering).
@@ -227,13 +299,19 @@ impl Agent {
         Ok(())
     }
 
-    /// Joins a channel (messages from now on are pushed) and records its read position.
+    /// Joins a channel (messages from now on are pushed) and records its read position. A
+    /// channel this session handle never read starts with only its newest `backlog` messages
+    /// unread, not its whole history.
     pub async fn join(&self, channel: &Name) -> Result<(u64, u64), crate::net::link::LinkError> {
         let joined = self.link.join(channel, Resume::Live).await?;
-        let mark = Mark {
-            read_seq: joined.read_seq,
-            last_seq: joined.channel.last_seq,
-        };
+        let last_seq = joined.channel.last_seq;
+        let mut read_seq = joined.read_seq;
+        let start = last_seq.saturating_sub(self.backlog);
+        if read_seq == 0 && start > 0 {
+            self.link.mark_read(channel, start).await?;
+            read_seq = start;
+        }
+        let mark = Mark { read_seq, last_seq };
         self.lock().channels.insert(channel.clone(), mark);
         Ok((mark.read_seq, mark.last_seq))
     }
@@ -278,11 +356,17 @@ impl Agent {
                 let (from, channel) = (message.from.clone(), Some(message.channel.clone()));
                 self.gate(level, &from, channel, Inbound::Message { message, level })
             }
-            LinkEvent::Whisper(whisper) => {
-                let level = self.whisper_level();
-                let from = whisper.from.clone();
-                self.gate(level, &from, None, Inbound::Whisper { whisper, level })
-            }
+            LinkEvent::Whisper(whisper) => match self.known_whisper_level(&whisper.from) {
+                Some(level) => {
+                    let from = whisper.from.clone();
+                    self.gate(level, &from, None, Inbound::Whisper { whisper, level })
+                }
+                None if self.gated => Effect::Resolve(whisper),
+                None => Effect::Deliver(Inbound::Whisper {
+                    level: self.lock().levels.whispers(),
+                    whisper,
+                }),
+            },
             LinkEvent::Connected { .. } => {
                 self.lock().connection = "connected".into();
                 let agent = self.clone();
@@ -303,12 +387,18 @@ impl Agent {
                 self.lock().connection = format!("offline: {reason}");
                 Effect::None
             }
-            LinkEvent::Presence(_) => Effect::None,
+            LinkEvent::Presence(presence) => {
+                self.learn_kind(&presence.session.path, presence.session.kind);
+                Effect::None
+            }
             LinkEvent::Relay {
                 from,
                 from_kind,
                 body,
-            } => self.on_relay(from, from_kind, body),
+            } => {
+                self.learn_kind(&from, from_kind);
+                self.on_relay(from, from_kind, body)
+            }
         }
     }
 
@@ -372,7 +462,10 @@ impl Agent {
                 }
             }
             RelayBody::SetAutonomy { channel, level } if self.is_owner_person(&from, from_kind) => {
-                self.lock().levels.live.insert(channel.to_string(), level);
+                self.lock()
+                    .levels
+                    .live
+                    .insert(AutonomyKey::Channel(channel.clone()), level);
                 tracing::info!(%channel, level = level.as_str(), by = %from, "autonomy changed");
                 let agent = self.clone();
                 tokio::spawn(async move { agent.report_autonomy(None).await });

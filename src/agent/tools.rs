@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{ChatMessage, MAX_HISTORY_PAGE};
+use crate::net::protocol::{ChatMessage, MAX_HISTORY_PAGE, MAX_TEXT_BYTES};
 
 use super::Agent;
 use super::core::quote_untrusted;
@@ -35,27 +35,28 @@ pub fn specs() -> Vec<ToolSpec> {
     vec![
         ToolSpec {
             name: "send",
-            description: "Post a message to a conclave channel you joined. Refused where your autonomy is below converse.",
+            description: "Post a message (at most 16 KiB of text) to a conclave channel you joined. Refused where your autonomy is below converse.",
             schema: object(
-                json!({"channel": channel_prop(), "text": {"type": "string", "description": "The message."}}),
+                json!({"channel": channel_prop(), "text": {"type": "string", "description": "The message, at most 16 KiB (16384 bytes of UTF-8)."}}),
                 &["channel", "text"],
             ),
         },
         ToolSpec {
             name: "whisper",
-            description: "Send a private message to one online session, by path user/machine/session (the `from` of a message).",
+            description: "Send a private message (at most 16 KiB) to one online session, by path user/machine/session (the `from` of a message).",
             schema: object(
-                json!({"to": {"type": "string", "description": "Session path user/machine/session."}, "text": {"type": "string"}}),
+                json!({"to": {"type": "string", "description": "Session path user/machine/session."}, "text": {"type": "string", "description": "At most 16 KiB."}}),
                 &["to", "text"],
             ),
         },
         ToolSpec {
             name: "read",
-            description: "Read a channel's history: the newest messages, or those after `since` (a sequence number).",
+            description: "Read a channel's history: the newest messages, older ones with `before`, or those after `since` (sequence numbers). The answer names the value for the next page.",
             schema: object(
                 json!({
                     "channel": channel_prop(),
                     "since": {"type": "integer", "minimum": 0, "description": "Return messages after this sequence number."},
+                    "before": {"type": "integer", "minimum": 1, "description": "Return messages before this sequence number (to page back)."},
                     "limit": {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY_PAGE, "description": "At most this many (default 20)."}
                 }),
                 &["channel"],
@@ -94,6 +95,57 @@ pub fn specs() -> Vec<ToolSpec> {
     ]
 }
 
+/// Whether a list of messages has a next page, and how to ask for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum More {
+    No,
+    /// `unread` has more: call it again (read positions advanced).
+    Unread,
+    /// Older messages remain: read again with `before`.
+    Older {
+        channel: Name,
+        before: u64,
+    },
+    /// Newer messages remain: read again with `since` (and the same `before`, if any).
+    Newer {
+        channel: Name,
+        since: u64,
+        before: Option<u64>,
+    },
+}
+
+impl More {
+    fn to_json(&self) -> Value {
+        match self {
+            Self::No => Value::Null,
+            Self::Unread => json!({}),
+            Self::Older { before, .. } => json!({"before": before}),
+            Self::Newer { since, before, .. } => json!({"since": since, "before": before}),
+        }
+    }
+
+    /// The sentence that tells a model how to get the next page.
+    fn to_text(&self) -> Option<String> {
+        match self {
+            Self::No => None,
+            Self::Unread => Some("More remain: call unread() again.".into()),
+            Self::Older { channel, before } => Some(format!(
+                "Older messages remain: call read(channel=\"{channel}\", before={before}) for the page before these."
+            )),
+            Self::Newer {
+                channel,
+                since,
+                before,
+            } => {
+                let before = before.map(|b| format!(", before={b}")).unwrap_or_default();
+                Some(format!(
+                    "Newer messages remain: call read(channel=\"{channel}\", since={since}{before}) for the next page."
+                ))
+            }
+        }
+    }
+}
+
 /// What an operation produced.
 #[derive(Debug)]
 pub enum Outcome {
@@ -106,7 +158,7 @@ pub enum Outcome {
     },
     Messages {
         messages: Vec<ChatMessage>,
-        more: bool,
+        more: More,
     },
     Channels(Vec<Value>),
     Who {
@@ -134,9 +186,11 @@ impl Outcome {
         match self {
             Self::Sent { channel, seq } => json!({"channel": channel.as_str(), "seq": seq}),
             Self::Whispered { to } => json!({"to": to.to_string()}),
-            Self::Messages { messages, more } => {
-                json!({"messages": messages.iter().map(message_json).collect::<Vec<_>>(), "more": more})
-            }
+            Self::Messages { messages, more } => json!({
+                "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
+                "more": *more != More::No,
+                "next": more.to_json(),
+            }),
             Self::Channels(list) => json!({"channels": list}),
             Self::Who {
                 channel,
@@ -176,8 +230,9 @@ impl Outcome {
                         quote_untrusted(&m.text)
                     ));
                 }
-                if *more {
-                    out.push_str("More remain: call again.\n");
+                if let Some(next) = more.to_text() {
+                    out.push_str(&next);
+                    out.push('\n');
                 }
                 out
             }
@@ -216,6 +271,65 @@ fn channel_arg(args: &Map<String, Value>) -> Result<Name, String> {
     Name::channel(str_arg(args, "channel")?).map_err(|e| e.to_string())
 }
 
+/// Refuses a message the server would refuse as too large, saying the limit in words.
+pub fn check_size(text: &str) -> Result<(), String> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "The message is {} bytes; messages are limited to {} KiB ({MAX_TEXT_BYTES} bytes of \
+             UTF-8). Shorten it or split it into several messages.",
+            text.len(),
+            MAX_TEXT_BYTES / 1024
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a channel not joined exists (among those this user may see), so a send to a
+/// misspelt channel says so instead of citing autonomy.
+async fn exists(agent: &Agent, channel: &Name) -> Result<(), String> {
+    if agent.marks().iter().any(|(name, _, _)| name == channel) {
+        return Ok(());
+    }
+    let list = agent
+        .link
+        .list_channels()
+        .await
+        .map_err(|e| e.to_string())?;
+    if list.iter().any(|c| &c.name == channel) {
+        Ok(())
+    } else {
+        Err(format!(
+            "there is no channel #{channel}; `channels` lists those you can see"
+        ))
+    }
+}
+
+/// How to ask for the page after this one: a page read back from the newest (or from
+/// `before`) continues with older messages; one read forward from `since` with newer ones.
+fn next_page(
+    channel: &Name,
+    since: Option<u64>,
+    before: Option<u64>,
+    page: &[ChatMessage],
+    more: bool,
+) -> More {
+    let (Some(first), Some(last)) = (page.first(), page.last()) else {
+        return More::No;
+    };
+    match (more, since) {
+        (false, _) => More::No,
+        (true, None) => More::Older {
+            channel: channel.clone(),
+            before: first.seq,
+        },
+        (true, Some(_)) => More::Newer {
+            channel: channel.clone(),
+            since: last.seq,
+            before,
+        },
+    }
+}
+
 /// Runs one operation by name.
 pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Result<Outcome, String> {
     let server_err = |e: crate::net::link::LinkError| e.to_string();
@@ -223,6 +337,8 @@ pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Resul
         "send" => {
             let channel = channel_arg(args)?;
             let text = str_arg(args, "text")?;
+            check_size(text)?;
+            exists(agent, &channel).await?;
             agent.may_reply(agent.level(&channel), &format!("#{channel}"))?;
             let receipt = agent.link.send(&channel, text).await.map_err(server_err)?;
             Ok(Outcome::Sent {
@@ -232,7 +348,8 @@ pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Resul
         }
         "whisper" => {
             let to = SessionPath::parse(str_arg(args, "to")?).map_err(|e| e.to_string())?;
-            agent.may_reply(agent.whisper_level(), "whispers")?;
+            check_size(str_arg(args, "text")?)?;
+            agent.may_reply(agent.whisper_level(&to).await, &format!("whispers to {to}"))?;
             agent
                 .link
                 .whisper(&to, str_arg(args, "text")?)
@@ -244,17 +361,19 @@ pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Resul
             let channel = channel_arg(args)?;
             agent.may_read(&channel)?;
             let since = opt_u64(args, "since")?;
+            let before = opt_u64(args, "before")?;
             let limit = opt_u64(args, "limit")?.map_or(READ_DEFAULT, |l| {
                 l.clamp(1, u64::from(MAX_HISTORY_PAGE)) as u32
             });
             let page = agent
                 .link
-                .history(&channel, since, None, limit)
+                .history(&channel, since, before, limit)
                 .await
                 .map_err(server_err)?;
+            let more = next_page(&channel, since, before, &page.messages, page.more);
             Ok(Outcome::Messages {
                 messages: page.messages,
-                more: page.more,
+                more,
             })
         }
         "unread" => unread(agent).await,
@@ -348,7 +467,7 @@ async fn unread(agent: &Agent) -> Result<Outcome, String> {
     }
     Ok(Outcome::Messages {
         messages: out,
-        more,
+        more: if more { More::Unread } else { More::No },
     })
 }
 
@@ -372,6 +491,69 @@ fn status(agent: &Agent) -> Value {
         "channels": channels,
         "default_autonomy": state.levels.default_level().as_str(),
         "whispers_autonomy": state.levels.whispers().as_str(),
+        "whispers_from_your_people_autonomy": state.levels.whispers_with(true).as_str(),
         "open_permission_requests": state.permissions.pending(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn page(seqs: &[u64]) -> Vec<ChatMessage> {
+        seqs.iter()
+            .map(|&seq| ChatMessage {
+                channel: Name::channel("general").unwrap(),
+                seq,
+                ts: 0,
+                from: SessionPath::parse("bob/m/a").unwrap(),
+                text: "x".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_send_tool_states_the_size_limit_and_refuses_past_it_in_words() {
+        let send = specs().into_iter().find(|s| s.name == "send").unwrap();
+        let limit = format!("{} KiB", MAX_TEXT_BYTES / 1024);
+        assert!(send.description.contains(&limit), "{}", send.description);
+        assert!(check_size(&"a".repeat(MAX_TEXT_BYTES)).is_ok());
+        let e = check_size(&"a".repeat(MAX_TEXT_BYTES + 1)).unwrap_err();
+        assert!(e.contains("limited to 16 KiB (16384 bytes"), "{e}");
+        assert!(e.contains("16385 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_read_page_names_the_cursor_for_the_next_one() {
+        let general = Name::channel("general").unwrap();
+        let back = next_page(&general, None, None, &page(&[8, 9, 10]), true);
+        let text = Outcome::Messages {
+            messages: page(&[8, 9, 10]),
+            more: back.clone(),
+        }
+        .to_text();
+        assert!(
+            text.contains("call read(channel=\"general\", before=8)"),
+            "{text}"
+        );
+        let forward = next_page(&general, Some(3), Some(20), &page(&[4, 5]), true);
+        assert_eq!(
+            forward.to_text().unwrap(),
+            "Newer messages remain: call read(channel=\"general\", since=5, before=20) for the next page."
+        );
+        assert_eq!(
+            next_page(&general, None, None, &page(&[1, 2]), false),
+            More::No
+        );
+        let json = Outcome::Messages {
+            messages: page(&[8]),
+            more: back,
+        }
+        .to_json();
+        assert_eq!(
+            (json["more"].clone(), json["next"].clone()),
+            (json!(true), json!({"before": 8}))
+        );
+    }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 
 use crate::net::client::{self, Opening, Session, Setup};
-use crate::net::config::{ClientConfig, autonomy_key, autonomy_place};
+use crate::net::config::{AutonomyKey, ClientConfig, autonomy_key, autonomy_place};
 use crate::net::identity::{Identity, parse_public_key};
 use crate::net::link::{LinkEvent, Resume};
 use crate::net::names::{Name, SessionPath};
@@ -270,13 +270,7 @@ fn local_time(ts_ms: i64) -> String {
 /// Text as a terminal may show it: control characters (escape sequences, carriage returns)
 /// from a sender are made visible instead of acted on, and later lines are indented.
 fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => "\n    ".to_owned(),
-            c if c.is_control() => c.escape_default().to_string(),
-            c => c.to_string(),
-        })
-        .collect()
+    crate::net::text::visible(text, "\n    ")
 }
 
 pub fn message_line(m: &ChatMessage) -> String {
@@ -430,37 +424,11 @@ pub fn perm_set(env: &Env, channel: &str, level: Autonomy) -> Result<()> {
 /// `conclave perm show`.
 pub fn perm_show(env: &Env) -> Result<()> {
     let config = ClientConfig::load(&env.config_dir)?;
-    if !config.autonomy.contains_key("default") {
+    if !config.autonomy.contains_key(&AutonomyKey::Default) {
         println!("{:<24} notify (built in)", "default");
     }
     for (key, level) in &config.autonomy {
         println!("{:<24} {}", autonomy_place(key), level.as_str());
     }
-    Ok(())
-}
-
-/// `conclave agent --print-config claude`: the commands that register this agent with Claude
-/// Code and launch a session with it as a development channel.
-pub fn print_claude_config(
-    server: Option<&str>,
-    join: &[String],
-    handle: Option<&str>,
-) -> Result<()> {
-    let exe = std::env::current_exe().wrap_err("cannot find the conclave binary")?;
-    let mut args = vec![exe.display().to_string(), "agent".to_owned()];
-    if let Some(server) = server {
-        args.extend(["--server".to_owned(), server.to_owned()]);
-    }
-    if let Some(handle) = handle {
-        args.extend(["--as".to_owned(), handle.to_owned()]);
-    }
-    for channel in join {
-        args.extend(["--join".to_owned(), channel.clone()]);
-    }
-    println!(
-        "claude mcp add --scope local conclave -- {}",
-        args.join(" ")
-    );
-    println!("claude --dangerously-load-development-channels server:conclave");
     Ok(())
 }

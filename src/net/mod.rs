@@ -10,4 +10,5 @@ pub mod identity;
 pub mod link;
 pub mod names;
 pub mod protocol;
+pub mod text;
 pub mod ws;

@@ -1,0 +1,328 @@
+//! What the agent lets through, free of I/O: flood control per sending user, and which
+//! permission verdicts count. Both remember a bounded number of entries, so neither a crowd
+//! of senders nor a pile of unanswered requests grows the agent without limit.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::SessionKind;
+
+/// Most senders the flood gate remembers; past it, idle ones are forgotten first, then the
+/// longest quiet. Keeps a crowd of one-message senders from growing the agent without limit.
+pub const MAX_GATED_SENDERS: usize = 1024;
+
+/// Flood control per sending **user** (so rotating session handles does not reset it): at
+/// most `burst` pushes per `window`; past that, the user is held for `cooldown` (their
+/// messages stay readable through the tools).
+#[derive(Debug)]
+pub struct FloodGate {
+    burst: usize,
+    window: Duration,
+    cooldown: Duration,
+    capacity: usize,
+    senders: HashMap<Name, Sender>,
+}
+
+#[derive(Debug, Default)]
+struct Sender {
+    recent: VecDeque<Instant>,
+    held_until: Option<Instant>,
+}
+
+impl Sender {
+    /// When this sender last mattered: its newest push, or the end of its hold.
+    fn last_active(&self) -> Option<Instant> {
+        self.recent.back().copied().max(self.held_until)
+    }
+}
+
+/// What the gate says about one inbound item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Pass,
+    /// Held; `first` is true for the item that started the hold (announce it once).
+    Hold {
+        first: bool,
+    },
+}
+
+impl Default for FloodGate {
+    fn default() -> Self {
+        Self::new(20, Duration::from_secs(60), Duration::from_secs(60))
+    }
+}
+
+impl FloodGate {
+    pub fn new(burst: usize, window: Duration, cooldown: Duration) -> Self {
+        Self {
+            burst,
+            window,
+            cooldown,
+            capacity: MAX_GATED_SENDERS,
+            senders: HashMap::new(),
+        }
+    }
+
+    /// The same gate remembering at most `capacity` senders.
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    pub fn cooldown(&self) -> Duration {
+        self.cooldown
+    }
+
+    /// How many senders are remembered.
+    pub fn tracked(&self) -> usize {
+        self.senders.len()
+    }
+
+    pub fn check(&mut self, from: &SessionPath, now: Instant) -> Gate {
+        if !self.senders.contains_key(&from.user) && self.senders.len() >= self.capacity {
+            self.make_room(now);
+        }
+        let sender = self.senders.entry(from.user.clone()).or_default();
+        if let Some(until) = sender.held_until {
+            if now < until {
+                return Gate::Hold { first: false };
+            }
+            sender.held_until = None;
+            sender.recent.clear();
+        }
+        while sender
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            sender.recent.pop_front();
+        }
+        if sender.recent.len() >= self.burst {
+            sender.held_until = Some(now + self.cooldown);
+            return Gate::Hold { first: true };
+        }
+        sender.recent.push_back(now);
+        Gate::Pass
+    }
+
+    /// Forgets every sender with nothing left to count; if none is, the longest quiet one.
+    fn make_room(&mut self, now: Instant) {
+        let window = self.window;
+        self.senders.retain(|_, s| {
+            let held = s.held_until.is_some_and(|until| now < until);
+            let counting = s
+                .recent
+                .back()
+                .is_some_and(|t| now.duration_since(*t) < window);
+            held || counting
+        });
+        if self.senders.len() >= self.capacity {
+            let quietest = self
+                .senders
+                .iter()
+                .min_by_key(|(_, s)| s.last_active())
+                .map(|(user, _)| user.clone());
+            if let Some(user) = quietest {
+                self.senders.remove(&user);
+            }
+        }
+    }
+}
+
+/// An open permission request of the model's, waiting for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRequest {
+    pub tool_name: String,
+    pub description: String,
+}
+
+/// Most permission requests kept open; the oldest is dropped past it (Claude Code never says
+/// when its own dialog settled one, so without a bound they would pile up).
+pub const MAX_OPEN_REQUESTS: usize = 64;
+
+/// Tracks permission requests and decides which verdicts count: only from a human session of
+/// the agent's own user, only for an open request, only the first.
+#[derive(Debug, Default)]
+pub struct Permissions {
+    /// Request id to (order opened, request).
+    open: BTreeMap<String, (u64, OpenRequest)>,
+    opened: u64,
+}
+
+/// Why a verdict was not applied (logged, never shown to the model).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    NotAPerson,
+    NotTheOwner,
+    NoSuchRequest,
+}
+
+impl Permissions {
+    pub fn open(&mut self, request_id: String, request: OpenRequest) {
+        self.opened += 1;
+        self.open.insert(request_id, (self.opened, request));
+        while self.open.len() > MAX_OPEN_REQUESTS {
+            let oldest = self
+                .open
+                .iter()
+                .min_by_key(|(_, (order, _))| *order)
+                .map(|(id, _)| id.clone());
+            if let Some(id) = oldest {
+                self.open.remove(&id);
+            }
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Applies a verdict if it counts, closing the request.
+    pub fn verdict(
+        &mut self,
+        owner: &Name,
+        from: &SessionPath,
+        from_kind: SessionKind,
+        request_id: &str,
+    ) -> Result<OpenRequest, Refused> {
+        if from_kind != SessionKind::Human {
+            return Err(Refused::NotAPerson);
+        }
+        if &from.user != owner {
+            return Err(Refused::NotTheOwner);
+        }
+        self.open
+            .remove(request_id)
+            .map(|(_, request)| request)
+            .ok_or(Refused::NoSuchRequest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn path(s: &str) -> SessionPath {
+        SessionPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_flooding_sender_is_held_then_released() {
+        let mut gate = FloodGate::new(3, Duration::from_secs(10), Duration::from_secs(30));
+        let bob = path("bob/m/a");
+        let carol = path("carol/m/b");
+        let t0 = Instant::now();
+        for i in 0..3 {
+            assert_eq!(gate.check(&bob, t0 + Duration::from_secs(i)), Gate::Pass);
+        }
+        assert_eq!(
+            gate.check(&bob, t0 + Duration::from_secs(3)),
+            Gate::Hold { first: true }
+        );
+        assert_eq!(
+            gate.check(&bob, t0 + Duration::from_secs(4)),
+            Gate::Hold { first: false }
+        );
+        assert_eq!(
+            gate.check(&carol, t0 + Duration::from_secs(4)),
+            Gate::Pass,
+            "others unaffected"
+        );
+        assert_eq!(gate.check(&bob, t0 + Duration::from_secs(34)), Gate::Pass);
+    }
+
+    #[test]
+    fn a_user_rotating_session_handles_is_counted_as_one_sender() {
+        let mut gate = FloodGate::new(3, Duration::from_secs(60), Duration::from_secs(60));
+        let t0 = Instant::now();
+        let passed = (0..60)
+            .filter(|i| {
+                let handle = path(&format!("mallory/m/h{i}"));
+                gate.check(&handle, t0 + Duration::from_millis(*i)) == Gate::Pass
+            })
+            .count();
+        assert_eq!(passed, 3);
+        assert_eq!(gate.tracked(), 1);
+    }
+
+    #[test]
+    fn the_flood_gate_remembers_a_bounded_number_of_senders() {
+        let mut gate =
+            FloodGate::new(2, Duration::from_secs(10), Duration::from_secs(30)).with_capacity(4);
+        let t0 = Instant::now();
+        let mallory = path("mallory/m/a");
+        for _ in 0..2 {
+            gate.check(&mallory, t0);
+        }
+        assert_eq!(gate.check(&mallory, t0), Gate::Hold { first: true });
+        // A crowd of one-message users, some long gone, some recent.
+        for i in 0..100u64 {
+            let at = t0 + Duration::from_secs(i);
+            assert_eq!(gate.check(&path(&format!("u{i}/m/x")), at), Gate::Pass);
+            assert!(gate.tracked() <= 4, "{}", gate.tracked());
+        }
+        // Mallory went quiet after being held, so it was forgotten: gone means a clean slate,
+        // never a hold that outlives its sender's memory.
+        let later = t0 + Duration::from_secs(100);
+        assert_eq!(gate.check(&mallory, later), Gate::Pass);
+        assert!(gate.tracked() <= 4);
+    }
+
+    #[test]
+    fn open_permission_requests_are_bounded_oldest_first() {
+        let mut perms = Permissions::default();
+        let request = OpenRequest {
+            tool_name: "Bash".into(),
+            description: "ls".into(),
+        };
+        for i in 0..MAX_OPEN_REQUESTS + 10 {
+            perms.open(format!("r{i}"), request.clone());
+        }
+        assert_eq!(perms.pending(), MAX_OPEN_REQUESTS);
+        let owner = Name::user("alice").unwrap();
+        let tui = path("alice/m/tui");
+        assert_eq!(
+            perms.verdict(&owner, &tui, SessionKind::Human, "r0"),
+            Err(Refused::NoSuchRequest),
+            "the oldest went first"
+        );
+        let newest = format!("r{}", MAX_OPEN_REQUESTS + 9);
+        assert_eq!(
+            perms.verdict(&owner, &tui, SessionKind::Human, &newest),
+            Ok(request)
+        );
+    }
+
+    #[test]
+    fn only_the_owners_people_answer_and_only_once() {
+        let mut perms = Permissions::default();
+        let owner = Name::user("alice").unwrap();
+        let request = OpenRequest {
+            tool_name: "Bash".into(),
+            description: "ls".into(),
+        };
+        perms.open("abcde".into(), request.clone());
+        let stranger = path("mallory/m/tui");
+        let sibling_agent = path("alice/m/other-agent");
+        let tui = path("alice/m/tui");
+        assert_eq!(
+            perms.verdict(&owner, &stranger, SessionKind::Human, "abcde"),
+            Err(Refused::NotTheOwner)
+        );
+        assert_eq!(
+            perms.verdict(&owner, &sibling_agent, SessionKind::Agent, "abcde"),
+            Err(Refused::NotAPerson)
+        );
+        assert_eq!(
+            perms.verdict(&owner, &tui, SessionKind::Human, "abcde"),
+            Ok(request)
+        );
+        assert_eq!(
+            perms.verdict(&owner, &tui, SessionKind::Human, "abcde"),
+            Err(Refused::NoSuchRequest)
+        );
+        assert_eq!(perms.pending(), 0);
+    }
+}
