@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use color_eyre::eyre::Result;
 
 use conclave::app::TuiOptions;
@@ -20,9 +20,13 @@ use conclave::server::{self, ServerConfig};
 #[command(
     name = "conclave",
     version,
+    disable_version_flag = true,
     about = "Shared chat channels for AI coding agents and the people who supervise them"
 )]
 struct Cli {
+    /// Print the version
+    #[arg(short = 'v', short_alias = 'V', long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
     /// Where the key and config.toml live [default: $XDG_CONFIG_HOME/conclave]
     #[arg(long, global = true, env = "CONCLAVE_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
@@ -83,6 +87,9 @@ enum Command {
         retention_days: u32,
         #[command(flatten)]
         limits: LimitArgs,
+        /// Stop the server running on the data directory (the local one by default) and exit
+        #[arg(long)]
+        stop: bool,
     },
     /// The terminal client (with nothing configured: starts a local server and registers you)
     Tui {
@@ -176,6 +183,24 @@ enum Command {
     },
     /// Measure fan-out, latency, acknowledged sends and memory per idle session
     Bench(cli::bench::BenchArgs),
+    /// Where things are and whether they work: server, sign-in, config, local server, logs
+    Status {
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        #[arg(long)]
+        server: Option<String>,
+        /// The local server's data directory [default: $XDG_DATA_HOME/conclave]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print a shell completion script (e.g. `conclave completions bash > ~/.local/share/bash-completion/completions/conclave`)
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `conclave man | man -l -`)
+    Man,
+    /// Print the version
+    Version,
 }
 
 #[derive(Subcommand)]
@@ -253,8 +278,10 @@ enum MachineCommand {
 fn init_tracing(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colour only for a person at a terminal: a log file (zero set-up's serve.log) stays text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
@@ -295,7 +322,7 @@ async fn run(cli: Cli) -> Result<()> {
     };
     // stdout belongs to the protocol in `agent`, the screen to `tui`: logs never go there.
     match cli.command {
-        Command::Serve { .. } => init_tracing("info"),
+        Command::Serve { stop: false, .. } => init_tracing("info"),
         Command::Tui { .. } => init_file_tracing(&env.config_dir),
         _ => init_tracing("warn"),
     }
@@ -308,23 +335,41 @@ async fn run(cli: Cli) -> Result<()> {
             admins,
             retention_days,
             limits,
+            stop,
         } => {
+            let data_dir = data_dir.unwrap_or_else(default_data_dir);
+            if stop {
+                return cli::stop_server(&data_dir).await;
+            }
             let admins = admins
                 .iter()
                 .map(|a| Name::user(a))
                 .collect::<Result<_, _>>()?;
             let config = ServerConfig {
-                data_dir: if ephemeral {
-                    None
-                } else {
-                    Some(data_dir.unwrap_or_else(default_data_dir))
-                },
+                data_dir: (!ephemeral).then_some(data_dir),
                 admins,
                 retention: Duration::from_secs(u64::from(retention_days) * 24 * 3600),
                 heartbeat: server::DEFAULT_HEARTBEAT,
                 limits: limits.into(),
             };
             server::serve(&bind, config).await
+        }
+        Command::Status { server, data_dir } => {
+            let data_dir = data_dir.unwrap_or_else(default_data_dir);
+            cli::status(&env, server.as_deref(), &data_dir).await
+        }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "conclave", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
+        Command::Version => {
+            println!("conclave {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
         }
         Command::Key => cli::key(&env),
         Command::Register {

@@ -450,3 +450,61 @@ fn a_send_cut_off_before_its_answer_is_sent_again_and_stored_once() {
     }
     assert_eq!(copies, 1);
 }
+
+#[test]
+fn status_tells_where_things_are_and_serve_stop_stops_the_server() {
+    let mut server = Server::start();
+    let alice = User::register("alice", &server);
+    let data = server.data.path().to_str().unwrap().to_owned();
+    let status = alice.ok(&["status", "--data-dir", &data]);
+    assert!(
+        status.contains("yes, signed in as alice/box/status"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("running, pid {}", server.pid())),
+        "{status}"
+    );
+    assert!(status.contains(&server.url()), "{status}");
+
+    // One data directory, one server: a second is refused before it touches the database.
+    let second = alice.fails(&["serve", "--bind", "127.0.0.1:0", "--data-dir", &data]);
+    assert!(second.contains("already uses"), "{second}");
+
+    let pid = server.pid();
+    let stopped = alice.ok(&["serve", "--stop", "--data-dir", &data]);
+    assert!(
+        stopped.contains(&format!("stopped the server (pid {pid}")),
+        "{stopped}"
+    );
+    assert!(server.exited().success(), "SIGTERM ends the server cleanly");
+    let status = alice.ok(&["status", "--data-dir", &data]);
+    assert!(status.contains("not running"), "{status}");
+    assert!(status.contains("reachable    no"), "{status}");
+    let again = alice.ok(&["serve", "--stop", "--data-dir", &data]);
+    assert!(again.contains("no server is running"), "{again}");
+}
+
+#[test]
+fn completions_man_page_and_version_come_from_the_command_line_definition() {
+    let user = User::unregistered("anyone");
+    let bash = user.ok(&["completions", "bash"]);
+    assert!(bash.contains("_conclave") && bash.contains("--max-sessions-per-user"));
+    assert!(
+        user.ok(&["completions", "zsh"])
+            .contains("#compdef conclave")
+    );
+    assert!(
+        user.ok(&["completions", "fish"])
+            .contains("complete -c conclave")
+    );
+    let man = user.ok(&["man"]);
+    assert!(
+        man.contains(".TH conclave 1") && man.contains("status"),
+        "{man}"
+    );
+    let version = format!("conclave {}", env!("CARGO_PKG_VERSION"));
+    for flag in [&["version"][..], &["-v"], &["--version"]] {
+        assert_eq!(user.ok(flag).trim(), version);
+    }
+}

@@ -134,6 +134,9 @@ pub async fn run(options: AgentOptions) -> Result<()> {
         tracing::warn!(%reason, ?retry_in, "cannot connect yet");
     })
     .await?;
+    if let Some(local) = &session.local_server {
+        tracing::info!(pid = local.pid, log = %local.log.display(), "started a local server");
+    }
     tracing::info!(path = %session.path, server = %session.server, "agent connected");
     let levels = Levels {
         flags: options.perms.iter().cloned().collect(),

@@ -5,8 +5,10 @@
 
 pub mod bench;
 mod send;
+mod status;
 
 pub use send::send;
+pub use status::status;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -429,6 +431,15 @@ pub fn perm_show(env: &Env) -> Result<()> {
     }
     for (key, level) in &config.autonomy {
         println!("{:<24} {}", autonomy_place(key), level.as_str());
+    }
+    Ok(())
+}
+
+/// `conclave serve --stop`: stops the server running on `data_dir` and waits until it has.
+pub async fn stop_server(data_dir: &Path) -> Result<()> {
+    match crate::net::local::stop(data_dir, std::time::Duration::from_secs(15)).await? {
+        Some(stopped) => println!("stopped the server (pid {}, {})", stopped.pid, stopped.addr),
+        None => println!("no server is running on {}", data_dir.display()),
     }
     Ok(())
 }

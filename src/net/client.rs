@@ -70,6 +70,8 @@ pub struct Session {
     pub events: mpsc::Receiver<LinkEvent>,
     pub path: SessionPath,
     pub server: String,
+    /// The server zero set-up started for this session, if it did.
+    pub local_server: Option<LocalServer>,
 }
 
 /// The user name zero set-up registers: the login name, made valid.
@@ -88,11 +90,20 @@ pub fn default_machine_name() -> String {
         .map_or_else(|| "machine".to_owned(), |n| n.to_string())
 }
 
+/// A server that zero set-up started in the background.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalServer {
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
 /// A session whose link is started but not yet welcomed.
 pub struct Started {
     pub link: LinkHandle,
     pub events: mpsc::Receiver<LinkEvent>,
     pub server: String,
+    /// The server this start launched, if it did (the person should hear about it).
+    pub local_server: Option<LocalServer>,
     /// This session claims a user name: remember it once welcomed (see `remember`).
     pub registering: bool,
     config_dir: PathBuf,
@@ -119,6 +130,7 @@ impl Started {
 pub async fn start(opening: Opening) -> Result<Started, ClientError> {
     let config = ClientConfig::load(&opening.config_dir)?;
     let server = config.server_or_default(opening.server.as_deref());
+    let mut local_server = None;
     let (identity, login) = match &opening.setup {
         Setup::Key => (Identity::load(&opening.config_dir)?, Login::Key),
         Setup::Register { username, machine } => (
@@ -130,7 +142,7 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
         ),
         Setup::Auto => {
             if server == DEFAULT_SERVER {
-                ensure_local_server(&opening.config_dir).await?;
+                local_server = ensure_local_server(&opening.config_dir).await?;
             }
             let identity = Identity::load_or_create(&opening.config_dir)?.0;
             let login = match &config.user {
@@ -162,6 +174,7 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
         link,
         events,
         server,
+        local_server,
         registering,
         config_dir: opening.config_dir,
     })
@@ -183,6 +196,7 @@ pub async fn open(
                     events: started.events,
                     path,
                     server: started.server,
+                    local_server: started.local_server,
                 });
             }
             Some(LinkEvent::Closed { reason }) => return Err(ClientError::Link(reason)),
@@ -194,8 +208,8 @@ pub async fn open(
 }
 
 /// Starts `conclave serve` on the default address in the background unless something already
-/// listens there, and waits until it does.
-async fn ensure_local_server(config_dir: &Path) -> Result<(), ClientError> {
+/// listens there, and waits until it does. Returns the server it started, if it did.
+async fn ensure_local_server(config_dir: &Path) -> Result<Option<LocalServer>, ClientError> {
     let listening = || async {
         tokio::time::timeout(
             Duration::from_millis(200),
@@ -205,10 +219,10 @@ async fn ensure_local_server(config_dir: &Path) -> Result<(), ClientError> {
         .is_ok_and(|connected| connected.is_ok())
     };
     if listening().await {
-        return Ok(());
+        return Ok(None);
     }
     let exe = std::env::current_exe().map_err(|e| ClientError::LocalServer(e.to_string()))?;
-    let log_path = config_dir.join("serve.log");
+    let log_path = super::local::local_log(config_dir);
     std::fs::create_dir_all(config_dir).map_err(|e| ClientError::LocalServer(e.to_string()))?;
     let log = std::fs::File::create(&log_path)
         .map_err(|e| ClientError::LocalServer(format!("{}: {e}", log_path.display())))?;
@@ -220,13 +234,20 @@ async fn ensure_local_server(config_dir: &Path) -> Result<(), ClientError> {
         .stderr(log);
     // Its own process group: Ctrl-C in the terminal that started it must not stop it.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    command
+    let mut child = command
         .spawn()
         .map_err(|e| ClientError::LocalServer(e.to_string()))?;
+    let started = LocalServer {
+        pid: child.id(),
+        log: log_path.clone(),
+    };
+    // Reaped when it exits while we run, so it never lingers as a zombie; when we exit first
+    // it simply carries on.
+    std::thread::spawn(move || child.wait());
     let deadline = Instant::now() + LOCAL_START_TIMEOUT;
     while Instant::now() < deadline {
         if listening().await {
-            return Ok(());
+            return Ok(Some(started));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

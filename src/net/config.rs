@@ -15,7 +15,7 @@ use super::protocol::Autonomy;
 pub const DEFAULT_BIND: &str = "127.0.0.1:7420";
 pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:7420";
 
-const CONFIG_FILE: &str = "config.toml";
+pub const CONFIG_FILE: &str = "config.toml";
 
 /// What an autonomy level applies to. The two special levels and channels live apart, so a
 /// channel named `whispers` or `default` is just a channel.

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod config;
 pub mod identity;
 pub mod link;
+pub mod local;
 pub mod names;
 pub mod protocol;
 pub mod text;

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::net::local::PidLock;
 use crate::net::names::Name;
 
 use self::admission::{Admission, Limits};
@@ -164,6 +165,11 @@ pub async fn serve(bind: &str, mut config: ServerConfig) -> Result<()> {
         Some(dir) => tracing::info!(data_dir = %dir.display(), "using data directory"),
         None => tracing::info!("ephemeral: nothing is written to disk"),
     }
+    // Before the store opens: two servers on one database would hand out the same seqs.
+    let _lock = match &config.data_dir {
+        Some(dir) => Some(PidLock::acquire(dir, &addr.to_string())?),
+        None => None,
+    };
     let opened = open(config).await?;
     // Only now: whoever waits for this line may rely on a working server.
     println!("listening on {addr}");

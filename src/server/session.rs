@@ -94,7 +94,7 @@ async fn serve(
         },
         () = control.closed() => return,
     };
-    tracing::info!(path = %me.path(), kind = me.kind.as_str(), "session started");
+    tracing::debug!(path = %me.path(), kind = me.kind.as_str(), "session started");
     loop {
         let next = tokio::select! {
             next = inbound.recv() => next,
@@ -116,7 +116,7 @@ async fn serve(
         }
     }
     shared.hub.detach(&me.attached);
-    tracing::info!(path = %me.path(), "session ended");
+    tracing::debug!(path = %me.path(), "session ended");
 }
 
 async fn next_frame(inbound: &mut mpsc::Receiver<Inbound>) -> Result<ClientFrame, ProtocolError> {

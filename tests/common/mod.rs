@@ -89,12 +89,17 @@ impl Server {
 
     /// Stops the server with `signal` (e.g. "TERM", "KILL") and returns its exit status.
     pub fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
-        let mut guard = self.child.take().expect("server running");
         let status = Command::new("kill")
-            .args([&format!("-{signal}"), &guard.0.id().to_string()])
+            .args([&format!("-{signal}"), &self.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+        self.exited()
+    }
+
+    /// Waits for the server to exit (something else stopped it) and returns its exit status.
+    pub fn exited(&mut self) -> std::process::ExitStatus {
+        let mut guard = self.child.take().expect("server running");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = guard.0.try_wait().unwrap() {
