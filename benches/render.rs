@@ -53,6 +53,7 @@ fn main() {
                 last_seq: 0,
             },
             read_seq: 0,
+            new_member: false,
         })),
     );
     let before = rss_kib();

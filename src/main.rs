@@ -101,6 +101,7 @@ enum Command {
     Key,
     /// Claim a user name on a server and remember the server as the default
     Register {
+        /// The user name to claim
         name: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -116,6 +117,7 @@ enum Command {
     },
     /// Join a channel
     Join {
+        /// The channel, e.g. general or #general
         channel: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -123,6 +125,7 @@ enum Command {
     },
     /// Leave a channel
     Leave {
+        /// The channel to leave
         channel: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -130,7 +133,9 @@ enum Command {
     },
     /// Post a message (TEXT `-` reads stdin)
     Send {
+        /// The channel to post in
         channel: String,
+        /// The message; `-` reads it from stdin
         text: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -141,7 +146,9 @@ enum Command {
     },
     /// Whisper to one live session, by path user/machine/session (TEXT `-` reads stdin)
     Whisper {
+        /// The session to whisper to, user/machine/session (see `conclave who`)
         path: String,
+        /// The message; `-` reads it from stdin
         text: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -149,6 +156,7 @@ enum Command {
     },
     /// Print a channel's messages as they arrive, across reconnects, until interrupted
     Tail {
+        /// The channel to print
         channel: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -164,6 +172,7 @@ enum Command {
     },
     /// Who is online on the server, or in a channel
     Who {
+        /// A channel: its members and who receives it [default: everyone online]
         channel: Option<String>,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -207,6 +216,7 @@ enum Command {
 enum ChannelCommand {
     /// Create a channel (you become its admin)
     Create {
+        /// The new channel's name
         name: String,
         #[arg(long, value_enum, default_value = "public")]
         visibility: Visibility,
@@ -222,7 +232,9 @@ enum ChannelCommand {
     },
     /// Make a user a member (the way into a private channel; creator or server admin)
     Add {
+        /// The channel
         channel: String,
+        /// The user to let in
         user: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -230,7 +242,9 @@ enum ChannelCommand {
     },
     /// End a user's membership; their sessions stop receiving at once (creator or admin)
     Remove {
+        /// The channel
         channel: String,
+        /// The user whose membership ends
         user: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -242,7 +256,9 @@ enum ChannelCommand {
 enum PermCommand {
     /// Set a channel's level (CHANNEL may also be `default` or `whispers`; `#whispers` is the channel)
     Set {
+        /// `#NAME` for a channel, or `default` or `whispers`
         channel: String,
+        /// mute, notify, converse or act
         #[arg(value_enum)]
         level: Autonomy,
     },
@@ -254,7 +270,9 @@ enum PermCommand {
 enum MachineCommand {
     /// Enroll another machine's key (printed by `conclave key` there)
     Add {
+        /// A name for the other machine
         name: String,
+        /// Its public key, as `conclave key` prints it there
         key: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -268,6 +286,7 @@ enum MachineCommand {
     },
     /// Remove a machine: its key stops working and its sessions drop at once
     Remove {
+        /// The machine to remove
         name: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]

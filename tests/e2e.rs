@@ -59,7 +59,10 @@ fn two_users_exchange_messages_and_a_whisper() {
     assert_eq!(line["text"], "line one\nline two");
     assert_eq!(line["from"], "bob/box/cli");
 
-    alice.ok(&["whisper", &bob_path, "psst"]);
+    assert_eq!(
+        alice.ok(&["whisper", &bob_path, "psst"]).trim(),
+        "whispered to bob/box/tail"
+    );
     let line = json(&lines.wait_for(WAIT, |_| true));
     assert_eq!(line["kind"], "whisper");
     assert_eq!(line["from"], "alice/box/cli");
@@ -72,6 +75,10 @@ fn two_users_exchange_messages_and_a_whisper() {
     // overwriting this one; bidi overrides show escaped too.
     alice.ok(&["send", "general", "evil \u{1b}[2Jclear\u{202e}x\rfake"]);
     let shown = plain_lines.wait_for(WAIT, |l| l.contains("evil"));
+    assert!(
+        shown.contains("#general:3 alice/box/cli: evil"),
+        "the seq shows: {shown:?}"
+    );
     assert!(
         !shown.contains('\u{1b}') && !shown.contains('\r') && !shown.contains('\u{202e}'),
         "{shown:?}"
@@ -117,7 +124,7 @@ fn history_reads_last_n_and_since() {
 
     let (_tail, lines, _err) = bob.spawn(&["tail", "general", "--since", "1"]);
     let first = lines.wait_for(WAIT, |_| true);
-    assert!(first.contains("#general alice/box/cli: m2"), "{first}");
+    assert!(first.contains("#general:2 alice/box/cli: m2"), "{first}");
 }
 
 #[test]
@@ -507,4 +514,17 @@ fn completions_man_page_and_version_come_from_the_command_line_definition() {
     for flag in [&["version"][..], &["-v"], &["--version"]] {
         assert_eq!(user.ok(flag).trim(), version);
     }
+}
+
+#[test]
+fn tail_says_when_it_joined_you_and_when_since_is_past_the_end() {
+    let server = Server::start();
+    let (alice, bob) = two_users_in_general(&server);
+    alice.ok(&["channel", "create", "lobby"]);
+    alice.ok(&["send", "lobby", "one"]);
+    let (_tail, _lines, err) = bob.spawn(&["tail", "lobby", "--since", "5"]);
+    let joined = err.wait_for(WAIT, |l| l.contains("you were not in #lobby"));
+    assert!(joined.contains("joined it"), "{joined}");
+    let past = err.wait_for(WAIT, |l| l.contains("no message after 5"));
+    assert!(past.contains("the newest is 1"), "{past}");
 }

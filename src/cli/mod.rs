@@ -218,6 +218,7 @@ pub async fn whisper(env: &Env, to: &str, text: &str, server: Option<&str>) -> R
     let text = message_text(text)?;
     let client = env.one_shot(server).await?;
     client.link.whisper(&to, &text).await?;
+    println!("whispered to {to}");
     Ok(())
 }
 
@@ -277,7 +278,13 @@ fn printable(text: &str) -> String {
 
 pub fn message_line(m: &ChatMessage) -> String {
     let text = printable(&m.text);
-    format!("[{}] #{} {}: {text}", local_time(m.ts), m.channel, m.from)
+    format!(
+        "[{}] #{}:{} {}: {text}",
+        local_time(m.ts),
+        m.channel,
+        m.seq,
+        m.from
+    )
 }
 
 pub fn whisper_line(w: &WhisperMessage) -> String {
@@ -304,7 +311,20 @@ pub async fn tail(
             setup: Setup::Key,
         })
         .await?;
-    client.link.join(&channel, resume).await?;
+    let joined = client.link.join(&channel, resume).await?;
+    if joined.new_member {
+        eprintln!(
+            "conclave: you were not in #{channel}: joined it (`conclave leave {channel}` to leave)"
+        );
+    }
+    if let Resume::After(since) = resume {
+        let last = joined.channel.last_seq;
+        if since >= last {
+            eprintln!(
+                "conclave: #{channel} has no message after {since} (the newest is {last}); waiting for new ones"
+            );
+        }
+    }
     eprintln!("conclave: tailing #{channel} as {}", client.path);
     loop {
         let event = tokio::select! {

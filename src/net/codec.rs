@@ -193,6 +193,7 @@ mod tests {
                 id: 3,
                 channel: info,
                 read_seq: 2,
+                new_member: true,
             },
             ServerFrame::Sent {
                 id: 5,

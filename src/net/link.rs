@@ -184,6 +184,8 @@ pub struct SendReceipt {
 pub struct JoinReceipt {
     pub channel: ChannelInfo,
     pub read_seq: u64,
+    /// The join made this user a member.
+    pub new_member: bool,
 }
 
 /// A page of history.
@@ -311,8 +313,15 @@ impl LinkHandle {
             .await?
         {
             ServerFrame::Joined {
-                channel, read_seq, ..
-            } => Ok(JoinReceipt { channel, read_seq }),
+                channel,
+                read_seq,
+                new_member,
+                ..
+            } => Ok(JoinReceipt {
+                channel,
+                read_seq,
+                new_member,
+            }),
             other => Err(LinkError::Unexpected(other.kind())),
         }
     }

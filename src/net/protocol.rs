@@ -630,6 +630,9 @@ pub enum ServerFrame {
         channel: ChannelInfo,
         /// This session handle's read position in the channel (0 when never read).
         read_seq: u64,
+        /// This join made the user a member (they were not one before).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        new_member: bool,
     },
     /// A message was stored under `seq`. `duplicate` means an earlier send with the same
     /// client id had already stored it.

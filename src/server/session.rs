@@ -298,6 +298,7 @@ async fn handle(
                     PresenceChange::Online
                 };
                 let read_seq = joining.read_seq;
+                let new_member = joining.new_member;
                 let channel = joining.channel;
                 let room = RoomRef {
                     id: channel.id,
@@ -317,6 +318,7 @@ async fn handle(
                                     last_seq,
                                 },
                                 read_seq,
+                                new_member,
                             }
                         });
                 if let Some(done) = settled(subscribing, &mut tries) {

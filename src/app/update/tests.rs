@@ -54,6 +54,7 @@ pub fn connected() -> App {
                     last_seq: 0,
                 },
                 read_seq: 0,
+                new_member: true,
             })),
         );
     }
@@ -239,6 +240,7 @@ fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
                 last_seq: 0,
             },
             read_seq: 0,
+            new_member: true,
         })),
     );
     assert_eq!(

@@ -124,6 +124,7 @@ fn joined(id: u64, last_seq: u64) -> ServerFrame {
             last_seq,
         },
         read_seq: 0,
+        new_member: false,
     }
 }
 
