@@ -268,13 +268,19 @@ enum PermCommand {
 
 #[derive(Subcommand)]
 enum MachineCommand {
-    /// Enroll another machine's key (printed by `conclave key` there)
-    Add {
-        /// A name for the other machine
+    /// Make a one-time code that lets another machine enroll its own key as NAME
+    Invite {
+        /// A name for the new machine
         name: String,
-        /// Its public key, as `conclave key` prints it there
-        key: String,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Enroll this machine with a code from `conclave machine invite` (makes a key if missing)
+    Enroll {
+        /// The code `machine invite` printed
+        code: String,
+        /// Server address, ws://HOST:PORT (as `machine invite` printed it)
         #[arg(long)]
         server: Option<String>,
     },
@@ -439,8 +445,11 @@ async fn run(cli: Cli) -> Result<()> {
             cli::who(&env, channel.as_deref(), server.as_deref()).await
         }
         Command::Machine { command } => match command {
-            MachineCommand::Add { name, key, server } => {
-                cli::machine_add(&env, &name, &key, server.as_deref()).await
+            MachineCommand::Invite { name, server } => {
+                cli::machine_invite(&env, &name, server.as_deref()).await
+            }
+            MachineCommand::Enroll { code, server } => {
+                cli::machine_enroll(&env, &code, server.as_deref()).await
             }
             MachineCommand::List { server } => cli::machine_list(&env, server.as_deref()).await,
             MachineCommand::Remove { name, server } => {

@@ -290,3 +290,71 @@ async fn a_long_channel_list_comes_in_pages_no_answer_outgrows_a_frame() {
     assert!(all.windows(2).all(|w| w[0].name < w[1].name));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn nobody_can_enroll_a_key_they_do_not_hold() {
+    let server = start().await;
+    // The victim's public key is public; the attacker tries to put it under their account,
+    // so that the victim would be signed in as the attacker.
+    let victim = Identity::generate().unwrap();
+    let mut mallory = raw_login(&server, "mallory").await;
+    let add = ClientFrame::AddMachine {
+        id: 7,
+        machine: Name::machine("trap").unwrap(),
+        public_key: victim.public_key().to_vec(),
+    };
+    mallory
+        .send(Message::Binary(codec::encode(&add).unwrap().into()))
+        .await
+        .unwrap();
+    match raw_next(&mut mallory).await {
+        Some(ServerFrame::Error { code, message, .. }) => {
+            assert_eq!(code, ErrorCode::Forbidden);
+            assert!(message.contains("machine invite"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // With an invite code of mallory's, only a key whose holder signs can be enrolled: the
+    // victim's key without its signature is refused.
+    let invite = ClientFrame::InviteMachine {
+        id: 8,
+        machine: Name::machine("trap").unwrap(),
+    };
+    mallory
+        .send(Message::Binary(codec::encode(&invite).unwrap().into()))
+        .await
+        .unwrap();
+    let Some(ServerFrame::MachineInvite { code, .. }) = raw_next(&mut mallory).await else {
+        panic!("expected an invite")
+    };
+    let mut ws = raw(&server).await;
+    let hello = ClientFrame::Hello {
+        version: conclave::net::protocol::PROTOCOL_VERSION,
+        handle: Name::handle("x").unwrap(),
+        kind: SessionKind::Agent,
+        on_conflict: conclave::net::protocol::OnConflict::Suffix,
+        instance: None,
+    };
+    ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
+        .await
+        .unwrap();
+    let Some(ServerFrame::Challenge { .. }) = raw_next(&mut ws).await else {
+        panic!("expected a challenge")
+    };
+    let enroll = ClientFrame::Enroll {
+        code,
+        public_key: victim.public_key().to_vec(),
+        signature: vec![0; 64],
+    };
+    ws.send(Message::Binary(codec::encode(&enroll).unwrap().into()))
+        .await
+        .unwrap();
+    match raw_next(&mut ws).await {
+        Some(ServerFrame::Error { code, message, .. }) => {
+            assert_eq!(code, ErrorCode::Forbidden);
+            assert!(message.contains("signature does not match"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    server.stop().await;
+}

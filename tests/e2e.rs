@@ -263,11 +263,30 @@ fn clear_errors_for_bad_input_and_a_dead_server() {
 fn machines_are_added_listed_and_removed_with_their_sessions() {
     let server = Server::start();
     let (alice, _bob) = two_users_in_general(&server);
-    // A second machine of alice's: its own key, enrolled from the first.
+    // A second machine of alice's: the first makes a one-time code, the second enrolls its
+    // own key with it (proving it holds the key).
+    let invite = alice.ok(&["machine", "invite", "desk"]);
+    let code = invite
+        .split_whitespace()
+        .skip_while(|w| *w != "enroll")
+        .nth(1)
+        .unwrap()
+        .to_owned();
     let desk = User::unregistered("alice");
+    let enrolled = desk.ok(&["machine", "enroll", &code, "--server", &server.url()]);
+    assert_eq!(enrolled.trim(), "enrolled this machine as alice/desk");
     let key = desk.ok(&["key"]).trim().to_owned();
-    assert!(key.starts_with("ed25519:"));
-    alice.ok(&["machine", "add", "desk", &key]);
+    let late = User::unregistered("mallory").fails(&[
+        "machine",
+        "enroll",
+        &code,
+        "--server",
+        &server.url(),
+    ]);
+    assert!(
+        late.contains("unknown, used or expired"),
+        "the code works once: {late}"
+    );
     let listed = alice.ok(&["machine", "list"]);
     let lines: Vec<&str> = listed.lines().collect();
     assert_eq!(lines.len(), 2, "{listed}");

@@ -16,7 +16,7 @@ use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 
 use crate::net::client::{self, Opening, Session, Setup};
 use crate::net::config::{AutonomyKey, ClientConfig, autonomy_key, autonomy_place};
-use crate::net::identity::{Identity, parse_public_key};
+use crate::net::identity::Identity;
 use crate::net::link::{LinkEvent, Resume};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
@@ -387,12 +387,37 @@ pub async fn who(env: &Env, channel: Option<&str>, server: Option<&str>) -> Resu
     Ok(())
 }
 
-pub async fn machine_add(env: &Env, name: &str, key: &str, server: Option<&str>) -> Result<()> {
+/// `conclave machine invite NAME`: a one-time code for the new machine to enroll with.
+pub async fn machine_invite(env: &Env, name: &str, server: Option<&str>) -> Result<()> {
     let machine = Name::machine(name)?;
-    let key = parse_public_key(key)?;
     let client = env.one_shot(server).await?;
-    client.link.add_machine(&machine, key).await?;
-    println!("added machine {}/{machine}", client.path.user);
+    let invite = client.link.invite_machine(&machine).await?;
+    println!(
+        "On the new machine, within {} minutes, run:\n\n    conclave machine enroll {} --server {}\n\nIt becomes {}/{machine}. The code works once.",
+        (invite.expires - chrono::Utc::now().timestamp_millis()).max(0) / 60_000 + 1,
+        invite.code,
+        client.server,
+        client.path.user,
+    );
+    Ok(())
+}
+
+/// `conclave machine enroll CODE`: enrolls this machine's key (made if missing) with a code
+/// from `machine invite`, and makes that server this machine's default.
+pub async fn machine_enroll(env: &Env, code: &str, server: Option<&str>) -> Result<()> {
+    let client = env
+        .connect(Connect {
+            server,
+            handle: None,
+            default_handle: "cli",
+            persistent: false,
+            setup: Setup::Enroll {
+                code: code.trim().to_owned(),
+            },
+        })
+        .await?;
+    let path = &client.path;
+    println!("enrolled this machine as {}/{}", path.user, path.machine);
     Ok(())
 }
 

@@ -45,6 +45,8 @@ pub enum Setup {
     Key,
     /// Claim this user name with this machine name (`conclave register`).
     Register { username: Name, machine: Name },
+    /// Enroll this machine's key with a code from an enrolled machine (`conclave machine enroll`).
+    Enroll { code: String },
     /// Zero set-up: register the local user name on first use, and start a local server when
     /// the default one is not running (`tui`, `agent`).
     Auto,
@@ -104,7 +106,8 @@ pub struct Started {
     pub server: String,
     /// The server this start launched, if it did (the person should hear about it).
     pub local_server: Option<LocalServer>,
-    /// This session claims a user name: remember it once welcomed (see `remember`).
+    /// This session claims a user name or enrolls a key: remember the server and user once
+    /// welcomed (see `remember`).
     pub registering: bool,
     config_dir: PathBuf,
 }
@@ -140,6 +143,10 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
                 machine: machine.clone(),
             },
         ),
+        Setup::Enroll { code } => (
+            Identity::load_or_create(&opening.config_dir)?.0,
+            Login::Enroll { code: code.clone() },
+        ),
         Setup::Auto => {
             if server == DEFAULT_SERVER {
                 local_server = ensure_local_server(&opening.config_dir).await?;
@@ -155,7 +162,7 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
             (identity, login)
         }
     };
-    let registering = matches!(login, Login::Register { .. });
+    let registering = !matches!(login, Login::Key);
     let (handle, handle_defaulted) = match &opening.handle {
         Some(h) => (Name::handle(h)?, false),
         None => (Name::handle(&opening.default_handle)?, true),

@@ -82,6 +82,8 @@ pub enum Login {
     Key,
     /// Claim a user name and enroll this key as `machine` on first connect.
     Register { username: Name, machine: Name },
+    /// Enroll this key with a one-time code made on one of the user's machines.
+    Enroll { code: String },
 }
 
 /// Everything the link needs to know about who it is and where it goes.
@@ -194,6 +196,14 @@ pub struct HistoryPage {
     pub messages: Vec<ChatMessage>,
     /// More messages match than this page holds.
     pub more: bool,
+}
+
+/// Answer to `invite_machine`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineInvite {
+    pub code: String,
+    /// When the code stops working, in ms since the epoch.
+    pub expires: i64,
 }
 
 /// A page of the channel list.
@@ -466,13 +476,16 @@ impl LinkHandle {
         .await
     }
 
-    pub async fn add_machine(&self, machine: &Name, public_key: [u8; 32]) -> Result<(), LinkError> {
-        self.expect_done(ClientFrame::AddMachine {
+    /// A one-time code with which a new machine enrolls its own key as `machine`.
+    pub async fn invite_machine(&self, machine: &Name) -> Result<MachineInvite, LinkError> {
+        let frame = ClientFrame::InviteMachine {
             id: 0,
             machine: machine.clone(),
-            public_key: public_key.to_vec(),
-        })
-        .await
+        };
+        match self.request(frame).await? {
+            ServerFrame::MachineInvite { code, expires, .. } => Ok(MachineInvite { code, expires }),
+            other => Err(LinkError::Unexpected(other.kind())),
+        }
     }
 
     pub async fn list_machines(&self) -> Result<Vec<MachineInfo>, LinkError> {
@@ -865,7 +878,7 @@ impl LinkTask {
         // Reconnects ask for the path granted now; the instance id lets the server hand it
         // back even before it notices the old connection is gone.
         self.handle = path.session.clone();
-        if let Login::Register { .. } = self.config.login {
+        if !matches!(self.config.login, Login::Key) {
             self.config.login = Login::Key;
         }
         let _ = self
@@ -974,6 +987,11 @@ impl LinkTask {
             Login::Register { username, machine } => ClientFrame::Register {
                 username: username.clone(),
                 machine: machine.clone(),
+                public_key,
+                signature,
+            },
+            Login::Enroll { code } => ClientFrame::Enroll {
+                code: code.clone(),
                 public_key,
                 signature,
             },

@@ -389,7 +389,8 @@ pub enum ClientFrame {
     },
     /// Advance this session handle's read position in a channel (never moves backwards).
     MarkRead { id: u64, channel: Name, seq: u64 },
-    /// Enroll another machine's key under this user.
+    /// Enroll another machine's key under this user. Refused: nothing proves the key belongs
+    /// to the new machine. Kept so the variant indices stay put; see `InviteMachine`.
     AddMachine {
         id: u64,
         machine: Name,
@@ -416,6 +417,18 @@ pub enum ClientFrame {
         audience: Option<Audience>,
         body: RelayBody,
     },
+    /// Make a one-time code that lets a new machine enroll its own key under this user as
+    /// `machine` (answered with `MachineInvite`).
+    InviteMachine { id: u64, machine: Name },
+    /// Handshake, instead of `Auth`: enroll this key with a code from `InviteMachine`, proving
+    /// possession of the key by signing the challenge like `Auth`.
+    Enroll {
+        code: String,
+        #[serde(with = "serde_bytes")]
+        public_key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
 }
 
 impl ClientFrame {
@@ -440,13 +453,18 @@ impl ClientFrame {
             Self::AddMember { .. } => "add_member",
             Self::RemoveMember { .. } => "remove_member",
             Self::Relay { .. } => "relay",
+            Self::InviteMachine { .. } => "invite_machine",
+            Self::Enroll { .. } => "enroll",
         }
     }
 
     /// The request id, for every frame after the handshake.
     pub fn request_id(&self) -> Option<u64> {
         match self {
-            Self::Hello { .. } | Self::Auth { .. } | Self::Register { .. } => None,
+            Self::Hello { .. }
+            | Self::Auth { .. }
+            | Self::Register { .. }
+            | Self::Enroll { .. } => None,
             Self::CreateChannel { id, .. }
             | Self::ListChannels { id, .. }
             | Self::Join { id, .. }
@@ -461,14 +479,18 @@ impl ClientFrame {
             | Self::RemoveMachine { id, .. }
             | Self::AddMember { id, .. }
             | Self::RemoveMember { id, .. }
-            | Self::Relay { id, .. } => Some(*id),
+            | Self::Relay { id, .. }
+            | Self::InviteMachine { id, .. } => Some(*id),
         }
     }
 
     /// The same request under the id the link assigns (callers build frames before it is known).
     pub fn with_id(mut self, new_id: u64) -> Self {
         match &mut self {
-            Self::Hello { .. } | Self::Auth { .. } | Self::Register { .. } => {}
+            Self::Hello { .. }
+            | Self::Auth { .. }
+            | Self::Register { .. }
+            | Self::Enroll { .. } => {}
             Self::CreateChannel { id, .. }
             | Self::ListChannels { id, .. }
             | Self::Join { id, .. }
@@ -483,7 +505,8 @@ impl ClientFrame {
             | Self::RemoveMachine { id, .. }
             | Self::AddMember { id, .. }
             | Self::RemoveMember { id, .. }
-            | Self::Relay { id, .. } => *id = new_id,
+            | Self::Relay { id, .. }
+            | Self::InviteMachine { id, .. } => *id = new_id,
         }
         self
     }
@@ -681,6 +704,13 @@ pub enum ServerFrame {
         from_kind: SessionKind,
         body: RelayBody,
     },
+    /// Answer to `InviteMachine`: the one-time code, valid until `expires` (ms since epoch).
+    MachineInvite {
+        id: u64,
+        machine: Name,
+        code: String,
+        expires: i64,
+    },
 }
 
 impl ServerFrame {
@@ -699,6 +729,7 @@ impl ServerFrame {
             Self::History { .. } => "history",
             Self::Who { .. } => "who",
             Self::Machines { .. } => "machines",
+            Self::MachineInvite { .. } => "machine_invite",
             Self::Message(_) => "message",
             Self::Whisper(_) => "whisper",
             Self::Presence(_) => "presence",
@@ -719,7 +750,8 @@ impl ServerFrame {
             | Self::Sent { id, .. }
             | Self::History { id, .. }
             | Self::Who { id, .. }
-            | Self::Machines { id, .. } => Some(*id),
+            | Self::Machines { id, .. }
+            | Self::MachineInvite { id, .. } => Some(*id),
             Self::Challenge { .. }
             | Self::Welcome { .. }
             | Self::Message(_)

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -20,7 +22,7 @@ use crate::net::protocol::{
 
 use super::admission::Admission;
 use super::hub::{Attached, Claim, Hub, Outbox, Refusal, RoomRef};
-use super::store::{Account, Append, Store, UserId, now_ms};
+use super::store::{Account, Append, INVITE_TTL_MS, Store, UserId, now_ms};
 
 /// Sends one session may have queued for the store at once.
 const MAX_SENDS_IN_FLIGHT: usize = 64;
@@ -167,7 +169,7 @@ async fn handshake(
         server_id: shared.server_id.clone(),
     });
 
-    let (public_key, signature, registering) = match next_frame(inbound).await? {
+    let (public_key, signature, first_contact) = match next_frame(inbound).await? {
         ClientFrame::Auth {
             public_key,
             signature,
@@ -177,7 +179,16 @@ async fn handshake(
             machine,
             public_key,
             signature,
-        } => (public_key, signature, Some((username, machine))),
+        } => (
+            public_key,
+            signature,
+            Some(FirstContact::Register { username, machine }),
+        ),
+        ClientFrame::Enroll {
+            code,
+            public_key,
+            signature,
+        } => (public_key, signature, Some(FirstContact::Enroll { code })),
         other => {
             return Err(ProtocolError::invalid(format!(
                 "expected auth or register, got {}",
@@ -198,15 +209,22 @@ async fn handshake(
             "the signature does not match the key",
         ));
     }
-    if let Some((username, machine)) = registering {
-        let now = Instant::now();
-        shared.admission.may_register(peer, now)?;
-        let key = public_key.clone();
-        shared
-            .store
-            .call(move |db| db.register(&username, &machine, &key))
-            .await?;
-        shared.admission.registered(peer, now);
+    match first_contact {
+        Some(FirstContact::Register { username, machine }) => {
+            let now = Instant::now();
+            shared.admission.may_register(peer, now)?;
+            let key = public_key.clone();
+            shared
+                .store
+                .call(move |db| db.register(&username, &machine, &key))
+                .await?;
+            shared.admission.registered(peer, now);
+        }
+        Some(FirstContact::Enroll { code }) => {
+            let key = public_key.clone();
+            shared.store.call(move |db| db.enroll(&code, &key)).await?;
+        }
+        None => {}
     }
     let mut tries = 0;
     let (account, attached) = loop {
@@ -465,24 +483,28 @@ async fn handle(
                 .await?;
             Ok(Some(ServerFrame::Done { id }))
         }
-        ClientFrame::AddMachine {
-            id,
-            machine,
-            public_key,
-        } => {
-            let key: [u8; 32] = public_key
-                .try_into()
-                .map_err(|_| ProtocolError::invalid("a public key is 32 bytes"))?;
-            if ed25519_dalek::VerifyingKey::from_bytes(&key).is_err() {
-                return Err(ProtocolError::invalid(
-                    "that is not a valid Ed25519 public key",
-                ));
-            }
+        ClientFrame::AddMachine { .. } => Err(ProtocolError::forbidden(
+            "a key is enrolled only by the machine that holds it: run `conclave machine invite NAME` here, then `conclave machine enroll CODE` there",
+        )),
+        ClientFrame::InviteMachine { id, machine } => {
+            let mut bytes = [0u8; INVITE_CODE_BYTES];
+            random_bytes(&mut bytes).map_err(|e| ProtocolError::internal(e.to_string()))?;
+            let code = URL_SAFE_NO_PAD.encode(bytes);
+            let expires = now_ms() + INVITE_TTL_MS;
+            let (stored, invited) = (code.clone(), machine.clone());
             store
-                .call(move |db| db.add_machine(user, &machine, &key))
+                .call(move |db| db.invite_machine(user, &invited, &stored, expires))
                 .await?;
-            Ok(Some(ServerFrame::Done { id }))
+            Ok(Some(ServerFrame::MachineInvite {
+                id,
+                machine,
+                code,
+                expires,
+            }))
         }
+        ClientFrame::Enroll { .. } => Err(ProtocolError::invalid(
+            "enroll belongs to the handshake; this connection is already authenticated",
+        )),
         ClientFrame::ListMachines { id } => {
             let machines = store.call(move |db| db.list_machines(user)).await?;
             Ok(Some(ServerFrame::Machines { id, machines }))
@@ -567,6 +589,17 @@ async fn handle(
         }
     }
 }
+
+/// What a handshake does before signing in, besides proving the key.
+enum FirstContact {
+    /// Claim a user name with this key.
+    Register { username: Name, machine: Name },
+    /// Enroll this key under the user whose invite `code` it is.
+    Enroll { code: String },
+}
+
+/// Random bytes in a machine invite code (printed as 22 characters).
+const INVITE_CODE_BYTES: usize = 16;
 
 /// Times a store check is repeated because a revocation raced it, before giving up.
 const MAX_SETTLE_TRIES: usize = 8;

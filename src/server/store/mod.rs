@@ -14,10 +14,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use crate::net::identity::format_public_key;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ChannelInfo, ChatMessage, MAX_HISTORY_PAGE_BYTES, MachineInfo, ProtocolError, Visibility,
+    ChannelInfo, ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, Visibility,
 };
 
 /// How often the writer thread purges messages older than the retention window.
@@ -25,6 +24,10 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Most appends committed in one transaction.
 const MAX_GROUP: usize = 512;
+
+mod accounts;
+
+pub use accounts::INVITE_TTL_MS;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,6 +43,12 @@ CREATE TABLE IF NOT EXISTS machines (
     public_key BLOB NOT NULL UNIQUE,
     created_at INTEGER NOT NULL,
     UNIQUE (user_id, name)
+);
+CREATE TABLE IF NOT EXISTS machine_invites (
+    code TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    machine TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS channels (
     id INTEGER PRIMARY KEY,
@@ -363,169 +372,6 @@ impl Db {
             .execute(
                 "INSERT INTO meta (key, value) VALUES ('server_id', ?1)",
                 [id],
-            )
-            .map_err(internal)?;
-        Ok(())
-    }
-
-    pub fn account_by_key(&mut self, key: &[u8]) -> Result<Option<Account>, ProtocolError> {
-        let row: Option<(UserId, String, String)> = self
-            .conn
-            .prepare_cached(
-                "SELECT u.id, u.name, m.name FROM machines m JOIN users u ON u.id = m.user_id
-                 WHERE m.public_key = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
-            .map_err(internal)?;
-        row.map(|(user_id, user, machine)| {
-            Ok(Account {
-                user_id,
-                user: name_from(user)?,
-                machine: name_from(machine)?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Claims `user` and enrolls `key` as its machine. Registering again with the same key
-    /// and name is a no-op, so `register` can be re-run safely.
-    pub fn register(
-        &mut self,
-        user: &Name,
-        machine: &Name,
-        key: &[u8],
-    ) -> Result<Account, ProtocolError> {
-        if let Some(account) = self.account_by_key(key)? {
-            if &account.user == user {
-                return Ok(account);
-            }
-            return Err(ProtocolError::conflict(format!(
-                "this key is already registered as {}/{}",
-                account.user, account.machine
-            )));
-        }
-        let tx = self.conn.transaction().map_err(internal)?;
-        let taken: bool = tx
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
-                [user.as_str()],
-                |r| r.get(0),
-            )
-            .map_err(internal)?;
-        if taken {
-            return Err(ProtocolError::conflict(format!(
-                "the user name `{user}` is taken; add this machine from one already enrolled \
-                 (`conclave machine add`) or pick another name"
-            )));
-        }
-        let now = now_ms();
-        tx.execute(
-            "INSERT INTO users (name, created_at) VALUES (?1, ?2)",
-            params![user.as_str(), now],
-        )
-        .map_err(internal)?;
-        let user_id = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO machines (user_id, name, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![user_id, machine.as_str(), key, now],
-        )
-        .map_err(internal)?;
-        tx.commit().map_err(internal)?;
-        Ok(Account {
-            user_id,
-            user: user.clone(),
-            machine: machine.clone(),
-        })
-    }
-
-    pub fn add_machine(
-        &mut self,
-        user_id: UserId,
-        machine: &Name,
-        key: &[u8],
-    ) -> Result<(), ProtocolError> {
-        if let Some(account) = self.account_by_key(key)? {
-            return Err(ProtocolError::conflict(format!(
-                "this key is already enrolled as {}/{}",
-                account.user, account.machine
-            )));
-        }
-        let inserted = self
-            .conn
-            .execute(
-                "INSERT OR IGNORE INTO machines (user_id, name, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![user_id, machine.as_str(), key, now_ms()],
-            )
-            .map_err(internal)?;
-        if inserted == 0 {
-            return Err(ProtocolError::conflict(format!(
-                "you already have a machine named `{machine}`"
-            )));
-        }
-        Ok(())
-    }
-
-    pub fn list_machines(&mut self, user_id: UserId) -> Result<Vec<MachineInfo>, ProtocolError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name, public_key, created_at FROM machines WHERE user_id = ?1 ORDER BY name")
-            .map_err(internal)?;
-        let rows = stmt
-            .query_map([user_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?))
-            })
-            .map_err(internal)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (name, key, added) = row.map_err(internal)?;
-            let key: [u8; 32] = key
-                .try_into()
-                .map_err(|_| ProtocolError::internal("stored key has the wrong length"))?;
-            out.push(MachineInfo {
-                name: name_from(name)?,
-                public_key: format_public_key(&key),
-                added,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Removes a machine; its key stops working at once. The last machine cannot go (the
-    /// account would be unreachable).
-    pub fn remove_machine(&mut self, user_id: UserId, machine: &Name) -> Result<(), ProtocolError> {
-        let count: i64 = self
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM machines WHERE user_id = ?1",
-                [user_id],
-                |r| r.get(0),
-            )
-            .map_err(internal)?;
-        let exists: bool = self
-            .conn
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM machines WHERE user_id = ?1 AND name = ?2)",
-                params![user_id, machine.as_str()],
-                |r| r.get(0),
-            )
-            .map_err(internal)?;
-        if !exists {
-            return Err(ProtocolError::not_found(format!(
-                "you have no machine named `{machine}`"
-            )));
-        }
-        if count <= 1 {
-            return Err(ProtocolError::forbidden(
-                "this is your only machine; add another before removing it",
-            ));
-        }
-        self.conn
-            .execute(
-                "DELETE FROM machines WHERE user_id = ?1 AND name = ?2",
-                params![user_id, machine.as_str()],
             )
             .map_err(internal)?;
         Ok(())
@@ -988,11 +834,11 @@ mod tests {
     use crate::net::protocol::MAX_CHANNEL_PAGE;
     use std::sync::{Arc, Mutex};
 
-    fn name(s: &str) -> Name {
+    pub(super) fn name(s: &str) -> Name {
         Name::parse("test", s).unwrap()
     }
 
-    fn setup() -> (Db, Account) {
+    pub(super) fn setup() -> (Db, Account) {
         let mut db = Db::open(None).unwrap();
         let alice = db
             .register(&name("alice"), &name("laptop"), &[1; 32])
@@ -1019,26 +865,6 @@ mod tests {
             then: Box::new(move |r| *sink.lock().unwrap() = Some(r)),
         }]);
         out.lock().unwrap().take().unwrap()
-    }
-
-    #[test]
-    fn registration_claims_a_name_once() {
-        let (mut db, alice) = setup();
-        assert_eq!(
-            db.register(&name("alice"), &name("laptop"), &[1; 32])
-                .unwrap(),
-            alice
-        );
-        let e = db
-            .register(&name("alice"), &name("other"), &[2; 32])
-            .unwrap_err();
-        assert_eq!(e.code, crate::net::protocol::ErrorCode::Conflict);
-        let e = db.register(&name("bob"), &name("x"), &[1; 32]).unwrap_err();
-        assert!(
-            e.message.contains("already registered as alice/laptop"),
-            "{}",
-            e.message
-        );
     }
 
     #[test]
@@ -1182,22 +1008,6 @@ mod tests {
         append(&mut db, &alice, "c1", "old").unwrap();
         assert_eq!(db.purge_older_than(now_ms() - 60_000).unwrap(), 0);
         assert_eq!(db.purge_older_than(now_ms() + 1).unwrap(), 1);
-    }
-
-    #[test]
-    fn machines_can_be_added_listed_and_removed_but_not_the_last() {
-        let (mut db, alice) = setup();
-        db.add_machine(alice.user_id, &name("desk"), &[3; 32])
-            .unwrap();
-        assert_eq!(db.list_machines(alice.user_id).unwrap().len(), 2);
-        assert!(
-            db.add_machine(alice.user_id, &name("desk"), &[4; 32])
-                .is_err()
-        );
-        db.remove_machine(alice.user_id, &name("laptop")).unwrap();
-        assert!(db.account_by_key(&[1; 32]).unwrap().is_none());
-        let e = db.remove_machine(alice.user_id, &name("desk")).unwrap_err();
-        assert_eq!(e.code, crate::net::protocol::ErrorCode::Forbidden);
     }
 
     #[test]

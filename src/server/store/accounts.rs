@@ -1,0 +1,326 @@
+//! Users and their machines: registration, the keys that sign in, and enrolling a new machine
+//! with a one-time code made on an enrolled one (so nobody can enroll a key they do not hold).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Account, Db, UserId, internal, name_from, now_ms};
+use crate::net::identity::format_public_key;
+use crate::net::names::Name;
+use crate::net::protocol::{MachineInfo, ProtocolError};
+
+/// How long a machine invite code stays usable.
+pub const INVITE_TTL_MS: i64 = 15 * 60 * 1000;
+
+/// Open invite codes one user may have at once.
+const MAX_OPEN_INVITES: i64 = 10;
+
+impl Db {
+    pub fn account_by_key(&mut self, key: &[u8]) -> Result<Option<Account>, ProtocolError> {
+        let row: Option<(UserId, String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT u.id, u.name, m.name FROM machines m JOIN users u ON u.id = m.user_id
+                 WHERE m.public_key = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(internal)?;
+        row.map(|(user_id, user, machine)| {
+            Ok(Account {
+                user_id,
+                user: name_from(user)?,
+                machine: name_from(machine)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Claims `user` and enrolls `key` as its machine. Registering again with the same key
+    /// and name is a no-op, so `register` can be re-run safely.
+    pub fn register(
+        &mut self,
+        user: &Name,
+        machine: &Name,
+        key: &[u8],
+    ) -> Result<Account, ProtocolError> {
+        if let Some(account) = self.account_by_key(key)? {
+            if &account.user == user {
+                return Ok(account);
+            }
+            return Err(ProtocolError::conflict(format!(
+                "this key is already registered as {}/{}",
+                account.user, account.machine
+            )));
+        }
+        let tx = self.conn.transaction().map_err(internal)?;
+        let taken: bool = tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+                [user.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        if taken {
+            return Err(ProtocolError::conflict(format!(
+                "the user name `{user}` is taken; add this machine from one already enrolled \
+                 (`conclave machine add`) or pick another name"
+            )));
+        }
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO users (name, created_at) VALUES (?1, ?2)",
+            params![user.as_str(), now],
+        )
+        .map_err(internal)?;
+        let user_id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO machines (user_id, name, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![user_id, machine.as_str(), key, now],
+        )
+        .map_err(internal)?;
+        tx.commit().map_err(internal)?;
+        Ok(Account {
+            user_id,
+            user: user.clone(),
+            machine: machine.clone(),
+        })
+    }
+
+    fn add_machine(
+        &mut self,
+        user_id: UserId,
+        machine: &Name,
+        key: &[u8],
+    ) -> Result<(), ProtocolError> {
+        if let Some(account) = self.account_by_key(key)? {
+            return Err(ProtocolError::conflict(format!(
+                "this key is already enrolled as {}/{}",
+                account.user, account.machine
+            )));
+        }
+        let inserted = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO machines (user_id, name, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![user_id, machine.as_str(), key, now_ms()],
+            )
+            .map_err(internal)?;
+        if inserted == 0 {
+            return Err(ProtocolError::conflict(format!(
+                "you already have a machine named `{machine}`"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn list_machines(&mut self, user_id: UserId) -> Result<Vec<MachineInfo>, ProtocolError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, public_key, created_at FROM machines WHERE user_id = ?1 ORDER BY name")
+            .map_err(internal)?;
+        let rows = stmt
+            .query_map([user_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?))
+            })
+            .map_err(internal)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, key, added) = row.map_err(internal)?;
+            let key: [u8; 32] = key
+                .try_into()
+                .map_err(|_| ProtocolError::internal("stored key has the wrong length"))?;
+            out.push(MachineInfo {
+                name: name_from(name)?,
+                public_key: format_public_key(&key),
+                added,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes a machine; its key stops working at once. The last machine cannot go (the
+    /// account would be unreachable).
+    pub fn remove_machine(&mut self, user_id: UserId, machine: &Name) -> Result<(), ProtocolError> {
+        let count: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM machines WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM machines WHERE user_id = ?1 AND name = ?2)",
+                params![user_id, machine.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        if !exists {
+            return Err(ProtocolError::not_found(format!(
+                "you have no machine named `{machine}`"
+            )));
+        }
+        if count <= 1 {
+            return Err(ProtocolError::forbidden(
+                "this is your only machine; add another before removing it",
+            ));
+        }
+        self.conn
+            .execute(
+                "DELETE FROM machines WHERE user_id = ?1 AND name = ?2",
+                params![user_id, machine.as_str()],
+            )
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Records a one-time `code` that lets a new machine enroll its key under `user_id` as
+    /// `machine`, until `expires_at`.
+    pub fn invite_machine(
+        &mut self,
+        user_id: UserId,
+        machine: &Name,
+        code: &str,
+        expires_at: i64,
+    ) -> Result<(), ProtocolError> {
+        let tx = self.conn.transaction().map_err(internal)?;
+        tx.execute(
+            "DELETE FROM machine_invites WHERE expires_at <= ?1",
+            [now_ms()],
+        )
+        .map_err(internal)?;
+        let taken: bool = tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM machines WHERE user_id = ?1 AND name = ?2)",
+                params![user_id, machine.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        if taken {
+            return Err(ProtocolError::conflict(format!(
+                "you already have a machine named `{machine}`"
+            )));
+        }
+        let open: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM machine_invites WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        if open >= MAX_OPEN_INVITES {
+            return Err(ProtocolError::rate_limited(format!(
+                "you have {open} machine invites open, the most allowed; use one or wait for them to expire"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO machine_invites (code, user_id, machine, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![code, user_id, machine.as_str(), expires_at],
+        )
+        .map_err(internal)?;
+        tx.commit().map_err(internal)
+    }
+
+    /// Uses up an invite `code` to enroll `key` (whose possession the caller has checked).
+    pub fn enroll(&mut self, code: &str, key: &[u8]) -> Result<Account, ProtocolError> {
+        let invite: Option<(UserId, String)> = self
+            .conn
+            .query_row(
+                "DELETE FROM machine_invites WHERE code = ?1 AND expires_at > ?2 RETURNING user_id, machine",
+                params![code, now_ms()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(internal)?;
+        let Some((user_id, machine)) = invite else {
+            return Err(ProtocolError::forbidden(
+                "that enrollment code is unknown, used or expired: make a new one with `conclave machine invite NAME` on an enrolled machine",
+            ));
+        };
+        let machine = name_from(machine)?;
+        self.add_machine(user_id, &machine, key)?;
+        self.account_by_key(key)?
+            .ok_or_else(|| ProtocolError::internal("the enrolled key was not found"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::tests::{name, setup};
+    use super::*;
+
+    #[test]
+    fn registration_claims_a_name_once() {
+        let (mut db, alice) = setup();
+        assert_eq!(
+            db.register(&name("alice"), &name("laptop"), &[1; 32])
+                .unwrap(),
+            alice
+        );
+        let e = db
+            .register(&name("alice"), &name("other"), &[2; 32])
+            .unwrap_err();
+        assert_eq!(e.code, crate::net::protocol::ErrorCode::Conflict);
+        let e = db.register(&name("bob"), &name("x"), &[1; 32]).unwrap_err();
+        assert!(
+            e.message.contains("already registered as alice/laptop"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn machines_can_be_added_listed_and_removed_but_not_the_last() {
+        let (mut db, alice) = setup();
+        db.add_machine(alice.user_id, &name("desk"), &[3; 32])
+            .unwrap();
+        assert_eq!(db.list_machines(alice.user_id).unwrap().len(), 2);
+        assert!(
+            db.add_machine(alice.user_id, &name("desk"), &[4; 32])
+                .is_err()
+        );
+        db.remove_machine(alice.user_id, &name("laptop")).unwrap();
+        assert!(db.account_by_key(&[1; 32]).unwrap().is_none());
+        let e = db.remove_machine(alice.user_id, &name("desk")).unwrap_err();
+        assert_eq!(e.code, crate::net::protocol::ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn an_invite_code_enrolls_one_key_once_before_it_expires() {
+        let (mut db, alice) = setup();
+        db.invite_machine(
+            alice.user_id,
+            &name("desk"),
+            "code-1",
+            now_ms() + INVITE_TTL_MS,
+        )
+        .unwrap();
+        let desk = db.enroll("code-1", &[5; 32]).unwrap();
+        assert_eq!(
+            (desk.user.as_str(), desk.machine.as_str()),
+            ("alice", "desk")
+        );
+        let again = db.enroll("code-1", &[6; 32]).unwrap_err();
+        assert!(
+            again.message.contains("unknown, used or expired"),
+            "{again}"
+        );
+        db.invite_machine(alice.user_id, &name("box"), "code-3", now_ms() - 1)
+            .unwrap();
+        assert!(db.enroll("code-3", &[7; 32]).is_err(), "expired");
+        let taken = db
+            .invite_machine(alice.user_id, &name("desk"), "code-4", now_ms() + 1000)
+            .unwrap_err();
+        assert!(
+            taken
+                .message
+                .contains("already have a machine named `desk`")
+        );
+    }
+}
