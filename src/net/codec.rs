@@ -153,6 +153,15 @@ mod tests {
                 audience: None,
                 body: RelayBody::AutonomyQuery,
             },
+            ClientFrame::InviteMachine {
+                id: 15,
+                machine: name("desk"),
+            },
+            ClientFrame::Enroll {
+                code: "c0de".into(),
+                public_key: vec![1; 32],
+                signature: vec![2; 64],
+            },
         ]
     }
 
@@ -256,6 +265,12 @@ mod tests {
                     }],
                     default: Autonomy::Notify,
                 },
+            },
+            ServerFrame::MachineInvite {
+                id: 15,
+                machine: name("desk"),
+                code: "c0de".into(),
+                expires: 1_764_000_000_000,
             },
         ]
     }
