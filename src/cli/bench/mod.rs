@@ -18,9 +18,13 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::net::identity::{Identity, random_bytes};
-use crate::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login, Resume};
+
+mod probe;
+
+use crate::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login};
 use crate::net::names::Name;
 use crate::net::protocol::{SessionKind, Visibility};
+use probe::{Probe, Seen, cpu_seconds, stamped_body};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -64,8 +68,13 @@ struct FanOut {
     subscribers: usize,
     messages: u64,
     deliveries: u64,
+    /// Seqs some subscriber never got, counted per subscriber.
     lost: u64,
+    /// Seqs some subscriber got more than once.
+    duplicated: u64,
     deliveries_per_sec: f64,
+    /// Server CPU (user + system) per delivery, own server only.
+    server_cpu_us_per_delivery: Option<f64>,
     p50_ms: f64,
     p99_ms: f64,
 }
@@ -76,6 +85,7 @@ struct Paced {
     rate: u64,
     messages: u64,
     lost: u64,
+    duplicated: u64,
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
@@ -86,6 +96,8 @@ struct Acked {
     senders: usize,
     window_per_sender: usize,
     messages: u64,
+    /// Sends that failed (refused or lost), reported rather than left out.
+    failed: u64,
     acked_per_sec: f64,
 }
 
@@ -184,6 +196,13 @@ impl Clients {
         self.connect_with(Login::Key).await
     }
 
+    /// A cheap subscriber to `channel` on its own socket (see `probe`).
+    async fn probe(&mut self, channel: &Name) -> Result<Probe> {
+        self.next += 1;
+        let handle = Name::handle(&format!("p{}", self.next))?;
+        Probe::connect(&self.url, &self.identity, &handle, channel).await
+    }
+
     async fn connect_with(
         &mut self,
         login: Login,
@@ -207,16 +226,9 @@ impl Clients {
     }
 }
 
-/// A body of about `BODY_LEN` bytes that starts with its send time.
+/// A body of `BODY_LEN` bytes stamped with the time it is sent.
 fn body(origin: Instant) -> String {
-    let nanos = origin.elapsed().as_nanos();
-    format!("{nanos:020} {}", "x".repeat(BODY_LEN - 21))
-}
-
-fn latency_ms(origin: Instant, text: &str) -> Option<f64> {
-    let sent: u128 = text.get(..20)?.parse().ok()?;
-    let now = origin.elapsed().as_nanos();
-    Some(now.saturating_sub(sent) as f64 / 1e6)
+    stamped_body(origin.elapsed(), BODY_LEN)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -225,31 +237,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
-}
-
-/// Receives up to `expected` messages on one subscriber; returns latencies and the time the
-/// last one arrived. Gives up `idle` after the last arrival.
-async fn subscribe(
-    mut events: tokio::sync::mpsc::Receiver<LinkEvent>,
-    expected: u64,
-    origin: Instant,
-    idle: Duration,
-) -> (Vec<f64>, Option<Instant>) {
-    let mut latencies = Vec::with_capacity(expected as usize);
-    let mut last = None;
-    while (latencies.len() as u64) < expected {
-        match tokio::time::timeout(idle, events.recv()).await {
-            Ok(Some(LinkEvent::Message(m))) => {
-                if let Some(ms) = latency_ms(origin, &m.text) {
-                    latencies.push(ms);
-                    last = Some(Instant::now());
-                }
-            }
-            Ok(Some(LinkEvent::Closed { .. })) | Ok(None) | Err(_) => break,
-            Ok(Some(_)) => {}
-        }
-    }
-    (latencies, last)
 }
 
 async fn channel(first: &LinkHandle, label: &str) -> Result<Name> {
@@ -265,55 +252,55 @@ async fn channel(first: &LinkHandle, label: &str) -> Result<Name> {
     Ok(name)
 }
 
-type Subscribers = Vec<tokio::task::JoinHandle<(Vec<f64>, Option<Instant>)>>;
+type Subscribers = Vec<tokio::task::JoinHandle<Seen>>;
 
-/// Connects `n` subscribers to `name` and starts their receive loops.
+/// Connects `n` cheap subscribers to `name` and starts their receive loops.
 async fn subscribers(
     clients: &mut Clients,
     name: &Name,
     n: usize,
     expected: u64,
     origin: Instant,
-) -> Result<(Vec<LinkHandle>, Subscribers)> {
-    let mut links = Vec::new();
+) -> Result<Subscribers> {
     let mut tasks = Vec::new();
     for _ in 0..n {
-        let (link, events) = clients.connect().await?;
-        link.join(name, Resume::Live).await?;
-        links.push(link);
-        tasks.push(tokio::spawn(subscribe(
-            events,
+        let probe = clients.probe(name).await?;
+        tasks.push(tokio::spawn(probe.receive(
             expected,
             origin,
             Duration::from_secs(10),
         )));
     }
-    Ok((links, tasks))
+    Ok(tasks)
 }
 
-async fn gather(tasks: Subscribers) -> (Vec<f64>, Option<Instant>) {
-    let mut all = Vec::new();
-    let mut last: Option<Instant> = None;
+/// Every subscriber's deliveries, added up; latencies sorted.
+async fn gather(tasks: Subscribers) -> Seen {
+    let mut all = Seen::default();
     for task in tasks {
-        if let Ok((latencies, at)) = task.await {
-            all.extend(latencies);
-            last = last.max(at);
+        if let Ok(seen) = task.await {
+            all.unique += seen.unique;
+            all.duplicates += seen.duplicates;
+            all.latencies.extend(seen.latencies);
+            all.last = all.last.max(seen.last);
         }
     }
-    all.sort_by(f64::total_cmp);
-    (all, last)
+    all.latencies.sort_by(f64::total_cmp);
+    all
 }
 
 async fn fan_out(
     clients: &mut Clients,
     first: &LinkHandle,
+    server_pid: Option<u32>,
     subs: usize,
     messages: u64,
 ) -> Result<FanOut> {
     let name = channel(first, "fanout").await?;
     let origin = Instant::now();
-    let (_links, tasks) = subscribers(clients, &name, subs, messages, origin).await?;
+    let tasks = subscribers(clients, &name, subs, messages, origin).await?;
     let (sender, _) = clients.connect().await?;
+    let cpu_before = server_pid.map(cpu_seconds).transpose()?;
     let start = Instant::now();
     let failures = futures_util::stream::iter(0..messages)
         .map(|_| {
@@ -328,21 +315,31 @@ async fn fan_out(
     if failures > 0 {
         bail!("{failures} sends failed");
     }
-    let (latencies, last) = gather(tasks).await;
-    let deliveries = latencies.len() as u64;
-    let elapsed = last.map_or(Duration::ZERO, |l| l - start).as_secs_f64();
+    let seen = gather(tasks).await;
+    let cpu = match (server_pid, cpu_before) {
+        (Some(pid), Some(before)) => Some(cpu_seconds(pid)? - before),
+        _ => None,
+    };
+    let elapsed = seen
+        .last
+        .map_or(Duration::ZERO, |l| l - start)
+        .as_secs_f64();
     Ok(FanOut {
         subscribers: subs,
         messages,
-        deliveries,
-        lost: messages * subs as u64 - deliveries,
+        deliveries: seen.unique,
+        lost: messages * subs as u64 - seen.unique,
+        duplicated: seen.duplicates,
         deliveries_per_sec: if elapsed > 0.0 {
-            deliveries as f64 / elapsed
+            seen.unique as f64 / elapsed
         } else {
             0.0
         },
-        p50_ms: percentile(&latencies, 50.0),
-        p99_ms: percentile(&latencies, 99.0),
+        server_cpu_us_per_delivery: cpu
+            .filter(|_| seen.unique > 0)
+            .map(|seconds| seconds * 1e6 / seen.unique as f64),
+        p50_ms: percentile(&seen.latencies, 50.0),
+        p99_ms: percentile(&seen.latencies, 99.0),
     })
 }
 
@@ -350,30 +347,34 @@ async fn paced(clients: &mut Clients, first: &LinkHandle, args: &BenchArgs) -> R
     let name = channel(first, "paced").await?;
     let messages = args.rate * args.paced_seconds;
     let origin = Instant::now();
-    let (_links, tasks) =
-        subscribers(clients, &name, args.paced_subscribers, messages, origin).await?;
+    let tasks = subscribers(clients, &name, args.paced_subscribers, messages, origin).await?;
     let (sender, _) = clients.connect().await?;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let period = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let start = tokio::time::Instant::now();
     let mut sends = tokio::task::JoinSet::new();
-    for _ in 0..messages {
-        tick.tick().await;
+    for k in 0..messages {
+        // Stamped with when it was due, not when the bench got round to it: a late send
+        // shows up as latency instead of hiding.
+        let due = start + period * k as u32;
+        tokio::time::sleep_until(due).await;
+        let text = stamped_body(due.into_std() - origin, BODY_LEN);
         let sender = sender.clone();
         let name = name.clone();
-        sends.spawn(async move { sender.send(&name, &body(origin)).await });
+        sends.spawn(async move { sender.send(&name, &text).await });
     }
     while let Some(result) = sends.join_next().await {
         result??;
     }
-    let (latencies, _) = gather(tasks).await;
+    let seen = gather(tasks).await;
     Ok(Paced {
         subscribers: args.paced_subscribers,
         rate: args.rate,
         messages,
-        lost: messages * args.paced_subscribers as u64 - latencies.len() as u64,
-        p50_ms: percentile(&latencies, 50.0),
-        p99_ms: percentile(&latencies, 99.0),
-        max_ms: latencies.last().copied().unwrap_or(0.0),
+        lost: messages * args.paced_subscribers as u64 - seen.unique,
+        duplicated: seen.duplicates,
+        p50_ms: percentile(&seen.latencies, 50.0),
+        p99_ms: percentile(&seen.latencies, 99.0),
+        max_ms: seen.latencies.last().copied().unwrap_or(0.0),
     })
 }
 
@@ -398,20 +399,28 @@ async fn acked(clients: &mut Clients, first: &LinkHandle, senders: usize) -> Res
                     async move { link.send(&name, &body(origin)).await.is_ok() }
                 })
                 .buffer_unordered(window)
-                .filter(|ok| std::future::ready(*ok))
-                .count()
+                .fold((0u64, 0u64), |(ok, failed), acked| {
+                    std::future::ready(if acked {
+                        (ok + 1, failed)
+                    } else {
+                        (ok, failed + 1)
+                    })
+                })
                 .await
         });
     }
-    let mut total = 0u64;
+    let (mut total, mut failed) = (0u64, 0u64);
     while let Some(done) = tasks.join_next().await {
-        total += done? as u64;
+        let (ok, lost) = done?;
+        total += ok;
+        failed += lost;
     }
     let elapsed = start.elapsed().as_secs_f64();
     Ok(Acked {
         senders,
         window_per_sender: window,
         messages: total,
+        failed,
         acked_per_sec: total as f64 / elapsed,
     })
 }
@@ -466,7 +475,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             "fan-out: {} messages to {subs} subscribers...",
             args.messages
         ));
-        fan.push(fan_out(&mut clients, &first, subs, args.messages).await?);
+        fan.push(fan_out(&mut clients, &first, target.pid, subs, args.messages).await?);
     }
     say(format!(
         "paced: {} msg/s for {} s to {} subscribers...",
@@ -499,19 +508,28 @@ fn print_table(r: &Report) {
         );
     }
     for f in &r.fan_out {
+        let cpu = f.server_cpu_us_per_delivery.map_or(String::new(), |us| {
+            format!(", server CPU {us:.2} us/delivery")
+        });
         println!(
-            "fan-out     {:>3} subscribers x {} msgs: {:>9.0} deliveries/s, lost {}, p50 {:.2} ms, p99 {:.2} ms",
-            f.subscribers, f.messages, f.deliveries_per_sec, f.lost, f.p50_ms, f.p99_ms
+            "fan-out     {:>3} subscribers x {} msgs: {:>9.0} deliveries/s{cpu}, lost {}, duplicated {}, p50 {:.2} ms, p99 {:.2} ms",
+            f.subscribers,
+            f.messages,
+            f.deliveries_per_sec,
+            f.lost,
+            f.duplicated,
+            f.p50_ms,
+            f.p99_ms
         );
     }
     let p = &r.paced;
     println!(
-        "paced       {} msg/s x {} subscribers: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, lost {}",
-        p.rate, p.subscribers, p.p50_ms, p.p99_ms, p.max_ms, p.lost
+        "paced       {} msg/s x {} subscribers: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, lost {}, duplicated {}",
+        p.rate, p.subscribers, p.p50_ms, p.p99_ms, p.max_ms, p.lost, p.duplicated
     );
     let a = &r.acked;
     println!(
-        "acked       {} senders (window {}): {:.0} acknowledged sends/s ({} messages)",
-        a.senders, a.window_per_sender, a.acked_per_sec, a.messages
+        "acked       {} senders (window {}): {:.0} acknowledged sends/s ({} messages, {} failed)",
+        a.senders, a.window_per_sender, a.acked_per_sec, a.messages, a.failed
     );
 }
