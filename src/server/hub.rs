@@ -374,29 +374,42 @@ impl Hub {
         others
     }
 
-    /// Fans a stored message out to the channel's subscribers. Called by the store thread in
-    /// sequence order, right after the commit.
+    /// Fans a stored message out to the channel's subscribers (see `publish_all`).
     pub fn publish(&self, channel_id: ChannelId, message: ChatMessage) {
-        let seq = message.seq;
-        let channel = message.channel.clone();
-        let bytes = match codec::encode(&ServerFrame::Message(message)) {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) => {
-                tracing::error!(%e, "cannot encode message");
-                return;
-            }
-        };
+        self.publish_all([(channel_id, message)]);
+    }
+
+    /// Fans stored messages out to their channels' subscribers. Called by the store thread
+    /// once per commit, in sequence order: the whole burst goes out under one lock, so each
+    /// connection's writer wakes once for it and writes it in one go.
+    pub fn publish_all(&self, messages: impl IntoIterator<Item = (ChannelId, ChatMessage)>) {
+        // Encoded outside the lock, once for every recipient.
+        let encoded: Vec<(ChannelId, Name, u64, Bytes)> = messages
+            .into_iter()
+            .filter_map(|(channel_id, message)| {
+                let (channel, seq) = (message.channel.clone(), message.seq);
+                match codec::encode(&ServerFrame::Message(message)) {
+                    Ok(bytes) => Some((channel_id, channel, seq, Bytes::from(bytes))),
+                    Err(e) => {
+                        tracing::error!(%e, "cannot encode message");
+                        None
+                    }
+                }
+            })
+            .collect();
         let mut state = self.lock();
-        // The room is made even with nobody in it: a join racing this message reads the
-        // newest sequence from here, so its answer is never behind what was fanned out.
-        let room = state.rooms.entry(channel_id).or_insert_with(|| Room {
-            name: channel.clone(),
-            last_seq: 0,
-            subscribers: HashMap::new(),
-        });
-        room.last_seq = room.last_seq.max(seq);
-        for sub in room.subscribers.values() {
-            sub.outbox.deliver(bytes.clone());
+        for (channel_id, channel, seq, bytes) in encoded {
+            // The room is made even with nobody in it: a join racing this message reads the
+            // newest sequence from here, so its answer is never behind what was fanned out.
+            let room = state.rooms.entry(channel_id).or_insert_with(|| Room {
+                name: channel,
+                last_seq: 0,
+                subscribers: HashMap::new(),
+            });
+            room.last_seq = room.last_seq.max(seq);
+            for sub in room.subscribers.values() {
+                sub.outbox.deliver(bytes.clone());
+            }
         }
     }
 

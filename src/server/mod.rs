@@ -28,7 +28,7 @@ use crate::net::names::Name;
 use self::admission::{Admission, Limits};
 use self::hub::Hub;
 use self::session::Shared;
-use self::store::Store;
+use self::store::{Appended, Store};
 
 /// Connections being told they were refused, at most, at once.
 const MAX_REFUSING: usize = 64;
@@ -75,10 +75,15 @@ pub struct Opened {
 /// Opens the store and settles the server's identity. Everything that can refuse to start
 /// happens here, before anything is printed or accepted.
 pub async fn open(config: ServerConfig) -> Result<Opened> {
-    let store = Store::open(config.data_dir.as_deref(), config.retention)?;
+    let hub = Arc::new(Hub::new(config.limits.max_sessions_per_user));
+    let fan_out = hub.clone();
+    let publish = Box::new(move |stored: Vec<Appended>| {
+        fan_out.publish_all(stored.into_iter().map(|a| (a.channel_id, a.message)));
+    });
+    let store = Store::open(config.data_dir.as_deref(), config.retention, publish)?;
     let server_id = server_id::server_id(&store, config.data_dir.as_deref()).await?;
     let shared = Shared {
-        hub: Arc::new(Hub::new(config.limits.max_sessions_per_user)),
+        hub,
         store,
         server_id,
         admins: Arc::new(config.admins),

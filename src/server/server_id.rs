@@ -91,7 +91,7 @@ mod tests {
     use super::*;
 
     fn open(dir: &Path) -> Store {
-        Store::open(Some(dir), Duration::from_secs(3600)).unwrap()
+        Store::open(Some(dir), Duration::from_secs(3600), Box::new(|_| {})).unwrap()
     }
 
     #[tokio::test]

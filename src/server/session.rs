@@ -379,7 +379,6 @@ async fn handle(
                     "client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"
                 )));
             }
-            let hub = shared.hub.clone();
             let ack_to = outbox.clone();
             // A client pipelining sends waits here once it has this many in flight, and its
             // connection stops being read: the server holds a bounded amount per session.
@@ -406,9 +405,6 @@ async fn handle(
                                 ts: stored.message.ts,
                                 duplicate: stored.duplicate,
                             });
-                            if !stored.duplicate {
-                                hub.publish(stored.channel_id, stored.message);
-                            }
                         }
                         Err(e) => ack_to.deliver_frame(&ServerFrame::error(Some(id), e)),
                     }),

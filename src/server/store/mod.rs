@@ -136,7 +136,8 @@ pub struct Append {
     pub from: SessionPath,
     pub client_id: String,
     pub text: String,
-    /// Runs on the store thread after the commit (or the failure), in sequence order.
+    /// Runs on the store thread after the commit (or the failure), in sequence order, before
+    /// the commit's messages are published.
     pub then: Box<dyn FnOnce(Result<Appended, ProtocolError>) + Send>,
 }
 
@@ -166,6 +167,10 @@ pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 /// What a job counts against the bound beside its message body.
 const JOB_BYTES: usize = 256;
 
+/// Where stored messages go after each commit (the hub's fan-out), once per commit with every
+/// new message of it in sequence order, after each sender has been acknowledged.
+pub type Publish = Box<dyn Fn(Vec<Appended>) + Send>;
+
 /// The async face of the store. Cheap to clone; the thread stops when every clone is gone.
 #[derive(Clone)]
 pub struct Store {
@@ -191,17 +196,23 @@ pub enum StoreError {
 
 impl Store {
     /// Opens (or creates) the database in `dir`, or an in-memory one, and starts its thread.
-    pub fn open(dir: Option<&Path>, retention: Duration) -> Result<Self, StoreError> {
-        Self::open_bounded(dir, retention, MAX_QUEUED_BYTES)
+    pub fn open(
+        dir: Option<&Path>,
+        retention: Duration,
+        publish: Publish,
+    ) -> Result<Self, StoreError> {
+        Self::open_bounded(dir, retention, publish, MAX_QUEUED_BYTES)
     }
 
     /// `open` with another bound on queued work (tests make it small).
     pub fn open_bounded(
         dir: Option<&Path>,
         retention: Duration,
+        publish: Publish,
         max_queued_bytes: usize,
     ) -> Result<Self, StoreError> {
-        let db = Db::open(dir)?;
+        let mut db = Db::open(dir)?;
+        db.publish = publish;
         let (jobs, rx) = std_mpsc::channel();
         std::thread::Builder::new()
             .name("conclave-store".into())
@@ -309,6 +320,7 @@ fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Queued>, retention: Durati
 /// The connection and every query. Only the store thread holds one (tests open their own).
 pub struct Db {
     conn: Connection,
+    publish: Publish,
 }
 
 fn internal(e: rusqlite::Error) -> ProtocolError {
@@ -354,7 +366,10 @@ impl Db {
         )
         .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            publish: Box::new(|_| {}),
+        })
     }
 
     /// The id this database belongs to, if it was ever started (see `server::server_id`).
@@ -814,8 +829,17 @@ impl Db {
         })();
         match outcome {
             Ok(results) => {
+                let mut stored = Vec::with_capacity(results.len());
                 for (append, result) in appends.into_iter().zip(results) {
+                    if let Ok(appended) = &result {
+                        if !appended.duplicate {
+                            stored.push(appended.clone());
+                        }
+                    }
                     (append.then)(result);
+                }
+                if !stored.is_empty() {
+                    (self.publish)(stored);
                 }
             }
             Err(e) => {
@@ -1028,7 +1052,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_makes_senders_wait_instead_of_growing() {
         let bound = 4 * (JOB_BYTES + 1000);
-        let store = Store::open_bounded(None, Duration::from_secs(3600), bound).unwrap();
+        let store =
+            Store::open_bounded(None, Duration::from_secs(3600), Box::new(|_| {}), bound).unwrap();
         // Hold the store thread so nothing drains.
         let (release, held) = std_mpsc::channel::<()>();
         let (started_tx, started) = oneshot::channel::<()>();
@@ -1103,5 +1128,74 @@ mod tests {
         assert!(e.message.contains("you have created 2 channels"), "{e}");
         db.create_channel(&name("c2"), Visibility::Public, alice.user_id, None)
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_commit_publishes_its_messages_once_in_order_after_the_acks() {
+        let events = Arc::new(Mutex::new(Vec::<String>::new()));
+        let published = events.clone();
+        let publish: Publish = Box::new(move |stored| {
+            let seqs: Vec<String> = stored.iter().map(|a| a.message.seq.to_string()).collect();
+            published
+                .lock()
+                .unwrap()
+                .push(format!("publish {}", seqs.join(",")));
+        });
+        let store = Store::open(None, Duration::from_secs(3600), publish).unwrap();
+        let (alice, _) = store
+            .call(|db| {
+                let alice = db.register(&name("alice"), &name("laptop"), &[1; 32])?;
+                db.create_channel(&name("general"), Visibility::Public, alice.user_id, None)?;
+                Ok((alice, ()))
+            })
+            .await
+            .unwrap();
+        // Hold the thread so three appends wait and commit together.
+        let (release, held) = std_mpsc::channel::<()>();
+        let (started_tx, started) = oneshot::channel::<()>();
+        let blocker = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .call(move |_| {
+                        let _ = started_tx.send(());
+                        Ok(held.recv().is_ok())
+                    })
+                    .await
+            }
+        });
+        started.await.unwrap();
+        let (done_tx, done) = oneshot::channel::<()>();
+        let mut done_tx = Some(done_tx);
+        for n in 0..3 {
+            let acked = events.clone();
+            let last = if n == 2 { done_tx.take() } else { None };
+            store
+                .append(Append {
+                    channel: name("general"),
+                    sender_id: alice.user_id,
+                    from: SessionPath::parse("alice/laptop/cli").unwrap(),
+                    client_id: format!("c{n}"),
+                    text: format!("m{n}"),
+                    then: Box::new(move |result| {
+                        let seq = result.unwrap().message.seq;
+                        acked.lock().unwrap().push(format!("ack {seq}"));
+                        if let Some(done) = last {
+                            let _ = done.send(());
+                        }
+                    }),
+                })
+                .await;
+        }
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        done.await.unwrap();
+        // The publish runs right after the last ack, on the same thread: ask once more so it
+        // has surely run.
+        store.call(|_| Ok(())).await.unwrap();
+        assert_eq!(
+            *events.lock().unwrap(),
+            ["ack 1", "ack 2", "ack 3", "publish 1,2,3"]
+        );
     }
 }
