@@ -13,12 +13,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 use conclave::net::codec;
 use conclave::net::identity::Identity;
-use conclave::net::link::{self, LinkConfig, LinkEvent, Login, Resume};
+use conclave::net::link::{LinkConfig, LinkEvent, Login, Resume};
 use conclave::net::names::Name;
 use conclave::net::protocol::{
     ClientFrame, ErrorCode, MAX_FRAME_BYTES, OnConflict, PROTOCOL_VERSION, ServerFrame,
     SessionKind, Visibility,
 };
+use conclave::net::ws::spawn_link;
 use conclave::server::ServerConfig;
 use inproc::*;
 
@@ -99,9 +100,9 @@ async fn defaulted_handles_take_a_suffix_and_chosen_ones_are_refused() {
         persistent: false,
         ca_file: None,
     };
-    let (_one, mut events_one) = link::spawn(config(true));
-    let (_two, mut events_two) = link::spawn(config(true));
-    let (_three, mut events_three) = link::spawn(config(false));
+    let (_one, mut events_one) = spawn_link(config(true));
+    let (_two, mut events_two) = spawn_link(config(true));
+    let (_three, mut events_three) = spawn_link(config(false));
     let mut paths = Vec::new();
     for events in [&mut events_one, &mut events_two] {
         match tokio::time::timeout(WAIT, events.recv())
@@ -339,7 +340,7 @@ async fn read_positions_survive_a_server_restart() {
     config.data_dir = Some(data.path().to_path_buf());
     let identity = Arc::new(Identity::generate().unwrap());
     let connect = |server: &TestServer, login: Login| {
-        link::spawn(LinkConfig {
+        spawn_link(LinkConfig {
             url: server.url.clone(),
             identity: identity.clone(),
             handle: Name::handle("tui").unwrap(),
@@ -439,7 +440,7 @@ async fn wss_works_through_tls_with_a_private_ca_and_refuses_an_unknown_one() {
         persistent: false,
         ca_file,
     };
-    let (link, mut events) = link::spawn(config(Some(ca)));
+    let (link, mut events) = spawn_link(config(Some(ca)));
     match tokio::time::timeout(WAIT, events.recv())
         .await
         .unwrap()
@@ -454,7 +455,7 @@ async fn wss_works_through_tls_with_a_private_ca_and_refuses_an_unknown_one() {
     assert_eq!(link.send(&general(), "over tls").await.unwrap().seq, 1);
 
     // The public roots do not know the test CA: a clear refusal, not a hang.
-    let (_link, mut events) = link::spawn(config(None));
+    let (_link, mut events) = spawn_link(config(None));
     match tokio::time::timeout(WAIT, events.recv())
         .await
         .unwrap()

@@ -13,9 +13,10 @@ use tokio::sync::mpsc;
 
 use super::config::{ClientConfig, ConfigError, DEFAULT_BIND, DEFAULT_SERVER};
 use super::identity::{Identity, IdentityError};
-use super::link::{self, LinkConfig, LinkEvent, LinkHandle, Login};
+use super::link::{LinkConfig, LinkEvent, LinkHandle, Login};
 use super::names::{Name, NameError, SessionPath};
 use super::protocol::SessionKind;
+use super::ws::spawn_link;
 
 /// Names a PEM file of CA certificates to trust for `wss://` instead of the public roots.
 pub const CA_FILE_ENV: &str = "CONCLAVE_CA_FILE";
@@ -167,7 +168,7 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
         Some(h) => (Name::handle(h)?, false),
         None => (Name::handle(&opening.default_handle)?, true),
     };
-    let (link, events) = link::spawn(LinkConfig {
+    let (link, events) = spawn_link(LinkConfig {
         url: server.clone(),
         identity: Arc::new(identity),
         handle,

@@ -26,6 +26,7 @@ use super::protocol::{
     MachineInfo, OnConflict, PROTOCOL_VERSION, PresenceEvent, ProtocolError, RelayBody,
     ServerFrame, SessionInfo, SessionKind, Visibility, WhisperMessage,
 };
+pub use super::transport::{CONN_QUEUE, Conn, ConnectError};
 
 /// How long the server may take to answer each handshake step.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,37 +44,6 @@ const MAX_GAP_BUFFER: usize = 10_000;
 const EVENT_QUEUE: usize = 1024;
 
 const COMMAND_QUEUE: usize = 256;
-
-/// Frames between the link task and a connection's socket pumps.
-pub const CONN_QUEUE: usize = 1024;
-
-/// A connected transport: frames out, frames in. `rx` ending means the connection is gone.
-pub struct Conn {
-    pub tx: mpsc::Sender<ClientFrame>,
-    pub rx: mpsc::Receiver<ServerFrame>,
-}
-
-/// Why a connection attempt failed. `fatal` ones are not retried.
-#[derive(Debug, Clone)]
-pub struct ConnectError {
-    pub message: String,
-    pub fatal: bool,
-}
-
-impl ConnectError {
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            fatal: false,
-        }
-    }
-    pub fn fatal(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            fatal: true,
-        }
-    }
-}
 
 /// How the link claims its identity on connect.
 #[derive(Debug, Clone)]
@@ -611,12 +581,6 @@ struct ChannelState {
     filling: bool,
     /// The server answered a join at least once (so a reconnect must re-join it).
     joined: bool,
-}
-
-/// Starts a link with the WebSocket connector.
-pub fn spawn(config: LinkConfig) -> (LinkHandle, mpsc::Receiver<LinkEvent>) {
-    let ca_file = config.ca_file.clone();
-    spawn_with(config, move |url| super::ws::connect(url, ca_file.clone()))
 }
 
 /// Starts a link over any connector (tests hand in channel pairs).

@@ -12,4 +12,5 @@ pub mod local;
 pub mod names;
 pub mod protocol;
 pub mod text;
+pub mod transport;
 pub mod ws;

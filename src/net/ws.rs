@@ -16,8 +16,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::codec;
-use super::link::{CONN_QUEUE, Conn, ConnectError};
+use super::link::{LinkConfig, LinkEvent, LinkHandle, spawn_with};
 use super::protocol::{ClientFrame, MAX_WIRE_BYTES, SILENCE_TIMEOUT, ServerFrame};
+use super::transport::{CONN_QUEUE, Conn, ConnectError};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -159,4 +160,10 @@ fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
         Error::Http(response) => format!("not a conclave server (HTTP {})", response.status()),
         other => other.to_string(),
     }
+}
+
+/// Starts a link over WebSocket (`ws://`, or `wss://` with the public roots or `ca_file`).
+pub fn spawn_link(config: LinkConfig) -> (LinkHandle, mpsc::Receiver<LinkEvent>) {
+    let ca_file = config.ca_file.clone();
+    spawn_with(config, move |url| connect(url, ca_file.clone()))
 }

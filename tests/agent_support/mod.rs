@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 
 use crate::common::{ChildGuard, Lines, Server, User, json as parse};
 use conclave::net::identity::Identity;
-use conclave::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login};
+use conclave::net::link::{LinkConfig, LinkEvent, LinkHandle, Login};
 use conclave::net::names::Name;
 use conclave::net::protocol::SessionKind;
+use conclave::net::ws::spawn_link;
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -204,7 +205,7 @@ pub async fn session(
     kind: SessionKind,
     handle: &str,
 ) -> (LinkHandle, tokio::sync::mpsc::Receiver<LinkEvent>) {
-    let (link, mut events) = link::spawn(LinkConfig {
+    let (link, mut events) = spawn_link(LinkConfig {
         url: server.url(),
         identity: Arc::new(Identity::load(&user.config_path()).unwrap()),
         handle: Name::handle(handle).unwrap(),

@@ -12,11 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use conclave::net::codec;
 use conclave::net::identity::Identity;
-use conclave::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login, Resume};
+use conclave::net::link::{LinkConfig, LinkEvent, LinkHandle, Login, Resume};
 use conclave::net::names::Name;
 use conclave::net::protocol::{
     ClientFrame, OnConflict, PROTOCOL_VERSION, ServerFrame, SessionKind, Visibility,
 };
+use conclave::net::ws::spawn_link;
 use conclave::server::{self, ServerConfig};
 
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -81,7 +82,7 @@ pub fn connect(
     handle: &str,
     persistent: bool,
 ) -> (LinkHandle, tokio::sync::mpsc::Receiver<LinkEvent>) {
-    link::spawn(LinkConfig {
+    spawn_link(LinkConfig {
         url: server.url.clone(),
         identity,
         handle: Name::handle(handle).unwrap(),

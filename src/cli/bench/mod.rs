@@ -21,9 +21,10 @@ use crate::net::identity::{Identity, random_bytes};
 
 mod probe;
 
-use crate::net::link::{self, LinkConfig, LinkEvent, LinkHandle, Login};
+use crate::net::link::{LinkConfig, LinkEvent, LinkHandle, Login};
 use crate::net::names::Name;
 use crate::net::protocol::{SessionKind, Visibility};
+use crate::net::ws::spawn_link;
 use probe::{Probe, Seen, cpu_seconds, stamped_body};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +56,9 @@ pub struct BenchArgs {
     /// Idle sessions for the memory run
     #[arg(long, default_value_t = 2000)]
     sessions: usize,
+    /// Run the bench's own server on SQLite in a temporary directory instead of in memory
+    #[arg(long, conflicts_with = "server")]
+    durable: bool,
 }
 
 /// Sends in flight per sender: enough to keep the pipe full without unbounded queues.
@@ -122,13 +126,35 @@ struct Report {
 struct Target {
     url: String,
     pid: Option<u32>,
+    /// Declared before `_data`: the server stops before its directory is removed.
     _child: Option<tokio::process::Child>,
+    _data: Option<TempData>,
 }
 
-async fn start_server() -> Result<Target> {
+/// A data directory for a durable bench server, removed when dropped.
+struct TempData(std::path::PathBuf);
+
+impl Drop for TempData {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start_server(durable: bool) -> Result<Target> {
     let exe = std::env::current_exe().wrap_err("cannot find the conclave binary")?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--ephemeral", "--bind", "127.0.0.1:0"])
+    let mut command = tokio::process::Command::new(exe);
+    command.args(["serve", "--bind", "127.0.0.1:0"]);
+    let data = if durable {
+        let mut tag = [0u8; 8];
+        random_bytes(&mut tag)?;
+        let dir = std::env::temp_dir().join(format!("conclave-bench-{}", u64::from_le_bytes(tag)));
+        command.arg("--data-dir").arg(&dir);
+        Some(TempData(dir))
+    } else {
+        command.arg("--ephemeral");
+        None
+    };
+    let mut child = command
         // Every bench session is one user on one address: lift the caps meant for strangers.
         .args(["--max-sessions-per-user", "1000000"])
         .args(["--max-connections-per-address", "1000000"])
@@ -153,6 +179,7 @@ async fn start_server() -> Result<Target> {
         url: format!("ws://{addr}"),
         pid: child.id(),
         _child: Some(child),
+        _data: data,
     })
 }
 
@@ -208,7 +235,7 @@ impl Clients {
         login: Login,
     ) -> Result<(LinkHandle, tokio::sync::mpsc::Receiver<LinkEvent>)> {
         self.next += 1;
-        let (link, mut events) = link::spawn(LinkConfig {
+        let (link, mut events) = spawn_link(LinkConfig {
             url: self.url.clone(),
             identity: self.identity.clone(),
             handle: Name::handle(&format!("c{}", self.next))?,
@@ -449,8 +476,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             url: url.clone(),
             pid: None,
             _child: None,
+            _data: None,
         },
-        None => start_server().await?,
+        None => start_server(args.durable).await?,
     };
     let (mut clients, first) = Clients::new(target.url.clone()).await?;
     let say = |line: String| {
@@ -485,7 +513,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     say(format!("acked: {} concurrent senders...", args.senders));
     let acked = acked(&mut clients, &first, args.senders).await?;
     let report = Report {
-        server: target.url.clone(),
+        server: if args.durable {
+            format!("{} (SQLite)", target.url)
+        } else {
+            target.url.clone()
+        },
         memory,
         fan_out: fan,
         paced,
