@@ -26,65 +26,9 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 const MAX_GROUP: usize = 512;
 
 mod accounts;
+mod schema;
 
 pub use accounts::INVITE_TTL_MS;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS machines (
-    id INTEGER PRIMARY KEY,
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    public_key BLOB NOT NULL UNIQUE,
-    created_at INTEGER NOT NULL,
-    UNIQUE (user_id, name)
-);
-CREATE TABLE IF NOT EXISTS machine_invites (
-    code TEXT PRIMARY KEY,
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    machine TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS channels (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    visibility TEXT NOT NULL,
-    creator_id INTEGER NOT NULL REFERENCES users(id),
-    last_seq INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS channels_creator ON channels (creator_id);
-CREATE TABLE IF NOT EXISTS memberships (
-    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    joined_at INTEGER NOT NULL,
-    PRIMARY KEY (channel_id, user_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS messages (
-    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    sender_id INTEGER NOT NULL,
-    sender_path TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (channel_id, seq)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS messages_idempotency ON messages (channel_id, sender_id, client_id);
-CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
-CREATE TABLE IF NOT EXISTS read_positions (
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    handle TEXT NOT NULL,
-    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (user_id, handle, channel_id)
-) WITHOUT ROWID;
-";
 
 pub type UserId = i64;
 pub type ChannelId = i64;
@@ -191,6 +135,11 @@ pub enum StoreError {
     Dir {
         path: String,
         source: std::io::Error,
+    },
+    #[error("cannot bring the database at {path} up to this version's schema: {source}")]
+    Migrate {
+        path: String,
+        source: rusqlite_migration::Error,
     },
 }
 
@@ -365,7 +314,11 @@ impl Db {
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        let mut conn = conn;
+        schema::migrate(&mut conn).map_err(|source| StoreError::Migrate {
+            path: label.clone(),
+            source,
+        })?;
         Ok(Self {
             conn,
             publish: Box::new(|_| {}),
