@@ -142,6 +142,23 @@ impl Identity {
         format_public_key(&self.public_key())
     }
 
+    /// A key from its 32 secret bytes.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self {
+            signing: SigningKey::from_bytes(seed),
+        }
+    }
+
+    /// The 32 secret bytes (to seal them under a passphrase; never to print).
+    pub fn seed(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
+    /// Signs `message` (build it with `signed_message`, under a domain of its own).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message).to_bytes()
+    }
+
     /// Signs a server's challenge for one session.
     pub fn sign_challenge(
         &self,
@@ -174,20 +191,43 @@ pub fn parse_public_key(text: &str) -> Result<[u8; 32], IdentityError> {
     Ok(key)
 }
 
-/// The exact bytes a client signs: every variable part is length-prefixed so no two different
-/// logins can produce the same message.
-fn challenge_message(server_id: &str, nonce: &[u8], handle: &Name, kind: SessionKind) -> Vec<u8> {
-    let mut message = AUTH_DOMAIN.to_vec();
-    for part in [
-        server_id.as_bytes(),
-        nonce,
-        handle.as_str().as_bytes(),
-        kind.as_str().as_bytes(),
-    ] {
+/// `domain` followed by every part length-prefixed, so no two different inputs can produce
+/// the same message.
+pub fn signed_message(domain: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut message = domain.to_vec();
+    for part in parts {
         message.extend_from_slice(&(part.len() as u32).to_be_bytes());
         message.extend_from_slice(part);
     }
     message
+}
+
+/// The exact bytes a client signs to log in.
+fn challenge_message(server_id: &str, nonce: &[u8], handle: &Name, kind: SessionKind) -> Vec<u8> {
+    signed_message(
+        AUTH_DOMAIN,
+        &[
+            server_id.as_bytes(),
+            nonce,
+            handle.as_str().as_bytes(),
+            kind.as_str().as_bytes(),
+        ],
+    )
+}
+
+/// Checks an Ed25519 signature of `message` by `public_key` (strictly: no malleable forms).
+pub fn verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(key_bytes) = <[u8; 32]>::try_from(public_key) else {
+        return false;
+    };
+    let Ok(sig_bytes) = <[u8; 64]>::try_from(signature) else {
+        return false;
+    };
+    let Ok(key) = VerifyingKey::from_bytes(&key_bytes) else {
+        return false;
+    };
+    key.verify_strict(message, &Signature::from_bytes(&sig_bytes))
+        .is_ok()
 }
 
 /// Checks a challenge signature; `true` only for the exact server, nonce, handle and kind.
@@ -199,18 +239,11 @@ pub fn verify_challenge(
     handle: &Name,
     kind: SessionKind,
 ) -> bool {
-    let Ok(key_bytes) = <[u8; 32]>::try_from(public_key) else {
-        return false;
-    };
-    let Ok(sig_bytes) = <[u8; 64]>::try_from(signature) else {
-        return false;
-    };
-    let Ok(key) = VerifyingKey::from_bytes(&key_bytes) else {
-        return false;
-    };
-    let message = challenge_message(server_id, nonce, handle, kind);
-    key.verify_strict(&message, &Signature::from_bytes(&sig_bytes))
-        .is_ok()
+    verify(
+        public_key,
+        &challenge_message(server_id, nonce, handle, kind),
+        signature,
+    )
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod human_key;
 pub mod identity;
 pub mod link;
 pub mod local;

@@ -1,0 +1,285 @@
+//! The human key: an opt-in second key of a machine, kept on disk only sealed under a
+//! passphrase that the person types. Once a machine has one, the server lets `human` sessions
+//! of that machine sign in only with it. An agent can read every file its user can, the
+//! machine key included, but not the passphrase: it can no longer pose as the person, answer
+//! permission requests, or raise its own autonomy.
+//!
+//! The file holds the public key, an Argon2id salt, and the secret key sealed with
+//! ChaCha20-Poly1305 under the key Argon2id derives from the passphrase (the header and the
+//! public key are authenticated with it).
+
+use std::fs;
+use std::io::{BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+
+use super::identity::{Identity, format_public_key, random_bytes, signed_message};
+use super::names::Name;
+
+/// File name of the sealed human key inside the config directory.
+pub const HUMAN_KEY_FILE: &str = "human-key";
+
+const HEADER: &str = "conclave human key v1";
+
+/// Separates the signature that registers a human key from any other use of it.
+const REGISTER_DOMAIN: &[u8] = b"conclave-human-key-v1\0";
+
+/// The shortest passphrase accepted: a few words, not a PIN.
+pub const MIN_PASSPHRASE: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HumanKeyError {
+    #[error("this machine has no human key ({0} is missing): `conclave key --human` makes one")]
+    Missing(PathBuf),
+    #[error("{0} exists already; a machine has one human key")]
+    Exists(PathBuf),
+    #[error("the passphrase is wrong (or {0} was altered)")]
+    WrongPassphrase(PathBuf),
+    #[error("{0} is damaged: {1}")]
+    Damaged(PathBuf, &'static str),
+    #[error("a passphrase needs at least {MIN_PASSPHRASE} characters")]
+    TooShort,
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Identity(#[from] super::identity::IdentityError),
+    #[error("cannot stretch the passphrase: {0}")]
+    Kdf(String),
+}
+
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(HUMAN_KEY_FILE)
+}
+
+/// Whether this machine has a human key (then its people's sessions need the passphrase).
+pub fn exists(dir: &Path) -> bool {
+    path(dir).exists()
+}
+
+/// The key Argon2id derives from `passphrase` and `salt`.
+fn stretch(passphrase: &str, salt: &[u8]) -> Result<[u8; 32], HumanKeyError> {
+    let mut key = [0u8; 32];
+    argon2::Argon2::default()
+        .hash_password_into(passphrase.as_bytes(), salt, &mut key)
+        .map_err(|e| HumanKeyError::Kdf(e.to_string()))?;
+    Ok(key)
+}
+
+/// What the seal authenticates besides the secret: the format and the public key.
+fn associated(public: &str) -> Vec<u8> {
+    format!("{HEADER}\n{public}").into_bytes()
+}
+
+/// Makes a human key, seals it under `passphrase` into `dir` (mode 0600) and returns it.
+/// Never replaces an existing one.
+pub fn create(dir: &Path, passphrase: &str) -> Result<Identity, HumanKeyError> {
+    if passphrase.chars().count() < MIN_PASSPHRASE {
+        return Err(HumanKeyError::TooShort);
+    }
+    let file = path(dir);
+    let identity = Identity::generate()?;
+    let public = identity.public_key_string();
+    let mut salt = [0u8; 16];
+    let mut nonce = [0u8; 12];
+    random_bytes(&mut salt)?;
+    random_bytes(&mut nonce)?;
+    let key = stretch(passphrase, &salt)?;
+    let cipher =
+        ChaCha20Poly1305::new_from_slice(&key).map_err(|e| HumanKeyError::Kdf(e.to_string()))?;
+    let aad = associated(&public);
+    let sealed = cipher
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: &identity.seed(),
+                aad: &aad,
+            },
+        )
+        .map_err(|_| HumanKeyError::Kdf("sealing failed".into()))?;
+    let text = format!(
+        "{HEADER}\npublic {public}\nsalt {}\nnonce {}\nsealed {}\n",
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(nonce),
+        STANDARD_NO_PAD.encode(sealed),
+    );
+    let io = |source| HumanKeyError::Io {
+        path: file.clone(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(io)?;
+    let mut out = match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(HumanKeyError::Exists(file));
+        }
+        Err(e) => return Err(io(e)),
+    };
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.sync_all())
+        .map_err(io)?;
+    Ok(identity)
+}
+
+/// Opens the human key in `dir` with `passphrase`.
+pub fn unlock(dir: &Path, passphrase: &str) -> Result<Identity, HumanKeyError> {
+    let file = path(dir);
+    let text = match fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(HumanKeyError::Missing(file));
+        }
+        Err(source) => return Err(HumanKeyError::Io { path: file, source }),
+    };
+    let damaged = |why| HumanKeyError::Damaged(file.clone(), why);
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return Err(damaged("not a conclave human key"));
+    }
+    let mut field = |name: &str| -> Result<String, HumanKeyError> {
+        lines
+            .next()
+            .and_then(|l| l.strip_prefix(name))
+            .and_then(|l| l.strip_prefix(' '))
+            .map(str::to_owned)
+            .ok_or_else(|| damaged("a line is missing"))
+    };
+    let public = field("public")?;
+    let bytes = |text: String| {
+        STANDARD_NO_PAD
+            .decode(text)
+            .map_err(|_| damaged("bad base64"))
+    };
+    let salt = bytes(field("salt")?)?;
+    let nonce: [u8; 12] = bytes(field("nonce")?)?
+        .try_into()
+        .map_err(|_| damaged("bad nonce"))?;
+    let sealed = bytes(field("sealed")?)?;
+    let key = stretch(passphrase, &salt)?;
+    let cipher =
+        ChaCha20Poly1305::new_from_slice(&key).map_err(|e| HumanKeyError::Kdf(e.to_string()))?;
+    let aad = associated(&public);
+    let seed: [u8; 32] = cipher
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: &sealed,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| HumanKeyError::WrongPassphrase(file.clone()))?
+        .try_into()
+        .map_err(|_| damaged("bad key length"))?;
+    let identity = Identity::from_seed(&seed);
+    if identity.public_key_string() != public {
+        return Err(damaged("the key does not match its public half"));
+    }
+    Ok(identity)
+}
+
+/// What a human key signs to be registered for `user/machine` on the server `server_id`.
+pub fn registration_message(
+    server_id: &str,
+    user: &Name,
+    machine: &Name,
+    public_key: &[u8],
+) -> Vec<u8> {
+    signed_message(
+        REGISTER_DOMAIN,
+        &[
+            server_id.as_bytes(),
+            user.as_str().as_bytes(),
+            machine.as_str().as_bytes(),
+            public_key,
+        ],
+    )
+}
+
+/// Reads a passphrase from the terminal without echoing it (from `/dev/tty`, so it works
+/// with stdin and stdout redirected, and an agent without a terminal cannot be asked).
+pub fn prompt(question: &str) -> std::io::Result<String> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    let tty = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let saved = tcgetattr(&tty)?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&tty, OptionalActions::Flush, &quiet)?;
+    let mut out = &tty;
+    let read = (|| -> std::io::Result<String> {
+        write!(out, "{question}")?;
+        out.flush()?;
+        let mut line = String::new();
+        std::io::BufReader::new(&tty).read_line(&mut line)?;
+        Ok(line)
+    })();
+    let _ = tcsetattr(&tty, OptionalActions::Flush, &saved);
+    let _ = writeln!(out);
+    let line = read?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Shown to people deciding whether to make a human key.
+pub fn describe(identity: &Identity) -> String {
+    format_public_key(&identity.public_key())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_key_opens_with_its_passphrase_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = create(dir.path(), "correct horse").unwrap();
+        let opened = unlock(dir.path(), "correct horse").unwrap();
+        assert_eq!(opened.public_key(), made.public_key());
+        assert!(matches!(
+            unlock(dir.path(), "wrong horse!"),
+            Err(HumanKeyError::WrongPassphrase(_))
+        ));
+        // The secret never sits on disk in the clear.
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        assert!(!text.contains(&STANDARD_NO_PAD.encode(made.seed())));
+        assert!(matches!(
+            create(dir.path(), "another one"),
+            Err(HumanKeyError::Exists(_))
+        ));
+    }
+
+    #[test]
+    fn a_swapped_public_key_or_a_short_passphrase_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            create(dir.path(), "short"),
+            Err(HumanKeyError::TooShort)
+        ));
+        create(dir.path(), "correct horse").unwrap();
+        let file = path(dir.path());
+        let text = std::fs::read_to_string(&file).unwrap();
+        let other = Identity::generate().unwrap().public_key_string();
+        let public_line = text.lines().nth(1).unwrap().to_owned();
+        std::fs::write(
+            &file,
+            text.replace(&public_line, &format!("public {other}")),
+        )
+        .unwrap();
+        assert!(unlock(dir.path(), "correct horse").is_err());
+    }
+}
