@@ -54,6 +54,7 @@ fn main() {
             },
             read_seq: 0,
         })),
+        1_764_000_000_000,
     );
     let before = rss_kib();
     let mut seq = 0;
@@ -80,6 +81,7 @@ fn main() {
                 },
                 older: false,
             }),
+            1_764_000_000_000,
         );
     }
     let after = rss_kib();

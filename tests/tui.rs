@@ -149,7 +149,7 @@ fn a_person_chats_in_the_tui_and_it_recovers_from_a_server_restart() {
 
     // Keys: the help overlay opens and closes; Ctrl-C quits and gives the terminal back.
     tui.keys(&["F1"]);
-    tui.wait_for("Commands");
+    tui.wait_for("Keys");
     tui.keys(&["Escape"]);
     tui.keys(&["C-c"]);
     let deadline = Instant::now() + WAIT;

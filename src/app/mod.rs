@@ -6,6 +6,7 @@
 //! `view` after each batch. Drawing never waits on the network or the disk. Reaches the
 //! server only through `net::link`.
 
+pub mod help;
 pub mod model;
 pub mod settings;
 pub mod text;
@@ -75,7 +76,6 @@ pub async fn run(options: TuiOptions) -> Result<()> {
     .await?;
     let offset = *chrono::Local::now().offset();
     let mut app = App::new(settings, started.server.clone(), offset);
-    app.now_ms = chrono::Utc::now().timestamp_millis();
 
     let mut terminal = ratatui::init();
     let _guard = TerminalGuard;
@@ -116,9 +116,9 @@ pub async fn run(options: TuiOptions) -> Result<()> {
             },
             Some(event) = link_events.recv() => Msg::Link(event),
             Some(reply) = replies.recv() => Msg::Done(reply),
-            _ = tick.tick() => Msg::Tick { now_ms: chrono::Utc::now().timestamp_millis() },
+            _ = tick.tick() => Msg::Tick,
         };
-        let ticked = matches!(msg, Msg::Tick { .. });
+        let ticked = matches!(msg, Msg::Tick);
         let before = countdown(&app);
         let mut cmds = Vec::new();
         let mut next = Some(msg);
@@ -129,7 +129,7 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                     tracing::warn!(%e, "cannot remember the registration");
                 }
             }
-            cmds.extend(update(&mut app, msg));
+            cmds.extend(update(&mut app, msg, now_ms()));
             handled += 1;
             next = if handled < BATCH {
                 next_pending(&mut link_events, &mut replies)
@@ -178,6 +178,11 @@ fn next_pending(
         return Some(Msg::Link(event));
     }
     replies.try_recv().ok().map(Msg::Done)
+}
+
+/// The wall clock, read here and nowhere in `update`: each message carries its time in.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 fn countdown(app: &App) -> String {

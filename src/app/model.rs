@@ -227,11 +227,10 @@ pub enum Connection {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
-    Help,
+    /// Keys and commands, scrolled `scroll` lines down.
+    Help { scroll: usize },
     /// Permission requests and agents' autonomy; `selected` indexes the requests.
-    Agents {
-        selected: usize,
-    },
+    Agents { selected: usize },
 }
 
 /// A permission request from one of my agents.
@@ -310,6 +309,8 @@ pub struct App {
     pub now_ms: i64,
     /// A channel the person just asked to join: shown once the join is answered.
     pub focus_on_join: Option<Name>,
+    /// Rows of text the open box showed at the last draw, so scrolling stops at its end.
+    pub overlay_rows: Cell<u16>,
 }
 
 impl App {
@@ -339,6 +340,7 @@ impl App {
             was_connected: false,
             now_ms: 0,
             focus_on_join: None,
+            overlay_rows: Cell::new(10),
         }
     }
 

@@ -78,7 +78,7 @@ pub fn view(app: &App, frame: &mut Frame) {
     frame.render_widget(StatusLine { app }, status_area);
 
     match app.overlay {
-        Some(Overlay::Help) => frame.render_widget(Help { app }, area),
+        Some(Overlay::Help { scroll }) => frame.render_widget(Help { app, scroll }, area),
         Some(Overlay::Agents { selected }) => frame.render_widget(Agents { app, selected }, area),
         None => {}
     }
@@ -130,11 +130,10 @@ mod tests {
     use ratatui::crossterm::event::{KeyCode, KeyModifiers};
 
     use super::*;
-    use crate::app::model::Connection;
     use crate::app::update::tests::{
-        connected, key, key_with, live, message, name, path, type_text,
+        connected, key, key_with, live, message, name, path, type_text, update,
     };
-    use crate::app::update::{Msg, Reply, update};
+    use crate::app::update::{Msg, Reply};
     use crate::net::link::{HistoryPage, LinkEvent, WhoReport};
     use crate::net::names::Name;
     use crate::net::protocol::{Autonomy, ChannelAutonomy, RelayBody, SessionInfo, SessionKind};
@@ -237,13 +236,27 @@ mod tests {
     }
 
     #[test]
+    fn help_at_60x20_scrolls_to_its_last_line() {
+        let mut app = busy();
+        key(&mut app, KeyCode::F(1));
+        let first = format!("{:?}", draw(&app, 60, 20).backend());
+        assert!(first.contains("help 1-18 of"), "{first}");
+        key(&mut app, KeyCode::End);
+        insta::assert_snapshot!(draw(&app, 60, 20).backend());
+        key(&mut app, KeyCode::Esc);
+        assert_eq!(app.overlay, None);
+    }
+
+    #[test]
     fn reconnect_banner() {
         let mut app = busy();
-        app.connection = Connection::Reconnecting {
-            reason: "connection refused".into(),
-            until_ms: 3_000,
-        };
-        app.now_ms = 0;
+        update(
+            &mut app,
+            Msg::Link(LinkEvent::Disconnected {
+                reason: "connection refused".into(),
+                retry_in: std::time::Duration::from_secs(3),
+            }),
+        );
         insta::assert_snapshot!(draw(&app, 100, 12).backend());
     }
 
@@ -276,7 +289,6 @@ mod tests {
                 },
             }),
         );
-        app.approvals[0].received = 1_764_000_000_000;
         insta::assert_snapshot!("banner", draw(&app, 100, 12).backend());
         key(&mut app, KeyCode::F(2));
         insta::assert_snapshot!("agents", draw(&app, 100, 16).backend());

@@ -5,10 +5,30 @@ use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::*;
-use crate::app::model::MAX_LOADED;
+use ratatui_textarea::TextArea;
+
+use super::{Cmd, Msg, Reply, note};
+use crate::app::model::{App, Connection, EntryKind, MAX_LOADED, Overlay, Room, RoomId, Split};
 use crate::app::settings::Settings;
-use crate::net::protocol::{ChannelAutonomy, SessionInfo, WhisperMessage};
+use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{
+    Audience, Autonomy, ChannelAutonomy, ChannelInfo, ChatMessage, PresenceChange, RelayBody,
+    SessionInfo, SessionKind, Visibility, WhisperMessage,
+};
+
+/// The test clock: every message arrives at this time unless a test says otherwise.
+pub const NOW: i64 = 1_764_000_000_000;
+
+/// `update` at the test clock.
+pub fn update(app: &mut App, msg: Msg) -> Vec<Cmd> {
+    super::update(app, msg, NOW)
+}
+
+/// `update` at a time of the test's choosing.
+pub fn update_at(app: &mut App, msg: Msg, now_ms: i64) -> Vec<Cmd> {
+    super::update(app, msg, now_ms)
+}
 
 pub fn path(s: &str) -> SessionPath {
     SessionPath::parse(s).unwrap()
@@ -185,7 +205,7 @@ fn read_positions_advance_for_rooms_in_view_once_per_tick() {
     live(&mut app, message("general", 1, "bob/desk/cli", "a"));
     live(&mut app, message("general", 2, "bob/desk/cli", "b"));
     live(&mut app, message("ops", 1, "bob/desk/cli", "c"));
-    let cmds = update(&mut app, Msg::Tick { now_ms: 0 });
+    let cmds = update(&mut app, Msg::Tick);
     assert_eq!(
         cmds,
         [Cmd::MarkRead {
@@ -193,7 +213,7 @@ fn read_positions_advance_for_rooms_in_view_once_per_tick() {
             seq: 2
         }]
     );
-    assert!(update(&mut app, Msg::Tick { now_ms: 0 }).is_empty());
+    assert!(update(&mut app, Msg::Tick).is_empty());
 }
 
 #[test]
@@ -410,7 +430,7 @@ fn scrolling_settles_at_the_top_the_view_found() {
     app.panes[0].max_scroll.set(Some(3));
     key(&mut app, KeyCode::PageUp);
     assert!(app.panes[0].scroll <= 3 + app.panes[0].viewport.get() as usize);
-    update(&mut app, Msg::Tick { now_ms: 0 });
+    update(&mut app, Msg::Tick);
     assert_eq!(
         app.panes[0].scroll, 3,
         "clamped before anything else happens"
@@ -650,11 +670,11 @@ fn panes_split_cycle_and_close() {
 fn help_opens_with_f1_or_question_mark_on_an_empty_box() {
     let mut app = connected();
     key(&mut app, KeyCode::F(1));
-    assert_eq!(app.overlay, Some(Overlay::Help));
+    assert_eq!(app.overlay, Some(Overlay::Help { scroll: 0 }));
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.overlay, None);
     key(&mut app, KeyCode::Char('?'));
-    assert_eq!(app.overlay, Some(Overlay::Help));
+    assert_eq!(app.overlay, Some(Overlay::Help { scroll: 0 }));
     key(&mut app, KeyCode::Char('x'));
     type_text(&mut app, "why?");
     assert_eq!(app.overlay, None, "? inside text is text");
@@ -702,7 +722,8 @@ fn a_new_message_lands_below_the_notes_that_came_before_it() {
     live(&mut app, message("general", 1, "bob/desk/cli", "first"));
     let index = app.room_index(&RoomId::Channel(name("general"))).unwrap();
     let at = |seq: u64| message("general", seq, "bob/desk/cli", "").ts;
-    note(&mut app, index, EntryKind::Note, "between", at(1) + 1);
+    update_at(&mut app, Msg::Tick, at(1) + 1);
+    note(&mut app, index, EntryKind::Note, "between");
     live(&mut app, message("general", 2, "bob/desk/cli", "second"));
     // An older message fetched from history goes above the note, by time.
     let mut old = message("general", 0, "bob/desk/cli", "zeroth");

@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 use unicode_width::UnicodeWidthStr;
 
 use crate::app::model::{App, Entry, EntryKind, Pane, Room};
+use crate::app::settings::Action;
 use crate::app::text::wrap;
 
 /// Width of the time column, `HH:MM `.
@@ -310,7 +311,11 @@ impl Widget for Messages<'_> {
                 .render(Rect::new(inner.x, inner.y, inner.width, 1), buf);
         }
         if below {
-            let text = format!("↓ {} new below (End) ", self.pane.unseen);
+            let text = format!(
+                "↓ {} new below ({}) ",
+                self.pane.unseen,
+                app.settings.keymap.key(Action::ScrollBottom)
+            );
             let line = Line::styled(
                 text,
                 Style::default()

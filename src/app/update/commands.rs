@@ -1,0 +1,346 @@
+//! The input line: sending what was typed, and the slash commands. `COMMANDS` is the one
+//! table of them: the parser looks words up in it, Tab completes from it and the help lists
+//! it, so a new command is one row here plus one arm in `run_command`.
+
+use crate::app::model::{EntryKind, Overlay, Pane, RoomId, Split};
+use crate::app::settings::BellMode;
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{Audience, Autonomy, RelayBody, Visibility};
+
+use super::{Cmd, error, input_text, note, open_room, room_for, set_input};
+use crate::app::model::App;
+
+/// What a slash command does; `run_command` has one arm per verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Join,
+    Leave,
+    Create,
+    Msg,
+    Add,
+    Remove,
+    Who,
+    Split,
+    Close,
+    Autonomy,
+    Bell,
+    Help,
+    Quit,
+}
+
+/// One slash command: its name, other words for it, its arguments and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct SlashCommand {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub args: &'static str,
+    pub what: &'static str,
+    pub verb: Verb,
+}
+
+/// Every slash command, in the order the help lists them.
+pub const COMMANDS: &[SlashCommand] = &[
+    SlashCommand {
+        name: "join",
+        aliases: &["j"],
+        args: "CHANNEL",
+        what: "join a channel and show it",
+        verb: Verb::Join,
+    },
+    SlashCommand {
+        name: "leave",
+        aliases: &["part"],
+        args: "[CHANNEL]",
+        what: "leave this or the named channel",
+        verb: Verb::Leave,
+    },
+    SlashCommand {
+        name: "create",
+        aliases: &[],
+        args: "CHANNEL [public|unlisted|private]",
+        what: "create a channel",
+        verb: Verb::Create,
+    },
+    SlashCommand {
+        name: "msg",
+        aliases: &["whisper"],
+        args: "PATH [TEXT]",
+        what: "whisper to one session",
+        verb: Verb::Msg,
+    },
+    SlashCommand {
+        name: "who",
+        aliases: &[],
+        args: "[CHANNEL]",
+        what: "who is online, here or anywhere",
+        verb: Verb::Who,
+    },
+    SlashCommand {
+        name: "add",
+        aliases: &["invite"],
+        args: "USER",
+        what: "let someone into this channel",
+        verb: Verb::Add,
+    },
+    SlashCommand {
+        name: "remove",
+        aliases: &["kick"],
+        args: "USER",
+        what: "end someone's membership here",
+        verb: Verb::Remove,
+    },
+    SlashCommand {
+        name: "split",
+        aliases: &[],
+        args: "[h|v]",
+        what: "split the pane",
+        verb: Verb::Split,
+    },
+    SlashCommand {
+        name: "close",
+        aliases: &[],
+        args: "",
+        what: "close this pane",
+        verb: Verb::Close,
+    },
+    SlashCommand {
+        name: "autonomy",
+        aliases: &["perm"],
+        args: "AGENT LEVEL",
+        what: "mute, notify, converse or act here",
+        verb: Verb::Autonomy,
+    },
+    SlashCommand {
+        name: "bell",
+        aliases: &[],
+        args: "all|mentions|none",
+        what: "when this channel rings",
+        verb: Verb::Bell,
+    },
+    SlashCommand {
+        name: "help",
+        aliases: &[],
+        args: "",
+        what: "keys and commands",
+        verb: Verb::Help,
+    },
+    SlashCommand {
+        name: "quit",
+        aliases: &["exit"],
+        args: "",
+        what: "leave the TUI",
+        verb: Verb::Quit,
+    },
+];
+
+/// The command a word names, by name or alias.
+pub fn lookup(word: &str) -> Option<&'static SlashCommand> {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == word || c.aliases.contains(&word))
+}
+
+pub(super) fn submit(app: &mut App) -> Vec<Cmd> {
+    let text = input_text(&app.input);
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    app.sent.push(text.clone());
+    app.sent_pos = None;
+    set_input(app, "");
+    if let Some(command) = text.strip_prefix('/') {
+        return run_command(app, command);
+    }
+    let room = app.focused_room();
+    match &room.id {
+        RoomId::Channel(channel) => vec![Cmd::Send {
+            channel: channel.clone(),
+            text,
+        }],
+        RoomId::Whisper(to) => vec![Cmd::Whisper {
+            to: to.clone(),
+            text,
+        }],
+        RoomId::Home => {
+            error(
+                app,
+                "this is the status room: /join a channel, or /msg someone",
+            );
+            Vec::new()
+        }
+    }
+}
+
+pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
+    let mut words = line.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    let arg = words.next();
+    let focused_channel = app.focused_room().channel().cloned();
+    let channel_arg = |arg: Option<&str>| -> Result<Name, String> {
+        match arg {
+            Some(a) => Name::channel(a).map_err(|e| e.to_string()),
+            None => focused_channel
+                .clone()
+                .ok_or_else(|| "name a channel".to_owned()),
+        }
+    };
+    let Some(command) = lookup(name) else {
+        error(app, format!("unknown command /{name}; /help lists them"));
+        return Vec::new();
+    };
+    let result: Result<Vec<Cmd>, String> = match command.verb {
+        Verb::Join => channel_arg(arg).map(|c| {
+            app.focus_on_join = Some(c.clone());
+            vec![Cmd::Join(c)]
+        }),
+        Verb::Leave => channel_arg(arg).map(|c| vec![Cmd::Leave(c)]),
+        Verb::Create => {
+            let visibility = match words.next() {
+                None | Some("public") => Ok(Visibility::Public),
+                Some("unlisted") => Ok(Visibility::Unlisted),
+                Some("private") => Ok(Visibility::Private),
+                Some(other) => Err(format!(
+                    "`{other}` is not a visibility: public, unlisted or private"
+                )),
+            };
+            match (arg, visibility) {
+                (Some(a), Ok(v)) => Name::channel(a)
+                    .map(|c| vec![Cmd::Create(c, v)])
+                    .map_err(|e| e.to_string()),
+                (None, _) => Err("usage: /create CHANNEL [public|unlisted|private]".into()),
+                (_, Err(e)) => Err(e),
+            }
+        }
+        Verb::Msg => match arg.map(SessionPath::parse) {
+            Some(Ok(to)) => {
+                let rest = line
+                    .splitn(3, char::is_whitespace)
+                    .nth(2)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+                let room = room_for(app, RoomId::Whisper(to.clone()));
+                open_room(app, room);
+                if rest.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    Ok(vec![Cmd::Whisper { to, text: rest }])
+                }
+            }
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("usage: /msg user/machine/session TEXT".into()),
+        },
+        Verb::Add | Verb::Remove => match (arg.map(Name::user), focused_channel) {
+            (Some(Ok(user)), Some(channel)) => Ok(vec![Cmd::Member {
+                channel,
+                user,
+                add: command.verb == Verb::Add,
+            }]),
+            (Some(Err(e)), _) => Err(e.to_string()),
+            (None, _) => Err(format!("usage: /{name} USER (in a channel)")),
+            (_, None) => Err("members belong to a channel: switch to one first".into()),
+        },
+        Verb::Who => match arg {
+            Some(a) => Name::channel(a)
+                .map(|c| {
+                    vec![Cmd::Who {
+                        channel: Some(c),
+                        show: true,
+                    }]
+                })
+                .map_err(|e| e.to_string()),
+            None => Ok(vec![Cmd::Who {
+                channel: None,
+                show: true,
+            }]),
+        },
+        Verb::Split => {
+            app.split = match arg {
+                Some("h" | "horizontal") => Split::Horizontal,
+                _ => Split::Vertical,
+            };
+            let room = app.focused_pane().room;
+            app.panes.insert(app.focus + 1, Pane::new(room));
+            app.focus += 1;
+            Ok(Vec::new())
+        }
+        Verb::Close => {
+            if app.panes.len() > 1 {
+                app.panes.remove(app.focus);
+                app.focus = app.focus.min(app.panes.len() - 1);
+                Ok(Vec::new())
+            } else {
+                Err("the last pane stays open".into())
+            }
+        }
+        Verb::Help => {
+            app.overlay = Some(Overlay::Help { scroll: 0 });
+            Ok(Vec::new())
+        }
+        Verb::Quit => {
+            app.quit = true;
+            Ok(Vec::new())
+        }
+        Verb::Bell => match (arg.and_then(BellMode::parse), focused_channel) {
+            (Some(mode), Some(channel)) => {
+                app.settings.bells.insert(channel.to_string(), mode);
+                let room = app.focused_pane().room;
+                note(
+                    app,
+                    room,
+                    EntryKind::Note,
+                    format!("bell for #{channel}: {}", arg.unwrap_or_default()),
+                );
+                Ok(Vec::new())
+            }
+            (None, _) => Err("usage: /bell all|mentions|none".into()),
+            (_, None) => Err("the bell is set per channel: switch to one first".into()),
+        },
+        Verb::Autonomy => set_autonomy(app, arg, words.next(), focused_channel),
+    };
+    match result {
+        Ok(cmds) => cmds,
+        Err(message) => {
+            error(app, message);
+            Vec::new()
+        }
+    }
+}
+
+fn set_autonomy(
+    app: &mut App,
+    agent: Option<&str>,
+    level: Option<&str>,
+    channel: Option<Name>,
+) -> Result<Vec<Cmd>, String> {
+    let usage = || "usage: /autonomy AGENT mute|notify|converse|act (in a channel)".to_owned();
+    let (Some(agent), Some(level)) = (agent, level) else {
+        return Err(usage());
+    };
+    let level = Autonomy::parse(level).ok_or_else(usage)?;
+    let path = app
+        .agents
+        .keys()
+        .find(|p| p.to_string() == agent || p.session.as_str() == agent)
+        .cloned()
+        .ok_or_else(|| format!("no agent of yours called `{agent}` is online"))?;
+    autonomy_cmd(app, path, channel, level)
+}
+
+/// Tells one of my agents its level in `channel`, showing the change at once.
+pub(super) fn autonomy_cmd(
+    app: &mut App,
+    agent: SessionPath,
+    channel: Option<Name>,
+    level: Autonomy,
+) -> Result<Vec<Cmd>, String> {
+    let channel = channel.ok_or("autonomy is set per channel: switch to one first")?;
+    if let Some(info) = app.agents.get_mut(&agent) {
+        info.levels.insert(channel.clone(), level);
+    }
+    Ok(vec![Cmd::Relay {
+        to: Some(agent),
+        audience: Audience::Agents,
+        body: RelayBody::SetAutonomy { channel, level },
+    }])
+}

@@ -1,0 +1,130 @@
+//! `update(&mut App, Msg, now_ms) -> Vec<Cmd>`: the only code that changes the model. No I/O
+//! and no clock: the event loop stamps each message with the time it arrived, and what needs
+//! the network or the terminal comes back as a `Cmd` for the event loop to carry out.
+//!
+//! One file per source of messages: `link` (link events), `replies` (finished commands),
+//! `keys` (the keymap, overlays, search), `navigate` (scrolling, rooms, panes),
+//! `commands` (the input line and the slash-command table), `complete` (Tab).
+
+mod commands;
+mod complete;
+mod keys;
+mod link;
+mod msg;
+mod navigate;
+mod replies;
+
+use ratatui_textarea::{CursorMove, TextArea};
+
+pub use self::commands::{COMMANDS, SlashCommand};
+pub use self::msg::{Cmd, Msg, Reply};
+
+use super::model::{App, Entry, EntryKind, Pane, Room, RoomId};
+use super::text::unix_newlines;
+
+/// What the empty input box says.
+pub const PLACEHOLDER: &str = "Type a message, or /help";
+
+/// Handles one message that arrived at `now_ms` (milliseconds since the Unix epoch).
+pub fn update(app: &mut App, msg: Msg, now_ms: i64) -> Vec<Cmd> {
+    app.now_ms = now_ms;
+    // Scrolled past the top at the last draw: settle at the top, so neither PgDn feels dead
+    // nor every later draw wraps the whole room again.
+    for pane in &mut app.panes {
+        if let Some(max) = pane.max_scroll.get() {
+            pane.scroll = pane.scroll.min(max);
+        }
+    }
+    match msg {
+        Msg::Key(key) => keys::on_key(app, key),
+        Msg::Mouse(mouse) => navigate::on_mouse(app, mouse),
+        Msg::Paste(text) => {
+            app.input.insert_str(unix_newlines(&text));
+            Vec::new()
+        }
+        Msg::Resize => Vec::new(),
+        Msg::Link(event) => link::on_link(app, event),
+        Msg::Done(reply) => replies::on_reply(app, reply),
+        Msg::Tick => mark_visible_read(app),
+    }
+}
+
+// ---- rooms -------------------------------------------------------------------------------
+
+fn room_for(app: &mut App, id: RoomId) -> usize {
+    if let Some(index) = app.room_index(&id) {
+        return index;
+    }
+    app.rooms.push(Room::new(id));
+    app.rooms.len() - 1
+}
+
+/// Shows `room` in the focused pane and resets its unread state.
+fn open_room(app: &mut App, room: usize) {
+    let focus = app.focus;
+    app.search = None;
+    app.panes[focus] = Pane::new(room);
+    let r = &mut app.rooms[room];
+    r.marker = (r.read_seq < r.last_seq).then_some(r.read_seq);
+    r.unread = 0;
+    r.mentions = 0;
+}
+
+/// A local line in `room`, stamped now.
+fn note(app: &mut App, room: usize, kind: EntryKind, text: impl Into<String>) {
+    let entry = Entry {
+        seq: None,
+        ts: app.now_ms,
+        from: None,
+        text: text.into(),
+        kind,
+        mention: false,
+        height: Default::default(),
+    };
+    app.rooms[room].entries.push_back(entry);
+    app.rooms[room].trim_oldest();
+}
+
+/// An error shown inline in the focused room.
+fn error(app: &mut App, text: impl Into<String>) {
+    let room = app.focused_pane().room;
+    note(app, room, EntryKind::Error, text);
+}
+
+/// Advances read positions of rooms on screen (batched once a second, not per message).
+fn mark_visible_read(app: &mut App) -> Vec<Cmd> {
+    let mut cmds = Vec::new();
+    for pane in &app.panes {
+        if pane.scroll != 0 {
+            continue;
+        }
+        let room = &mut app.rooms[pane.room];
+        if let Some(channel) = room.channel().cloned() {
+            if room.last_seq > room.read_seq {
+                room.read_seq = room.last_seq;
+                cmds.push(Cmd::MarkRead {
+                    channel,
+                    seq: room.last_seq,
+                });
+            }
+        }
+    }
+    cmds
+}
+
+// ---- the input box ---------------------------------------------------------------------------
+
+fn input_text(input: &TextArea<'static>) -> String {
+    unix_newlines(&input.lines().join("\n"))
+}
+
+fn set_input(app: &mut App, text: &str) {
+    let mut input = TextArea::new(text.split('\n').map(str::to_owned).collect());
+    input.set_placeholder_text(PLACEHOLDER);
+    input.move_cursor(CursorMove::Bottom);
+    input.move_cursor(CursorMove::End);
+    app.input = input;
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,165 @@
+//! Answers to the `Cmd`s the event loop carried out.
+
+use crate::app::model::{App, Entry, EntryKind, Pane, RoomId};
+use crate::app::text::mentions;
+
+use super::{Cmd, Reply, error, note, open_room, room_for};
+
+pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
+    match reply {
+        Reply::Channels(list) => {
+            app.known_channels = list.iter().map(|c| c.name.clone()).collect();
+            list.into_iter()
+                .filter(|c| c.member)
+                .map(|c| Cmd::Join(c.name))
+                .collect()
+        }
+        Reply::Joined(receipt) => {
+            let name = receipt.channel.name.clone();
+            if !app.known_channels.contains(&name) {
+                app.known_channels.push(name.clone());
+            }
+            let room = room_for(app, RoomId::Channel(name.clone()));
+            let r = &mut app.rooms[room];
+            r.read_seq = receipt.read_seq;
+            r.last_seq = r.last_seq.max(receipt.channel.last_seq);
+            r.unread = r.last_seq.saturating_sub(r.read_seq) as usize;
+            r.loading = true;
+            // A channel the person asked for comes into view (so does any, over the status room).
+            if app.focus_on_join.as_ref() == Some(&name) || app.focused_room().id == RoomId::Home {
+                app.focus_on_join = None;
+                open_room(app, room);
+            }
+            vec![
+                Cmd::History {
+                    channel: name.clone(),
+                    before: None,
+                    after: None,
+                },
+                Cmd::Who {
+                    channel: Some(name),
+                    show: false,
+                },
+            ]
+        }
+        Reply::History {
+            channel,
+            page,
+            older,
+        } => {
+            let room = room_for(app, RoomId::Channel(channel));
+            let me = app.me.as_ref().map(|m| m.user.clone());
+            let r = &mut app.rooms[room];
+            r.loading = false;
+            if older && page.messages.is_empty() {
+                r.older_exhausted = true;
+            }
+            if older && !page.more {
+                r.older_exhausted = true;
+            }
+            for m in page.messages {
+                let mention = me
+                    .as_ref()
+                    .is_some_and(|u| *u != m.from.user && mentions(&m.text, u.as_str()));
+                r.insert_message(Entry {
+                    seq: Some(m.seq),
+                    ts: m.ts,
+                    from: Some(m.from),
+                    text: m.text,
+                    kind: EntryKind::Message,
+                    mention,
+                    height: Default::default(),
+                });
+            }
+            if older {
+                r.trim_newest();
+            } else {
+                r.trim_oldest();
+                if r.oldest_seq().is_none_or(|s| s <= 1) {
+                    r.older_exhausted = true;
+                }
+            }
+            if app.room_in_view(room) {
+                let r = &mut app.rooms[room];
+                r.marker = (r.read_seq < r.last_seq).then_some(r.read_seq);
+                r.unread = 0;
+            }
+            Vec::new()
+        }
+        Reply::Who {
+            channel,
+            report,
+            show,
+        } => {
+            let sessions: Vec<String> = report
+                .sessions
+                .iter()
+                .map(|s| format!("{} ({})", s.path, s.kind.as_str()))
+                .collect();
+            let members: Vec<String> = report.members.iter().map(ToString::to_string).collect();
+            let text = match &channel {
+                Some(c) => format!(
+                    "#{c}: members {}; online {}",
+                    members.join(", "),
+                    sessions.join(", ")
+                ),
+                None => format!("online: {}", sessions.join(", ")),
+            };
+            if let Some(channel) = channel {
+                let room = room_for(app, RoomId::Channel(channel));
+                app.rooms[room].online = report.sessions;
+                app.rooms[room].members = report.members;
+            }
+            if show {
+                let room = app.focused_pane().room;
+                note(app, room, EntryKind::Note, text);
+            }
+            Vec::new()
+        }
+        Reply::Created(info) => {
+            let room = app.focused_pane().room;
+            note(
+                app,
+                room,
+                EntryKind::Note,
+                format!("created #{} ({})", info.name, info.visibility.as_str()),
+            );
+            vec![Cmd::Join(info.name)]
+        }
+        Reply::Left(channel) => {
+            if let Some(room) = app.room_index(&RoomId::Channel(channel.clone())) {
+                app.search = None;
+                app.rooms.remove(room);
+                for pane in &mut app.panes {
+                    if pane.room == room {
+                        *pane = Pane::new(0);
+                    } else if pane.room > room {
+                        pane.room -= 1;
+                    }
+                }
+            }
+            note(app, 0, EntryKind::Note, format!("left #{channel}"));
+            Vec::new()
+        }
+        Reply::Whispered { to, text, ts } => {
+            let room = room_for(app, RoomId::Whisper(to));
+            app.rooms[room].entries.push_back(Entry {
+                seq: None,
+                ts,
+                from: app.me.clone(),
+                text,
+                kind: EntryKind::Whisper { outgoing: true },
+                mention: false,
+                height: Default::default(),
+            });
+            Vec::new()
+        }
+        Reply::Failed {
+            context,
+            error: message,
+        } => {
+            error(app, format!("{context}: {message}"));
+            Vec::new()
+        }
+    }
+}
