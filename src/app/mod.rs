@@ -32,7 +32,7 @@ use crate::net::client::{self, Opening, Setup};
 use crate::net::link::{LinkEvent, LinkHandle, Resume};
 use crate::net::protocol::{RelayBody, SessionKind};
 
-use self::model::{App, PAGE};
+use self::model::{App, PAGE, RoomId};
 use self::settings::Settings;
 use self::update::{Cmd, Msg, Reply, update};
 
@@ -92,7 +92,9 @@ pub async fn run(options: TuiOptions) -> Result<()> {
     let (reply_tx, mut replies) = mpsc::channel::<Reply>(256);
     let mut terminal_events = crossterm::event::EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let (ordered, mut to_send) = mpsc::channel::<Cmd>(1024);
+    // Unbounded on purpose: it holds only what the person typed (each one already on screen,
+    // marked pending), and a typed message must never be dropped for want of room.
+    let (ordered, mut to_send) = mpsc::unbounded_channel::<Cmd>();
     {
         let link = link.clone();
         let replies = reply_tx.clone();
@@ -146,8 +148,11 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                 }
                 // In the order typed: one task sends them one after another.
                 Cmd::Send { .. } | Cmd::Whisper { .. } => {
-                    if ordered.try_send(cmd).is_err() {
-                        tracing::warn!("too many messages waiting to be sent");
+                    if let Err(unsent) = ordered.send(cmd) {
+                        // Only if the sending task ended: say so on the entry.
+                        if let Some(reply) = not_sent(unsent.0, "the sender stopped") {
+                            let _ = reply_tx.try_send(reply);
+                        }
                     }
                 }
                 cmd => {
@@ -199,6 +204,20 @@ fn terminal_msg(event: Event) -> Option<Msg> {
     }
 }
 
+/// The failure of a send that never reached the link.
+fn not_sent(cmd: Cmd, error: &str) -> Option<Reply> {
+    let (room, id) = match cmd {
+        Cmd::Send { channel, id, .. } => (RoomId::Channel(channel), id),
+        Cmd::Whisper { to, id, .. } => (RoomId::Whisper(to), id),
+        _ => return None,
+    };
+    Some(Reply::NotSent {
+        room,
+        id,
+        error: error.to_owned(),
+    })
+}
+
 /// Runs one command; its outcome comes back as a `Reply`.
 async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
     let failed = |context: String, e: crate::net::link::LinkError| Reply::Failed {
@@ -222,17 +241,26 @@ async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
             Ok(info) => Some(Reply::Created(info)),
             Err(e) => Some(failed(format!("cannot create #{channel}"), e)),
         },
-        Cmd::Send { channel, text } => match link.send(&channel, &text).await {
-            Ok(_) => None,
-            Err(e) => Some(failed(format!("not sent to #{channel}"), e)),
-        },
-        Cmd::Whisper { to, text } => match link.whisper(&to, &text).await {
-            Ok(()) => Some(Reply::Whispered {
-                to,
-                text,
-                ts: chrono::Utc::now().timestamp_millis(),
+        Cmd::Send { channel, text, id } => match link.send(&channel, &text).await {
+            Ok(receipt) => Some(Reply::Sent {
+                channel,
+                id,
+                seq: receipt.seq,
+                ts: receipt.ts,
             }),
-            Err(e) => Some(failed(format!("whisper to {to} not sent"), e)),
+            Err(e) => Some(Reply::NotSent {
+                room: RoomId::Channel(channel),
+                id,
+                error: e.to_string(),
+            }),
+        },
+        Cmd::Whisper { to, text, id } => match link.whisper(&to, &text).await {
+            Ok(()) => Some(Reply::Whispered { to, id }),
+            Err(e) => Some(Reply::NotSent {
+                room: RoomId::Whisper(to),
+                id,
+                error: e.to_string(),
+            }),
         },
         Cmd::History {
             channel,

@@ -51,6 +51,18 @@ pub enum EntryKind {
     Error,
 }
 
+/// Where something I typed stands between the input box and the server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Stored by the server (or not mine to send).
+    #[default]
+    Done,
+    /// Queued or on its way; `id` matches the `Cmd` that carries it.
+    Pending { id: u64 },
+    /// The server or the link refused it; the text stays on screen.
+    Failed { id: u64, reason: String },
+}
+
 /// One line of a conversation, before wrapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -63,6 +75,8 @@ pub struct Entry {
     pub kind: EntryKind,
     /// It mentions me.
     pub mention: bool,
+    /// Something I typed that the server has not acknowledged yet (or refused).
+    pub delivery: Delivery,
     /// Render memo: (pane width, wrapped lines) at the last draw, so a long scroll-back adds
     /// up heights instead of wrapping everything below the screen again.
     pub height: Cell<(u16, u16)>,
@@ -115,6 +129,14 @@ impl Room {
             RoomId::Channel(name) => Some(name),
             _ => None,
         }
+    }
+
+    /// The entry of the message I typed with this id, while unacknowledged.
+    pub fn pending_index(&self, id: u64) -> Option<usize> {
+        self.entries.iter().rposition(|e| match &e.delivery {
+            Delivery::Pending { id: p } | Delivery::Failed { id: p, .. } => *p == id,
+            Delivery::Done => false,
+        })
     }
 
     pub fn oldest_seq(&self) -> Option<u64> {
@@ -309,6 +331,8 @@ pub struct App {
     pub now_ms: i64,
     /// A channel the person just asked to join: shown once the join is answered.
     pub focus_on_join: Option<Name>,
+    /// The id the next message I type gets, to match its acknowledgement.
+    pub next_send_id: u64,
     /// Rows of text the open box showed at the last draw, so scrolling stops at its end.
     pub overlay_rows: Cell<u16>,
 }
@@ -340,6 +364,7 @@ impl App {
             was_connected: false,
             now_ms: 0,
             focus_on_join: None,
+            next_send_id: 1,
             overlay_rows: Cell::new(10),
         }
     }

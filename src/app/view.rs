@@ -318,6 +318,24 @@ mod tests {
     }
 
     #[test]
+    fn what_i_typed_shows_pending_then_failed_with_its_reason() {
+        let mut app = busy();
+        type_text(&mut app, "on its way");
+        key(&mut app, KeyCode::Enter);
+        type_text(&mut app, "this one fails");
+        key(&mut app, KeyCode::Enter);
+        update(
+            &mut app,
+            Msg::Done(Reply::NotSent {
+                room: crate::app::model::RoomId::Channel(name("general")),
+                id: 2,
+                error: "you are not a member of #general".into(),
+            }),
+        );
+        insta::assert_snapshot!(draw(&app, 100, 12).backend());
+    }
+
+    #[test]
     fn tiny_terminals_do_not_panic() {
         let app = busy();
         for (w, h) in [(20, 5), (1, 1), (10, 3), (0, 0)] {

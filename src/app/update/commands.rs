@@ -2,7 +2,7 @@
 //! table of them: the parser looks words up in it, Tab completes from it and the help lists
 //! it, so a new command is one row here plus one arm in `run_command`.
 
-use crate::app::model::{EntryKind, Overlay, Pane, RoomId, Split};
+use crate::app::model::{Delivery, Entry, EntryKind, Overlay, Pane, RoomId, Split};
 use crate::app::settings::BellMode;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, Autonomy, RelayBody, Visibility};
@@ -151,23 +151,49 @@ pub(super) fn submit(app: &mut App) -> Vec<Cmd> {
     if let Some(command) = text.strip_prefix('/') {
         return run_command(app, command);
     }
-    let room = app.focused_room();
-    match &room.id {
+    let room = app.focused_pane().room;
+    if app.rooms[room].id == RoomId::Home {
+        error(
+            app,
+            "this is the status room: /join a channel, or /msg someone",
+        );
+        return Vec::new();
+    }
+    post(app, room, text)
+}
+
+/// Shows what I typed in `room` at once, marked pending, and asks for it to be sent. The
+/// entry becomes the stored message when the server acknowledges it, or says why not.
+fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
+    let id = app.next_send_id;
+    app.next_send_id += 1;
+    let kind = match app.rooms[room].id {
+        RoomId::Whisper(_) => EntryKind::Whisper { outgoing: true },
+        _ => EntryKind::Message,
+    };
+    app.rooms[room].entries.push_back(Entry {
+        seq: None,
+        ts: app.now_ms,
+        from: app.me.clone(),
+        text: text.clone(),
+        kind,
+        mention: false,
+        delivery: Delivery::Pending { id },
+        height: Default::default(),
+    });
+    app.rooms[room].trim_oldest();
+    match &app.rooms[room].id {
         RoomId::Channel(channel) => vec![Cmd::Send {
             channel: channel.clone(),
             text,
+            id,
         }],
         RoomId::Whisper(to) => vec![Cmd::Whisper {
             to: to.clone(),
             text,
+            id,
         }],
-        RoomId::Home => {
-            error(
-                app,
-                "this is the status room: /join a channel, or /msg someone",
-            );
-            Vec::new()
-        }
+        RoomId::Home => Vec::new(),
     }
 }
 
@@ -224,7 +250,7 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
                 if rest.is_empty() {
                     Ok(Vec::new())
                 } else {
-                    Ok(vec![Cmd::Whisper { to, text: rest }])
+                    Ok(post(app, room, rest))
                 }
             }
             Some(Err(e)) => Err(e.to_string()),

@@ -1,6 +1,6 @@
 //! Link events: connection state, messages, whispers, presence and my agents' relays.
 
-use crate::app::model::{AgentInfo, App, Approval, Connection, Entry, EntryKind, RoomId};
+use crate::app::model::{AgentInfo, App, Approval, Connection, Delivery, Entry, EntryKind, RoomId};
 use crate::app::settings::{Action, BellMode};
 use crate::app::text::mentions;
 use crate::net::link::LinkEvent;
@@ -52,6 +52,7 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
                 text: w.text,
                 kind: EntryKind::Whisper { outgoing: false },
                 mention: true,
+                delivery: Delivery::Done,
                 height: Default::default(),
             });
             app.rooms[room].trim_oldest();
@@ -118,6 +119,7 @@ fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
             .as_ref()
             .is_some_and(|me| mentions(&message.text, me.user.as_str()));
     let channel = message.channel.clone();
+    let text = message.text.clone();
     let inserted = app.rooms[room].insert_message(Entry {
         seq: Some(message.seq),
         ts: message.ts,
@@ -125,15 +127,26 @@ fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
         text: message.text,
         kind: EntryKind::Message,
         mention,
+        delivery: Delivery::Done,
         height: Default::default(),
     });
     if !inserted {
         return Vec::new();
     }
-    app.rooms[room].trim_oldest();
     if mine {
+        // The echo of something I typed can beat its acknowledgement: it takes the place of
+        // the oldest pending entry with the same text.
+        let r = &mut app.rooms[room];
+        if let Some(index) = r
+            .entries
+            .iter()
+            .position(|e| e.delivery != Delivery::Done && e.text == text)
+        {
+            r.entries.remove(index);
+        }
         return Vec::new();
     }
+    app.rooms[room].trim_oldest();
     arrived(app, room, mention, Some(&channel))
 }
 

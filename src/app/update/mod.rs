@@ -19,7 +19,7 @@ use ratatui_textarea::{CursorMove, TextArea};
 pub use self::commands::{COMMANDS, SlashCommand};
 pub use self::msg::{Cmd, Msg, Reply};
 
-use super::model::{App, Entry, EntryKind, Pane, Room, RoomId};
+use super::model::{App, Delivery, Entry, EntryKind, Pane, Room, RoomId};
 use super::text::unix_newlines;
 
 /// What the empty input box says.
@@ -79,6 +79,7 @@ fn note(app: &mut App, room: usize, kind: EntryKind, text: impl Into<String>) {
         text: text.into(),
         kind,
         mention: false,
+        delivery: Delivery::Done,
         height: Default::default(),
     };
     app.rooms[room].entries.push_back(entry);

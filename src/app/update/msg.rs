@@ -3,6 +3,7 @@
 
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
+use crate::app::model::RoomId;
 use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, ChannelInfo, RelayBody, Visibility};
@@ -38,10 +39,22 @@ pub enum Reply {
     },
     Created(ChannelInfo),
     Left(Name),
+    /// The server stored message `id` as `seq`.
+    Sent {
+        channel: Name,
+        id: u64,
+        seq: u64,
+        ts: i64,
+    },
     Whispered {
         to: SessionPath,
-        text: String,
-        ts: i64,
+        id: u64,
+    },
+    /// Message or whisper `id` was not delivered; its entry keeps the text.
+    NotSent {
+        room: RoomId,
+        id: u64,
+        error: String,
     },
     /// A request failed; `context` says which, for the person reading it.
     Failed {
@@ -57,13 +70,16 @@ pub enum Cmd {
     Join(Name),
     Leave(Name),
     Create(Name, Visibility),
+    /// Post what I typed; `id` finds its pending entry when the answer comes.
     Send {
         channel: Name,
         text: String,
+        id: u64,
     },
     Whisper {
         to: SessionPath,
         text: String,
+        id: u64,
     },
     /// `before` pages back, `after` forward, neither: the newest page.
     History {

@@ -1,6 +1,6 @@
 //! Answers to the `Cmd`s the event loop carried out.
 
-use crate::app::model::{App, Entry, EntryKind, Pane, RoomId};
+use crate::app::model::{App, Delivery, Entry, EntryKind, Pane, RoomId};
 use crate::app::text::mentions;
 
 use super::{Cmd, Reply, error, note, open_room, room_for};
@@ -68,6 +68,7 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                     text: m.text,
                     kind: EntryKind::Message,
                     mention,
+                    delivery: Delivery::Done,
                     height: Default::default(),
                 });
             }
@@ -141,17 +142,46 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             note(app, 0, EntryKind::Note, format!("left #{channel}"));
             Vec::new()
         }
-        Reply::Whispered { to, text, ts } => {
-            let room = room_for(app, RoomId::Whisper(to));
-            app.rooms[room].entries.push_back(Entry {
-                seq: None,
-                ts,
-                from: app.me.clone(),
-                text,
-                kind: EntryKind::Whisper { outgoing: true },
-                mention: false,
-                height: Default::default(),
-            });
+        Reply::Sent {
+            channel,
+            id,
+            seq,
+            ts,
+        } => {
+            let Some(room) = app.room_index(&RoomId::Channel(channel)) else {
+                return Vec::new();
+            };
+            let r = &mut app.rooms[room];
+            // The echo may have come first and taken its place already.
+            if let Some(index) = r.pending_index(id) {
+                if let Some(mut entry) = r.entries.remove(index) {
+                    entry.seq = Some(seq);
+                    entry.ts = ts;
+                    entry.delivery = Delivery::Done;
+                    entry.height = Default::default();
+                    r.insert_message(entry);
+                }
+            }
+            Vec::new()
+        }
+        Reply::Whispered { to, id } => {
+            if let Some(room) = app.room_index(&RoomId::Whisper(to)) {
+                let r = &mut app.rooms[room];
+                if let Some(index) = r.pending_index(id) {
+                    r.entries[index].delivery = Delivery::Done;
+                    r.entries[index].height = Default::default();
+                }
+            }
+            Vec::new()
+        }
+        Reply::NotSent { room, id, error } => {
+            if let Some(room) = app.room_index(&room) {
+                let r = &mut app.rooms[room];
+                if let Some(index) = r.pending_index(id) {
+                    r.entries[index].delivery = Delivery::Failed { id, reason: error };
+                    r.entries[index].height = Default::default();
+                }
+            }
             Vec::new()
         }
         Reply::Failed {

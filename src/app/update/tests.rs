@@ -8,7 +8,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 
 use super::{Cmd, Msg, Reply, note};
-use crate::app::model::{App, Connection, EntryKind, MAX_LOADED, Overlay, Room, RoomId, Split};
+use crate::app::model::{
+    App, Connection, Delivery, EntryKind, MAX_LOADED, Overlay, Room, RoomId, Split,
+};
 use crate::app::settings::Settings;
 use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
 use crate::net::names::{Name, SessionPath};
@@ -18,7 +20,7 @@ use crate::net::protocol::{
 };
 
 /// The test clock: every message arrives at this time unless a test says otherwise.
-pub const NOW: i64 = 1_764_000_000_000;
+pub const NOW: i64 = 1_764_000_600_000;
 
 /// `update` at the test clock.
 pub fn update(app: &mut App, msg: Msg) -> Vec<Cmd> {
@@ -242,7 +244,8 @@ fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
         cmds,
         [Cmd::Send {
             channel: name("general"),
-            text: "hello\nworld".into()
+            text: "hello\nworld".into(),
+            id: 1
         }]
     );
     assert!(app.input.is_empty());
@@ -271,7 +274,8 @@ fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
         key(&mut app, KeyCode::Enter),
         [Cmd::Whisper {
             to: path("bob/desk/cli"),
-            text: "psst there".into()
+            text: "psst there".into(),
+            id: 2
         }]
     );
     assert_eq!(app.focused_room().id, RoomId::Whisper(path("bob/desk/cli")));
@@ -697,7 +701,8 @@ fn typing_offline_is_kept_and_sent_through_the_link_queue() {
         key(&mut app, KeyCode::Enter),
         [Cmd::Send {
             channel: name("general"),
-            text: "still here".into()
+            text: "still here".into(),
+            id: 1
         }]
     );
 }
@@ -711,7 +716,8 @@ fn pasted_lines_keep_their_breaks_and_never_send_a_bare_cr() {
         key(&mut app, KeyCode::Enter),
         [Cmd::Send {
             channel: name("general"),
-            text: "A\nB\nC\nD".into()
+            text: "A\nB\nC\nD".into(),
+            id: 1
         }]
     );
 }
@@ -736,4 +742,100 @@ fn a_new_message_lands_below_the_notes_that_came_before_it() {
         .collect();
     let tail: Vec<&str> = texts[texts.len() - 4..].to_vec();
     assert_eq!(tail, ["zeroth", "first", "between", "second"]);
+}
+
+#[test]
+fn typed_messages_show_at_once_marked_pending_and_none_is_dropped() {
+    let mut app = connected();
+    let mut cmds = Vec::new();
+    for n in 0..2_000 {
+        type_text(&mut app, &format!("m{n}"));
+        cmds.extend(key(&mut app, KeyCode::Enter));
+    }
+    assert_eq!(cmds.len(), 2_000, "every one goes to the send queue");
+    let pending = |app: &App| {
+        room(app, "general")
+            .entries
+            .iter()
+            .filter(|e| matches!(e.delivery, Delivery::Pending { .. }))
+            .count()
+    };
+    assert_eq!(pending(&app), 2_000);
+    let last = room(&app, "general").entries.back().unwrap();
+    assert_eq!(
+        (last.text.as_str(), last.from.clone()),
+        ("m1999", Some(path("alice/laptop/tui")))
+    );
+
+    // The acknowledgement turns the first into the stored message, in its place by seq.
+    update(
+        &mut app,
+        Msg::Done(Reply::Sent {
+            channel: name("general"),
+            id: 1,
+            seq: 7,
+            ts: NOW,
+        }),
+    );
+    let r = room(&app, "general");
+    let stored = r.entries.iter().find(|e| e.text == "m0").unwrap();
+    assert_eq!((stored.seq, &stored.delivery), (Some(7), &Delivery::Done));
+    assert_eq!(pending(&app), 1_999);
+
+    // The echo can come before the acknowledgement: it replaces the entry, the ack is a no-op.
+    live(&mut app, message("general", 8, "alice/laptop/tui", "m1"));
+    update(
+        &mut app,
+        Msg::Done(Reply::Sent {
+            channel: name("general"),
+            id: 2,
+            seq: 8,
+            ts: NOW,
+        }),
+    );
+    let r = room(&app, "general");
+    assert_eq!(r.entries.iter().filter(|e| e.text == "m1").count(), 1);
+    assert_eq!(pending(&app), 1_998);
+
+    // A failure keeps the text, marked with the reason.
+    update(
+        &mut app,
+        Msg::Done(Reply::NotSent {
+            room: RoomId::Channel(name("general")),
+            id: 3,
+            error: "the link is closed".into(),
+        }),
+    );
+    let failed = room(&app, "general")
+        .entries
+        .iter()
+        .find(|e| e.text == "m2")
+        .unwrap();
+    assert_eq!(
+        failed.delivery,
+        Delivery::Failed {
+            id: 3,
+            reason: "the link is closed".into()
+        }
+    );
+}
+
+#[test]
+fn a_whisper_shows_pending_until_the_server_takes_it() {
+    let mut app = connected();
+    type_text(&mut app, "/msg bob/desk/cli psst");
+    let cmds = key(&mut app, KeyCode::Enter);
+    let [Cmd::Whisper { id, .. }] = cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    let entry = |app: &App| app.focused_room().entries.back().unwrap().delivery.clone();
+    assert_eq!(entry(&app), Delivery::Pending { id });
+    update(
+        &mut app,
+        Msg::Done(Reply::Whispered {
+            to: path("bob/desk/cli"),
+            id,
+        }),
+    );
+    assert_eq!(entry(&app), Delivery::Done);
 }

@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 use unicode_width::UnicodeWidthStr;
 
-use crate::app::model::{App, Entry, EntryKind, Pane, Room};
+use crate::app::model::{App, Delivery, Entry, EntryKind, Pane, Room};
 use crate::app::settings::Action;
 use crate::app::text::wrap;
 
@@ -180,6 +180,11 @@ impl Messages<'_> {
                 Style::default().fg(theme.error),
             ),
         };
+        let text_style = match entry.delivery {
+            Delivery::Done => text_style,
+            Delivery::Pending { .. } => Style::default().fg(theme.muted),
+            Delivery::Failed { .. } => Style::default().fg(theme.error),
+        };
         let wrapped = wrapped(entry, &head, body_width);
         let hit_style = |s: Style| {
             if hit {
@@ -234,8 +239,20 @@ fn head(entry: &Entry) -> String {
     }
 }
 
+/// What follows the text of something I typed that the server has not stored.
+fn delivery_note(entry: &Entry) -> String {
+    match &entry.delivery {
+        Delivery::Done => String::new(),
+        Delivery::Pending { .. } => "  ⧗ sending".to_owned(),
+        Delivery::Failed { reason, .. } => format!("  ✗ not sent: {reason}"),
+    }
+}
+
 fn wrapped(entry: &Entry, head: &str, body_width: usize) -> Vec<String> {
-    wrap(&format!("{head}{}", entry.text), body_width)
+    wrap(
+        &format!("{head}{}{}", entry.text, delivery_note(entry)),
+        body_width,
+    )
 }
 
 /// How many lines an entry takes in a pane `width` columns wide (separators aside).
