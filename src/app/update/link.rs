@@ -29,6 +29,20 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
             }];
             if first {
                 cmds.push(Cmd::ListChannels);
+            } else {
+                // A restarted server forgot who was here and sends no presence for sessions
+                // that came back before this one did: ask again. The link re-joins first (its
+                // re-joins go out before anything asked after `Connected`), so the answer is
+                // current and later arrivals come as presence.
+                cmds.extend(
+                    app.rooms
+                        .iter()
+                        .filter_map(|r| r.channel())
+                        .map(|c| Cmd::Who {
+                            channel: Some(c.clone()),
+                            show: false,
+                        }),
+                );
             }
             cmds
         }

@@ -839,3 +839,48 @@ fn a_whisper_shows_pending_until_the_server_takes_it() {
     );
     assert_eq!(entry(&app), Delivery::Done);
 }
+
+#[test]
+fn a_reconnect_asks_again_who_is_in_each_channel() {
+    let mut app = connected();
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Disconnected {
+            reason: "server restarted".into(),
+            retry_in: Duration::from_secs(1),
+        }),
+    );
+    let cmds = update(
+        &mut app,
+        Msg::Link(LinkEvent::Connected {
+            path: path("alice/laptop/tui"),
+            server_id: "s".into(),
+            admin: false,
+        }),
+    );
+    for channel in ["general", "ops"] {
+        assert!(
+            cmds.contains(&Cmd::Who {
+                channel: Some(name(channel)),
+                show: false
+            }),
+            "{cmds:?}"
+        );
+    }
+    // The answer replaces what was shown before the restart.
+    update(
+        &mut app,
+        Msg::Done(Reply::Who {
+            channel: Some(name("general")),
+            report: WhoReport {
+                sessions: vec![SessionInfo {
+                    path: path("bob/desk/tail"),
+                    kind: SessionKind::Human,
+                }],
+                members: vec![Name::user("bob").unwrap()],
+            },
+            show: false,
+        }),
+    );
+    assert_eq!(room(&app, "general").online[0].path, path("bob/desk/tail"));
+}
