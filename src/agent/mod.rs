@@ -109,6 +109,18 @@ pub enum Effect {
     None,
 }
 
+/// Writes one autonomy level into `config.toml` in `dir` (what `conclave perm set` does),
+/// keeping the rest of the file.
+fn save_level(
+    dir: &std::path::Path,
+    key: AutonomyKey,
+    level: Autonomy,
+) -> Result<(), crate::net::config::ConfigError> {
+    let mut config = ClientConfig::load(dir)?;
+    config.autonomy.insert(key, level);
+    config.save(dir)
+}
+
 /// The handle used when `--as` is not given: the working directory's name.
 pub fn default_handle() -> String {
     std::env::current_dir()
@@ -461,6 +473,14 @@ impl Agent {
                     }
                 }
             }
+            RelayBody::SetAutonomy { channel, .. }
+                if self.is_owner_person(&from, from_kind) && !self.gated =>
+            {
+                tracing::info!(%channel, by = %from, "autonomy does not apply to a program");
+                let agent = self.clone();
+                tokio::spawn(async move { agent.report_autonomy(Some(from)).await });
+                Effect::None
+            }
             RelayBody::SetAutonomy { channel, level } if self.is_owner_person(&from, from_kind) => {
                 self.lock()
                     .levels
@@ -468,7 +488,20 @@ impl Agent {
                     .insert(AutonomyKey::Channel(channel.clone()), level);
                 tracing::info!(%channel, level = level.as_str(), by = %from, "autonomy changed");
                 let agent = self.clone();
-                tokio::spawn(async move { agent.report_autonomy(None).await });
+                tokio::spawn(async move {
+                    // Kept where the agent reads its levels, so a restart keeps it and
+                    // `perm show` lists it; the file watcher then finds nothing new.
+                    let dir = agent.config_dir.clone();
+                    let key = AutonomyKey::Channel(channel);
+                    let saved =
+                        tokio::task::spawn_blocking(move || save_level(&dir, key, level)).await;
+                    match saved {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(%e, "autonomy change not saved"),
+                        Err(e) => tracing::warn!(%e, "autonomy change not saved"),
+                    }
+                    agent.report_autonomy(None).await;
+                });
                 Effect::None
             }
             RelayBody::AutonomyQuery if self.is_owner_person(&from, from_kind) => {
@@ -498,18 +531,27 @@ impl Agent {
         }
     }
 
-    /// Tells the owner's people (or one of their sessions) this agent's autonomy levels.
+    /// Tells the owner's people (or one of their sessions) this agent's autonomy levels, or
+    /// that autonomy does not apply to it (JSON lines).
     pub async fn report_autonomy(&self, to: Option<SessionPath>) {
         let (levels, default) = {
             let state = self.lock();
             (state.levels.report(), state.levels.default_level())
         };
-        self.relay(
-            to,
-            Audience::Humans,
-            RelayBody::AutonomyReport { levels, default },
-        )
-        .await;
+        let body = if self.gated {
+            RelayBody::AutonomyReport {
+                levels,
+                default,
+                not_applicable: false,
+            }
+        } else {
+            RelayBody::AutonomyReport {
+                levels: Vec::new(),
+                default,
+                not_applicable: true,
+            }
+        };
+        self.relay(to, Audience::Humans, body).await;
     }
 
     /// Forwards Claude Code's permission request to the owner's people. Returns whether any

@@ -275,6 +275,9 @@ pub struct Approval {
 pub struct AgentInfo {
     pub levels: BTreeMap<Name, Autonomy>,
     pub default: Autonomy,
+    /// False for a program (`agent --format jsonl`): it acts as its user, has no level to
+    /// show and takes no change.
+    pub applies: bool,
 }
 
 impl AgentInfo {

@@ -200,6 +200,7 @@ mod tests {
                         level: Autonomy::Converse,
                     }],
                     default: Autonomy::Notify,
+                    not_applicable: false,
                 },
             }),
         );

@@ -254,6 +254,7 @@ mod tests {
                         level: Autonomy::Converse,
                     }],
                     default: Autonomy::Notify,
+                    not_applicable: false,
                 },
             },
         ]

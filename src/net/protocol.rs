@@ -291,6 +291,10 @@ pub enum RelayBody {
     AutonomyReport {
         levels: Vec<ChannelAutonomy>,
         default: Autonomy,
+        /// Autonomy does not apply to this agent (`--format jsonl`: a program acting as its
+        /// user): the levels mean nothing and a change is not taken. Absent from older agents.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        not_applicable: bool,
     },
 }
 

@@ -360,6 +360,11 @@ pub(super) fn autonomy_cmd(
     channel: Option<Name>,
     level: Autonomy,
 ) -> Result<Vec<Cmd>, String> {
+    if app.agents.get(&agent).is_some_and(|info| !info.applies) {
+        return Err(format!(
+            "{agent} runs as a program (--format jsonl): autonomy does not apply to it"
+        ));
+    }
     let channel = channel.ok_or("autonomy is set per channel: switch to one first")?;
     if let Some(info) = app.agents.get_mut(&agent) {
         info.levels.insert(channel.clone(), level);

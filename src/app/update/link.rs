@@ -240,9 +240,18 @@ fn on_relay(app: &mut App, from: SessionPath, from_kind: SessionKind, body: Rela
             }
             Vec::new()
         }
-        RelayBody::AutonomyReport { levels, default } => {
+        RelayBody::AutonomyReport {
+            levels,
+            default,
+            not_applicable,
+        } => {
             let levels = levels.into_iter().map(|l| (l.channel, l.level)).collect();
-            app.agents.insert(from, AgentInfo { levels, default });
+            let info = AgentInfo {
+                levels,
+                default,
+                applies: !not_applicable,
+            };
+            app.agents.insert(from, info);
             Vec::new()
         }
         RelayBody::PermissionVerdict { .. }

@@ -568,6 +568,7 @@ fn autonomy_reports_show_and_the_command_changes_my_agent() {
                     level: Autonomy::Converse,
                 }],
                 default: Autonomy::Notify,
+                not_applicable: false,
             },
         }),
     );
@@ -883,4 +884,29 @@ fn a_reconnect_asks_again_who_is_in_each_channel() {
         }),
     );
     assert_eq!(room(&app, "general").online[0].path, path("bob/desk/tail"));
+}
+
+#[test]
+fn a_program_agent_shows_no_level_and_takes_no_autonomy_command() {
+    let mut app = connected();
+    let bot = path("alice/laptop/bot");
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Relay {
+            from: bot.clone(),
+            from_kind: SessionKind::Agent,
+            body: RelayBody::AutonomyReport {
+                levels: Vec::new(),
+                default: Autonomy::Notify,
+                not_applicable: true,
+            },
+        }),
+    );
+    assert!(!app.agents[&bot].applies);
+    type_text(&mut app, "/autonomy bot act");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    let said = &app.focused_room().entries.back().unwrap().text;
+    assert!(said.contains("autonomy does not apply"), "{said}");
+    key(&mut app, KeyCode::F(2));
+    assert!(key(&mut app, KeyCode::Char('4')).is_empty());
 }

@@ -160,6 +160,9 @@ impl Widget for Agents<'_> {
                 .map(|(c, l)| format!("#{c} {}", l.as_str()))
                 .collect();
             levels.push(format!("elsewhere {}", info.default.as_str()));
+            if !info.applies {
+                levels = vec!["a program (JSON lines): autonomy does not apply".to_owned()];
+            }
             let style = if selected {
                 Style::default().add_modifier(Modifier::REVERSED)
             } else {
