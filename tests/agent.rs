@@ -605,3 +605,70 @@ async fn a_json_lines_agent_says_autonomy_does_not_apply_and_keeps_no_level() {
     assert!(not_applicable, "a change is answered with the same report");
     assert!(!alice.ok(&["perm", "show"]).contains("#general"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_raised_with_nobody_online_is_offered_when_a_person_connects() {
+    let server = Server::start();
+    let (alice, _bob, project) = setup(&server);
+    let mut agent = Mcp::spawn_with_env(
+        &alice,
+        &project.path().join("api"),
+        &["--join", "general"],
+        &[("RUST_LOG", "info")],
+    );
+    agent.initialize("2025-11-25");
+    agent.notify(
+        "notifications/claude/channel/permission_request",
+        json!({"request_id": "kkkkk", "tool_name": "Bash", "description": "ls", "input_preview": "{}"}),
+    );
+    agent
+        .err
+        .wait_for(WAIT, |l| l.contains("no person online to answer"));
+    // A TUI asks its agents for their levels when it connects; the open request comes with it.
+    let (tui, mut events) = session(&server, &alice, SessionKind::Human, "tui").await;
+    tui.request(ClientFrame::Relay {
+        id: 0,
+        to: None,
+        audience: Some(Audience::Agents),
+        body: RelayBody::AutonomyQuery,
+    })
+    .await
+    .unwrap();
+    let offered = loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let LinkEvent::Relay {
+            body:
+                RelayBody::PermissionRequest {
+                    request_id,
+                    expires_in_ms,
+                    ..
+                },
+            ..
+        } = event
+        {
+            break (request_id, expires_in_ms);
+        }
+    };
+    assert_eq!(offered.0, "kkkkk");
+    assert!(offered.1 > 0 && offered.1 <= 300_000, "{}", offered.1);
+    // And a verdict for it still counts.
+    tui.request(ClientFrame::Relay {
+        id: 0,
+        to: Some(SessionPath::parse("alice/box/api").unwrap()),
+        audience: Some(Audience::Agents),
+        body: RelayBody::PermissionVerdict {
+            request_id: "kkkkk".into(),
+            allow: true,
+        },
+    })
+    .await
+    .unwrap();
+    let answer = agent.notification("notifications/claude/channel/permission");
+    assert_eq!(
+        answer["params"],
+        json!({"request_id": "kkkkk", "behavior": "allow"})
+    );
+}

@@ -27,7 +27,7 @@ use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, Autonomy, RelayBody, SessionKind, WhisperMessage};
 
 use self::core::{Inbound, Levels};
-use self::gate::{FloodGate, Gate, OpenRequest, Permissions};
+use self::gate::{FloodGate, Gate, OpenRequest, PERMISSION_TTL, Permissions};
 
 pub use self::launch::{AgentArgs, main};
 
@@ -450,10 +450,13 @@ impl Agent {
         // verdict is the one thing that must never come from anyone else.
         match body {
             RelayBody::PermissionVerdict { request_id, allow } => {
-                let outcome =
-                    self.lock()
-                        .permissions
-                        .verdict(&self.me.user, &from, from_kind, &request_id);
+                let outcome = self.lock().permissions.verdict(
+                    &self.me.user,
+                    &from,
+                    from_kind,
+                    &request_id,
+                    Instant::now(),
+                );
                 match outcome {
                     Ok(_) => {
                         let agent = self.clone();
@@ -505,8 +508,13 @@ impl Agent {
                 Effect::None
             }
             RelayBody::AutonomyQuery if self.is_owner_person(&from, from_kind) => {
+                // A person's TUI asks this whenever it connects: the moment to offer it the
+                // permission requests raised while none of the owner's people was online.
                 let agent = self.clone();
-                tokio::spawn(async move { agent.report_autonomy(Some(from)).await });
+                tokio::spawn(async move {
+                    agent.report_autonomy(Some(from.clone())).await;
+                    agent.offer_open_requests(from).await;
+                });
                 Effect::None
             }
             other => {
@@ -556,6 +564,8 @@ impl Agent {
 
     /// Forwards Claude Code's permission request to the owner's people. Returns whether any
     /// of them is online to answer (if not, only the local dialog can).
+    /// The request stays open until `PERMISSION_TTL` passes, and is offered again to each of
+    /// the owner's people who connects before then.
     pub async fn ask_permission(
         &self,
         request_id: String,
@@ -568,6 +578,8 @@ impl Agent {
             OpenRequest {
                 tool_name: tool_name.clone(),
                 description: description.clone(),
+                input_preview: input_preview.clone(),
+                expires: Instant::now() + PERMISSION_TTL,
             },
         );
         let body = RelayBody::PermissionRequest {
@@ -575,7 +587,25 @@ impl Agent {
             tool_name,
             description,
             input_preview,
+            expires_in_ms: PERMISSION_TTL.as_millis() as u64,
         };
         self.relay(None, Audience::Humans, body).await
+    }
+
+    /// Sends `to` every permission request still open, with the time each has left.
+    async fn offer_open_requests(&self, to: SessionPath) {
+        let now = Instant::now();
+        let open = self.lock().permissions.open_requests(now);
+        for (request_id, request) in open {
+            let left = request.expires.saturating_duration_since(now);
+            let body = RelayBody::PermissionRequest {
+                request_id,
+                tool_name: request.tool_name,
+                description: request.description,
+                input_preview: request.input_preview,
+                expires_in_ms: left.as_millis() as u64,
+            };
+            self.relay(Some(to.clone()), Audience::Humans, body).await;
+        }
     }
 }

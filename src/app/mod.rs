@@ -190,8 +190,14 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// What a tick can change on screen: the reconnect countdown, and permission requests
+/// running out of time.
 fn countdown(app: &App) -> String {
-    widgets::status::connection_text(app)
+    format!(
+        "{} {}",
+        widgets::status::connection_text(app),
+        app.pending_approvals().count()
+    )
 }
 
 fn terminal_msg(event: Event) -> Option<Msg> {

@@ -264,10 +264,28 @@ pub struct Approval {
     pub description: String,
     pub input_preview: String,
     pub received: i64,
+    /// After this (ms) the agent takes no verdict: Claude Code's own dialog may have
+    /// settled it.
+    pub expires: i64,
     /// The verdict this session sent, waiting for the agent to confirm.
     pub sent: Option<bool>,
     /// The verdict the agent applied, who gave it, and when (ms).
     pub answer: Option<(bool, SessionPath, i64)>,
+}
+
+/// How long a request from an agent that does not say is taken to stay open (ms).
+pub const DEFAULT_REQUEST_TTL_MS: i64 = 300_000;
+
+impl Approval {
+    /// Waiting for a verdict, and still able to take one at `now`.
+    pub fn open(&self, now: i64) -> bool {
+        self.answer.is_none() && self.sent.is_none() && now < self.expires
+    }
+
+    /// Never answered here or by another of my sessions, and past its time.
+    pub fn lapsed(&self, now: i64) -> bool {
+        self.answer.is_none() && now >= self.expires
+    }
 }
 
 /// One of my agents as it reported itself.
@@ -390,9 +408,7 @@ impl App {
     }
 
     pub fn pending_approvals(&self) -> impl Iterator<Item = &Approval> {
-        self.approvals
-            .iter()
-            .filter(|a| a.answer.is_none() && a.sent.is_none())
+        self.approvals.iter().filter(|a| a.open(self.now_ms))
     }
 
     /// Rooms in sidebar order: home, channels by name, whispers by path.

@@ -287,12 +287,21 @@ mod tests {
                     tool_name: "Bash".into(),
                     description: "run cargo test".into(),
                     input_preview: "{\"command\":\"cargo test\"}".into(),
+                    expires_in_ms: 300_000,
                 },
             }),
         );
         insta::assert_snapshot!("banner", draw(&app, 100, 12).backend());
         key(&mut app, KeyCode::F(2));
         insta::assert_snapshot!("agents", draw(&app, 100, 16).backend());
+        // Past its time it may have been settled in Claude Code's own dialog.
+        let expires = app.approvals[0].expires;
+        crate::app::update::tests::update_at(&mut app, Msg::Tick, expires);
+        let screen = format!("{:?}", draw(&app, 100, 16).backend());
+        assert!(
+            screen.contains("[may have been answered in the terminal]"),
+            "{screen}"
+        );
     }
 
     #[test]

@@ -145,6 +145,7 @@ mod tests {
                     tool_name: "Bash".into(),
                     description: "run tests".into(),
                     input_preview: "{}".into(),
+                    expires_in_ms: 300_000,
                 },
             },
             ClientFrame::Relay {

@@ -166,11 +166,8 @@ fn on_search_key(app: &mut App, key: KeyEvent) -> Vec<Cmd> {
 }
 
 fn answer_oldest(app: &mut App, allow: bool) -> Vec<Cmd> {
-    match app
-        .approvals
-        .iter()
-        .position(|a| a.answer.is_none() && a.sent.is_none())
-    {
+    let now = app.now_ms;
+    match app.approvals.iter().position(|a| a.open(now)) {
         Some(index) => answer(app, index, allow),
         None => {
             error(app, "no permission request is waiting");
@@ -184,6 +181,16 @@ fn answer(app: &mut App, index: usize, allow: bool) -> Vec<Cmd> {
         return Vec::new();
     };
     if approval.answer.is_some() {
+        return Vec::new();
+    }
+    if approval.lapsed(app.now_ms) {
+        let text = format!(
+            "too late: {}'s request to use {} has expired, so nothing was {}; it may have been answered in the terminal",
+            approval.agent,
+            approval.tool_name,
+            if allow { "allowed" } else { "denied" }
+        );
+        error(app, text);
         return Vec::new();
     }
     approval.sent = Some(allow);

@@ -1,6 +1,9 @@
 //! Link events: connection state, messages, whispers, presence and my agents' relays.
 
-use crate::app::model::{AgentInfo, App, Approval, Connection, Delivery, Entry, EntryKind, RoomId};
+use crate::app::model::{
+    AgentInfo, App, Approval, Connection, DEFAULT_REQUEST_TTL_MS, Delivery, Entry, EntryKind,
+    RoomId,
+};
 use crate::app::settings::{Action, BellMode};
 use crate::app::text::mentions;
 use crate::net::link::LinkEvent;
@@ -204,7 +207,22 @@ fn on_relay(app: &mut App, from: SessionPath, from_kind: SessionKind, body: Rela
             tool_name,
             description,
             input_preview,
+            expires_in_ms,
         } => {
+            let ttl = match i64::try_from(expires_in_ms) {
+                Ok(0) | Err(_) => DEFAULT_REQUEST_TTL_MS,
+                Ok(ms) => ms,
+            };
+            let expires = app.now_ms.saturating_add(ttl);
+            // Offered again when this session connects: known already, only its time moves.
+            if let Some(known) = app
+                .approvals
+                .iter_mut()
+                .find(|a| a.agent == from && a.request_id == request_id)
+            {
+                known.expires = expires;
+                return Vec::new();
+            }
             let keys = &app.settings.keymap;
             let text = format!(
                 "{from} asks to use {tool_name}: {description} ({} to review, {} allow, {} deny)",
@@ -220,6 +238,7 @@ fn on_relay(app: &mut App, from: SessionPath, from_kind: SessionKind, body: Rela
                 description,
                 input_preview,
                 received: app.now_ms,
+                expires,
                 sent: None,
                 answer: None,
             });

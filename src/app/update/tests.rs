@@ -495,6 +495,7 @@ fn permission_requests_queue_and_one_key_answers_the_oldest() {
                 tool_name: "Bash".into(),
                 description: "run tests".into(),
                 input_preview: "{}".into(),
+                expires_in_ms: 300_000,
             },
         })
     };
@@ -539,6 +540,7 @@ fn permission_requests_queue_and_one_key_answers_the_oldest() {
                 tool_name: "x".into(),
                 description: "x".into(),
                 input_preview: "x".into(),
+                expires_in_ms: 300_000,
             },
         }),
     );
@@ -909,4 +911,64 @@ fn a_program_agent_shows_no_level_and_takes_no_autonomy_command() {
     assert!(said.contains("autonomy does not apply"), "{said}");
     key(&mut app, KeyCode::F(2));
     assert!(key(&mut app, KeyCode::Char('4')).is_empty());
+}
+
+#[test]
+fn a_request_past_its_time_may_have_been_answered_in_the_terminal() {
+    let mut app = connected();
+    let agent = path("alice/laptop/api");
+    let request = Msg::Link(LinkEvent::Relay {
+        from: agent.clone(),
+        from_kind: SessionKind::Agent,
+        body: RelayBody::PermissionRequest {
+            request_id: "aaaaa".into(),
+            tool_name: "Bash".into(),
+            description: "run tests".into(),
+            input_preview: "{}".into(),
+            expires_in_ms: 60_000,
+        },
+    });
+    update(&mut app, request);
+    assert_eq!(app.pending_approvals().count(), 1);
+    // Offered again (this session reconnected): still one request.
+    let again = Msg::Link(LinkEvent::Relay {
+        from: agent.clone(),
+        from_kind: SessionKind::Agent,
+        body: RelayBody::PermissionRequest {
+            request_id: "aaaaa".into(),
+            tool_name: "Bash".into(),
+            description: "run tests".into(),
+            input_preview: "{}".into(),
+            expires_in_ms: 30_000,
+        },
+    });
+    assert!(update_at(&mut app, again, NOW + 10_000).is_empty());
+    assert_eq!(app.approvals.len(), 1);
+    assert_eq!(app.approvals[0].expires, NOW + 40_000);
+
+    // The time passes: no longer waiting, and a verdict says it came too late.
+    update_at(&mut app, Msg::Tick, NOW + 40_000);
+    assert_eq!(app.pending_approvals().count(), 0);
+    assert!(app.approvals[0].lapsed(app.now_ms));
+    let cmds = update_at(
+        &mut app,
+        Msg::Key(KeyEvent::new(KeyCode::F(2), KeyModifiers::NONE)),
+        NOW + 41_000,
+    );
+    assert!(cmds.is_empty());
+    let cmds = update_at(
+        &mut app,
+        Msg::Key(KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE)),
+        NOW + 41_000,
+    );
+    assert!(cmds.is_empty(), "nothing is sent for an expired request");
+    let said = &app.focused_room().entries.back().unwrap().text;
+    assert!(
+        said.contains("too late") && said.contains("nothing was allowed"),
+        "{said}"
+    );
+    assert!(
+        said.contains("may have been answered in the terminal"),
+        "{said}"
+    );
 }

@@ -108,6 +108,7 @@ impl Widget for Agents<'_> {
         }
         for (i, a) in app.approvals.iter().enumerate() {
             let state = match (&a.answer, a.sent) {
+                _ if a.lapsed(app.now_ms) => "may have been answered in the terminal".to_owned(),
                 (Some((allow, by, at)), _) => {
                     format!(
                         "{} by {by} at {}",
