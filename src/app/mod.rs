@@ -34,7 +34,7 @@ use crate::net::protocol::{RelayBody, SessionKind};
 
 use self::model::{App, PAGE, RoomId};
 use self::settings::Settings;
-use self::update::{Cmd, Msg, Reply, update};
+use self::update::{Cmd, Listing, Msg, Reply, update};
 
 /// Link events and replies handled before the next draw, so a burst costs one frame.
 const BATCH: usize = 512;
@@ -231,9 +231,21 @@ async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
         error: e.to_string(),
     };
     let reply = match cmd {
-        Cmd::ListChannels => match link.list_channels().await {
-            Ok(list) => Some(Reply::Channels(list)),
+        Cmd::ListChannels(why) => match link.list_channels().await {
+            Ok(list) => Some(Reply::Channels { list, why }),
+            Err(e) if why == Listing::Refresh => {
+                tracing::debug!(%e, "channel names not refreshed");
+                None
+            }
             Err(e) => Some(failed("cannot list channels".into(), e)),
+        },
+        Cmd::FindUser { user, text } => match link.who(None).await {
+            Ok(report) => Some(Reply::UserSessions {
+                user,
+                sessions: report.sessions,
+                text,
+            }),
+            Err(e) => Some(failed(format!("cannot find {user}"), e)),
         },
         Cmd::Join(channel) => match link.join(&channel, Resume::Live).await {
             Ok(receipt) => Some(Reply::Joined(receipt)),

@@ -343,6 +343,8 @@ pub struct App {
     pub completion: Option<Completion>,
     /// Channels the server listed, for completion.
     pub known_channels: Vec<Name>,
+    /// When the channels were last asked for (ms), to keep refreshes for Tab rare.
+    pub channels_listed_at: Option<i64>,
     /// Offset of local time, fixed at start (tests use UTC).
     pub utc_offset: chrono::FixedOffset,
     pub quit: bool,
@@ -380,6 +382,7 @@ impl App {
             search: None,
             completion: None,
             known_channels: Vec::new(),
+            channels_listed_at: None,
             utc_offset,
             quit: false,
             was_connected: false,

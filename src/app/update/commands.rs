@@ -7,7 +7,7 @@ use crate::app::settings::BellMode;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, Autonomy, RelayBody, Visibility};
 
-use super::{Cmd, error, input_text, note, open_room, room_for, set_input};
+use super::{Cmd, Listing, close_room, error, input_text, note, open_room, room_for, set_input};
 use crate::app::model::App;
 
 /// What a slash command does; `run_command` has one arm per verb.
@@ -15,6 +15,7 @@ use crate::app::model::App;
 pub enum Verb {
     Join,
     Leave,
+    List,
     Create,
     Msg,
     Add,
@@ -51,8 +52,15 @@ pub const COMMANDS: &[SlashCommand] = &[
         name: "leave",
         aliases: &["part"],
         args: "[CHANNEL]",
-        what: "leave this or the named channel",
+        what: "leave a channel; close a whisper",
         verb: Verb::Leave,
+    },
+    SlashCommand {
+        name: "list",
+        aliases: &["channels"],
+        args: "",
+        what: "every channel you may join",
+        verb: Verb::List,
     },
     SlashCommand {
         name: "create",
@@ -64,8 +72,8 @@ pub const COMMANDS: &[SlashCommand] = &[
     SlashCommand {
         name: "msg",
         aliases: &["whisper"],
-        args: "PATH [TEXT]",
-        what: "whisper to one session",
+        args: "USER|PATH [TEXT]",
+        what: "whisper to a person or a session",
         verb: Verb::Msg,
     },
     SlashCommand {
@@ -164,7 +172,7 @@ pub(super) fn submit(app: &mut App) -> Vec<Cmd> {
 
 /// Shows what I typed in `room` at once, marked pending, and asks for it to be sent. The
 /// entry becomes the stored message when the server acknowledges it, or says why not.
-fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
+pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
     let id = app.next_send_id;
     app.next_send_id += 1;
     let kind = match app.rooms[room].id {
@@ -219,7 +227,15 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
             app.focus_on_join = Some(c.clone());
             vec![Cmd::Join(c)]
         }),
-        Verb::Leave => channel_arg(arg).map(|c| vec![Cmd::Leave(c)]),
+        Verb::Leave => match (&app.focused_room().id, arg) {
+            // A whisper conversation is only local: leaving it closes it.
+            (RoomId::Whisper(_), None) => {
+                let room = app.focused_pane().room;
+                close_room(app, room);
+                Ok(Vec::new())
+            }
+            _ => channel_arg(arg).map(|c| vec![Cmd::Leave(c)]),
+        },
         Verb::Create => {
             let visibility = match words.next() {
                 None | Some("public") => Ok(Visibility::Public),
@@ -237,25 +253,37 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
                 (_, Err(e)) => Err(e),
             }
         }
-        Verb::Msg => match arg.map(SessionPath::parse) {
-            Some(Ok(to)) => {
-                let rest = line
-                    .splitn(3, char::is_whitespace)
-                    .nth(2)
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned();
-                let room = room_for(app, RoomId::Whisper(to.clone()));
-                open_room(app, room);
-                if rest.is_empty() {
-                    Ok(Vec::new())
-                } else {
-                    Ok(post(app, room, rest))
-                }
+        Verb::Msg => {
+            let rest = line
+                .splitn(3, char::is_whitespace)
+                .nth(2)
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            let text = (!rest.is_empty()).then_some(rest);
+            match arg {
+                // A bare user name: their one online person's session, found by asking.
+                Some(a) if !a.contains('/') => Name::user(a.trim_start_matches('@'))
+                    .map(|user| vec![Cmd::FindUser { user, text }])
+                    .map_err(|e| e.to_string()),
+                Some(a) => SessionPath::parse(a)
+                    .map(|to| {
+                        let room = room_for(app, RoomId::Whisper(to));
+                        open_room(app, room);
+                        match text {
+                            Some(text) => post(app, room, text),
+                            None => Vec::new(),
+                        }
+                    })
+                    .map_err(|e| e.to_string()),
+                None => Err("usage: /msg USER|user/machine/session [TEXT]".into()),
             }
-            Some(Err(e)) => Err(e.to_string()),
-            None => Err("usage: /msg user/machine/session TEXT".into()),
-        },
+        }
+        Verb::List => {
+            let room = app.focused_pane().room;
+            note(app, room, EntryKind::Note, "listing channels…");
+            Ok(vec![Cmd::ListChannels(Listing::Show)])
+        }
         Verb::Add | Verb::Remove => match (arg.map(Name::user), focused_channel) {
             (Some(Ok(user)), Some(channel)) => Ok(vec![Cmd::Member {
                 channel,

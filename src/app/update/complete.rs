@@ -4,14 +4,41 @@ use ratatui_textarea::{CursorMove, TextArea};
 
 use super::PLACEHOLDER;
 use super::commands::COMMANDS;
+use super::{Cmd, Listing};
 use crate::app::model::{App, Completion};
 
+/// How often Tab or a typed `#` may ask the server for channel names (ms).
+const REFRESH_EVERY_MS: i64 = 5_000;
+
+/// Asks for the channel list again, so Tab knows channels created since the last listing;
+/// at most once per `REFRESH_EVERY_MS`. The answer arrives before the person's next Tab.
+pub(super) fn refresh_channels(app: &mut App) -> Vec<Cmd> {
+    if app
+        .channels_listed_at
+        .is_some_and(|at| app.now_ms - at < REFRESH_EVERY_MS)
+    {
+        return Vec::new();
+    }
+    app.channels_listed_at = Some(app.now_ms);
+    vec![Cmd::ListChannels(Listing::Refresh)]
+}
+
 /// Completes the word before the cursor: commands, then channel names, then people.
-pub(super) fn complete(app: &mut App) {
+pub(super) fn complete(app: &mut App) -> Vec<Cmd> {
     let ratatui_textarea::DataCursor(row, col) = app.input.cursor();
     let line = app.input.lines().get(row).cloned().unwrap_or_default();
     let byte_col = line.char_indices().nth(col).map_or(line.len(), |(i, _)| i);
     let before = &line[..byte_col];
+    let word_start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    let channel_word = before[word_start..].starts_with('#')
+        || ["/join ", "/j ", "/who ", "/leave ", "/part "]
+            .iter()
+            .any(|c| line.starts_with(c));
+    let cmds = if channel_word {
+        refresh_channels(app)
+    } else {
+        Vec::new()
+    };
 
     let completion = match app.completion.take() {
         Some(c) => c,
@@ -20,7 +47,7 @@ pub(super) fn complete(app: &mut App) {
             let word = &before[start..];
             let candidates = candidates(app, word, start == 0 && row == 0);
             if candidates.is_empty() {
-                return;
+                return cmds;
             }
             Completion {
                 start,
@@ -47,6 +74,7 @@ pub(super) fn complete(app: &mut App) {
         next: completion.next + 1,
         ..completion
     });
+    cmds
 }
 
 fn candidates(app: &App, word: &str, first_word: bool) -> Vec<String> {

@@ -3,7 +3,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::commands::{autonomy_cmd, submit};
-use super::complete::complete;
+use super::complete::{complete, refresh_channels};
 use super::navigate::{
     Direction, Scroll, cycle_pane, cycle_room, find, next_unread, recall, scroll,
 };
@@ -32,7 +32,7 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Cmd> {
         }
         (Some(Action::Send), _) => return submit(app),
         (Some(Action::Newline), _) => app.input.insert_newline(),
-        (Some(Action::Complete), _) if !empty => complete(app),
+        (Some(Action::Complete), _) if !empty => return complete(app),
         (Some(Action::Complete), _) => cycle_pane(app, 1),
         (Some(Action::NextPane), _) => cycle_pane(app, 1),
         (Some(Action::PrevPane), _) => cycle_pane(app, -1),
@@ -60,6 +60,10 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Cmd> {
         _ => {
             app.sent_pos = None;
             app.input.input(key);
+            // A channel name is coming: fetch the names, so Tab knows new channels.
+            if key.code == KeyCode::Char('#') {
+                return refresh_channels(app);
+            }
         }
     }
     Vec::new()

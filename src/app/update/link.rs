@@ -10,7 +10,7 @@ use crate::net::link::LinkEvent;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, ChatMessage, PresenceChange, RelayBody, SessionKind};
 
-use super::{Cmd, note, room_for};
+use super::{Cmd, Listing, note, room_for};
 
 pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
     match event {
@@ -31,7 +31,8 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
                 body: RelayBody::AutonomyQuery,
             }];
             if first {
-                cmds.push(Cmd::ListChannels);
+                app.channels_listed_at = Some(app.now_ms);
+                cmds.push(Cmd::ListChannels(Listing::Startup));
             } else {
                 // A restarted server forgot who was here and sends no presence for sessions
                 // that came back before this one did: ask again. The link re-joins first (its

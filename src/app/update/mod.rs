@@ -17,7 +17,7 @@ mod replies;
 use ratatui_textarea::{CursorMove, TextArea};
 
 pub use self::commands::{COMMANDS, SlashCommand};
-pub use self::msg::{Cmd, Msg, Reply};
+pub use self::msg::{Cmd, Listing, Msg, Reply};
 
 use super::model::{App, Delivery, Entry, EntryKind, Pane, Room, RoomId};
 use super::text::unix_newlines;
@@ -68,6 +68,22 @@ fn open_room(app: &mut App, room: usize) {
     r.marker = (r.read_seq < r.last_seq).then_some(r.read_seq);
     r.unread = 0;
     r.mentions = 0;
+}
+
+/// Removes a room; panes that showed it show the status room.
+fn close_room(app: &mut App, room: usize) {
+    if room == 0 {
+        return;
+    }
+    app.search = None;
+    app.rooms.remove(room);
+    for pane in &mut app.panes {
+        if pane.room == room {
+            *pane = Pane::new(0);
+        } else if pane.room > room {
+            pane.room -= 1;
+        }
+    }
 }
 
 /// A local line in `room`, stamped now.

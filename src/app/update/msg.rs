@@ -6,7 +6,7 @@ use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 use crate::app::model::RoomId;
 use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Audience, ChannelInfo, RelayBody, Visibility};
+use crate::net::protocol::{Audience, ChannelInfo, RelayBody, SessionInfo, Visibility};
 
 /// Everything that can happen to the TUI.
 #[derive(Debug)]
@@ -24,7 +24,16 @@ pub enum Msg {
 /// The outcome of a `Cmd`.
 #[derive(Debug)]
 pub enum Reply {
-    Channels(Vec<ChannelInfo>),
+    Channels {
+        list: Vec<ChannelInfo>,
+        why: Listing,
+    },
+    /// Everyone online, to find `user`'s human session for `/msg USER`.
+    UserSessions {
+        user: Name,
+        sessions: Vec<SessionInfo>,
+        text: Option<String>,
+    },
     Joined(JoinReceipt),
     History {
         channel: Name,
@@ -63,10 +72,27 @@ pub enum Reply {
     },
 }
 
+/// Why the channels are listed: what to do with the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// The first connect: join the ones I am a member of.
+    Startup,
+    /// `/list`: show them in the room.
+    Show,
+    /// Keep Tab's channel names current.
+    Refresh,
+}
+
 /// What the event loop should do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cmd {
-    ListChannels,
+    /// Every channel this user may see (paged through by the link).
+    ListChannels(Listing),
+    /// Find the human session of `user` to whisper to (`/msg USER [TEXT]`).
+    FindUser {
+        user: Name,
+        text: Option<String>,
+    },
     Join(Name),
     Leave(Name),
     Create(Name, Visibility),

@@ -1,18 +1,78 @@
 //! Answers to the `Cmd`s the event loop carried out.
 
-use crate::app::model::{App, Delivery, Entry, EntryKind, Pane, RoomId};
+use crate::app::model::{App, Delivery, Entry, EntryKind, RoomId};
 use crate::app::text::mentions;
 
-use super::{Cmd, Reply, error, note, open_room, room_for};
+use super::commands::post;
+use super::{Cmd, Listing, Reply, close_room, error, note, open_room, room_for};
+use crate::net::protocol::{ChannelInfo, SessionInfo, SessionKind};
 
 pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
     match reply {
-        Reply::Channels(list) => {
+        Reply::Channels { list, why } => {
             app.known_channels = list.iter().map(|c| c.name.clone()).collect();
-            list.into_iter()
-                .filter(|c| c.member)
-                .map(|c| Cmd::Join(c.name))
-                .collect()
+            match why {
+                Listing::Startup => list
+                    .into_iter()
+                    .filter(|c| c.member)
+                    .map(|c| Cmd::Join(c.name))
+                    .collect(),
+                Listing::Show => {
+                    show_channels(app, &list);
+                    Vec::new()
+                }
+                Listing::Refresh => Vec::new(),
+            }
+        }
+        Reply::UserSessions {
+            user,
+            sessions,
+            text,
+        } => {
+            let theirs: Vec<&SessionInfo> =
+                sessions.iter().filter(|s| s.path.user == user).collect();
+            let people: Vec<&SessionInfo> = theirs
+                .iter()
+                .copied()
+                .filter(|s| s.kind == SessionKind::Human)
+                .collect();
+            let list = |of: &[&SessionInfo]| {
+                of.iter()
+                    .map(|s| s.path.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            match (people.as_slice(), theirs.as_slice()) {
+                ([one], _) => {
+                    let room = room_for(app, RoomId::Whisper(one.path.clone()));
+                    open_room(app, room);
+                    match text {
+                        Some(text) => post(app, room, text),
+                        None => Vec::new(),
+                    }
+                }
+                ([], []) => {
+                    error(app, format!("{user} is not online"));
+                    Vec::new()
+                }
+                ([], agents) => {
+                    error(
+                        app,
+                        format!(
+                            "{user} has no person online, only: {}; /msg one of them",
+                            list(agents)
+                        ),
+                    );
+                    Vec::new()
+                }
+                (many, _) => {
+                    error(
+                        app,
+                        format!("{user} is online at {}; /msg one of them", list(many)),
+                    );
+                    Vec::new()
+                }
+            }
         }
         Reply::Joined(receipt) => {
             let name = receipt.channel.name.clone();
@@ -129,15 +189,7 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
         }
         Reply::Left(channel) => {
             if let Some(room) = app.room_index(&RoomId::Channel(channel.clone())) {
-                app.search = None;
-                app.rooms.remove(room);
-                for pane in &mut app.panes {
-                    if pane.room == room {
-                        *pane = Pane::new(0);
-                    } else if pane.room > room {
-                        pane.room -= 1;
-                    }
-                }
+                close_room(app, room);
             }
             note(app, 0, EntryKind::Note, format!("left #{channel}"));
             Vec::new()
@@ -192,4 +244,41 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             Vec::new()
         }
     }
+}
+
+/// `/list`: every channel I may see, with its visibility, whether I am in it, and how many
+/// messages it holds.
+fn show_channels(app: &mut App, list: &[ChannelInfo]) {
+    let room = app.focused_pane().room;
+    if list.is_empty() {
+        note(app, room, EntryKind::Note, "no channels yet: /create one");
+        return;
+    }
+    let width = list
+        .iter()
+        .map(|c| c.name.as_str().len())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut lines = vec![format!("{} channels:", list.len())];
+    for c in list {
+        let joined = app.room_index(&RoomId::Channel(c.name.clone())).is_some();
+        let state = match (joined, c.member) {
+            (true, _) => "joined",
+            (false, true) => "member",
+            (false, false) => "-",
+        };
+        let activity = match c.last_seq {
+            0 => "no messages".to_owned(),
+            1 => "1 message".to_owned(),
+            n => format!("{n} messages"),
+        };
+        lines.push(format!(
+            "  {:<width$} {:<8} {:<6} {activity}",
+            format!("#{}", c.name),
+            c.visibility.as_str(),
+            state,
+        ));
+    }
+    note(app, room, EntryKind::Note, lines.join("\n"));
 }

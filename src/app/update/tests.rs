@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use ratatui_textarea::TextArea;
 
-use super::{Cmd, Msg, Reply, note};
+use super::{Cmd, Listing, Msg, Reply, note};
 use crate::app::model::{
     App, Connection, Delivery, EntryKind, MAX_LOADED, Overlay, Room, RoomId, Split,
 };
@@ -136,7 +136,7 @@ fn first_connect_lists_channels_and_joins_the_member_ones() {
             admin: false,
         }),
     );
-    assert!(cmds.contains(&Cmd::ListChannels));
+    assert!(cmds.contains(&Cmd::ListChannels(Listing::Startup)));
     let info = |n: &str, member| ChannelInfo {
         name: name(n),
         visibility: Visibility::Public,
@@ -145,10 +145,10 @@ fn first_connect_lists_channels_and_joins_the_member_ones() {
     };
     let cmds = update(
         &mut app,
-        Msg::Done(Reply::Channels(vec![
-            info("general", true),
-            info("other", false),
-        ])),
+        Msg::Done(Reply::Channels {
+            list: vec![info("general", true), info("other", false)],
+            why: Listing::Startup,
+        }),
     );
     assert_eq!(cmds, [Cmd::Join(name("general"))]);
     // A reconnect does not list again: the link re-joins on its own.
@@ -167,7 +167,7 @@ fn first_connect_lists_channels_and_joins_the_member_ones() {
             admin: false,
         }),
     );
-    assert!(!cmds.contains(&Cmd::ListChannels));
+    assert!(!cmds.contains(&Cmd::ListChannels(Listing::Startup)));
 }
 
 #[test]
@@ -971,4 +971,150 @@ fn a_request_past_its_time_may_have_been_answered_in_the_terminal() {
         said.contains("may have been answered in the terminal"),
         "{said}"
     );
+}
+
+fn info(n: &str, member: bool, last_seq: u64) -> ChannelInfo {
+    ChannelInfo {
+        name: name(n),
+        visibility: Visibility::Public,
+        member,
+        last_seq,
+    }
+}
+
+#[test]
+fn list_shows_every_channel_with_visibility_membership_and_messages() {
+    let mut app = connected();
+    type_text(&mut app, "/list");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::ListChannels(Listing::Show)]
+    );
+    let cmds = update(
+        &mut app,
+        Msg::Done(Reply::Channels {
+            list: vec![
+                info("general", true, 3),
+                info("lab", true, 1),
+                info("random", false, 0),
+            ],
+            why: Listing::Show,
+        }),
+    );
+    assert!(cmds.is_empty(), "listing joins nothing");
+    let said = &app.focused_room().entries.back().unwrap().text;
+    assert_eq!(
+        said,
+        "3 channels:\n  #general public   joined 3 messages\n  #lab     public   member 1 message\n  #random  public   -      no messages"
+    );
+}
+
+#[test]
+fn tab_knows_channels_created_after_connect() {
+    let mut app = connected();
+    // A while later, typing `#` fetches the names (at most once per few seconds).
+    let later = NOW + 60_000;
+    update_at(&mut app, Msg::Tick, later);
+    type_text(&mut app, "/join ");
+    let cmds = update_at(
+        &mut app,
+        Msg::Key(KeyEvent::new(KeyCode::Char('#'), KeyModifiers::NONE)),
+        later,
+    );
+    assert_eq!(cmds, [Cmd::ListChannels(Listing::Refresh)]);
+    type_text(&mut app, "ne");
+    update(
+        &mut app,
+        Msg::Done(Reply::Channels {
+            list: vec![info("general", true, 0), info("newer", false, 0)],
+            why: Listing::Refresh,
+        }),
+    );
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.lines(), ["/join #newer "]);
+}
+
+#[test]
+fn leave_in_a_whisper_closes_it() {
+    let mut app = connected();
+    type_text(&mut app, "/msg bob/desk/cli");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.focused_room().id, RoomId::Whisper(path("bob/desk/cli")));
+    type_text(&mut app, "/leave");
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "nothing to tell the server"
+    );
+    assert!(
+        app.room_index(&RoomId::Whisper(path("bob/desk/cli")))
+            .is_none()
+    );
+    assert_eq!(app.focused_room().id, RoomId::Home);
+}
+
+#[test]
+fn msg_user_finds_their_one_online_person_or_names_the_choices() {
+    let mut app = connected();
+    type_text(&mut app, "/msg bob hi there");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::FindUser {
+            user: Name::user("bob").unwrap(),
+            text: Some("hi there".into())
+        }]
+    );
+    let session = |p: &str, kind| SessionInfo {
+        path: path(p),
+        kind,
+    };
+    let found = |app: &mut App, sessions: Vec<SessionInfo>| {
+        update(
+            app,
+            Msg::Done(Reply::UserSessions {
+                user: Name::user("bob").unwrap(),
+                sessions,
+                text: Some("hi there".into()),
+            }),
+        )
+    };
+    let cmds = found(
+        &mut app,
+        vec![
+            session("bob/desk/tui", SessionKind::Human),
+            session("bob/desk/api", SessionKind::Agent),
+            session("carol/x/tui", SessionKind::Human),
+        ],
+    );
+    assert_eq!(
+        cmds,
+        [Cmd::Whisper {
+            to: path("bob/desk/tui"),
+            text: "hi there".into(),
+            id: 1
+        }]
+    );
+    assert_eq!(app.focused_room().id, RoomId::Whisper(path("bob/desk/tui")));
+
+    let last = |app: &App| app.focused_room().entries.back().unwrap().text.clone();
+    assert!(
+        found(
+            &mut app,
+            vec![
+                session("bob/desk/tui", SessionKind::Human),
+                session("bob/laptop/tui", SessionKind::Human),
+            ],
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        last(&app),
+        "bob is online at bob/desk/tui, bob/laptop/tui; /msg one of them"
+    );
+    assert!(found(&mut app, vec![session("bob/desk/api", SessionKind::Agent)]).is_empty());
+    assert_eq!(
+        last(&app),
+        "bob has no person online, only: bob/desk/api; /msg one of them"
+    );
+    assert!(found(&mut app, Vec::new()).is_empty());
+    assert_eq!(last(&app), "bob is not online");
 }
