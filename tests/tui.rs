@@ -147,10 +147,16 @@ fn a_person_chats_in_the_tui_and_it_recovers_from_a_server_restart() {
     );
     assert_eq!(screen.matches("hello @alice").count(), 1, "{screen}");
 
-    // Keys: the help overlay opens and closes; Ctrl-C quits and gives the terminal back.
+    // Keys: the help overlay opens and closes; Ctrl-C drops a draft first, then quits and
+    // gives the terminal back.
     tui.keys(&["F1"]);
     tui.wait_for("Keys");
     tui.keys(&["Escape"]);
+    tui.keys(&["-l", "a draft to drop"]);
+    tui.wait_for("a draft to drop");
+    tui.keys(&["C-c"]);
+    tui.wait_for("Type a message, or /help");
+    assert!(!tui.screen().contains("a draft to drop"));
     tui.keys(&["C-c"]);
     let deadline = Instant::now() + WAIT;
     while Command::new("tmux")

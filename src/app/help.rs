@@ -37,7 +37,10 @@ const KEYS: &[(&[Action], &str)] = &[
     ),
     (&[Action::Help], "this help"),
     (&[Action::Close], "close a box, end a search"),
-    (&[Action::Quit], "quit"),
+    (&[Action::ClearLine], "clear to the start of the line"),
+    (&[Action::Undo, Action::Redo], "undo / redo typing"),
+    (&[Action::ToggleMouse], "mouse off (select text) / on"),
+    (&[Action::Quit], "clear the draft; again: quit"),
 ];
 
 /// One entry; a left side too long for its column gets a line of its own, so no line is
@@ -117,6 +120,10 @@ mod tests {
             Action::Deny,
             Action::Close,
             Action::Quit,
+            Action::ClearLine,
+            Action::Undo,
+            Action::Redo,
+            Action::ToggleMouse,
         ] {
             assert!(listed.contains(&action), "{action:?}");
         }

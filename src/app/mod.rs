@@ -155,6 +155,14 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                         }
                     }
                 }
+                Cmd::MouseCapture(on) => {
+                    let mut out = std::io::stdout();
+                    let _ = if on {
+                        execute!(out, EnableMouseCapture)
+                    } else {
+                        execute!(out, DisableMouseCapture)
+                    };
+                }
                 cmd => {
                     let link = link.clone();
                     let replies = reply_tx.clone();
@@ -337,7 +345,7 @@ async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
                 _ => None,
             }
         }
-        Cmd::Bell => None,
+        Cmd::Bell | Cmd::MouseCapture(_) => None,
     };
     if let Some(reply) = reply {
         let _ = replies.send(reply).await;

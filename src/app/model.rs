@@ -322,6 +322,18 @@ pub struct Completion {
     pub next: usize,
 }
 
+/// What the empty input box says.
+pub const PLACEHOLDER: &str = "Type a message, or /help";
+
+/// An input box holding `lines`: soft-wrapped at words (long words at characters), so a long
+/// draft grows downwards instead of scrolling sideways.
+pub fn new_input(lines: Vec<String>) -> TextArea<'static> {
+    let mut input = TextArea::new(lines);
+    input.set_placeholder_text(PLACEHOLDER);
+    input.set_wrap_mode(ratatui_textarea::WrapMode::WordOrGlyph);
+    input
+}
+
 /// The whole TUI.
 pub struct App {
     pub settings: Settings,
@@ -358,12 +370,15 @@ pub struct App {
     pub next_send_id: u64,
     /// Rows of text the open box showed at the last draw, so scrolling stops at its end.
     pub overlay_rows: Cell<u16>,
+    /// Where the sidebar was drawn last, so a click there picks a room.
+    pub sidebar_area: Cell<ratatui::layout::Rect>,
+    /// Whether the TUI takes the mouse (wheel, clicks); off lets the terminal select text.
+    pub mouse_capture: bool,
 }
 
 impl App {
     pub fn new(settings: Settings, server: String, utc_offset: chrono::FixedOffset) -> Self {
-        let mut input = TextArea::default();
-        input.set_placeholder_text("Type a message, or /help");
+        let input = new_input(vec![String::new()]);
         Self {
             settings,
             server,
@@ -390,6 +405,8 @@ impl App {
             focus_on_join: None,
             next_send_id: 1,
             overlay_rows: Cell::new(10),
+            sidebar_area: Cell::new(ratatui::layout::Rect::default()),
+            mouse_capture: true,
         }
     }
 

@@ -64,6 +64,10 @@ pub enum Action {
     Deny,
     Close,
     Quit,
+    ClearLine,
+    Undo,
+    Redo,
+    ToggleMouse,
 }
 
 impl Action {
@@ -88,6 +92,10 @@ impl Action {
             "deny" => Self::Deny,
             "close" => Self::Close,
             "quit" => Self::Quit,
+            "clear_line" => Self::ClearLine,
+            "undo" => Self::Undo,
+            "redo" => Self::Redo,
+            "toggle_mouse" => Self::ToggleMouse,
             _ => return None,
         })
     }
@@ -297,8 +305,10 @@ impl Settings {
             theme_table.extend(over.clone());
         }
         let mut keys_table: toml::Table = DEFAULT_KEYS.parse().map_err(|e| format!("keys: {e}"))?;
+        let mut overridden = Vec::new();
         if let Some(over) = tui.get("keys").and_then(|v| v.as_table()) {
             keys_table.extend(over.clone());
+            overridden.extend(over.keys().cloned());
         }
         let mut bells = BTreeMap::new();
         if let Some(over) = tui.get("bell").and_then(|v| v.as_table()) {
@@ -312,7 +322,7 @@ impl Settings {
         }
         Ok(Self {
             theme: theme(&theme_table)?,
-            keymap: keymap(&keys_table)?,
+            keymap: keymap(&keys_table, &overridden)?,
             bells,
         })
     }
@@ -378,10 +388,15 @@ fn theme(table: &toml::Table) -> Result<Theme, String> {
     })
 }
 
-fn keymap(table: &toml::Table) -> Result<Keymap, String> {
+/// Binds every action in `table`; the person's own (`overridden`) last, so a key they give
+/// an action wins over a default that had it.
+fn keymap(table: &toml::Table, overridden: &[String]) -> Result<Keymap, String> {
     let mut bindings = HashMap::new();
     let mut named: HashMap<Action, Vec<Binding>> = HashMap::new();
-    for (name, keys) in table {
+    let (theirs, defaults): (Vec<_>, Vec<_>) = table
+        .iter()
+        .partition(|(name, _)| overridden.contains(name));
+    for (name, keys) in defaults.into_iter().chain(theirs) {
         let action =
             Action::from_name(name).ok_or_else(|| format!("keys.{name} is not an action"))?;
         let keys: Vec<&str> = match keys {

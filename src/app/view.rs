@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::model::{App, Overlay, Split};
+use super::text::wrap;
 use super::widgets::members::Members;
 use super::widgets::messages::Messages;
 use super::widgets::overlays::{Agents, Help};
@@ -20,7 +21,14 @@ const WIDE: u16 = 100;
 pub fn view(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let banner = banner(app);
-    let input_height = (app.input.lines().len() as u16).clamp(1, 5) + 1;
+    // The box soft-wraps: it grows with the wrapped draft, up to five rows, then scrolls.
+    let rows: usize = app
+        .input
+        .lines()
+        .iter()
+        .map(|line| wrap(line, usize::from(area.width.max(1))).len())
+        .sum();
+    let input_height = (rows.min(5) as u16).max(1) + 1;
     let [main, banner_area, input_area, status_area] = Layout::vertical([
         Constraint::Min(1),
         Constraint::Length(u16::from(banner.is_some())),
@@ -343,6 +351,16 @@ mod tests {
             }),
         );
         insta::assert_snapshot!(draw(&app, 100, 12).backend());
+    }
+
+    #[test]
+    fn a_long_draft_wraps_in_the_input_box_instead_of_scrolling_sideways() {
+        let mut app = busy();
+        type_text(
+            &mut app,
+            "a draft long enough to need more than one row of the input box, so it wraps at words",
+        );
+        insta::assert_snapshot!(draw(&app, 60, 12).backend());
     }
 
     #[test]

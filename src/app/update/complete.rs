@@ -1,11 +1,10 @@
 //! Tab completion of commands, channels and people.
 
-use ratatui_textarea::{CursorMove, TextArea};
+use ratatui_textarea::CursorMove;
 
-use super::PLACEHOLDER;
 use super::commands::COMMANDS;
 use super::{Cmd, Listing};
-use crate::app::model::{App, Completion};
+use crate::app::model::{App, Completion, new_input};
 
 /// How often Tab or a typed `#` may ask the server for channel names (ms).
 const REFRESH_EVERY_MS: i64 = 5_000;
@@ -66,8 +65,7 @@ pub(super) fn complete(app: &mut App) -> Vec<Cmd> {
     new_line.push_str(&line[byte_col..]);
     let mut lines: Vec<String> = app.input.lines().to_vec();
     lines[row] = new_line;
-    let mut input = TextArea::new(lines);
-    input.set_placeholder_text(PLACEHOLDER);
+    let mut input = new_input(lines);
     input.move_cursor(CursorMove::Jump(row as u16, cursor_chars as u16));
     app.input = input;
     app.completion = Some(Completion {

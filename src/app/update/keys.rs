@@ -7,7 +7,7 @@ use super::complete::{complete, refresh_channels};
 use super::navigate::{
     Direction, Scroll, cycle_pane, cycle_room, find, next_unread, recall, scroll,
 };
-use super::{Cmd, error};
+use super::{Cmd, error, set_input};
 use crate::app::help;
 use crate::app::model::{App, Overlay, Search};
 use crate::app::settings::Action;
@@ -26,9 +26,27 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Cmd> {
     }
     let empty = app.input.is_empty();
     match (action, key.code) {
+        // As in a shell: Ctrl-C drops the draft first, and quits from an empty box.
+        (Some(Action::Quit), _) if !empty => {
+            app.sent_pos = None;
+            set_input(app, "");
+        }
         (Some(Action::Quit), _) => {
             app.quit = true;
             return Vec::new();
+        }
+        (Some(Action::ClearLine), _) => {
+            app.input.delete_line_by_head();
+        }
+        (Some(Action::Undo), _) => {
+            app.input.undo();
+        }
+        (Some(Action::Redo), _) => {
+            app.input.redo();
+        }
+        (Some(Action::ToggleMouse), _) => {
+            app.mouse_capture = !app.mouse_capture;
+            return vec![Cmd::MouseCapture(app.mouse_capture)];
         }
         (Some(Action::Send), _) => return submit(app),
         (Some(Action::Newline), _) => app.input.insert_newline(),

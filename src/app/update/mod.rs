@@ -19,11 +19,8 @@ use ratatui_textarea::{CursorMove, TextArea};
 pub use self::commands::{COMMANDS, SlashCommand};
 pub use self::msg::{Cmd, Listing, Msg, Reply};
 
-use super::model::{App, Delivery, Entry, EntryKind, Pane, Room, RoomId};
+use super::model::{App, Delivery, Entry, EntryKind, Pane, Room, RoomId, new_input};
 use super::text::unix_newlines;
-
-/// What the empty input box says.
-pub const PLACEHOLDER: &str = "Type a message, or /help";
 
 /// Handles one message that arrived at `now_ms` (milliseconds since the Unix epoch).
 pub fn update(app: &mut App, msg: Msg, now_ms: i64) -> Vec<Cmd> {
@@ -136,8 +133,7 @@ fn input_text(input: &TextArea<'static>) -> String {
 }
 
 fn set_input(app: &mut App, text: &str) {
-    let mut input = TextArea::new(text.split('\n').map(str::to_owned).collect());
-    input.set_placeholder_text(PLACEHOLDER);
+    let mut input = new_input(text.split('\n').map(str::to_owned).collect());
     input.move_cursor(CursorMove::Bottom);
     input.move_cursor(CursorMove::End);
     app.input = input;

@@ -134,4 +134,6 @@ pub enum Cmd {
         body: RelayBody,
     },
     Bell,
+    /// Take the mouse (wheel, clicks), or give it back so the terminal selects text.
+    MouseCapture(bool),
 }

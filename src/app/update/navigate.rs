@@ -1,6 +1,7 @@
 //! Moving around: scrolling (keys and wheel), search hits, input history, rooms and panes.
 
-use ratatui::crossterm::event::{MouseEvent, MouseEventKind};
+use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Position;
 
 use super::{Cmd, error, open_room, set_input};
 use crate::app::model::App;
@@ -168,6 +169,17 @@ pub(super) fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Cmd> {
     match mouse.kind {
         MouseEventKind::ScrollUp => scroll(app, Scroll::Lines(3)),
         MouseEventKind::ScrollDown => scroll(app, Scroll::Lines(-3)),
+        MouseEventKind::Down(MouseButton::Left) if app.overlay.is_none() => {
+            // A click on a room in the sidebar shows it, one room per row.
+            let area = app.sidebar_area.get();
+            if area.contains(Position::new(mouse.column, mouse.row)) {
+                let row = usize::from(mouse.row - area.y);
+                if let Some(&room) = app.sorted_rooms().get(row) {
+                    open_room(app, room);
+                }
+            }
+            Vec::new()
+        }
         _ => Vec::new(),
     }
 }

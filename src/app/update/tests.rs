@@ -1118,3 +1118,66 @@ fn msg_user_finds_their_one_online_person_or_names_the_choices() {
     assert!(found(&mut app, Vec::new()).is_empty());
     assert_eq!(last(&app), "bob is not online");
 }
+
+#[test]
+fn shell_keys_ctrl_u_clears_to_the_line_start_and_ctrl_z_undoes() {
+    let mut app = connected();
+    type_text(&mut app, "a draft to drop");
+    key_with(&mut app, KeyCode::Char('u'), KeyModifiers::CONTROL);
+    assert!(app.input.is_empty(), "{:?}", app.input.lines());
+    key_with(&mut app, KeyCode::Char('z'), KeyModifiers::CONTROL);
+    assert_eq!(app.input.lines(), ["a draft to drop"]);
+}
+
+#[test]
+fn ctrl_c_drops_a_draft_first_and_quits_from_an_empty_box() {
+    let mut app = connected();
+    type_text(&mut app, "half a thought");
+    key_with(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert!(app.input.is_empty());
+    assert!(!app.quit);
+    key_with(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert!(app.quit);
+}
+
+#[test]
+fn alt_m_gives_the_mouse_to_the_terminal_and_back() {
+    let mut app = connected();
+    assert_eq!(
+        key_with(&mut app, KeyCode::Char('m'), KeyModifiers::ALT),
+        [Cmd::MouseCapture(false)]
+    );
+    assert!(!app.mouse_capture);
+    assert_eq!(
+        key_with(&mut app, KeyCode::Char('m'), KeyModifiers::ALT),
+        [Cmd::MouseCapture(true)]
+    );
+}
+
+#[test]
+fn a_click_on_the_sidebar_shows_that_room() {
+    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mut app = connected();
+    // As drawn: the sidebar's rows from the top, one room each (home, #general, #ops).
+    app.sidebar_area
+        .set(ratatui::layout::Rect::new(0, 0, 14, 10));
+    let click = |column, row| {
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    update(&mut app, click(3, 2));
+    assert_eq!(app.focused_room().id, RoomId::Channel(name("ops")));
+    update(&mut app, click(3, 0));
+    assert_eq!(app.focused_room().id, RoomId::Home);
+    update(&mut app, click(3, 7));
+    update(&mut app, click(30, 1));
+    assert_eq!(
+        app.focused_room().id,
+        RoomId::Home,
+        "below the rooms or outside: nothing"
+    );
+}

@@ -22,6 +22,7 @@ impl Widget for Sidebar<'_> {
             .border_style(Style::default().fg(theme.border));
         let inner = block.inner(area);
         block.render(area, buf);
+        app.sidebar_area.set(inner);
         let width = inner.width as usize;
         let focused = app.focused_pane().room;
         let mut lines = Vec::new();

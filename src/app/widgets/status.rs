@@ -38,8 +38,18 @@ impl Widget for StatusLine<'_> {
             .map_or_else(|| "-".to_owned(), ToString::to_string);
         // Most important first: narrow terminals cut from the right.
         let left = format!(" {} │ {me} │ {} ", connection_text(app), app.server);
-        let right = format!(" {} help ", app.settings.keymap.key(Action::Help));
-        let pad = (area.width as usize).saturating_sub(left.chars().count() + right.len());
+        let keys = &app.settings.keymap;
+        let right = if app.mouse_capture {
+            format!(" {} help ", keys.key(Action::Help))
+        } else {
+            format!(
+                " mouse off: select text · {} gives it back · {} help ",
+                keys.key(Action::ToggleMouse),
+                keys.key(Action::Help)
+            )
+        };
+        let pad =
+            (area.width as usize).saturating_sub(left.chars().count() + right.chars().count());
         let line = Line::from(vec![
             Span::styled(left, style.add_modifier(Modifier::BOLD)),
             Span::styled(" ".repeat(pad), style),
