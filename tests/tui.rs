@@ -26,9 +26,14 @@ impl Tmux {
     }
 
     fn start(user: &User, width: u16, height: u16) -> Self {
+        Self::start_with(user, width, height, "")
+    }
+
+    /// The same, with `env` (`NAME=value ...`) before the command.
+    fn start_with(user: &User, width: u16, height: u16, env: &str) -> Self {
         let socket = format!("conclave-test-{}-{}", std::process::id(), user.name);
         let command = format!(
-            "CONCLAVE_CONFIG_DIR={} {BIN} tui",
+            "{env} CONCLAVE_CONFIG_DIR={} {BIN} tui",
             user.config_path().display()
         );
         let status = Command::new("tmux")
@@ -98,15 +103,44 @@ impl Drop for Tmux {
     }
 }
 
+/// False (with a note) when tmux is missing and CI does not require it.
+fn tmux_or_skip() -> bool {
+    if Tmux::available() {
+        return true;
+    }
+    // CI sets this: there a missing tmux is a failure, never a silent pass.
+    assert!(
+        std::env::var_os("CONCLAVE_REQUIRE_TMUX").is_none(),
+        "tmux is required (CONCLAVE_REQUIRE_TMUX is set); scripts/install-test-deps.sh installs it"
+    );
+    eprintln!("skipped: tmux is not installed (scripts/install-test-deps.sh installs it)");
+    false
+}
+
+#[test]
+fn a_person_whose_name_is_taken_picks_another_inside_the_tui() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let server = Server::start();
+    let _alice = User::register("alice", &server);
+    // Another alice on another machine, with only the server configured: zero set-up.
+    let newcomer = User::unregistered("newcomer");
+    std::fs::write(
+        newcomer.config_path().join("config.toml"),
+        format!("server = \"{}\"\n", server.url()),
+    )
+    .unwrap();
+    let tui = Tmux::start_with(&newcomer, 120, 30, "USER=alice");
+    tui.wait_for("`alice` is taken");
+    tui.type_line("alice2");
+    tui.wait_for("registered as `alice2`");
+    tui.wait_for("connected │ alice2/");
+}
+
 #[test]
 fn a_person_chats_in_the_tui_and_it_recovers_from_a_server_restart() {
-    if !Tmux::available() {
-        // CI sets this: there a missing tmux is a failure, never a silent pass.
-        assert!(
-            std::env::var_os("CONCLAVE_REQUIRE_TMUX").is_none(),
-            "tmux is required (CONCLAVE_REQUIRE_TMUX is set); scripts/install-test-deps.sh installs it"
-        );
-        eprintln!("skipped: tmux is not installed (scripts/install-test-deps.sh installs it)");
+    if !tmux_or_skip() {
         return;
     }
     let mut server = Server::start();

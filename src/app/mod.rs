@@ -6,6 +6,7 @@
 //! `view` after each batch. Drawing never waits on the network or the disk. Reaches the
 //! server only through `net::link`.
 
+mod effects;
 pub mod help;
 pub mod model;
 pub mod settings;
@@ -29,12 +30,12 @@ use ratatui::crossterm::execute;
 use tokio::sync::mpsc;
 
 use crate::net::client::{self, Opening, Setup};
-use crate::net::link::{LinkEvent, LinkHandle, Resume};
-use crate::net::protocol::{RelayBody, SessionKind};
+use crate::net::link::LinkEvent;
+use crate::net::protocol::SessionKind;
 
-use self::model::{App, PAGE, RoomId};
+use self::model::App;
 use self::settings::Settings;
-use self::update::{Cmd, Listing, Msg, Reply, update};
+use self::update::{Cmd, Msg, Reply, update};
 
 /// Link events and replies handled before the next draw, so a burst costs one frame.
 const BATCH: usize = 512;
@@ -76,6 +77,7 @@ pub async fn run(options: TuiOptions) -> Result<()> {
     .await?;
     let offset = *chrono::Local::now().offset();
     let mut app = App::new(settings, started.server.clone(), offset);
+    app.claiming = started.claiming.clone();
 
     let mut terminal = ratatui::init();
     let _guard = TerminalGuard;
@@ -87,23 +89,12 @@ pub async fn run(options: TuiOptions) -> Result<()> {
         PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
     );
 
-    let link = started.link.clone();
+    let mut link = started.link.clone();
     let mut link_events = std::mem::replace(&mut started.events, mpsc::channel(1).1);
     let (reply_tx, mut replies) = mpsc::channel::<Reply>(256);
     let mut terminal_events = crossterm::event::EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    // Unbounded on purpose: it holds only what the person typed (each one already on screen,
-    // marked pending), and a typed message must never be dropped for want of room.
-    let (ordered, mut to_send) = mpsc::unbounded_channel::<Cmd>();
-    {
-        let link = link.clone();
-        let replies = reply_tx.clone();
-        tokio::spawn(async move {
-            while let Some(cmd) = to_send.recv().await {
-                carry_out(cmd, &link, &replies).await;
-            }
-        });
-    }
+    let mut ordered = effects::spawn_sender(link.clone(), reply_tx.clone());
     terminal.draw(|f| view::view(&app, f))?;
 
     loop {
@@ -150,8 +141,35 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                 Cmd::Send { .. } | Cmd::Whisper { .. } => {
                     if let Err(unsent) = ordered.send(cmd) {
                         // Only if the sending task ended: say so on the entry.
-                        if let Some(reply) = not_sent(unsent.0, "the sender stopped") {
+                        if let Some(reply) = effects::not_sent(unsent.0, "the sender stopped") {
                             let _ = reply_tx.try_send(reply);
+                        }
+                    }
+                }
+                // The name zero set-up claimed was taken: start again with the one picked.
+                Cmd::Register(name) => {
+                    let opening = Opening {
+                        config_dir: options.config_dir.clone(),
+                        server: options.server.clone(),
+                        handle: None,
+                        default_handle: "tui".into(),
+                        kind: SessionKind::Human,
+                        persistent: true,
+                        setup: Setup::AutoAs(name),
+                    };
+                    match client::start(opening).await {
+                        Ok(again) => {
+                            started = again;
+                            link = started.link.clone();
+                            link_events =
+                                std::mem::replace(&mut started.events, mpsc::channel(1).1);
+                            ordered = effects::spawn_sender(link.clone(), reply_tx.clone());
+                        }
+                        Err(e) => {
+                            let _ = reply_tx.try_send(Reply::Failed {
+                                context: "cannot register".into(),
+                                error: e.to_string(),
+                            });
                         }
                     }
                 }
@@ -166,7 +184,7 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                 cmd => {
                     let link = link.clone();
                     let replies = reply_tx.clone();
-                    tokio::spawn(async move { carry_out(cmd, &link, &replies).await });
+                    tokio::spawn(async move { effects::carry_out(cmd, &link, &replies).await });
                 }
             }
         }
@@ -215,140 +233,6 @@ fn terminal_msg(event: Event) -> Option<Msg> {
         Event::Paste(text) => Some(Msg::Paste(text)),
         Event::Resize(..) => Some(Msg::Resize),
         _ => None,
-    }
-}
-
-/// The failure of a send that never reached the link.
-fn not_sent(cmd: Cmd, error: &str) -> Option<Reply> {
-    let (room, id) = match cmd {
-        Cmd::Send { channel, id, .. } => (RoomId::Channel(channel), id),
-        Cmd::Whisper { to, id, .. } => (RoomId::Whisper(to), id),
-        _ => return None,
-    };
-    Some(Reply::NotSent {
-        room,
-        id,
-        error: error.to_owned(),
-    })
-}
-
-/// Runs one command; its outcome comes back as a `Reply`.
-async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
-    let failed = |context: String, e: crate::net::link::LinkError| Reply::Failed {
-        context,
-        error: e.to_string(),
-    };
-    let reply = match cmd {
-        Cmd::ListChannels(why) => match link.list_channels().await {
-            Ok(list) => Some(Reply::Channels { list, why }),
-            Err(e) if why == Listing::Refresh => {
-                tracing::debug!(%e, "channel names not refreshed");
-                None
-            }
-            Err(e) => Some(failed("cannot list channels".into(), e)),
-        },
-        Cmd::FindUser { user, text } => match link.who(None).await {
-            Ok(report) => Some(Reply::UserSessions {
-                user,
-                sessions: report.sessions,
-                text,
-            }),
-            Err(e) => Some(failed(format!("cannot find {user}"), e)),
-        },
-        Cmd::Join(channel) => match link.join(&channel, Resume::Live).await {
-            Ok(receipt) => Some(Reply::Joined(receipt)),
-            Err(e) => Some(failed(format!("cannot join #{channel}"), e)),
-        },
-        Cmd::Leave(channel) => match link.leave(&channel).await {
-            Ok(_) => Some(Reply::Left(channel)),
-            Err(e) => Some(failed(format!("cannot leave #{channel}"), e)),
-        },
-        Cmd::Create(channel, visibility) => match link.create_channel(&channel, visibility).await {
-            Ok(info) => Some(Reply::Created(info)),
-            Err(e) => Some(failed(format!("cannot create #{channel}"), e)),
-        },
-        Cmd::Send { channel, text, id } => match link.send(&channel, &text).await {
-            Ok(receipt) => Some(Reply::Sent {
-                channel,
-                id,
-                seq: receipt.seq,
-                ts: receipt.ts,
-            }),
-            Err(e) => Some(Reply::NotSent {
-                room: RoomId::Channel(channel),
-                id,
-                error: e.to_string(),
-            }),
-        },
-        Cmd::Whisper { to, text, id } => match link.whisper(&to, &text).await {
-            Ok(()) => Some(Reply::Whispered { to, id }),
-            Err(e) => Some(Reply::NotSent {
-                room: RoomId::Whisper(to),
-                id,
-                error: e.to_string(),
-            }),
-        },
-        Cmd::History {
-            channel,
-            before,
-            after,
-        } => match link.history(&channel, after, before, PAGE).await {
-            Ok(page) => Some(Reply::History {
-                channel,
-                page,
-                older: before.is_some(),
-            }),
-            Err(e) => Some(failed(format!("cannot read #{channel}"), e)),
-        },
-        Cmd::Who { channel, show } => match link.who(channel.as_ref()).await {
-            Ok(report) => Some(Reply::Who {
-                channel,
-                report,
-                show,
-            }),
-            Err(e) => Some(failed("who failed".into(), e)),
-        },
-        Cmd::Member { channel, user, add } => {
-            let done = if add {
-                link.add_member(&channel, &user).await
-            } else {
-                link.remove_member(&channel, &user).await
-            };
-            // On success the channel's member list is fetched again and said in the room.
-            let who = match done {
-                Ok(()) => link.who(Some(&channel)).await,
-                Err(e) => Err(e),
-            };
-            match who {
-                Ok(report) => Some(Reply::Who {
-                    channel: Some(channel),
-                    report,
-                    show: true,
-                }),
-                Err(e) => Some(failed(
-                    format!("cannot change the members of #{channel}"),
-                    e,
-                )),
-            }
-        }
-        Cmd::MarkRead { channel, seq } => {
-            if let Err(e) = link.mark_read(&channel, seq).await {
-                tracing::debug!(%e, %channel, "read position not saved");
-            }
-            None
-        }
-        Cmd::Relay { to, audience, body } => {
-            // Asking for agents' levels when none is online is not news; a lost verdict is.
-            let quiet = matches!(body, RelayBody::AutonomyQuery);
-            match link.relay(to, audience, body).await {
-                Err(e) if !quiet => Some(failed("not delivered".into(), e)),
-                _ => None,
-            }
-        }
-        Cmd::Bell | Cmd::MouseCapture(_) => None,
-    };
-    if let Some(reply) = reply {
-        let _ = replies.send(reply).await;
     }
 }
 

@@ -374,6 +374,11 @@ pub struct App {
     pub sidebar_area: Cell<ratatui::layout::Rect>,
     /// Whether the TUI takes the mouse (wheel, clicks); off lets the terminal select text.
     pub mouse_capture: bool,
+    /// The user name zero set-up is claiming, and whether it came from `$USER` (if not,
+    /// the person hears which name was picked once it is theirs).
+    pub claiming: Option<(Name, bool)>,
+    /// The name claimed was taken (which one, if known): the input box asks for another.
+    pub name_taken: Option<String>,
 }
 
 impl App {
@@ -407,6 +412,8 @@ impl App {
             overlay_rows: Cell::new(10),
             sidebar_area: Cell::new(ratatui::layout::Rect::default()),
             mouse_capture: true,
+            claiming: None,
+            name_taken: None,
         }
     }
 

@@ -98,7 +98,10 @@ fn render_input(app: &App, frame: &mut Frame, area: Rect) {
         .borders(Borders::TOP)
         .border_style(Style::default().fg(theme.border))
         .title(Span::styled(
-            format!(" to {} ", app.focused_room().id.label()),
+            match &app.name_taken {
+                Some(_) => " pick a user name (Enter) ".to_owned(),
+                None => format!(" to {} ", app.focused_room().id.label()),
+            },
             Style::default().fg(theme.muted),
         ));
     let inner = block.inner(area);

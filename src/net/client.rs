@@ -48,6 +48,9 @@ pub enum Setup {
     /// Zero set-up: register the local user name on first use, and start a local server when
     /// the default one is not running (`tui`, `agent`).
     Auto,
+    /// Zero set-up registering this name instead of the local one (a person picked it after
+    /// the local one was taken).
+    AutoAs(Name),
 }
 
 /// Everything about the session to open.
@@ -81,6 +84,11 @@ pub fn local_user_name() -> String {
         .map_or_else(|| "me".to_owned(), |n| n.to_string())
 }
 
+/// Whether `local_user_name` came from `$USER` (else it was guessed: worth saying which).
+pub fn user_env_set() -> bool {
+    std::env::var("USER").is_ok_and(|u| Name::sanitize(&u).is_some())
+}
+
 /// The machine name used when none is given: the host name, made valid.
 pub fn default_machine_name() -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
@@ -95,6 +103,9 @@ pub struct Started {
     pub server: String,
     /// This session claims a user name: remember it once welcomed (see `remember`).
     pub registering: bool,
+    /// The name zero set-up claims, and whether it came from `$USER` (if not, the person
+    /// should hear which name was picked).
+    pub claiming: Option<(Name, bool)>,
     config_dir: PathBuf,
 }
 
@@ -128,20 +139,29 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
                 machine: machine.clone(),
             },
         ),
-        Setup::Auto => {
+        Setup::Auto | Setup::AutoAs(_) => {
             if server == DEFAULT_SERVER {
                 ensure_local_server(&opening.config_dir).await?;
             }
             let identity = Identity::load_or_create(&opening.config_dir)?.0;
-            let login = match &config.user {
-                Some(_) => Login::Key,
-                None => Login::Register {
+            let login = match (&config.user, &opening.setup) {
+                (_, Setup::AutoAs(name)) => Login::Register {
+                    username: name.clone(),
+                    machine: Name::machine(&default_machine_name())?,
+                },
+                (Some(_), _) => Login::Key,
+                (None, _) => Login::Register {
                     username: Name::user(&local_user_name())?,
                     machine: Name::machine(&default_machine_name())?,
                 },
             };
             (identity, login)
         }
+    };
+    let claiming = match (&login, &opening.setup) {
+        (Login::Register { username, .. }, Setup::Auto) => Some((username.clone(), user_env_set())),
+        (Login::Register { username, .. }, Setup::AutoAs(_)) => Some((username.clone(), true)),
+        _ => None,
     };
     let registering = matches!(login, Login::Register { .. });
     let (handle, handle_defaulted) = match &opening.handle {
@@ -163,6 +183,7 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
         events,
         server,
         registering,
+        claiming,
         config_dir: opening.config_dir,
     })
 }

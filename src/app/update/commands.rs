@@ -2,7 +2,7 @@
 //! table of them: the parser looks words up in it, Tab completes from it and the help lists
 //! it, so a new command is one row here plus one arm in `run_command`.
 
-use crate::app::model::{Delivery, Entry, EntryKind, Overlay, Pane, RoomId, Split};
+use crate::app::model::{Connection, Delivery, Entry, EntryKind, Overlay, Pane, RoomId, Split};
 use crate::app::settings::BellMode;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, Autonomy, RelayBody, Visibility};
@@ -156,6 +156,9 @@ pub(super) fn submit(app: &mut App) -> Vec<Cmd> {
     app.sent.push(text.clone());
     app.sent_pos = None;
     set_input(app, "");
+    if app.name_taken.is_some() && !text.starts_with('/') {
+        return pick_name(app, text.trim());
+    }
     if let Some(command) = text.strip_prefix('/') {
         return run_command(app, command);
     }
@@ -168,6 +171,28 @@ pub(super) fn submit(app: &mut App) -> Vec<Cmd> {
         return Vec::new();
     }
     post(app, room, text)
+}
+
+/// The person's choice of user name after the one zero set-up claimed was taken.
+fn pick_name(app: &mut App, text: &str) -> Vec<Cmd> {
+    match Name::user(text.trim_start_matches('@')) {
+        Ok(name) => {
+            app.name_taken = None;
+            app.claiming = Some((name.clone(), true));
+            app.connection = Connection::Connecting;
+            note(
+                app,
+                0,
+                EntryKind::Note,
+                format!("trying the name `{name}`…"),
+            );
+            vec![Cmd::Register(name)]
+        }
+        Err(e) => {
+            error(app, format!("`{text}` cannot be a user name: {e}"));
+            Vec::new()
+        }
+    }
 }
 
 /// Shows what I typed in `room` at once, marked pending, and asks for it to be sent. The

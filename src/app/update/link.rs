@@ -24,6 +24,15 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
                 EntryKind::Note,
                 format!("connected to {} as {path}", app.server),
             );
+            if let Some((_, from_user)) = app.claiming.take() {
+                let how = if from_user {
+                    String::new()
+                } else {
+                    " ($USER is not set, so this name was picked for you)".to_owned()
+                };
+                let text = format!("registered as `{}` on {}{how}", path.user, app.server);
+                note(app, 0, EntryKind::Note, text);
+            }
             app.me = Some(path);
             let mut cmds = vec![Cmd::Relay {
                 to: None,
@@ -53,6 +62,21 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
         LinkEvent::Disconnected { reason, retry_in } => {
             let until_ms = app.now_ms + retry_in.as_millis() as i64;
             app.connection = Connection::Reconnecting { reason, until_ms };
+            Vec::new()
+        }
+        LinkEvent::Closed { reason } if !app.was_connected && reason.contains("is taken") => {
+            // The name zero set-up claimed belongs to someone else: ask for another here.
+            let taken = app.claiming.take().map(|(name, _)| name);
+            let text = match &taken {
+                Some(name) => format!(
+                    "the user name `{name}` is taken on {}: type another name below and press Enter",
+                    app.server
+                ),
+                None => format!("{reason}: type another user name below and press Enter"),
+            };
+            note(app, 0, EntryKind::Error, text);
+            app.name_taken = Some(taken.map(|n| n.to_string()).unwrap_or_default());
+            app.connection = Connection::Offline(reason);
             Vec::new()
         }
         LinkEvent::Closed { reason } => {

@@ -136,4 +136,6 @@ pub enum Cmd {
     Bell,
     /// Take the mouse (wheel, clicks), or give it back so the terminal selects text.
     MouseCapture(bool),
+    /// Zero set-up again, claiming this user name (the local one was taken).
+    Register(Name),
 }

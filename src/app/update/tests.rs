@@ -1181,3 +1181,68 @@ fn a_click_on_the_sidebar_shows_that_room() {
         "below the rooms or outside: nothing"
     );
 }
+
+#[test]
+fn a_taken_name_at_zero_set_up_is_replaced_by_one_typed_in_the_tui() {
+    let mut app = App::new(
+        Settings::defaults(),
+        "ws://x".into(),
+        chrono::FixedOffset::east_opt(0).unwrap(),
+    );
+    app.claiming = Some((Name::user("alice").unwrap(), true));
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Closed {
+            reason: "the user name `alice` is taken; add this machine from one already enrolled (`conclave machine add`) or pick another name".into(),
+        }),
+    );
+    assert_eq!(app.name_taken.as_deref(), Some("alice"));
+    let said = &app.focused_room().entries.back().unwrap().text;
+    assert!(
+        said.contains("`alice` is taken") && said.contains("type another name"),
+        "{said}"
+    );
+    type_text(&mut app, "not a name!");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(app.name_taken.is_some(), "asked again");
+    type_text(&mut app, "alice2");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Register(Name::user("alice2").unwrap())]
+    );
+    assert_eq!(app.name_taken, None);
+    assert_eq!(app.connection, Connection::Connecting);
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Connected {
+            path: path("alice2/laptop/tui"),
+            server_id: "s".into(),
+            admin: false,
+        }),
+    );
+    let said = &app.rooms[0].entries.back().unwrap().text;
+    assert_eq!(said, "registered as `alice2` on ws://x");
+}
+
+#[test]
+fn a_name_picked_without_user_set_is_said() {
+    let mut app = App::new(
+        Settings::defaults(),
+        "ws://x".into(),
+        chrono::FixedOffset::east_opt(0).unwrap(),
+    );
+    app.claiming = Some((Name::user("me").unwrap(), false));
+    update(
+        &mut app,
+        Msg::Link(LinkEvent::Connected {
+            path: path("me/laptop/tui"),
+            server_id: "s".into(),
+            admin: false,
+        }),
+    );
+    let said = &app.rooms[0].entries.back().unwrap().text;
+    assert_eq!(
+        said,
+        "registered as `me` on ws://x ($USER is not set, so this name was picked for you)"
+    );
+}
