@@ -10,6 +10,7 @@ mod effects;
 pub mod help;
 pub mod model;
 pub mod settings;
+pub mod state;
 pub mod text;
 pub mod update;
 pub mod view;
@@ -78,6 +79,8 @@ pub async fn run(options: TuiOptions) -> Result<()> {
     let offset = *chrono::Local::now().offset();
     let mut app = App::new(settings, started.server.clone(), offset);
     app.claiming = started.claiming.clone();
+    // The channel shown when the TUI last quit comes back into view once joined.
+    app.focus_on_join = state::last_room(&options.config_dir);
 
     let mut terminal = ratatui::init();
     let _guard = TerminalGuard;
@@ -189,6 +192,9 @@ pub async fn run(options: TuiOptions) -> Result<()> {
             }
         }
         if app.quit {
+            if let Err(e) = state::save_last_room(&options.config_dir, &app.focused_room().id) {
+                tracing::warn!(%e, "cannot remember the room in view");
+            }
             break;
         }
         // A tick changes the screen only while a countdown runs.

@@ -229,10 +229,10 @@ impl Pane {
 /// How panes share the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
-    /// Side by side.
-    Vertical,
-    /// Stacked.
-    Horizontal,
+    /// Side by side (`/split v`).
+    SideBySide,
+    /// One above the other (`/split h`).
+    Stacked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,7 +391,7 @@ impl App {
             connection: Connection::Connecting,
             rooms: vec![Room::new(RoomId::Home)],
             panes: vec![Pane::new(0)],
-            split: Split::Vertical,
+            split: Split::SideBySide,
             focus: 0,
             input,
             sent: Vec::new(),

@@ -61,19 +61,23 @@ pub fn view(app: &App, frame: &mut Frame) {
     }
 
     let direction = match app.split {
-        Split::Vertical => Direction::Horizontal,
-        Split::Horizontal => Direction::Vertical,
+        Split::SideBySide => Direction::Horizontal,
+        Split::Stacked => Direction::Vertical,
     };
     let pane_areas = Layout::default()
         .direction(direction)
         .constraints(vec![Constraint::Fill(1); app.panes.len()])
         .split(panes);
+    // The sidebar and the member list draw the lines beside the panes; panes draw only a
+    // title line, and a line between side-by-side panes.
+    let last = app.panes.len().saturating_sub(1);
     for (i, (pane, pane_area)) in app.panes.iter().zip(pane_areas.iter()).enumerate() {
         frame.render_widget(
             Messages {
                 app,
                 pane,
                 focused: i == app.focus,
+                right_border: app.split == Split::SideBySide && i < last,
             },
             *pane_area,
         );
@@ -364,6 +368,50 @@ mod tests {
             "a draft long enough to need more than one row of the input box, so it wraps at words",
         );
         insta::assert_snapshot!(draw(&app, 60, 12).backend());
+    }
+
+    #[test]
+    fn one_line_between_regions_never_two() {
+        let mut app = busy();
+        for screen in [draw(&app, 100, 20), draw(&app, 60, 12)] {
+            let text = format!("{:?}", screen.backend());
+            for double in ["││", "│┌", "┐│", "│└", "┘│"] {
+                assert!(!text.contains(double), "{double} in\n{text}");
+            }
+        }
+        type_text(&mut app, "/split");
+        key(&mut app, KeyCode::Enter);
+        let text = format!("{:?}", draw(&app, 100, 20).backend());
+        assert!(!text.contains("││"), "{text}");
+    }
+
+    #[test]
+    fn the_sidebar_shows_mentions_and_the_unread_count_together() {
+        let mut app = busy();
+        live(&mut app, message("ops", 4, "carol/ci/bot", "@alice look"));
+        let text = format!("{:?}", draw(&app, 100, 20).backend());
+        assert!(text.contains("#ops       @1 4│"), "{text}");
+    }
+
+    #[test]
+    fn alt_a_shows_the_new_marker_at_the_top_of_the_pane() {
+        let mut app = busy();
+        for seq in 4..=40 {
+            live(
+                &mut app,
+                message("ops", seq, "carol/ci/bot", &format!("build {seq}")),
+            );
+        }
+        draw(&app, 100, 20);
+        key_with(&mut app, KeyCode::Char('a'), KeyModifiers::ALT);
+        let screen = draw(&app, 100, 20);
+        let row = |y: u16| {
+            (15..85)
+                .map(|x| screen.backend().buffer()[(x, y)].symbol().to_owned())
+                .collect::<String>()
+        };
+        assert!(row(1).contains(" new "), "{:?}", screen.backend());
+        assert!(row(2).contains("build ok"), "{:?}", screen.backend());
     }
 
     #[test]

@@ -100,8 +100,8 @@ pub const COMMANDS: &[SlashCommand] = &[
     SlashCommand {
         name: "split",
         aliases: &[],
-        args: "[h|v]",
-        what: "split the pane",
+        args: "[v|h]",
+        what: "split: v side by side, h stacked",
         verb: Verb::Split,
     },
     SlashCommand {
@@ -333,16 +333,20 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
                 show: true,
             }]),
         },
-        Verb::Split => {
-            app.split = match arg {
-                Some("h" | "horizontal") => Split::Horizontal,
-                _ => Split::Vertical,
-            };
+        Verb::Split => match arg {
+            None | Some("v" | "-v" | "vertical") => Ok(Split::SideBySide),
+            Some("h" | "-h" | "horizontal") => Ok(Split::Stacked),
+            Some(other) => Err(format!(
+                "`{other}` is not a split: v side by side, h stacked"
+            )),
+        }
+        .map(|split| {
+            app.split = split;
             let room = app.focused_pane().room;
             app.panes.insert(app.focus + 1, Pane::new(room));
             app.focus += 1;
-            Ok(Vec::new())
-        }
+            Vec::new()
+        }),
         Verb::Close => {
             if app.panes.len() > 1 {
                 app.panes.remove(app.focus);

@@ -21,6 +21,7 @@ pub use self::msg::{Cmd, Listing, Msg, Reply};
 
 use super::model::{App, Delivery, Entry, EntryKind, Pane, Room, RoomId, new_input};
 use super::text::unix_newlines;
+use super::widgets::messages::entry_height;
 
 /// Handles one message that arrived at `now_ms` (milliseconds since the Unix epoch).
 pub fn update(app: &mut App, msg: Msg, now_ms: i64) -> Vec<Cmd> {
@@ -56,15 +57,36 @@ fn room_for(app: &mut App, id: RoomId) -> usize {
     app.rooms.len() - 1
 }
 
-/// Shows `room` in the focused pane and resets its unread state.
+/// Shows `room` in the focused pane and resets its unread state. With unread messages it
+/// opens at the `new` marker (at the top of the pane), not at the bottom.
 fn open_room(app: &mut App, room: usize) {
     let focus = app.focus;
     app.search = None;
-    app.panes[focus] = Pane::new(room);
+    let old = &app.panes[focus];
+    let (rows, width) = (old.viewport.get(), old.width.get());
+    let pane = Pane::new(room);
+    pane.viewport.set(rows);
+    pane.width.set(width);
+    app.panes[focus] = pane;
     let r = &mut app.rooms[room];
     r.marker = (r.read_seq < r.last_seq).then_some(r.read_seq);
     r.unread = 0;
     r.mentions = 0;
+    if let Some(marker) = r.marker {
+        // The marker line and everything below it, wrapped as the pane was last drawn.
+        let first = r
+            .entries
+            .iter()
+            .position(|e| e.seq.is_some_and(|s| s > marker));
+        let below: usize = first.map_or(0, |first| {
+            1 + r
+                .entries
+                .range(first..)
+                .map(|e| entry_height(e, usize::from(width)))
+                .sum::<usize>()
+        });
+        app.panes[focus].scroll = below.saturating_sub(usize::from(rows));
+    }
 }
 
 /// Removes a room; panes that showed it show the status room.

@@ -86,8 +86,11 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             r.unread = r.last_seq.saturating_sub(r.read_seq) as usize;
             r.loading = true;
             // A channel the person asked for comes into view (so does any, over the status room).
-            if app.focus_on_join.as_ref() == Some(&name) || app.focused_room().id == RoomId::Home {
-                app.focus_on_join = None;
+            let asked = app.focus_on_join.as_ref() == Some(&name);
+            if asked || app.focused_room().id == RoomId::Home {
+                if asked {
+                    app.focus_on_join = None;
+                }
                 open_room(app, room);
             }
             vec![

@@ -659,7 +659,7 @@ fn panes_split_cycle_and_close() {
     key(&mut app, KeyCode::Enter);
     assert_eq!(
         (app.panes.len(), app.focus, app.split),
-        (2, 1, Split::Horizontal)
+        (2, 1, Split::Stacked)
     );
     key_with(&mut app, KeyCode::Char('n'), KeyModifiers::CONTROL);
     assert_ne!(app.panes[0].room, app.panes[1].room);
@@ -1245,4 +1245,55 @@ fn a_name_picked_without_user_set_is_said() {
         said,
         "registered as `me` on ws://x ($USER is not set, so this name was picked for you)"
     );
+}
+
+#[test]
+fn alt_a_opens_at_the_new_marker_not_the_bottom() {
+    let mut app = connected();
+    for seq in 1..=30 {
+        live(&mut app, message("ops", seq, "bob/desk/cli", "x"));
+    }
+    // As the pane was last drawn: 10 rows, 80 columns.
+    app.panes[0].viewport.set(10);
+    app.panes[0].width.set(80);
+    key_with(&mut app, KeyCode::Char('a'), KeyModifiers::ALT);
+    assert_eq!(app.focused_room().id, RoomId::Channel(name("ops")));
+    // 30 one-line messages and the marker line: the marker at the top of 10 rows.
+    assert_eq!(app.panes[0].scroll, 21);
+}
+
+#[test]
+fn the_channel_shown_last_comes_back_into_view_once_joined() {
+    let mut app = App::new(
+        Settings::defaults(),
+        "ws://x".into(),
+        chrono::FixedOffset::east_opt(0).unwrap(),
+    );
+    app.focus_on_join = Some(name("ops"));
+    for channel in ["general", "ops", "random"] {
+        update(
+            &mut app,
+            Msg::Done(Reply::Joined(JoinReceipt {
+                channel: info(channel, true, 0),
+                read_seq: 0,
+            })),
+        );
+    }
+    assert_eq!(app.focused_room().id, RoomId::Channel(name("ops")));
+}
+
+#[test]
+fn split_words_v_side_by_side_h_stacked() {
+    let mut app = connected();
+    type_text(&mut app, "/split v");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.split, Split::SideBySide);
+    type_text(&mut app, "/split -h");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!((app.split, app.panes.len()), (Split::Stacked, 3));
+    type_text(&mut app, "/split sideways");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.panes.len(), 3, "an unknown word splits nothing");
+    let said = &app.focused_room().entries.back().unwrap().text;
+    assert_eq!(said, "`sideways` is not a split: v side by side, h stacked");
 }

@@ -21,6 +21,9 @@ pub struct Messages<'a> {
     pub app: &'a App,
     pub pane: &'a Pane,
     pub focused: bool,
+    /// Draw the line to the next pane on the right (side-by-side panes but the last): one
+    /// line between regions, never two.
+    pub right_border: bool,
 }
 
 /// The local calendar day of a timestamp, as a number: cheap enough to compare for every
@@ -279,8 +282,13 @@ impl Widget for Messages<'_> {
         } else {
             theme.border
         };
+        let borders = if self.right_border {
+            Borders::TOP | Borders::RIGHT
+        } else {
+            Borders::TOP
+        };
         let block = Block::default()
-            .borders(Borders::ALL)
+            .borders(borders)
             .border_style(Style::default().fg(border))
             .title(self.title(room));
         let inner = block.inner(area);

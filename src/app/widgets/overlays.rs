@@ -85,13 +85,10 @@ impl Widget for Agents<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let app = self.app;
         let theme = &app.settings.theme;
-        let width = area.width.saturating_sub(4).min(100);
-        let height = area.height.saturating_sub(2);
         let title = format!(
             "agents · ↑↓ select · a allow · d deny · 1-4 mute, notify, converse, act · {}",
             app.settings.keymap.key(Action::Close)
         );
-        let inner = frame(app, &title, centred(area, width, height), buf);
         let time = |ts: i64| {
             chrono::DateTime::from_timestamp_millis(ts)
                 .unwrap_or_default()
@@ -174,6 +171,23 @@ impl Widget for Agents<'_> {
                 Span::styled(levels.join(", "), style),
             ]));
         }
+        // As big as what it holds (and its title), within the screen less a margin.
+        let widest = lines
+            .iter()
+            .map(Line::width)
+            .chain([title.chars().count() + 2])
+            .max()
+            .unwrap_or(0);
+        let width = (widest as u16 + 2)
+            .min(area.width.saturating_sub(4))
+            .min(100);
+        let inner_width = usize::from(width.saturating_sub(2)).max(1);
+        let rows: usize = lines
+            .iter()
+            .map(|l| l.width().div_ceil(inner_width).max(1))
+            .sum();
+        let height = (rows as u16 + 2).min(area.height.saturating_sub(2));
+        let inner = frame(app, &title, centred(area, width, height), buf);
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .render(inner, buf);
