@@ -55,6 +55,9 @@ pub fn view(app: &App, frame: &mut Frame) {
     .areas(main);
     if sidebar_width > 0 {
         frame.render_widget(Sidebar { app }, sidebar);
+    } else {
+        // No sidebar, nothing to click.
+        app.sidebar_area.set(Rect::default());
     }
     if members_width > 0 {
         frame.render_widget(Members { app }, members);
@@ -412,6 +415,35 @@ mod tests {
         };
         assert!(row(1).contains(" new "), "{:?}", screen.backend());
         assert!(row(2).contains("build ok"), "{:?}", screen.backend());
+    }
+
+    #[test]
+    fn a_click_lands_on_the_sidebar_only_while_it_is_drawn() {
+        use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+        let mut app = busy();
+        let click = Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 2,
+            row: 2,
+            modifiers: KeyModifiers::NONE,
+        });
+        draw(&app, 100, 20);
+        draw(&app, 40, 12);
+        update(&mut app, click);
+        assert_eq!(
+            app.focused_room().id.label(),
+            "#general",
+            "no sidebar at 40 columns"
+        );
+        draw(&app, 100, 20);
+        let click = Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 2,
+            row: 2,
+            modifiers: KeyModifiers::NONE,
+        });
+        update(&mut app, click);
+        assert_eq!(app.focused_room().id.label(), "#ops");
     }
 
     #[test]
