@@ -31,7 +31,10 @@ impl Tmux {
 
     /// The same, with `env` (`NAME=value ...`) before the command.
     fn start_with(user: &User, width: u16, height: u16, env: &str) -> Self {
-        let socket = format!("conclave-test-{}-{}", std::process::id(), user.name);
+        // One tmux server per TUI, even for tests running at once as the same user.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("conclave-test-{}-{}-{n}", std::process::id(), user.name);
         let command = format!(
             "{env} CONCLAVE_CONFIG_DIR={} {BIN} tui",
             user.config_path().display()
@@ -76,6 +79,20 @@ impl Tmux {
                 Instant::now() < deadline,
                 "`{what}` never showed; the screen:\n{screen}"
             );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the TUI has quit (its tmux session ended).
+    fn wait_gone(&self) {
+        let deadline = Instant::now() + WAIT;
+        while Command::new("tmux")
+            .args(["-L", &self.socket, "has-session", "-t", "tui"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(Instant::now() < deadline, "the TUI did not quit");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -201,4 +218,31 @@ fn a_person_chats_in_the_tui_and_it_recovers_from_a_server_restart() {
         assert!(Instant::now() < deadline, "the TUI did not quit on Ctrl-C");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn the_tui_lists_channels_and_reopens_the_one_last_in_view() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let server = Server::start();
+    let alice = User::register("alice", &server);
+    for channel in ["general", "ops"] {
+        alice.ok(&["channel", "create", channel]);
+        alice.ok(&["join", channel]);
+    }
+    {
+        let tui = Tmux::start(&alice, 120, 30);
+        tui.wait_for("connected │ alice/box/tui");
+        tui.type_line("/list");
+        tui.wait_for("2 channels:");
+        tui.wait_for("#ops     public   joined");
+        tui.type_line("/join ops");
+        tui.wait_for(" to #ops ");
+        tui.keys(&["C-c"]);
+        tui.wait_gone();
+    }
+    let tui = Tmux::start(&alice, 120, 30);
+    tui.wait_for("connected │ alice/box/tui");
+    tui.wait_for(" to #ops ");
 }
