@@ -55,6 +55,7 @@ fn main() {
             read_seq: 0,
             new_member: false,
         })),
+        1_764_000_000_000,
     );
     let before = rss_kib();
     let mut seq = 0;
@@ -81,6 +82,7 @@ fn main() {
                 },
                 older: false,
             }),
+            1_764_000_000_000,
         );
     }
     let after = rss_kib();

@@ -14,8 +14,8 @@ use serde_json::json;
 use agent_support::*;
 use common::{ChildGuard, Lines, Server, User, json as parse};
 use conclave::net::link::LinkEvent;
-use conclave::net::names::SessionPath;
-use conclave::net::protocol::{Audience, ClientFrame, RelayBody, SessionKind};
+use conclave::net::names::{Name, SessionPath};
+use conclave::net::protocol::{Audience, Autonomy, ClientFrame, RelayBody, SessionKind};
 
 #[test]
 fn mcp_handshake_tools_and_channel_pushes() {
@@ -499,5 +499,176 @@ fn nothing_is_pushed_before_the_client_is_initialized() {
             .unwrap()
             .contains("too early"),
         "held, then delivered"
+    );
+}
+
+/// The next autonomy report relayed to a person's session: (from, not_applicable, levels).
+async fn next_report(
+    events: &mut tokio::sync::mpsc::Receiver<LinkEvent>,
+) -> (SessionPath, bool, Vec<String>) {
+    loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let LinkEvent::Relay {
+            from,
+            body:
+                RelayBody::AutonomyReport {
+                    levels,
+                    not_applicable,
+                    ..
+                },
+            ..
+        } = event
+        {
+            let levels = levels
+                .iter()
+                .map(|l| format!("#{} {}", l.channel, l.level.as_str()))
+                .collect();
+            return (from, not_applicable, levels);
+        }
+    }
+}
+
+fn set_autonomy(to: &str, channel: &str, level: Autonomy) -> ClientFrame {
+    ClientFrame::Relay {
+        id: 0,
+        to: Some(SessionPath::parse(to).unwrap()),
+        audience: Some(Audience::Agents),
+        body: RelayBody::SetAutonomy {
+            channel: Name::channel(channel).unwrap(),
+            level,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autonomy_change_from_the_owner_s_tui_is_kept_in_the_config_file() {
+    let server = Server::start();
+    let (alice, _bob, project) = setup(&server);
+    let mut agent = Mcp::spawn(&alice, &project.path().join("api"), &["--join", "general"]);
+    agent.initialize("2025-11-25");
+    let (tui, mut events) = session(&server, &alice, SessionKind::Human, "tui").await;
+    tui.request(set_autonomy("alice/box/api", "general", Autonomy::Act))
+        .await
+        .unwrap();
+    let (_, not_applicable, levels) = next_report(&mut events).await;
+    assert!(!not_applicable);
+    assert_eq!(levels, ["#general act"]);
+    // Written where the agent reads its levels: `perm show` lists it and a restart keeps it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let shown = alice.ok(&["perm", "show"]);
+        if shown
+            .lines()
+            .any(|l| l.starts_with("#general") && l.ends_with("act"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never saved: {shown}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(agent);
+    let mut again = Mcp::spawn(&alice, &project.path().join("api"), &["--join", "general"]);
+    again.initialize("2025-11-25");
+    again.wait_for_level("general", "act");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_lines_agent_says_autonomy_does_not_apply_and_keeps_no_level() {
+    let server = Server::start();
+    let (alice, _bob, project) = setup(&server);
+    let mut agent = Mcp::spawn(
+        &alice,
+        project.path(),
+        &["--format", "jsonl", "--as", "bot"],
+    );
+    assert_eq!(agent.next_line()["event"], "ready");
+    let (tui, mut events) = session(&server, &alice, SessionKind::Human, "tui").await;
+    tui.request(ClientFrame::Relay {
+        id: 0,
+        to: Some(SessionPath::parse("alice/box/bot").unwrap()),
+        audience: Some(Audience::Agents),
+        body: RelayBody::AutonomyQuery,
+    })
+    .await
+    .unwrap();
+    let (from, not_applicable, levels) = next_report(&mut events).await;
+    assert_eq!(from.to_string(), "alice/box/bot");
+    assert!(not_applicable);
+    assert!(levels.is_empty());
+    tui.request(set_autonomy("alice/box/bot", "general", Autonomy::Act))
+        .await
+        .unwrap();
+    let (_, not_applicable, _) = next_report(&mut events).await;
+    assert!(not_applicable, "a change is answered with the same report");
+    assert!(!alice.ok(&["perm", "show"]).contains("#general"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_raised_with_nobody_online_is_offered_when_a_person_connects() {
+    let server = Server::start();
+    let (alice, _bob, project) = setup(&server);
+    let mut agent = Mcp::spawn_with_env(
+        &alice,
+        &project.path().join("api"),
+        &["--join", "general"],
+        &[("RUST_LOG", "info")],
+    );
+    agent.initialize("2025-11-25");
+    agent.notify(
+        "notifications/claude/channel/permission_request",
+        json!({"request_id": "kkkkk", "tool_name": "Bash", "description": "ls", "input_preview": "{}"}),
+    );
+    agent
+        .err
+        .wait_for(WAIT, |l| l.contains("no person online to answer"));
+    // A TUI asks its agents for their levels when it connects; the open request comes with it.
+    let (tui, mut events) = session(&server, &alice, SessionKind::Human, "tui").await;
+    tui.request(ClientFrame::Relay {
+        id: 0,
+        to: None,
+        audience: Some(Audience::Agents),
+        body: RelayBody::AutonomyQuery,
+    })
+    .await
+    .unwrap();
+    let offered = loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let LinkEvent::Relay {
+            body:
+                RelayBody::PermissionRequest {
+                    request_id,
+                    expires_in_ms,
+                    ..
+                },
+            ..
+        } = event
+        {
+            break (request_id, expires_in_ms);
+        }
+    };
+    assert_eq!(offered.0, "kkkkk");
+    assert!(offered.1 > 0 && offered.1 <= 300_000, "{}", offered.1);
+    // And a verdict for it still counts.
+    tui.request(ClientFrame::Relay {
+        id: 0,
+        to: Some(SessionPath::parse("alice/box/api").unwrap()),
+        audience: Some(Audience::Agents),
+        body: RelayBody::PermissionVerdict {
+            request_id: "kkkkk".into(),
+            allow: true,
+        },
+    })
+    .await
+    .unwrap();
+    let answer = agent.notification("notifications/claude/channel/permission");
+    assert_eq!(
+        answer["params"],
+        json!({"request_id": "kkkkk", "behavior": "allow"})
     );
 }

@@ -102,7 +102,6 @@ async fn defaulted_handles_take_a_suffix_and_chosen_ones_are_refused() {
     };
     let (_one, mut events_one) = spawn_link(config(true));
     let (_two, mut events_two) = spawn_link(config(true));
-    let (_three, mut events_three) = spawn_link(config(false));
     let mut paths = Vec::new();
     for events in [&mut events_one, &mut events_two] {
         match tokio::time::timeout(WAIT, events.recv())
@@ -116,6 +115,8 @@ async fn defaulted_handles_take_a_suffix_and_chosen_ones_are_refused() {
     }
     paths.sort();
     assert_eq!(paths, ["alice/m/api", "alice/m/api-2"]);
+    // Only once both hold their paths: a chosen handle that is taken is refused.
+    let (_three, mut events_three) = spawn_link(config(false));
     match tokio::time::timeout(WAIT, events_three.recv())
         .await
         .unwrap()

@@ -26,9 +26,17 @@ impl Tmux {
     }
 
     fn start(user: &User, width: u16, height: u16) -> Self {
-        let socket = format!("conclave-test-{}-{}", std::process::id(), user.name);
+        Self::start_with(user, width, height, "")
+    }
+
+    /// The same, with `env` (`NAME=value ...`) before the command.
+    fn start_with(user: &User, width: u16, height: u16, env: &str) -> Self {
+        // One tmux server per TUI, even for tests running at once as the same user.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("conclave-test-{}-{}-{n}", std::process::id(), user.name);
         let command = format!(
-            "CONCLAVE_CONFIG_DIR={} {BIN} tui",
+            "{env} CONCLAVE_CONFIG_DIR={} {BIN} tui",
             user.config_path().display()
         );
         let status = Command::new("tmux")
@@ -75,6 +83,20 @@ impl Tmux {
         }
     }
 
+    /// Waits until the TUI has quit (its tmux session ended).
+    fn wait_gone(&self) {
+        let deadline = Instant::now() + WAIT;
+        while Command::new("tmux")
+            .args(["-L", &self.socket, "has-session", "-t", "tui"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(Instant::now() < deadline, "the TUI did not quit");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn keys(&self, keys: &[&str]) {
         let status = Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", "-t", "tui"])
@@ -98,15 +120,44 @@ impl Drop for Tmux {
     }
 }
 
+/// False (with a note) when tmux is missing and CI does not require it.
+fn tmux_or_skip() -> bool {
+    if Tmux::available() {
+        return true;
+    }
+    // CI sets this: there a missing tmux is a failure, never a silent pass.
+    assert!(
+        std::env::var_os("CONCLAVE_REQUIRE_TMUX").is_none(),
+        "tmux is required (CONCLAVE_REQUIRE_TMUX is set); scripts/install-test-deps.sh installs it"
+    );
+    eprintln!("skipped: tmux is not installed (scripts/install-test-deps.sh installs it)");
+    false
+}
+
+#[test]
+fn a_person_whose_name_is_taken_picks_another_inside_the_tui() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let server = Server::start();
+    let _alice = User::register("alice", &server);
+    // Another alice on another machine, with only the server configured: zero set-up.
+    let newcomer = User::unregistered("newcomer");
+    std::fs::write(
+        newcomer.config_path().join("config.toml"),
+        format!("server = \"{}\"\n", server.url()),
+    )
+    .unwrap();
+    let tui = Tmux::start_with(&newcomer, 120, 30, "USER=alice");
+    tui.wait_for("`alice` is taken");
+    tui.type_line("alice2");
+    tui.wait_for("registered as `alice2`");
+    tui.wait_for("connected │ alice2/");
+}
+
 #[test]
 fn a_person_chats_in_the_tui_and_it_recovers_from_a_server_restart() {
-    if !Tmux::available() {
-        // CI sets this: there a missing tmux is a failure, never a silent pass.
-        assert!(
-            std::env::var_os("CONCLAVE_REQUIRE_TMUX").is_none(),
-            "tmux is required (CONCLAVE_REQUIRE_TMUX is set); scripts/install-test-deps.sh installs it"
-        );
-        eprintln!("skipped: tmux is not installed (scripts/install-test-deps.sh installs it)");
+    if !tmux_or_skip() {
         return;
     }
     let mut server = Server::start();
@@ -147,10 +198,16 @@ fn a_person_chats_in_the_tui_and_it_recovers_from_a_server_restart() {
     );
     assert_eq!(screen.matches("hello @alice").count(), 1, "{screen}");
 
-    // Keys: the help overlay opens and closes; Ctrl-C quits and gives the terminal back.
+    // Keys: the help overlay opens and closes; Ctrl-C drops a draft first, then quits and
+    // gives the terminal back.
     tui.keys(&["F1"]);
-    tui.wait_for("Commands");
+    tui.wait_for("Keys");
     tui.keys(&["Escape"]);
+    tui.keys(&["-l", "a draft to drop"]);
+    tui.wait_for("a draft to drop");
+    tui.keys(&["C-c"]);
+    tui.wait_for("Type a message, or /help");
+    assert!(!tui.screen().contains("a draft to drop"));
     tui.keys(&["C-c"]);
     let deadline = Instant::now() + WAIT;
     while Command::new("tmux")
@@ -161,4 +218,31 @@ fn a_person_chats_in_the_tui_and_it_recovers_from_a_server_restart() {
         assert!(Instant::now() < deadline, "the TUI did not quit on Ctrl-C");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn the_tui_lists_channels_and_reopens_the_one_last_in_view() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let server = Server::start();
+    let alice = User::register("alice", &server);
+    for channel in ["general", "ops"] {
+        alice.ok(&["channel", "create", channel]);
+        alice.ok(&["join", channel]);
+    }
+    {
+        let tui = Tmux::start(&alice, 120, 30);
+        tui.wait_for("connected │ alice/box/tui");
+        tui.type_line("/list");
+        tui.wait_for("2 channels:");
+        tui.wait_for("#ops     public   joined");
+        tui.type_line("/join ops");
+        tui.wait_for(" to #ops ");
+        tui.keys(&["C-c"]);
+        tui.wait_gone();
+    }
+    let tui = Tmux::start(&alice, 120, 30);
+    tui.wait_for("connected │ alice/box/tui");
+    tui.wait_for(" to #ops ");
 }

@@ -135,7 +135,15 @@ impl FloodGate {
 pub struct OpenRequest {
     pub tool_name: String,
     pub description: String,
+    pub input_preview: String,
+    /// When it stops taking a verdict from a person.
+    pub expires: Instant,
 }
+
+/// How long a permission request takes a verdict from a person. Claude Code never says when
+/// its own dialog settled one, so past this the request is closed: a late verdict is refused
+/// and the person's TUI says it may have been answered in the terminal.
+pub const PERMISSION_TTL: Duration = Duration::from_secs(300);
 
 /// Most permission requests kept open; the oldest is dropped past it (Claude Code never says
 /// when its own dialog settled one, so without a bound they would pile up).
@@ -156,6 +164,8 @@ pub enum Refused {
     NotAPerson,
     NotTheOwner,
     NoSuchRequest,
+    /// It was open, but its time to take a verdict had passed.
+    Expired,
 }
 
 impl Permissions {
@@ -174,8 +184,25 @@ impl Permissions {
         }
     }
 
-    pub fn pending(&self) -> usize {
+    /// Forgets requests whose time has passed.
+    fn expire(&mut self, now: Instant) {
+        self.open.retain(|_, (_, request)| request.expires > now);
+    }
+
+    /// Requests still open at `now`.
+    pub fn pending(&mut self, now: Instant) -> usize {
+        self.expire(now);
         self.open.len()
+    }
+
+    /// Requests still open at `now`, oldest first, to offer a person who just came online.
+    pub fn open_requests(&mut self, now: Instant) -> Vec<(String, OpenRequest)> {
+        self.expire(now);
+        let mut open: Vec<_> = self.open.iter().collect();
+        open.sort_by_key(|(_, (order, _))| *order);
+        open.into_iter()
+            .map(|(id, (_, request))| (id.clone(), request.clone()))
+            .collect()
     }
 
     /// Applies a verdict if it counts, closing the request.
@@ -185,6 +212,7 @@ impl Permissions {
         from: &SessionPath,
         from_kind: SessionKind,
         request_id: &str,
+        now: Instant,
     ) -> Result<OpenRequest, Refused> {
         if from_kind != SessionKind::Human {
             return Err(Refused::NotAPerson);
@@ -192,10 +220,11 @@ impl Permissions {
         if &from.user != owner {
             return Err(Refused::NotTheOwner);
         }
-        self.open
-            .remove(request_id)
-            .map(|(_, request)| request)
-            .ok_or(Refused::NoSuchRequest)
+        let (_, request) = self.open.remove(request_id).ok_or(Refused::NoSuchRequest)?;
+        if request.expires <= now {
+            return Err(Refused::Expired);
+        }
+        Ok(request)
     }
 }
 
@@ -206,6 +235,16 @@ mod tests {
 
     fn path(s: &str) -> SessionPath {
         SessionPath::parse(s).unwrap()
+    }
+
+    /// A request opened at `at`.
+    fn ls(at: Instant) -> OpenRequest {
+        OpenRequest {
+            tool_name: "Bash".into(),
+            description: "ls".into(),
+            input_preview: "{}".into(),
+            expires: at + PERMISSION_TTL,
+        }
     }
 
     #[test]
@@ -273,24 +312,22 @@ mod tests {
     #[test]
     fn open_permission_requests_are_bounded_oldest_first() {
         let mut perms = Permissions::default();
-        let request = OpenRequest {
-            tool_name: "Bash".into(),
-            description: "ls".into(),
-        };
+        let t0 = Instant::now();
+        let request = ls(t0);
         for i in 0..MAX_OPEN_REQUESTS + 10 {
             perms.open(format!("r{i}"), request.clone());
         }
-        assert_eq!(perms.pending(), MAX_OPEN_REQUESTS);
+        assert_eq!(perms.pending(t0), MAX_OPEN_REQUESTS);
         let owner = Name::user("alice").unwrap();
         let tui = path("alice/m/tui");
         assert_eq!(
-            perms.verdict(&owner, &tui, SessionKind::Human, "r0"),
+            perms.verdict(&owner, &tui, SessionKind::Human, "r0", t0),
             Err(Refused::NoSuchRequest),
             "the oldest went first"
         );
         let newest = format!("r{}", MAX_OPEN_REQUESTS + 9);
         assert_eq!(
-            perms.verdict(&owner, &tui, SessionKind::Human, &newest),
+            perms.verdict(&owner, &tui, SessionKind::Human, &newest, t0),
             Ok(request)
         );
     }
@@ -299,30 +336,50 @@ mod tests {
     fn only_the_owners_people_answer_and_only_once() {
         let mut perms = Permissions::default();
         let owner = Name::user("alice").unwrap();
-        let request = OpenRequest {
-            tool_name: "Bash".into(),
-            description: "ls".into(),
-        };
+        let t0 = Instant::now();
+        let request = ls(t0);
         perms.open("abcde".into(), request.clone());
         let stranger = path("mallory/m/tui");
         let sibling_agent = path("alice/m/other-agent");
         let tui = path("alice/m/tui");
         assert_eq!(
-            perms.verdict(&owner, &stranger, SessionKind::Human, "abcde"),
+            perms.verdict(&owner, &stranger, SessionKind::Human, "abcde", t0),
             Err(Refused::NotTheOwner)
         );
         assert_eq!(
-            perms.verdict(&owner, &sibling_agent, SessionKind::Agent, "abcde"),
+            perms.verdict(&owner, &sibling_agent, SessionKind::Agent, "abcde", t0),
             Err(Refused::NotAPerson)
         );
         assert_eq!(
-            perms.verdict(&owner, &tui, SessionKind::Human, "abcde"),
+            perms.verdict(&owner, &tui, SessionKind::Human, "abcde", t0),
             Ok(request)
         );
         assert_eq!(
-            perms.verdict(&owner, &tui, SessionKind::Human, "abcde"),
+            perms.verdict(&owner, &tui, SessionKind::Human, "abcde", t0),
             Err(Refused::NoSuchRequest)
         );
-        assert_eq!(perms.pending(), 0);
+        assert_eq!(perms.pending(t0), 0);
+    }
+
+    #[test]
+    fn an_expired_request_takes_no_verdict_and_is_not_open() {
+        let mut perms = Permissions::default();
+        let t0 = Instant::now();
+        let owner = Name::user("alice").unwrap();
+        let tui = path("alice/m/tui");
+        perms.open("early".into(), ls(t0));
+        perms.open("later".into(), ls(t0 + Duration::from_secs(60)));
+        let after = t0 + PERMISSION_TTL + Duration::from_secs(1);
+        assert_eq!(
+            perms.verdict(&owner, &tui, SessionKind::Human, "early", after),
+            Err(Refused::Expired)
+        );
+        assert_eq!(perms.pending(after), 1);
+        let offered: Vec<String> = perms
+            .open_requests(after)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(offered, ["later"]);
     }
 }

@@ -174,7 +174,10 @@ impl ServerHandler for Handler {
                 .ask_permission(request_id.clone(), tool_name, description, input_preview)
                 .await;
             if !reached {
-                tracing::info!(%request_id, "no person online to answer; the local dialog stays open");
+                tracing::info!(
+                    %request_id,
+                    "no person online to answer; offered to the first who connects until it expires, and the local dialog stays open"
+                );
             }
         });
     }

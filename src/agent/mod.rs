@@ -11,6 +11,7 @@ pub mod gate;
 pub mod jsonl;
 pub mod launch;
 pub mod mcp;
+mod relay;
 pub mod tools;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,10 +25,10 @@ use crate::net::client::{self, Opening, Setup};
 use crate::net::config::{AutonomyKey, ClientConfig};
 use crate::net::link::{LinkEvent, LinkHandle, Resume};
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Audience, Autonomy, RelayBody, SessionKind, WhisperMessage};
+use crate::net::protocol::{Autonomy, SessionKind, WhisperMessage};
 
 use self::core::{Inbound, Levels};
-use self::gate::{FloodGate, Gate, OpenRequest, Permissions};
+use self::gate::{FloodGate, Gate, Permissions};
 
 pub use self::launch::{AgentArgs, main};
 
@@ -429,114 +430,5 @@ impl Agent {
             }),
             Gate::Hold { first: false } => Effect::None,
         }
-    }
-
-    fn on_relay(
-        self: &Arc<Self>,
-        from: SessionPath,
-        from_kind: SessionKind,
-        body: RelayBody,
-    ) -> Effect {
-        // The server only relays between sessions of one user; checked again here because a
-        // verdict is the one thing that must never come from anyone else.
-        match body {
-            RelayBody::PermissionVerdict { request_id, allow } => {
-                let outcome =
-                    self.lock()
-                        .permissions
-                        .verdict(&self.me.user, &from, from_kind, &request_id);
-                match outcome {
-                    Ok(_) => {
-                        let agent = self.clone();
-                        let answered = RelayBody::PermissionAnswered {
-                            request_id: request_id.clone(),
-                            allow,
-                            by: from,
-                        };
-                        tokio::spawn(
-                            async move { agent.relay(None, Audience::Humans, answered).await },
-                        );
-                        Effect::Verdict { request_id, allow }
-                    }
-                    Err(refused) => {
-                        tracing::warn!(%from, ?refused, %request_id, "ignored a permission verdict");
-                        Effect::None
-                    }
-                }
-            }
-            RelayBody::SetAutonomy { channel, level } if self.is_owner_person(&from, from_kind) => {
-                self.lock()
-                    .levels
-                    .live
-                    .insert(AutonomyKey::Channel(channel.clone()), level);
-                tracing::info!(%channel, level = level.as_str(), by = %from, "autonomy changed");
-                let agent = self.clone();
-                tokio::spawn(async move { agent.report_autonomy(None).await });
-                Effect::None
-            }
-            RelayBody::AutonomyQuery if self.is_owner_person(&from, from_kind) => {
-                let agent = self.clone();
-                tokio::spawn(async move { agent.report_autonomy(Some(from)).await });
-                Effect::None
-            }
-            other => {
-                tracing::debug!(%from, ?other, "ignored relay");
-                Effect::None
-            }
-        }
-    }
-
-    fn is_owner_person(&self, from: &SessionPath, kind: SessionKind) -> bool {
-        kind == SessionKind::Human && from.user == self.me.user
-    }
-
-    /// Sends a relay to this user's own sessions; failures (nobody online) are only logged.
-    async fn relay(&self, to: Option<SessionPath>, audience: Audience, body: RelayBody) -> bool {
-        match self.link.relay(to, audience, body).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!(%e, "relay not delivered");
-                false
-            }
-        }
-    }
-
-    /// Tells the owner's people (or one of their sessions) this agent's autonomy levels.
-    pub async fn report_autonomy(&self, to: Option<SessionPath>) {
-        let (levels, default) = {
-            let state = self.lock();
-            (state.levels.report(), state.levels.default_level())
-        };
-        self.relay(
-            to,
-            Audience::Humans,
-            RelayBody::AutonomyReport { levels, default },
-        )
-        .await;
-    }
-
-    /// Forwards Claude Code's permission request to the owner's people. Returns whether any
-    /// of them is online to answer (if not, only the local dialog can).
-    pub async fn ask_permission(
-        &self,
-        request_id: String,
-        tool_name: String,
-        description: String,
-        input_preview: String,
-    ) -> bool {
-        self.lock().permissions.open(
-            request_id.clone(),
-            OpenRequest {
-                tool_name: tool_name.clone(),
-                description: description.clone(),
-            },
-        );
-        let body = RelayBody::PermissionRequest {
-            request_id,
-            tool_name,
-            description,
-            input_preview,
-        };
-        self.relay(None, Audience::Humans, body).await
     }
 }

@@ -472,7 +472,7 @@ async fn unread(agent: &Agent) -> Result<Outcome, String> {
 }
 
 fn status(agent: &Agent) -> Value {
-    let state = agent.lock();
+    let mut state = agent.lock();
     let channels: Vec<Value> = state
         .channels
         .iter()
@@ -492,7 +492,7 @@ fn status(agent: &Agent) -> Value {
         "default_autonomy": state.levels.default_level().as_str(),
         "whispers_autonomy": state.levels.whispers().as_str(),
         "whispers_from_your_people_autonomy": state.levels.whispers_with(true).as_str(),
-        "open_permission_requests": state.permissions.pending(),
+        "open_permission_requests": state.permissions.pending(std::time::Instant::now()),
     })
 }
 

@@ -6,8 +6,11 @@
 //! `view` after each batch. Drawing never waits on the network or the disk. Reaches the
 //! server only through `net::link`.
 
+mod effects;
+pub mod help;
 pub mod model;
 pub mod settings;
+pub mod state;
 pub mod text;
 pub mod update;
 pub mod view;
@@ -28,10 +31,10 @@ use ratatui::crossterm::execute;
 use tokio::sync::mpsc;
 
 use crate::net::client::{self, Opening, Setup};
-use crate::net::link::{LinkEvent, LinkHandle, Resume};
-use crate::net::protocol::{RelayBody, SessionKind};
+use crate::net::link::LinkEvent;
+use crate::net::protocol::SessionKind;
 
-use self::model::{App, PAGE};
+use self::model::App;
 use self::settings::Settings;
 use self::update::{Cmd, Msg, Reply, update};
 
@@ -75,7 +78,9 @@ pub async fn run(options: TuiOptions) -> Result<()> {
     .await?;
     let offset = *chrono::Local::now().offset();
     let mut app = App::new(settings, started.server.clone(), offset);
-    app.now_ms = chrono::Utc::now().timestamp_millis();
+    app.claiming = started.claiming.clone();
+    // The channel shown when the TUI last quit comes back into view once joined.
+    app.focus_on_join = state::last_room(&options.config_dir);
 
     let mut terminal = ratatui::init();
     let _guard = TerminalGuard;
@@ -87,21 +92,12 @@ pub async fn run(options: TuiOptions) -> Result<()> {
         PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
     );
 
-    let link = started.link.clone();
+    let mut link = started.link.clone();
     let mut link_events = std::mem::replace(&mut started.events, mpsc::channel(1).1);
     let (reply_tx, mut replies) = mpsc::channel::<Reply>(256);
     let mut terminal_events = crossterm::event::EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let (ordered, mut to_send) = mpsc::channel::<Cmd>(1024);
-    {
-        let link = link.clone();
-        let replies = reply_tx.clone();
-        tokio::spawn(async move {
-            while let Some(cmd) = to_send.recv().await {
-                carry_out(cmd, &link, &replies).await;
-            }
-        });
-    }
+    let mut ordered = effects::spawn_sender(link.clone(), reply_tx.clone());
     terminal.draw(|f| view::view(&app, f))?;
 
     loop {
@@ -116,9 +112,9 @@ pub async fn run(options: TuiOptions) -> Result<()> {
             },
             Some(event) = link_events.recv() => Msg::Link(event),
             Some(reply) = replies.recv() => Msg::Done(reply),
-            _ = tick.tick() => Msg::Tick { now_ms: chrono::Utc::now().timestamp_millis() },
+            _ = tick.tick() => Msg::Tick,
         };
-        let ticked = matches!(msg, Msg::Tick { .. });
+        let ticked = matches!(msg, Msg::Tick);
         let before = countdown(&app);
         let mut cmds = Vec::new();
         let mut next = Some(msg);
@@ -129,7 +125,7 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                     tracing::warn!(%e, "cannot remember the registration");
                 }
             }
-            cmds.extend(update(&mut app, msg));
+            cmds.extend(update(&mut app, msg, now_ms()));
             handled += 1;
             next = if handled < BATCH {
                 next_pending(&mut link_events, &mut replies)
@@ -146,18 +142,59 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                 }
                 // In the order typed: one task sends them one after another.
                 Cmd::Send { .. } | Cmd::Whisper { .. } => {
-                    if ordered.try_send(cmd).is_err() {
-                        tracing::warn!("too many messages waiting to be sent");
+                    if let Err(unsent) = ordered.send(cmd) {
+                        // Only if the sending task ended: say so on the entry.
+                        if let Some(reply) = effects::not_sent(unsent.0, "the sender stopped") {
+                            let _ = reply_tx.try_send(reply);
+                        }
                     }
+                }
+                // The name zero set-up claimed was taken: start again with the one picked.
+                Cmd::Register(name) => {
+                    let opening = Opening {
+                        config_dir: options.config_dir.clone(),
+                        server: options.server.clone(),
+                        handle: None,
+                        default_handle: "tui".into(),
+                        kind: SessionKind::Human,
+                        persistent: true,
+                        setup: Setup::AutoAs(name),
+                    };
+                    match client::start(opening).await {
+                        Ok(again) => {
+                            started = again;
+                            link = started.link.clone();
+                            link_events =
+                                std::mem::replace(&mut started.events, mpsc::channel(1).1);
+                            ordered = effects::spawn_sender(link.clone(), reply_tx.clone());
+                        }
+                        Err(e) => {
+                            let _ = reply_tx.try_send(Reply::Failed {
+                                context: "cannot register".into(),
+                                error: e.to_string(),
+                            });
+                        }
+                    }
+                }
+                Cmd::MouseCapture(on) => {
+                    let mut out = std::io::stdout();
+                    let _ = if on {
+                        execute!(out, EnableMouseCapture)
+                    } else {
+                        execute!(out, DisableMouseCapture)
+                    };
                 }
                 cmd => {
                     let link = link.clone();
                     let replies = reply_tx.clone();
-                    tokio::spawn(async move { carry_out(cmd, &link, &replies).await });
+                    tokio::spawn(async move { effects::carry_out(cmd, &link, &replies).await });
                 }
             }
         }
         if app.quit {
+            if let Err(e) = state::save_last_room(&options.config_dir, &app.focused_room().id) {
+                tracing::warn!(%e, "cannot remember the room in view");
+            }
             break;
         }
         // A tick changes the screen only while a countdown runs.
@@ -180,8 +217,19 @@ fn next_pending(
     replies.try_recv().ok().map(Msg::Done)
 }
 
+/// The wall clock, read here and nowhere in `update`: each message carries its time in.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What a tick can change on screen: the reconnect countdown, and permission requests
+/// running out of time.
 fn countdown(app: &App) -> String {
-    widgets::status::connection_text(app)
+    format!(
+        "{} {}",
+        widgets::status::connection_text(app),
+        app.pending_approvals().count()
+    )
 }
 
 fn terminal_msg(event: Event) -> Option<Msg> {
@@ -191,105 +239,6 @@ fn terminal_msg(event: Event) -> Option<Msg> {
         Event::Paste(text) => Some(Msg::Paste(text)),
         Event::Resize(..) => Some(Msg::Resize),
         _ => None,
-    }
-}
-
-/// Runs one command; its outcome comes back as a `Reply`.
-async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
-    let failed = |context: String, e: crate::net::link::LinkError| Reply::Failed {
-        context,
-        error: e.to_string(),
-    };
-    let reply = match cmd {
-        Cmd::ListChannels => match link.list_channels().await {
-            Ok(list) => Some(Reply::Channels(list)),
-            Err(e) => Some(failed("cannot list channels".into(), e)),
-        },
-        Cmd::Join(channel) => match link.join(&channel, Resume::Live).await {
-            Ok(receipt) => Some(Reply::Joined(receipt)),
-            Err(e) => Some(failed(format!("cannot join #{channel}"), e)),
-        },
-        Cmd::Leave(channel) => match link.leave(&channel).await {
-            Ok(_) => Some(Reply::Left(channel)),
-            Err(e) => Some(failed(format!("cannot leave #{channel}"), e)),
-        },
-        Cmd::Create(channel, visibility) => match link.create_channel(&channel, visibility).await {
-            Ok(info) => Some(Reply::Created(info)),
-            Err(e) => Some(failed(format!("cannot create #{channel}"), e)),
-        },
-        Cmd::Send { channel, text } => match link.send(&channel, &text).await {
-            Ok(_) => None,
-            Err(e) => Some(failed(format!("not sent to #{channel}"), e)),
-        },
-        Cmd::Whisper { to, text } => match link.whisper(&to, &text).await {
-            Ok(()) => Some(Reply::Whispered {
-                to,
-                text,
-                ts: chrono::Utc::now().timestamp_millis(),
-            }),
-            Err(e) => Some(failed(format!("whisper to {to} not sent"), e)),
-        },
-        Cmd::History {
-            channel,
-            before,
-            after,
-        } => match link.history(&channel, after, before, PAGE).await {
-            Ok(page) => Some(Reply::History {
-                channel,
-                page,
-                older: before.is_some(),
-            }),
-            Err(e) => Some(failed(format!("cannot read #{channel}"), e)),
-        },
-        Cmd::Who { channel, show } => match link.who(channel.as_ref()).await {
-            Ok(report) => Some(Reply::Who {
-                channel,
-                report,
-                show,
-            }),
-            Err(e) => Some(failed("who failed".into(), e)),
-        },
-        Cmd::Member { channel, user, add } => {
-            let done = if add {
-                link.add_member(&channel, &user).await
-            } else {
-                link.remove_member(&channel, &user).await
-            };
-            // On success the channel's member list is fetched again and said in the room.
-            let who = match done {
-                Ok(()) => link.who(Some(&channel)).await,
-                Err(e) => Err(e),
-            };
-            match who {
-                Ok(report) => Some(Reply::Who {
-                    channel: Some(channel),
-                    report,
-                    show: true,
-                }),
-                Err(e) => Some(failed(
-                    format!("cannot change the members of #{channel}"),
-                    e,
-                )),
-            }
-        }
-        Cmd::MarkRead { channel, seq } => {
-            if let Err(e) = link.mark_read(&channel, seq).await {
-                tracing::debug!(%e, %channel, "read position not saved");
-            }
-            None
-        }
-        Cmd::Relay { to, audience, body } => {
-            // Asking for agents' levels when none is online is not news; a lost verdict is.
-            let quiet = matches!(body, RelayBody::AutonomyQuery);
-            match link.relay(to, audience, body).await {
-                Err(e) if !quiet => Some(failed("not delivered".into(), e)),
-                _ => None,
-            }
-        }
-        Cmd::Bell => None,
-    };
-    if let Some(reply) = reply {
-        let _ = replies.send(reply).await;
     }
 }
 

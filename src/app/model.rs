@@ -51,6 +51,18 @@ pub enum EntryKind {
     Error,
 }
 
+/// Where something I typed stands between the input box and the server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Stored by the server (or not mine to send).
+    #[default]
+    Done,
+    /// Queued or on its way; `id` matches the `Cmd` that carries it.
+    Pending { id: u64 },
+    /// The server or the link refused it; the text stays on screen.
+    Failed { id: u64, reason: String },
+}
+
 /// One line of a conversation, before wrapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -63,6 +75,8 @@ pub struct Entry {
     pub kind: EntryKind,
     /// It mentions me.
     pub mention: bool,
+    /// Something I typed that the server has not acknowledged yet (or refused).
+    pub delivery: Delivery,
     /// Render memo: (pane width, wrapped lines) at the last draw, so a long scroll-back adds
     /// up heights instead of wrapping everything below the screen again.
     pub height: Cell<(u16, u16)>,
@@ -115,6 +129,14 @@ impl Room {
             RoomId::Channel(name) => Some(name),
             _ => None,
         }
+    }
+
+    /// The entry of the message I typed with this id, while unacknowledged.
+    pub fn pending_index(&self, id: u64) -> Option<usize> {
+        self.entries.iter().rposition(|e| match &e.delivery {
+            Delivery::Pending { id: p } | Delivery::Failed { id: p, .. } => *p == id,
+            Delivery::Done => false,
+        })
     }
 
     pub fn oldest_seq(&self) -> Option<u64> {
@@ -207,10 +229,10 @@ impl Pane {
 /// How panes share the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
-    /// Side by side.
-    Vertical,
-    /// Stacked.
-    Horizontal,
+    /// Side by side (`/split v`).
+    SideBySide,
+    /// One above the other (`/split h`).
+    Stacked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,11 +249,10 @@ pub enum Connection {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
-    Help,
+    /// Keys and commands, scrolled `scroll` lines down.
+    Help { scroll: usize },
     /// Permission requests and agents' autonomy; `selected` indexes the requests.
-    Agents {
-        selected: usize,
-    },
+    Agents { selected: usize },
 }
 
 /// A permission request from one of my agents.
@@ -243,10 +264,28 @@ pub struct Approval {
     pub description: String,
     pub input_preview: String,
     pub received: i64,
+    /// After this (ms) the agent takes no verdict: Claude Code's own dialog may have
+    /// settled it.
+    pub expires: i64,
     /// The verdict this session sent, waiting for the agent to confirm.
     pub sent: Option<bool>,
     /// The verdict the agent applied, who gave it, and when (ms).
     pub answer: Option<(bool, SessionPath, i64)>,
+}
+
+/// How long a request from an agent that does not say is taken to stay open (ms).
+pub const DEFAULT_REQUEST_TTL_MS: i64 = 300_000;
+
+impl Approval {
+    /// Waiting for a verdict, and still able to take one at `now`.
+    pub fn open(&self, now: i64) -> bool {
+        self.answer.is_none() && self.sent.is_none() && now < self.expires
+    }
+
+    /// Never answered here or by another of my sessions, and past its time.
+    pub fn lapsed(&self, now: i64) -> bool {
+        self.answer.is_none() && now >= self.expires
+    }
 }
 
 /// One of my agents as it reported itself.
@@ -254,6 +293,9 @@ pub struct Approval {
 pub struct AgentInfo {
     pub levels: BTreeMap<Name, Autonomy>,
     pub default: Autonomy,
+    /// False for a program (`agent --format jsonl`): it acts as its user, has no level to
+    /// show and takes no change.
+    pub applies: bool,
 }
 
 impl AgentInfo {
@@ -280,6 +322,18 @@ pub struct Completion {
     pub next: usize,
 }
 
+/// What the empty input box says.
+pub const PLACEHOLDER: &str = "Type a message, or /help";
+
+/// An input box holding `lines`: soft-wrapped at words (long words at characters), so a long
+/// draft grows downwards instead of scrolling sideways.
+pub fn new_input(lines: Vec<String>) -> TextArea<'static> {
+    let mut input = TextArea::new(lines);
+    input.set_placeholder_text(PLACEHOLDER);
+    input.set_wrap_mode(ratatui_textarea::WrapMode::WordOrGlyph);
+    input
+}
+
 /// The whole TUI.
 pub struct App {
     pub settings: Settings,
@@ -301,6 +355,8 @@ pub struct App {
     pub completion: Option<Completion>,
     /// Channels the server listed, for completion.
     pub known_channels: Vec<Name>,
+    /// When the channels were last asked for (ms), to keep refreshes for Tab rare.
+    pub channels_listed_at: Option<i64>,
     /// Offset of local time, fixed at start (tests use UTC).
     pub utc_offset: chrono::FixedOffset,
     pub quit: bool,
@@ -310,12 +366,24 @@ pub struct App {
     pub now_ms: i64,
     /// A channel the person just asked to join: shown once the join is answered.
     pub focus_on_join: Option<Name>,
+    /// The id the next message I type gets, to match its acknowledgement.
+    pub next_send_id: u64,
+    /// Rows of text the open box showed at the last draw, so scrolling stops at its end.
+    pub overlay_rows: Cell<u16>,
+    /// Where the sidebar was drawn last, so a click there picks a room.
+    pub sidebar_area: Cell<ratatui::layout::Rect>,
+    /// Whether the TUI takes the mouse (wheel, clicks); off lets the terminal select text.
+    pub mouse_capture: bool,
+    /// The user name zero set-up is claiming, and whether it came from `$USER` (if not,
+    /// the person hears which name was picked once it is theirs).
+    pub claiming: Option<(Name, bool)>,
+    /// The name claimed was taken (which one, if known): the input box asks for another.
+    pub name_taken: Option<String>,
 }
 
 impl App {
     pub fn new(settings: Settings, server: String, utc_offset: chrono::FixedOffset) -> Self {
-        let mut input = TextArea::default();
-        input.set_placeholder_text("Type a message, or /help");
+        let input = new_input(vec![String::new()]);
         Self {
             settings,
             server,
@@ -323,7 +391,7 @@ impl App {
             connection: Connection::Connecting,
             rooms: vec![Room::new(RoomId::Home)],
             panes: vec![Pane::new(0)],
-            split: Split::Vertical,
+            split: Split::SideBySide,
             focus: 0,
             input,
             sent: Vec::new(),
@@ -334,11 +402,18 @@ impl App {
             search: None,
             completion: None,
             known_channels: Vec::new(),
+            channels_listed_at: None,
             utc_offset,
             quit: false,
             was_connected: false,
             now_ms: 0,
             focus_on_join: None,
+            next_send_id: 1,
+            overlay_rows: Cell::new(10),
+            sidebar_area: Cell::new(ratatui::layout::Rect::default()),
+            mouse_capture: true,
+            claiming: None,
+            name_taken: None,
         }
     }
 
@@ -360,9 +435,7 @@ impl App {
     }
 
     pub fn pending_approvals(&self) -> impl Iterator<Item = &Approval> {
-        self.approvals
-            .iter()
-            .filter(|a| a.answer.is_none() && a.sent.is_none())
+        self.approvals.iter().filter(|a| a.open(self.now_ms))
     }
 
     /// Rooms in sidebar order: home, channels by name, whispers by path.

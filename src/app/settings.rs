@@ -11,7 +11,6 @@ use serde::Deserialize;
 
 const DEFAULT_THEME: &str = include_str!("../../assets/theme.toml");
 const DEFAULT_KEYS: &str = include_str!("../../assets/keys.toml");
-pub const HELP: &str = include_str!("../../assets/help.txt");
 
 /// Colours by role.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +64,10 @@ pub enum Action {
     Deny,
     Close,
     Quit,
+    ClearLine,
+    Undo,
+    Redo,
+    ToggleMouse,
 }
 
 impl Action {
@@ -89,6 +92,10 @@ impl Action {
             "deny" => Self::Deny,
             "close" => Self::Close,
             "quit" => Self::Quit,
+            "clear_line" => Self::ClearLine,
+            "undo" => Self::Undo,
+            "redo" => Self::Redo,
+            "toggle_mouse" => Self::ToggleMouse,
             _ => return None,
         })
     }
@@ -186,15 +193,68 @@ impl Binding {
     }
 }
 
+impl std::fmt::Display for Binding {
+    /// As a person writes it: `Ctrl-N`, `Alt-Enter`, `Shift-Tab`, `F1`, `PgUp`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (modifier, word) in [
+            (KeyModifiers::CONTROL, "Ctrl-"),
+            (KeyModifiers::ALT, "Alt-"),
+            (KeyModifiers::SHIFT, "Shift-"),
+        ] {
+            if self.modifiers.contains(modifier) {
+                f.write_str(word)?;
+            }
+        }
+        match self.code {
+            KeyCode::Enter => f.write_str("Enter"),
+            KeyCode::Tab => f.write_str("Tab"),
+            KeyCode::BackTab => f.write_str("Shift-Tab"),
+            KeyCode::Esc => f.write_str("Esc"),
+            KeyCode::Up => f.write_str("Up"),
+            KeyCode::Down => f.write_str("Down"),
+            KeyCode::Left => f.write_str("Left"),
+            KeyCode::Right => f.write_str("Right"),
+            KeyCode::Home => f.write_str("Home"),
+            KeyCode::End => f.write_str("End"),
+            KeyCode::PageUp => f.write_str("PgUp"),
+            KeyCode::PageDown => f.write_str("PgDn"),
+            KeyCode::Backspace => f.write_str("Backspace"),
+            KeyCode::Delete => f.write_str("Delete"),
+            KeyCode::F(n) => write!(f, "F{n}"),
+            KeyCode::Char(' ') => f.write_str("Space"),
+            KeyCode::Char(c) => write!(f, "{}", c.to_ascii_uppercase()),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
 /// Keys to actions.
 #[derive(Debug, Clone, Default)]
 pub struct Keymap {
     bindings: HashMap<Binding, Action>,
+    /// Each action's keys in the order the config lists them, for what the screen says.
+    keys: HashMap<Action, Vec<Binding>>,
 }
 
 impl Keymap {
     pub fn action(&self, event: &KeyEvent) -> Option<Action> {
         self.bindings.get(&Binding::of(event)).copied()
+    }
+
+    /// The first key bound to `action`, as the screen names it ("unbound" when none is).
+    pub fn key(&self, action: Action) -> String {
+        self.keys
+            .get(&action)
+            .and_then(|keys| keys.first())
+            .map_or_else(|| "unbound".to_owned(), ToString::to_string)
+    }
+
+    /// Every key bound to `action`, as the screen names them.
+    pub fn keys(&self, action: Action) -> Vec<String> {
+        self.keys
+            .get(&action)
+            .map(|keys| keys.iter().map(ToString::to_string).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -245,8 +305,10 @@ impl Settings {
             theme_table.extend(over.clone());
         }
         let mut keys_table: toml::Table = DEFAULT_KEYS.parse().map_err(|e| format!("keys: {e}"))?;
+        let mut overridden = Vec::new();
         if let Some(over) = tui.get("keys").and_then(|v| v.as_table()) {
             keys_table.extend(over.clone());
+            overridden.extend(over.keys().cloned());
         }
         let mut bells = BTreeMap::new();
         if let Some(over) = tui.get("bell").and_then(|v| v.as_table()) {
@@ -260,7 +322,7 @@ impl Settings {
         }
         Ok(Self {
             theme: theme(&theme_table)?,
-            keymap: keymap(&keys_table)?,
+            keymap: keymap(&keys_table, &overridden)?,
             bells,
         })
     }
@@ -326,9 +388,15 @@ fn theme(table: &toml::Table) -> Result<Theme, String> {
     })
 }
 
-fn keymap(table: &toml::Table) -> Result<Keymap, String> {
+/// Binds every action in `table`; the person's own (`overridden`) last, so a key they give
+/// an action wins over a default that had it.
+fn keymap(table: &toml::Table, overridden: &[String]) -> Result<Keymap, String> {
     let mut bindings = HashMap::new();
-    for (name, keys) in table {
+    let mut named: HashMap<Action, Vec<Binding>> = HashMap::new();
+    let (theirs, defaults): (Vec<_>, Vec<_>) = table
+        .iter()
+        .partition(|(name, _)| overridden.contains(name));
+    for (name, keys) in defaults.into_iter().chain(theirs) {
         let action =
             Action::from_name(name).ok_or_else(|| format!("keys.{name} is not an action"))?;
         let keys: Vec<&str> = match keys {
@@ -340,9 +408,17 @@ fn keymap(table: &toml::Table) -> Result<Keymap, String> {
             let binding =
                 Binding::parse(key).ok_or_else(|| format!("keys.{name}: `{key}` is not a key"))?;
             bindings.insert(binding, action);
+            named.entry(action).or_default().push(binding);
         }
     }
-    Ok(Keymap { bindings })
+    // A key rebound to another action no longer names the first one.
+    for (action, keys) in &mut named {
+        keys.retain(|k| bindings.get(k) == Some(action));
+    }
+    Ok(Keymap {
+        bindings,
+        keys: named,
+    })
 }
 
 #[cfg(test)]
@@ -405,6 +481,26 @@ mod tests {
         assert_eq!(s.bell("general"), BellMode::None);
         std::fs::write(dir.path().join("config.toml"), "[tui.keys]\nfly = \"x\"\n").unwrap();
         assert!(Settings::load(dir.path()).unwrap_err().contains("fly"));
+    }
+
+    #[test]
+    fn the_screen_names_keys_from_the_keymap() {
+        let defaults = Settings::defaults();
+        assert_eq!(defaults.keymap.key(Action::Allow), "Alt-Y");
+        assert_eq!(
+            defaults.keymap.keys(Action::Newline),
+            ["Alt-Enter", "Shift-Enter"]
+        );
+        assert_eq!(defaults.keymap.key(Action::PrevPane), "Shift-Tab");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[tui.keys]\nallow = \"ctrl-y\"\nhelp = [\"f5\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(dir.path()).unwrap();
+        assert_eq!(s.keymap.key(Action::Allow), "Ctrl-Y");
+        assert_eq!(s.keymap.key(Action::Help), "F5");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::model::{App, Overlay, Split};
+use super::text::wrap;
 use super::widgets::members::Members;
 use super::widgets::messages::Messages;
 use super::widgets::overlays::{Agents, Help};
@@ -20,7 +21,14 @@ const WIDE: u16 = 100;
 pub fn view(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let banner = banner(app);
-    let input_height = (app.input.lines().len() as u16).clamp(1, 5) + 1;
+    // The box soft-wraps: it grows with the wrapped draft, up to five rows, then scrolls.
+    let rows: usize = app
+        .input
+        .lines()
+        .iter()
+        .map(|line| wrap(line, usize::from(area.width.max(1))).len())
+        .sum();
+    let input_height = (rows.min(5) as u16).max(1) + 1;
     let [main, banner_area, input_area, status_area] = Layout::vertical([
         Constraint::Min(1),
         Constraint::Length(u16::from(banner.is_some())),
@@ -47,25 +55,32 @@ pub fn view(app: &App, frame: &mut Frame) {
     .areas(main);
     if sidebar_width > 0 {
         frame.render_widget(Sidebar { app }, sidebar);
+    } else {
+        // No sidebar, nothing to click.
+        app.sidebar_area.set(Rect::default());
     }
     if members_width > 0 {
         frame.render_widget(Members { app }, members);
     }
 
     let direction = match app.split {
-        Split::Vertical => Direction::Horizontal,
-        Split::Horizontal => Direction::Vertical,
+        Split::SideBySide => Direction::Horizontal,
+        Split::Stacked => Direction::Vertical,
     };
     let pane_areas = Layout::default()
         .direction(direction)
         .constraints(vec![Constraint::Fill(1); app.panes.len()])
         .split(panes);
+    // The sidebar and the member list draw the lines beside the panes; panes draw only a
+    // title line, and a line between side-by-side panes.
+    let last = app.panes.len().saturating_sub(1);
     for (i, (pane, pane_area)) in app.panes.iter().zip(pane_areas.iter()).enumerate() {
         frame.render_widget(
             Messages {
                 app,
                 pane,
                 focused: i == app.focus,
+                right_border: app.split == Split::SideBySide && i < last,
             },
             *pane_area,
         );
@@ -78,7 +93,7 @@ pub fn view(app: &App, frame: &mut Frame) {
     frame.render_widget(StatusLine { app }, status_area);
 
     match app.overlay {
-        Some(Overlay::Help) => frame.render_widget(Help { app }, area),
+        Some(Overlay::Help { scroll }) => frame.render_widget(Help { app, scroll }, area),
         Some(Overlay::Agents { selected }) => frame.render_widget(Agents { app, selected }, area),
         None => {}
     }
@@ -90,7 +105,10 @@ fn render_input(app: &App, frame: &mut Frame, area: Rect) {
         .borders(Borders::TOP)
         .border_style(Style::default().fg(theme.border))
         .title(Span::styled(
-            format!(" to {} ", app.focused_room().id.label()),
+            match &app.name_taken {
+                Some(_) => " pick a user name (Enter) ".to_owned(),
+                None => format!(" to {} ", app.focused_room().id.label()),
+            },
             Style::default().fg(theme.muted),
         ));
     let inner = block.inner(area);
@@ -130,11 +148,10 @@ mod tests {
     use ratatui::crossterm::event::{KeyCode, KeyModifiers};
 
     use super::*;
-    use crate::app::model::Connection;
     use crate::app::update::tests::{
-        connected, key, key_with, live, message, name, path, type_text,
+        connected, key, key_with, live, message, name, path, type_text, update,
     };
-    use crate::app::update::{Msg, Reply, update};
+    use crate::app::update::{Msg, Reply};
     use crate::net::link::{HistoryPage, LinkEvent, WhoReport};
     use crate::net::names::Name;
     use crate::net::protocol::{Autonomy, ChannelAutonomy, RelayBody, SessionInfo, SessionKind};
@@ -201,6 +218,7 @@ mod tests {
                         level: Autonomy::Converse,
                     }],
                     default: Autonomy::Notify,
+                    not_applicable: false,
                 },
             }),
         );
@@ -237,13 +255,27 @@ mod tests {
     }
 
     #[test]
+    fn help_at_60x20_scrolls_to_its_last_line() {
+        let mut app = busy();
+        key(&mut app, KeyCode::F(1));
+        let first = format!("{:?}", draw(&app, 60, 20).backend());
+        assert!(first.contains("help 1-18 of"), "{first}");
+        key(&mut app, KeyCode::End);
+        insta::assert_snapshot!(draw(&app, 60, 20).backend());
+        key(&mut app, KeyCode::Esc);
+        assert_eq!(app.overlay, None);
+    }
+
+    #[test]
     fn reconnect_banner() {
         let mut app = busy();
-        app.connection = Connection::Reconnecting {
-            reason: "connection refused".into(),
-            until_ms: 3_000,
-        };
-        app.now_ms = 0;
+        update(
+            &mut app,
+            Msg::Link(LinkEvent::Disconnected {
+                reason: "connection refused".into(),
+                retry_in: std::time::Duration::from_secs(3),
+            }),
+        );
         insta::assert_snapshot!(draw(&app, 100, 12).backend());
     }
 
@@ -273,13 +305,21 @@ mod tests {
                     tool_name: "Bash".into(),
                     description: "run cargo test".into(),
                     input_preview: "{\"command\":\"cargo test\"}".into(),
+                    expires_in_ms: 300_000,
                 },
             }),
         );
-        app.approvals[0].received = 1_764_000_000_000;
         insta::assert_snapshot!("banner", draw(&app, 100, 12).backend());
         key(&mut app, KeyCode::F(2));
         insta::assert_snapshot!("agents", draw(&app, 100, 16).backend());
+        // Past its time it may have been settled in Claude Code's own dialog.
+        let expires = app.approvals[0].expires;
+        crate::app::update::tests::update_at(&mut app, Msg::Tick, expires);
+        let screen = format!("{:?}", draw(&app, 100, 16).backend());
+        assert!(
+            screen.contains("[may have been answered in the terminal]"),
+            "{screen}"
+        );
     }
 
     #[test]
@@ -303,6 +343,107 @@ mod tests {
         key(&mut app, KeyCode::Enter);
         let screen = format!("{:?}", draw(&app, 60, 14).backend());
         assert!(screen.contains("line 3 of a long"), "{screen}");
+    }
+
+    #[test]
+    fn what_i_typed_shows_pending_then_failed_with_its_reason() {
+        let mut app = busy();
+        type_text(&mut app, "on its way");
+        key(&mut app, KeyCode::Enter);
+        type_text(&mut app, "this one fails");
+        key(&mut app, KeyCode::Enter);
+        update(
+            &mut app,
+            Msg::Done(Reply::NotSent {
+                room: crate::app::model::RoomId::Channel(name("general")),
+                id: 2,
+                error: "you are not a member of #general".into(),
+            }),
+        );
+        insta::assert_snapshot!(draw(&app, 100, 12).backend());
+    }
+
+    #[test]
+    fn a_long_draft_wraps_in_the_input_box_instead_of_scrolling_sideways() {
+        let mut app = busy();
+        type_text(
+            &mut app,
+            "a draft long enough to need more than one row of the input box, so it wraps at words",
+        );
+        insta::assert_snapshot!(draw(&app, 60, 12).backend());
+    }
+
+    #[test]
+    fn one_line_between_regions_never_two() {
+        let mut app = busy();
+        for screen in [draw(&app, 100, 20), draw(&app, 60, 12)] {
+            let text = format!("{:?}", screen.backend());
+            for double in ["││", "│┌", "┐│", "│└", "┘│"] {
+                assert!(!text.contains(double), "{double} in\n{text}");
+            }
+        }
+        type_text(&mut app, "/split");
+        key(&mut app, KeyCode::Enter);
+        let text = format!("{:?}", draw(&app, 100, 20).backend());
+        assert!(!text.contains("││"), "{text}");
+    }
+
+    #[test]
+    fn the_sidebar_shows_mentions_and_the_unread_count_together() {
+        let mut app = busy();
+        live(&mut app, message("ops", 4, "carol/ci/bot", "@alice look"));
+        let text = format!("{:?}", draw(&app, 100, 20).backend());
+        assert!(text.contains("#ops       @1 4│"), "{text}");
+    }
+
+    #[test]
+    fn alt_a_shows_the_new_marker_at_the_top_of_the_pane() {
+        let mut app = busy();
+        for seq in 4..=40 {
+            live(
+                &mut app,
+                message("ops", seq, "carol/ci/bot", &format!("build {seq}")),
+            );
+        }
+        draw(&app, 100, 20);
+        key_with(&mut app, KeyCode::Char('a'), KeyModifiers::ALT);
+        let screen = draw(&app, 100, 20);
+        let row = |y: u16| {
+            (15..85)
+                .map(|x| screen.backend().buffer()[(x, y)].symbol().to_owned())
+                .collect::<String>()
+        };
+        assert!(row(1).contains(" new "), "{:?}", screen.backend());
+        assert!(row(2).contains("build ok"), "{:?}", screen.backend());
+    }
+
+    #[test]
+    fn a_click_lands_on_the_sidebar_only_while_it_is_drawn() {
+        use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+        let mut app = busy();
+        let click = Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 2,
+            row: 2,
+            modifiers: KeyModifiers::NONE,
+        });
+        draw(&app, 100, 20);
+        draw(&app, 40, 12);
+        update(&mut app, click);
+        assert_eq!(
+            app.focused_room().id.label(),
+            "#general",
+            "no sidebar at 40 columns"
+        );
+        draw(&app, 100, 20);
+        let click = Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 2,
+            row: 2,
+            modifiers: KeyModifiers::NONE,
+        });
+        update(&mut app, click);
+        assert_eq!(app.focused_room().id.label(), "#ops");
     }
 
     #[test]

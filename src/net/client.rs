@@ -51,6 +51,9 @@ pub enum Setup {
     /// Zero set-up: register the local user name on first use, and start a local server when
     /// the default one is not running (`tui`, `agent`).
     Auto,
+    /// Zero set-up registering this name instead of the local one (a person picked it after
+    /// the local one was taken).
+    AutoAs(Name),
 }
 
 /// Everything about the session to open.
@@ -86,6 +89,11 @@ pub fn local_user_name() -> String {
         .map_or_else(|| "me".to_owned(), |n| n.to_string())
 }
 
+/// Whether `local_user_name` came from `$USER` (else it was guessed: worth saying which).
+pub fn user_env_set() -> bool {
+    std::env::var("USER").is_ok_and(|u| Name::sanitize(&u).is_some())
+}
+
 /// The machine name used when none is given: the host name, made valid.
 pub fn default_machine_name() -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
@@ -110,6 +118,9 @@ pub struct Started {
     /// This session claims a user name or enrolls a key: remember the server and user once
     /// welcomed (see `remember`).
     pub registering: bool,
+    /// The name zero set-up claims, and whether it came from `$USER` (if not, the person
+    /// should hear which name was picked).
+    pub claiming: Option<(Name, bool)>,
     config_dir: PathBuf,
 }
 
@@ -148,20 +159,29 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
             Identity::load_or_create(&opening.config_dir)?.0,
             Login::Enroll { code: code.clone() },
         ),
-        Setup::Auto => {
+        Setup::Auto | Setup::AutoAs(_) => {
             if server == DEFAULT_SERVER {
                 local_server = ensure_local_server(&opening.config_dir).await?;
             }
             let identity = Identity::load_or_create(&opening.config_dir)?.0;
-            let login = match &config.user {
-                Some(_) => Login::Key,
-                None => Login::Register {
+            let login = match (&config.user, &opening.setup) {
+                (_, Setup::AutoAs(name)) => Login::Register {
+                    username: name.clone(),
+                    machine: Name::machine(&default_machine_name())?,
+                },
+                (Some(_), _) => Login::Key,
+                (None, _) => Login::Register {
                     username: Name::user(&local_user_name())?,
                     machine: Name::machine(&default_machine_name())?,
                 },
             };
             (identity, login)
         }
+    };
+    let claiming = match (&login, &opening.setup) {
+        (Login::Register { username, .. }, Setup::Auto) => Some((username.clone(), user_env_set())),
+        (Login::Register { username, .. }, Setup::AutoAs(_)) => Some((username.clone(), true)),
+        _ => None,
     };
     let registering = !matches!(login, Login::Key);
     let (handle, handle_defaulted) = match &opening.handle {
@@ -184,6 +204,7 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
         server,
         local_server,
         registering,
+        claiming,
         config_dir: opening.config_dir,
     })
 }

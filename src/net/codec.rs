@@ -145,6 +145,7 @@ mod tests {
                     tool_name: "Bash".into(),
                     description: "run tests".into(),
                     input_preview: "{}".into(),
+                    expires_in_ms: 300_000,
                 },
             },
             ClientFrame::Relay {
@@ -264,6 +265,7 @@ mod tests {
                         level: Autonomy::Converse,
                     }],
                     default: Autonomy::Notify,
+                    not_applicable: false,
                 },
             },
             ServerFrame::MachineInvite {

@@ -274,6 +274,11 @@ pub enum RelayBody {
         tool_name: String,
         description: String,
         input_preview: String,
+        /// Milliseconds from now until the agent stops taking a verdict for it (Claude Code's
+        /// own dialog may have settled it by then). Relative, so clocks need not agree; 0 from
+        /// agents that predate it.
+        #[serde(default)]
+        expires_in_ms: u64,
     },
     /// A person's answer to a permission request (human sessions only).
     PermissionVerdict { request_id: String, allow: bool },
@@ -291,6 +296,10 @@ pub enum RelayBody {
     AutonomyReport {
         levels: Vec<ChannelAutonomy>,
         default: Autonomy,
+        /// Autonomy does not apply to this agent (`--format jsonl`: a program acting as its
+        /// user): the levels mean nothing and a change is not taken. Absent from older agents.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        not_applicable: bool,
     },
 }
 

@@ -31,7 +31,18 @@ pub struct Mcp {
 
 impl Mcp {
     pub fn spawn(user: &User, dir: &std::path::Path, args: &[&str]) -> Self {
+        Self::spawn_with_env(user, dir, args, &[])
+    }
+
+    /// The same with extra environment variables (`RUST_LOG` to read an info line).
+    pub fn spawn_with_env(
+        user: &User,
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = user.command(&[&["agent"], args].concat());
+        command.envs(env.iter().copied());
         command
             .current_dir(dir)
             .stdin(Stdio::piped())

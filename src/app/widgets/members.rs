@@ -42,10 +42,11 @@ impl Widget for Members<'_> {
             ]));
             if agent {
                 // My agents report their autonomy here; others are only marked as agents.
-                let what = app
-                    .agents
-                    .get(&session.path)
-                    .map_or("agent", |info| info.level(channel).as_str());
+                let what = match app.agents.get(&session.path) {
+                    Some(info) if info.applies => info.level(channel).as_str(),
+                    Some(_) => "no autonomy",
+                    None => "agent",
+                };
                 lines.push(Line::styled(
                     format!("  ⚙ {what}"),
                     Style::default().fg(theme.muted),

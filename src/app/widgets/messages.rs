@@ -10,7 +10,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 use unicode_width::UnicodeWidthStr;
 
-use crate::app::model::{App, Entry, EntryKind, Pane, Room};
+use crate::app::model::{App, Delivery, Entry, EntryKind, Pane, Room};
+use crate::app::settings::Action;
 use crate::app::text::wrap;
 
 /// Width of the time column, `HH:MM `.
@@ -20,6 +21,9 @@ pub struct Messages<'a> {
     pub app: &'a App,
     pub pane: &'a Pane,
     pub focused: bool,
+    /// Draw the line to the next pane on the right (side-by-side panes but the last): one
+    /// line between regions, never two.
+    pub right_border: bool,
 }
 
 /// The local calendar day of a timestamp, as a number: cheap enough to compare for every
@@ -179,6 +183,11 @@ impl Messages<'_> {
                 Style::default().fg(theme.error),
             ),
         };
+        let text_style = match entry.delivery {
+            Delivery::Done => text_style,
+            Delivery::Pending { .. } => Style::default().fg(theme.muted),
+            Delivery::Failed { .. } => Style::default().fg(theme.error),
+        };
         let wrapped = wrapped(entry, &head, body_width);
         let hit_style = |s: Style| {
             if hit {
@@ -233,8 +242,20 @@ fn head(entry: &Entry) -> String {
     }
 }
 
+/// What follows the text of something I typed that the server has not stored.
+fn delivery_note(entry: &Entry) -> String {
+    match &entry.delivery {
+        Delivery::Done => String::new(),
+        Delivery::Pending { .. } => "  ⧗ sending".to_owned(),
+        Delivery::Failed { reason, .. } => format!("  ✗ not sent: {reason}"),
+    }
+}
+
 fn wrapped(entry: &Entry, head: &str, body_width: usize) -> Vec<String> {
-    wrap(&format!("{head}{}", entry.text), body_width)
+    wrap(
+        &format!("{head}{}{}", entry.text, delivery_note(entry)),
+        body_width,
+    )
 }
 
 /// How many lines an entry takes in a pane `width` columns wide (separators aside).
@@ -261,8 +282,13 @@ impl Widget for Messages<'_> {
         } else {
             theme.border
         };
+        let borders = if self.right_border {
+            Borders::TOP | Borders::RIGHT
+        } else {
+            Borders::TOP
+        };
         let block = Block::default()
-            .borders(Borders::ALL)
+            .borders(borders)
             .border_style(Style::default().fg(border))
             .title(self.title(room));
         let inner = block.inner(area);
@@ -310,7 +336,11 @@ impl Widget for Messages<'_> {
                 .render(Rect::new(inner.x, inner.y, inner.width, 1), buf);
         }
         if below {
-            let text = format!("↓ {} new below (End) ", self.pane.unseen);
+            let text = format!(
+                "↓ {} new below ({}) ",
+                self.pane.unseen,
+                app.settings.keymap.key(Action::ScrollBottom)
+            );
             let line = Line::styled(
                 text,
                 Style::default()

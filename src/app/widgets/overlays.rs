@@ -7,8 +7,9 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 
+use crate::app::help;
 use crate::app::model::App;
-use crate::app::settings::HELP;
+use crate::app::settings::Action;
 
 /// A centred rectangle of at most `width` x `height` inside `area`.
 fn centred(area: Rect, width: u16, height: u16) -> Rect {
@@ -38,21 +39,40 @@ fn frame(app: &App, title: &str, area: Rect, buf: &mut Buffer) -> Rect {
     inner
 }
 
+/// The help: as big as its text, within the screen; Up/Down/PgUp/PgDn scroll what is cut.
 pub struct Help<'a> {
     pub app: &'a App,
+    pub scroll: usize,
 }
 
 impl Widget for Help<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let height = HELP.lines().count() as u16 + 2;
-        let width = HELP.lines().map(|l| l.chars().count()).max().unwrap_or(40) as u16 + 4;
-        let inner = frame(
-            self.app,
-            "help · any key closes",
-            centred(area, width, height),
-            buf,
-        );
-        Paragraph::new(HELP).render(inner, buf);
+        let lines = help::lines(&self.app.settings);
+        let height = lines.len() as u16 + 2;
+        let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(40) as u16 + 4;
+        let boxed = centred(area, width, height);
+        let rows = usize::from(boxed.height.saturating_sub(2));
+        self.app.overlay_rows.set(rows as u16);
+        let max = lines.len().saturating_sub(rows);
+        let scroll = self.scroll.min(max);
+        let title = if max == 0 {
+            "help · any key closes".to_owned()
+        } else {
+            format!(
+                "help {}-{} of {} · ↑↓ PgUp PgDn scroll · other keys close",
+                scroll + 1,
+                (scroll + rows).min(lines.len()),
+                lines.len()
+            )
+        };
+        let inner = frame(self.app, &title, boxed, buf);
+        let text: Vec<Line> = lines
+            .into_iter()
+            .skip(scroll)
+            .take(rows)
+            .map(Line::raw)
+            .collect();
+        Paragraph::new(text).render(inner, buf);
     }
 }
 
@@ -65,13 +85,9 @@ impl Widget for Agents<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let app = self.app;
         let theme = &app.settings.theme;
-        let width = area.width.saturating_sub(4).min(100);
-        let height = area.height.saturating_sub(2);
-        let inner = frame(
-            app,
-            "agents · ↑↓ select · a allow · d deny · 1-4 mute, notify, converse, act · Esc",
-            centred(area, width, height),
-            buf,
+        let title = format!(
+            "agents · ↑↓ select · a allow · d deny · 1-4 mute, notify, converse, act · {}",
+            app.settings.keymap.key(Action::Close)
         );
         let time = |ts: i64| {
             chrono::DateTime::from_timestamp_millis(ts)
@@ -89,6 +105,7 @@ impl Widget for Agents<'_> {
         }
         for (i, a) in app.approvals.iter().enumerate() {
             let state = match (&a.answer, a.sent) {
+                _ if a.lapsed(app.now_ms) => "may have been answered in the terminal".to_owned(),
                 (Some((allow, by, at)), _) => {
                     format!(
                         "{} by {by} at {}",
@@ -141,6 +158,9 @@ impl Widget for Agents<'_> {
                 .map(|(c, l)| format!("#{c} {}", l.as_str()))
                 .collect();
             levels.push(format!("elsewhere {}", info.default.as_str()));
+            if !info.applies {
+                levels = vec!["a program (JSON lines): autonomy does not apply".to_owned()];
+            }
             let style = if selected {
                 Style::default().add_modifier(Modifier::REVERSED)
             } else {
@@ -151,6 +171,23 @@ impl Widget for Agents<'_> {
                 Span::styled(levels.join(", "), style),
             ]));
         }
+        // As big as what it holds (and its title), within the screen less a margin.
+        let widest = lines
+            .iter()
+            .map(Line::width)
+            .chain([title.chars().count() + 2])
+            .max()
+            .unwrap_or(0);
+        let width = (widest as u16 + 2)
+            .min(area.width.saturating_sub(4))
+            .min(100);
+        let inner_width = usize::from(width.saturating_sub(2)).max(1);
+        let rows: usize = lines
+            .iter()
+            .map(|l| l.width().div_ceil(inner_width).max(1))
+            .sum();
+        let height = (rows as u16 + 2).min(area.height.saturating_sub(2));
+        let inner = frame(app, &title, centred(area, width, height), buf);
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .render(inner, buf);

@@ -22,6 +22,7 @@ impl Widget for Sidebar<'_> {
             .border_style(Style::default().fg(theme.border));
         let inner = block.inner(area);
         block.render(area, buf);
+        app.sidebar_area.set(inner);
         let width = inner.width as usize;
         let focused = app.focused_pane().room;
         let mut lines = Vec::new();
@@ -37,12 +38,17 @@ impl Widget for Sidebar<'_> {
             } else if app.panes.iter().any(|p| p.room == index) {
                 style = style.fg(theme.accent);
             }
-            let badge = match (room.mentions, room.unread) {
-                (0, 0) => String::new(),
-                (0, n) => format!(" {n}"),
-                (m, _) => format!(" @{m}"),
+            // Mentions and the unread count, both: "@1 5" is one mention among five unread.
+            let mention_badge = match room.mentions {
+                0 => String::new(),
+                m => format!(" @{m}"),
             };
-            let room_width = width.saturating_sub(badge.width());
+            let unread_badge = match room.unread {
+                0 => String::new(),
+                n => format!(" {n}"),
+            };
+            let badge_width = mention_badge.width() + unread_badge.width();
+            let room_width = width.saturating_sub(badge_width);
             let mut shown: String = String::new();
             for c in label.chars() {
                 if shown.width() + 1 >= room_width && room_width > 0 {
@@ -51,18 +57,17 @@ impl Widget for Sidebar<'_> {
                 }
                 shown.push(c);
             }
-            let pad = width.saturating_sub(shown.width() + badge.width());
-            let badge_style = if room.mentions > 0 {
-                Style::default()
-                    .fg(theme.mention)
-                    .add_modifier(Modifier::BOLD)
-            } else {
-                Style::default().fg(theme.muted)
-            };
+            let pad = width.saturating_sub(shown.width() + badge_width);
             lines.push(Line::from(vec![
                 Span::styled(shown, style),
                 Span::raw(" ".repeat(pad)),
-                Span::styled(badge, badge_style),
+                Span::styled(
+                    mention_badge,
+                    Style::default()
+                        .fg(theme.mention)
+                        .add_modifier(Modifier::BOLD),
+                ),
+                Span::styled(unread_badge, Style::default().fg(theme.muted)),
             ]));
         }
         Paragraph::new(lines).render(inner, buf);

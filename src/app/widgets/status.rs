@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
 use crate::app::model::{App, Connection};
+use crate::app::settings::Action;
 
 /// The connection state in words: "connected", "reconnecting in 3 s", "offline: <reason>".
 pub fn connection_text(app: &App) -> String {
@@ -37,8 +38,18 @@ impl Widget for StatusLine<'_> {
             .map_or_else(|| "-".to_owned(), ToString::to_string);
         // Most important first: narrow terminals cut from the right.
         let left = format!(" {} │ {me} │ {} ", connection_text(app), app.server);
-        let right = " F1 help ";
-        let pad = (area.width as usize).saturating_sub(left.chars().count() + right.len());
+        let keys = &app.settings.keymap;
+        let right = if app.mouse_capture {
+            format!(" {} help ", keys.key(Action::Help))
+        } else {
+            format!(
+                " mouse off: select text · {} gives it back · {} help ",
+                keys.key(Action::ToggleMouse),
+                keys.key(Action::Help)
+            )
+        };
+        let pad =
+            (area.width as usize).saturating_sub(left.chars().count() + right.chars().count());
         let line = Line::from(vec![
             Span::styled(left, style.add_modifier(Modifier::BOLD)),
             Span::styled(" ".repeat(pad), style),
@@ -51,6 +62,7 @@ impl Widget for StatusLine<'_> {
 /// The one-line banner, if anything needs attention.
 pub fn banner(app: &App) -> Option<Line<'static>> {
     let theme = &app.settings.theme;
+    let keys = &app.settings.keymap;
     let pending: Vec<_> = app.pending_approvals().collect();
     if let Some(first) = pending.first() {
         let more = if pending.len() > 1 {
@@ -60,8 +72,13 @@ pub fn banner(app: &App) -> Option<Line<'static>> {
         };
         return Some(Line::styled(
             format!(
-                "⚑ {} wants {}: {}{more}   Alt-Y allow · Alt-N deny · F2 review",
-                first.agent, first.tool_name, first.description
+                "⚑ {} wants {}: {}{more}   {} allow · {} deny · {} review",
+                first.agent,
+                first.tool_name,
+                first.description,
+                keys.key(Action::Allow),
+                keys.key(Action::Deny),
+                keys.key(Action::Agents),
             ),
             Style::default()
                 .fg(theme.mention)

@@ -1,0 +1,157 @@
+//! Carrying out `Cmd`s through the link: each outcome comes back as a `Reply` for `update`.
+//! Typed messages and whispers go through one sender task, in the order typed.
+
+use tokio::sync::mpsc;
+
+use crate::net::link::{LinkHandle, Resume};
+use crate::net::protocol::RelayBody;
+
+use super::model::{PAGE, RoomId};
+use super::update::{Cmd, Listing, Reply};
+
+/// Starts the task that sends typed messages one after another, and returns its queue.
+/// Unbounded on purpose: it holds only what the person typed (each one already on screen,
+/// marked pending), and a typed message must never be dropped for want of room.
+pub fn spawn_sender(link: LinkHandle, replies: mpsc::Sender<Reply>) -> mpsc::UnboundedSender<Cmd> {
+    let (ordered, mut to_send) = mpsc::unbounded_channel::<Cmd>();
+    tokio::spawn(async move {
+        while let Some(cmd) = to_send.recv().await {
+            carry_out(cmd, &link, &replies).await;
+        }
+    });
+    ordered
+}
+
+/// The failure of a send that never reached the link.
+pub fn not_sent(cmd: Cmd, error: &str) -> Option<Reply> {
+    let (room, id) = match cmd {
+        Cmd::Send { channel, id, .. } => (RoomId::Channel(channel), id),
+        Cmd::Whisper { to, id, .. } => (RoomId::Whisper(to), id),
+        _ => return None,
+    };
+    Some(Reply::NotSent {
+        room,
+        id,
+        error: error.to_owned(),
+    })
+}
+
+/// Runs one command; its outcome comes back as a `Reply`.
+pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
+    let failed = |context: String, e: crate::net::link::LinkError| Reply::Failed {
+        context,
+        error: e.to_string(),
+    };
+    let reply = match cmd {
+        Cmd::ListChannels(why) => match link.list_channels().await {
+            Ok(list) => Some(Reply::Channels { list, why }),
+            Err(e) if why == Listing::Refresh => {
+                tracing::debug!(%e, "channel names not refreshed");
+                None
+            }
+            Err(e) => Some(failed("cannot list channels".into(), e)),
+        },
+        Cmd::FindUser { user, text } => match link.who(None).await {
+            Ok(report) => Some(Reply::UserSessions {
+                user,
+                sessions: report.sessions,
+                text,
+            }),
+            Err(e) => Some(failed(format!("cannot find {user}"), e)),
+        },
+        Cmd::Join(channel) => match link.join(&channel, Resume::Live).await {
+            Ok(receipt) => Some(Reply::Joined(receipt)),
+            Err(e) => Some(failed(format!("cannot join #{channel}"), e)),
+        },
+        Cmd::Leave(channel) => match link.leave(&channel).await {
+            Ok(_) => Some(Reply::Left(channel)),
+            Err(e) => Some(failed(format!("cannot leave #{channel}"), e)),
+        },
+        Cmd::Create(channel, visibility) => match link.create_channel(&channel, visibility).await {
+            Ok(info) => Some(Reply::Created(info)),
+            Err(e) => Some(failed(format!("cannot create #{channel}"), e)),
+        },
+        Cmd::Send { channel, text, id } => match link.send(&channel, &text).await {
+            Ok(receipt) => Some(Reply::Sent {
+                channel,
+                id,
+                seq: receipt.seq,
+                ts: receipt.ts,
+            }),
+            Err(e) => Some(Reply::NotSent {
+                room: RoomId::Channel(channel),
+                id,
+                error: e.to_string(),
+            }),
+        },
+        Cmd::Whisper { to, text, id } => match link.whisper(&to, &text).await {
+            Ok(()) => Some(Reply::Whispered { to, id }),
+            Err(e) => Some(Reply::NotSent {
+                room: RoomId::Whisper(to),
+                id,
+                error: e.to_string(),
+            }),
+        },
+        Cmd::History {
+            channel,
+            before,
+            after,
+        } => match link.history(&channel, after, before, PAGE).await {
+            Ok(page) => Some(Reply::History {
+                channel,
+                page,
+                older: before.is_some(),
+            }),
+            Err(e) => Some(failed(format!("cannot read #{channel}"), e)),
+        },
+        Cmd::Who { channel, show } => match link.who(channel.as_ref()).await {
+            Ok(report) => Some(Reply::Who {
+                channel,
+                report,
+                show,
+            }),
+            Err(e) => Some(failed("who failed".into(), e)),
+        },
+        Cmd::Member { channel, user, add } => {
+            let done = if add {
+                link.add_member(&channel, &user).await
+            } else {
+                link.remove_member(&channel, &user).await
+            };
+            // On success the channel's member list is fetched again and said in the room.
+            let who = match done {
+                Ok(()) => link.who(Some(&channel)).await,
+                Err(e) => Err(e),
+            };
+            match who {
+                Ok(report) => Some(Reply::Who {
+                    channel: Some(channel),
+                    report,
+                    show: true,
+                }),
+                Err(e) => Some(failed(
+                    format!("cannot change the members of #{channel}"),
+                    e,
+                )),
+            }
+        }
+        Cmd::MarkRead { channel, seq } => {
+            if let Err(e) = link.mark_read(&channel, seq).await {
+                tracing::debug!(%e, %channel, "read position not saved");
+            }
+            None
+        }
+        Cmd::Relay { to, audience, body } => {
+            // Asking for agents' levels when none is online is not news; a lost verdict is.
+            let quiet = matches!(body, RelayBody::AutonomyQuery);
+            match link.relay(to, audience, body).await {
+                Err(e) if !quiet => Some(failed("not delivered".into(), e)),
+                _ => None,
+            }
+        }
+        Cmd::Bell | Cmd::MouseCapture(_) | Cmd::Register(_) => None,
+    };
+    if let Some(reply) = reply {
+        let _ = replies.send(reply).await;
+    }
+}

@@ -1,0 +1,434 @@
+//! The input line: sending what was typed, and the slash commands. `COMMANDS` is the one
+//! table of them: the parser looks words up in it, Tab completes from it and the help lists
+//! it, so a new command is one row here plus one arm in `run_command`.
+
+use crate::app::model::{Connection, Delivery, Entry, EntryKind, Overlay, Pane, RoomId, Split};
+use crate::app::settings::BellMode;
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{Audience, Autonomy, RelayBody, Visibility};
+
+use super::{Cmd, Listing, close_room, error, input_text, note, open_room, room_for, set_input};
+use crate::app::model::App;
+
+/// What a slash command does; `run_command` has one arm per verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Join,
+    Leave,
+    List,
+    Create,
+    Msg,
+    Add,
+    Remove,
+    Who,
+    Split,
+    Close,
+    Autonomy,
+    Bell,
+    Help,
+    Quit,
+}
+
+/// One slash command: its name, other words for it, its arguments and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct SlashCommand {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub args: &'static str,
+    pub what: &'static str,
+    pub verb: Verb,
+}
+
+/// Every slash command, in the order the help lists them.
+pub const COMMANDS: &[SlashCommand] = &[
+    SlashCommand {
+        name: "join",
+        aliases: &["j"],
+        args: "CHANNEL",
+        what: "join a channel and show it",
+        verb: Verb::Join,
+    },
+    SlashCommand {
+        name: "leave",
+        aliases: &["part"],
+        args: "[CHANNEL]",
+        what: "leave a channel; close a whisper",
+        verb: Verb::Leave,
+    },
+    SlashCommand {
+        name: "list",
+        aliases: &["channels"],
+        args: "",
+        what: "every channel you may join",
+        verb: Verb::List,
+    },
+    SlashCommand {
+        name: "create",
+        aliases: &[],
+        args: "CHANNEL [public|unlisted|private]",
+        what: "create a channel",
+        verb: Verb::Create,
+    },
+    SlashCommand {
+        name: "msg",
+        aliases: &["whisper"],
+        args: "USER|PATH [TEXT]",
+        what: "whisper to a person or a session",
+        verb: Verb::Msg,
+    },
+    SlashCommand {
+        name: "who",
+        aliases: &[],
+        args: "[CHANNEL]",
+        what: "who is online, here or anywhere",
+        verb: Verb::Who,
+    },
+    SlashCommand {
+        name: "add",
+        aliases: &["invite"],
+        args: "USER",
+        what: "let someone into this channel",
+        verb: Verb::Add,
+    },
+    SlashCommand {
+        name: "remove",
+        aliases: &["kick"],
+        args: "USER",
+        what: "end someone's membership here",
+        verb: Verb::Remove,
+    },
+    SlashCommand {
+        name: "split",
+        aliases: &[],
+        args: "[v|h]",
+        what: "split: v side by side, h stacked",
+        verb: Verb::Split,
+    },
+    SlashCommand {
+        name: "close",
+        aliases: &[],
+        args: "",
+        what: "close this pane",
+        verb: Verb::Close,
+    },
+    SlashCommand {
+        name: "autonomy",
+        aliases: &["perm"],
+        args: "AGENT LEVEL",
+        what: "mute, notify, converse or act here",
+        verb: Verb::Autonomy,
+    },
+    SlashCommand {
+        name: "bell",
+        aliases: &[],
+        args: "all|mentions|none",
+        what: "when this channel rings",
+        verb: Verb::Bell,
+    },
+    SlashCommand {
+        name: "help",
+        aliases: &[],
+        args: "",
+        what: "keys and commands",
+        verb: Verb::Help,
+    },
+    SlashCommand {
+        name: "quit",
+        aliases: &["exit"],
+        args: "",
+        what: "leave the TUI",
+        verb: Verb::Quit,
+    },
+];
+
+/// The command a word names, by name or alias.
+pub fn lookup(word: &str) -> Option<&'static SlashCommand> {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == word || c.aliases.contains(&word))
+}
+
+pub(super) fn submit(app: &mut App) -> Vec<Cmd> {
+    let text = input_text(&app.input);
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    app.sent.push(text.clone());
+    app.sent_pos = None;
+    set_input(app, "");
+    if app.name_taken.is_some() && !text.starts_with('/') {
+        return pick_name(app, text.trim());
+    }
+    if let Some(command) = text.strip_prefix('/') {
+        return run_command(app, command);
+    }
+    let room = app.focused_pane().room;
+    if app.rooms[room].id == RoomId::Home {
+        error(
+            app,
+            "this is the status room: /join a channel, or /msg someone",
+        );
+        return Vec::new();
+    }
+    post(app, room, text)
+}
+
+/// The person's choice of user name after the one zero set-up claimed was taken.
+fn pick_name(app: &mut App, text: &str) -> Vec<Cmd> {
+    match Name::user(text.trim_start_matches('@')) {
+        Ok(name) => {
+            app.name_taken = None;
+            app.claiming = Some((name.clone(), true));
+            app.connection = Connection::Connecting;
+            note(
+                app,
+                0,
+                EntryKind::Note,
+                format!("trying the name `{name}`…"),
+            );
+            vec![Cmd::Register(name)]
+        }
+        Err(e) => {
+            error(app, format!("`{text}` cannot be a user name: {e}"));
+            Vec::new()
+        }
+    }
+}
+
+/// Shows what I typed in `room` at once, marked pending, and asks for it to be sent. The
+/// entry becomes the stored message when the server acknowledges it, or says why not.
+pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
+    let id = app.next_send_id;
+    app.next_send_id += 1;
+    let kind = match app.rooms[room].id {
+        RoomId::Whisper(_) => EntryKind::Whisper { outgoing: true },
+        _ => EntryKind::Message,
+    };
+    app.rooms[room].entries.push_back(Entry {
+        seq: None,
+        ts: app.now_ms,
+        from: app.me.clone(),
+        text: text.clone(),
+        kind,
+        mention: false,
+        delivery: Delivery::Pending { id },
+        height: Default::default(),
+    });
+    app.rooms[room].trim_oldest();
+    match &app.rooms[room].id {
+        RoomId::Channel(channel) => vec![Cmd::Send {
+            channel: channel.clone(),
+            text,
+            id,
+        }],
+        RoomId::Whisper(to) => vec![Cmd::Whisper {
+            to: to.clone(),
+            text,
+            id,
+        }],
+        RoomId::Home => Vec::new(),
+    }
+}
+
+pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
+    let mut words = line.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    let arg = words.next();
+    let focused_channel = app.focused_room().channel().cloned();
+    let channel_arg = |arg: Option<&str>| -> Result<Name, String> {
+        match arg {
+            Some(a) => Name::channel(a).map_err(|e| e.to_string()),
+            None => focused_channel
+                .clone()
+                .ok_or_else(|| "name a channel".to_owned()),
+        }
+    };
+    let Some(command) = lookup(name) else {
+        error(app, format!("unknown command /{name}; /help lists them"));
+        return Vec::new();
+    };
+    let result: Result<Vec<Cmd>, String> = match command.verb {
+        Verb::Join => channel_arg(arg).map(|c| {
+            app.focus_on_join = Some(c.clone());
+            vec![Cmd::Join(c)]
+        }),
+        Verb::Leave => match (&app.focused_room().id, arg) {
+            // A whisper conversation is only local: leaving it closes it.
+            (RoomId::Whisper(_), None) => {
+                let room = app.focused_pane().room;
+                close_room(app, room);
+                Ok(Vec::new())
+            }
+            _ => channel_arg(arg).map(|c| vec![Cmd::Leave(c)]),
+        },
+        Verb::Create => {
+            let visibility = match words.next() {
+                None | Some("public") => Ok(Visibility::Public),
+                Some("unlisted") => Ok(Visibility::Unlisted),
+                Some("private") => Ok(Visibility::Private),
+                Some(other) => Err(format!(
+                    "`{other}` is not a visibility: public, unlisted or private"
+                )),
+            };
+            match (arg, visibility) {
+                (Some(a), Ok(v)) => Name::channel(a)
+                    .map(|c| vec![Cmd::Create(c, v)])
+                    .map_err(|e| e.to_string()),
+                (None, _) => Err("usage: /create CHANNEL [public|unlisted|private]".into()),
+                (_, Err(e)) => Err(e),
+            }
+        }
+        Verb::Msg => {
+            let rest = line
+                .splitn(3, char::is_whitespace)
+                .nth(2)
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            let text = (!rest.is_empty()).then_some(rest);
+            match arg {
+                // A bare user name: their one online person's session, found by asking.
+                Some(a) if !a.contains('/') => Name::user(a.trim_start_matches('@'))
+                    .map(|user| vec![Cmd::FindUser { user, text }])
+                    .map_err(|e| e.to_string()),
+                Some(a) => SessionPath::parse(a)
+                    .map(|to| {
+                        let room = room_for(app, RoomId::Whisper(to));
+                        open_room(app, room);
+                        match text {
+                            Some(text) => post(app, room, text),
+                            None => Vec::new(),
+                        }
+                    })
+                    .map_err(|e| e.to_string()),
+                None => Err("usage: /msg USER|user/machine/session [TEXT]".into()),
+            }
+        }
+        Verb::List => {
+            let room = app.focused_pane().room;
+            note(app, room, EntryKind::Note, "listing channels…");
+            Ok(vec![Cmd::ListChannels(Listing::Show)])
+        }
+        Verb::Add | Verb::Remove => match (arg.map(Name::user), focused_channel) {
+            (Some(Ok(user)), Some(channel)) => Ok(vec![Cmd::Member {
+                channel,
+                user,
+                add: command.verb == Verb::Add,
+            }]),
+            (Some(Err(e)), _) => Err(e.to_string()),
+            (None, _) => Err(format!("usage: /{name} USER (in a channel)")),
+            (_, None) => Err("members belong to a channel: switch to one first".into()),
+        },
+        Verb::Who => match arg {
+            Some(a) => Name::channel(a)
+                .map(|c| {
+                    vec![Cmd::Who {
+                        channel: Some(c),
+                        show: true,
+                    }]
+                })
+                .map_err(|e| e.to_string()),
+            None => Ok(vec![Cmd::Who {
+                channel: None,
+                show: true,
+            }]),
+        },
+        Verb::Split => match arg {
+            None | Some("v" | "-v" | "vertical") => Ok(Split::SideBySide),
+            Some("h" | "-h" | "horizontal") => Ok(Split::Stacked),
+            Some(other) => Err(format!(
+                "`{other}` is not a split: v side by side, h stacked"
+            )),
+        }
+        .map(|split| {
+            app.split = split;
+            let room = app.focused_pane().room;
+            app.panes.insert(app.focus + 1, Pane::new(room));
+            app.focus += 1;
+            Vec::new()
+        }),
+        Verb::Close => {
+            if app.panes.len() > 1 {
+                app.panes.remove(app.focus);
+                app.focus = app.focus.min(app.panes.len() - 1);
+                Ok(Vec::new())
+            } else {
+                Err("the last pane stays open".into())
+            }
+        }
+        Verb::Help => {
+            app.overlay = Some(Overlay::Help { scroll: 0 });
+            Ok(Vec::new())
+        }
+        Verb::Quit => {
+            app.quit = true;
+            Ok(Vec::new())
+        }
+        Verb::Bell => match (arg.and_then(BellMode::parse), focused_channel) {
+            (Some(mode), Some(channel)) => {
+                app.settings.bells.insert(channel.to_string(), mode);
+                let room = app.focused_pane().room;
+                note(
+                    app,
+                    room,
+                    EntryKind::Note,
+                    format!("bell for #{channel}: {}", arg.unwrap_or_default()),
+                );
+                Ok(Vec::new())
+            }
+            (None, _) => Err("usage: /bell all|mentions|none".into()),
+            (_, None) => Err("the bell is set per channel: switch to one first".into()),
+        },
+        Verb::Autonomy => set_autonomy(app, arg, words.next(), focused_channel),
+    };
+    match result {
+        Ok(cmds) => cmds,
+        Err(message) => {
+            error(app, message);
+            Vec::new()
+        }
+    }
+}
+
+fn set_autonomy(
+    app: &mut App,
+    agent: Option<&str>,
+    level: Option<&str>,
+    channel: Option<Name>,
+) -> Result<Vec<Cmd>, String> {
+    let usage = || "usage: /autonomy AGENT mute|notify|converse|act (in a channel)".to_owned();
+    let (Some(agent), Some(level)) = (agent, level) else {
+        return Err(usage());
+    };
+    let level = Autonomy::parse(level).ok_or_else(usage)?;
+    let path = app
+        .agents
+        .keys()
+        .find(|p| p.to_string() == agent || p.session.as_str() == agent)
+        .cloned()
+        .ok_or_else(|| format!("no agent of yours called `{agent}` is online"))?;
+    autonomy_cmd(app, path, channel, level)
+}
+
+/// Tells one of my agents its level in `channel`, showing the change at once.
+pub(super) fn autonomy_cmd(
+    app: &mut App,
+    agent: SessionPath,
+    channel: Option<Name>,
+    level: Autonomy,
+) -> Result<Vec<Cmd>, String> {
+    if app.agents.get(&agent).is_some_and(|info| !info.applies) {
+        return Err(format!(
+            "{agent} runs as a program (--format jsonl): autonomy does not apply to it"
+        ));
+    }
+    let channel = channel.ok_or("autonomy is set per channel: switch to one first")?;
+    if let Some(info) = app.agents.get_mut(&agent) {
+        info.levels.insert(channel.clone(), level);
+    }
+    Ok(vec![Cmd::Relay {
+        to: Some(agent),
+        audience: Audience::Agents,
+        body: RelayBody::SetAutonomy { channel, level },
+    }])
+}

@@ -1,0 +1,141 @@
+//! What reaches `update` (`Msg`, with `Reply` for a finished `Cmd`) and what it asks the
+//! event loop to do (`Cmd`). Types only: the handling lives beside them, one file per source.
+
+use ratatui::crossterm::event::{KeyEvent, MouseEvent};
+
+use crate::app::model::RoomId;
+use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{Audience, ChannelInfo, RelayBody, SessionInfo, Visibility};
+
+/// Everything that can happen to the TUI.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Paste(String),
+    Resize,
+    Link(LinkEvent),
+    Done(Reply),
+    /// A second passed (reconnect countdown, read positions).
+    Tick,
+}
+
+/// The outcome of a `Cmd`.
+#[derive(Debug)]
+pub enum Reply {
+    Channels {
+        list: Vec<ChannelInfo>,
+        why: Listing,
+    },
+    /// Everyone online, to find `user`'s human session for `/msg USER`.
+    UserSessions {
+        user: Name,
+        sessions: Vec<SessionInfo>,
+        text: Option<String>,
+    },
+    Joined(JoinReceipt),
+    History {
+        channel: Name,
+        page: HistoryPage,
+        older: bool,
+    },
+    Who {
+        channel: Option<Name>,
+        report: WhoReport,
+        /// The person asked (`/who`): say the answer in the room.
+        show: bool,
+    },
+    Created(ChannelInfo),
+    Left(Name),
+    /// The server stored message `id` as `seq`.
+    Sent {
+        channel: Name,
+        id: u64,
+        seq: u64,
+        ts: i64,
+    },
+    Whispered {
+        to: SessionPath,
+        id: u64,
+    },
+    /// Message or whisper `id` was not delivered; its entry keeps the text.
+    NotSent {
+        room: RoomId,
+        id: u64,
+        error: String,
+    },
+    /// A request failed; `context` says which, for the person reading it.
+    Failed {
+        context: String,
+        error: String,
+    },
+}
+
+/// Why the channels are listed: what to do with the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// The first connect: join the ones I am a member of.
+    Startup,
+    /// `/list`: show them in the room.
+    Show,
+    /// Keep Tab's channel names current.
+    Refresh,
+}
+
+/// What the event loop should do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cmd {
+    /// Every channel this user may see (paged through by the link).
+    ListChannels(Listing),
+    /// Find the human session of `user` to whisper to (`/msg USER [TEXT]`).
+    FindUser {
+        user: Name,
+        text: Option<String>,
+    },
+    Join(Name),
+    Leave(Name),
+    Create(Name, Visibility),
+    /// Post what I typed; `id` finds its pending entry when the answer comes.
+    Send {
+        channel: Name,
+        text: String,
+        id: u64,
+    },
+    Whisper {
+        to: SessionPath,
+        text: String,
+        id: u64,
+    },
+    /// `before` pages back, `after` forward, neither: the newest page.
+    History {
+        channel: Name,
+        before: Option<u64>,
+        after: Option<u64>,
+    },
+    /// `show`: the person asked, so the answer is said in the room.
+    Who {
+        channel: Option<Name>,
+        show: bool,
+    },
+    /// Let a user into a channel, or end their membership.
+    Member {
+        channel: Name,
+        user: Name,
+        add: bool,
+    },
+    MarkRead {
+        channel: Name,
+        seq: u64,
+    },
+    Relay {
+        to: Option<SessionPath>,
+        audience: Audience,
+        body: RelayBody,
+    },
+    Bell,
+    /// Take the mouse (wheel, clicks), or give it back so the terminal selects text.
+    MouseCapture(bool),
+    /// Zero set-up again, claiming this user name (the local one was taken).
+    Register(Name),
+}

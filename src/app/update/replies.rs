@@ -1,0 +1,287 @@
+//! Answers to the `Cmd`s the event loop carried out.
+
+use crate::app::model::{App, Delivery, Entry, EntryKind, RoomId};
+use crate::app::text::mentions;
+
+use super::commands::post;
+use super::{Cmd, Listing, Reply, close_room, error, note, open_room, room_for};
+use crate::net::protocol::{ChannelInfo, SessionInfo, SessionKind};
+
+pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
+    match reply {
+        Reply::Channels { list, why } => {
+            app.known_channels = list.iter().map(|c| c.name.clone()).collect();
+            match why {
+                Listing::Startup => list
+                    .into_iter()
+                    .filter(|c| c.member)
+                    .map(|c| Cmd::Join(c.name))
+                    .collect(),
+                Listing::Show => {
+                    show_channels(app, &list);
+                    Vec::new()
+                }
+                Listing::Refresh => Vec::new(),
+            }
+        }
+        Reply::UserSessions {
+            user,
+            sessions,
+            text,
+        } => {
+            let theirs: Vec<&SessionInfo> =
+                sessions.iter().filter(|s| s.path.user == user).collect();
+            let people: Vec<&SessionInfo> = theirs
+                .iter()
+                .copied()
+                .filter(|s| s.kind == SessionKind::Human)
+                .collect();
+            let list = |of: &[&SessionInfo]| {
+                of.iter()
+                    .map(|s| s.path.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            match (people.as_slice(), theirs.as_slice()) {
+                ([one], _) => {
+                    let room = room_for(app, RoomId::Whisper(one.path.clone()));
+                    open_room(app, room);
+                    match text {
+                        Some(text) => post(app, room, text),
+                        None => Vec::new(),
+                    }
+                }
+                ([], []) => {
+                    error(app, format!("{user} is not online"));
+                    Vec::new()
+                }
+                ([], agents) => {
+                    error(
+                        app,
+                        format!(
+                            "{user} has no person online, only: {}; /msg one of them",
+                            list(agents)
+                        ),
+                    );
+                    Vec::new()
+                }
+                (many, _) => {
+                    error(
+                        app,
+                        format!("{user} is online at {}; /msg one of them", list(many)),
+                    );
+                    Vec::new()
+                }
+            }
+        }
+        Reply::Joined(receipt) => {
+            let name = receipt.channel.name.clone();
+            if !app.known_channels.contains(&name) {
+                app.known_channels.push(name.clone());
+            }
+            let room = room_for(app, RoomId::Channel(name.clone()));
+            let r = &mut app.rooms[room];
+            r.read_seq = receipt.read_seq;
+            r.last_seq = r.last_seq.max(receipt.channel.last_seq);
+            r.unread = r.last_seq.saturating_sub(r.read_seq) as usize;
+            r.loading = true;
+            // A channel the person asked for comes into view (so does any, over the status room).
+            let asked = app.focus_on_join.as_ref() == Some(&name);
+            if asked || app.focused_room().id == RoomId::Home {
+                if asked {
+                    app.focus_on_join = None;
+                }
+                open_room(app, room);
+            }
+            vec![
+                Cmd::History {
+                    channel: name.clone(),
+                    before: None,
+                    after: None,
+                },
+                Cmd::Who {
+                    channel: Some(name),
+                    show: false,
+                },
+            ]
+        }
+        Reply::History {
+            channel,
+            page,
+            older,
+        } => {
+            let room = room_for(app, RoomId::Channel(channel));
+            let me = app.me.as_ref().map(|m| m.user.clone());
+            let r = &mut app.rooms[room];
+            r.loading = false;
+            if older && page.messages.is_empty() {
+                r.older_exhausted = true;
+            }
+            if older && !page.more {
+                r.older_exhausted = true;
+            }
+            for m in page.messages {
+                let mention = me
+                    .as_ref()
+                    .is_some_and(|u| *u != m.from.user && mentions(&m.text, u.as_str()));
+                r.insert_message(Entry {
+                    seq: Some(m.seq),
+                    ts: m.ts,
+                    from: Some(m.from),
+                    text: m.text,
+                    kind: EntryKind::Message,
+                    mention,
+                    delivery: Delivery::Done,
+                    height: Default::default(),
+                });
+            }
+            if older {
+                r.trim_newest();
+            } else {
+                r.trim_oldest();
+                if r.oldest_seq().is_none_or(|s| s <= 1) {
+                    r.older_exhausted = true;
+                }
+            }
+            if app.room_in_view(room) {
+                let r = &mut app.rooms[room];
+                r.marker = (r.read_seq < r.last_seq).then_some(r.read_seq);
+                r.unread = 0;
+            }
+            Vec::new()
+        }
+        Reply::Who {
+            channel,
+            report,
+            show,
+        } => {
+            let sessions: Vec<String> = report
+                .sessions
+                .iter()
+                .map(|s| format!("{} ({})", s.path, s.kind.as_str()))
+                .collect();
+            let members: Vec<String> = report.members.iter().map(ToString::to_string).collect();
+            let text = match &channel {
+                Some(c) => format!(
+                    "#{c}: members {}; online {}",
+                    members.join(", "),
+                    sessions.join(", ")
+                ),
+                None => format!("online: {}", sessions.join(", ")),
+            };
+            if let Some(channel) = channel {
+                let room = room_for(app, RoomId::Channel(channel));
+                app.rooms[room].online = report.sessions;
+                app.rooms[room].members = report.members;
+            }
+            if show {
+                let room = app.focused_pane().room;
+                note(app, room, EntryKind::Note, text);
+            }
+            Vec::new()
+        }
+        Reply::Created(info) => {
+            let room = app.focused_pane().room;
+            note(
+                app,
+                room,
+                EntryKind::Note,
+                format!("created #{} ({})", info.name, info.visibility.as_str()),
+            );
+            vec![Cmd::Join(info.name)]
+        }
+        Reply::Left(channel) => {
+            if let Some(room) = app.room_index(&RoomId::Channel(channel.clone())) {
+                close_room(app, room);
+            }
+            note(app, 0, EntryKind::Note, format!("left #{channel}"));
+            Vec::new()
+        }
+        Reply::Sent {
+            channel,
+            id,
+            seq,
+            ts,
+        } => {
+            let Some(room) = app.room_index(&RoomId::Channel(channel)) else {
+                return Vec::new();
+            };
+            let r = &mut app.rooms[room];
+            // The echo may have come first and taken its place already.
+            if let Some(index) = r.pending_index(id) {
+                if let Some(mut entry) = r.entries.remove(index) {
+                    entry.seq = Some(seq);
+                    entry.ts = ts;
+                    entry.delivery = Delivery::Done;
+                    entry.height = Default::default();
+                    r.insert_message(entry);
+                }
+            }
+            Vec::new()
+        }
+        Reply::Whispered { to, id } => {
+            if let Some(room) = app.room_index(&RoomId::Whisper(to)) {
+                let r = &mut app.rooms[room];
+                if let Some(index) = r.pending_index(id) {
+                    r.entries[index].delivery = Delivery::Done;
+                    r.entries[index].height = Default::default();
+                }
+            }
+            Vec::new()
+        }
+        Reply::NotSent { room, id, error } => {
+            if let Some(room) = app.room_index(&room) {
+                let r = &mut app.rooms[room];
+                if let Some(index) = r.pending_index(id) {
+                    r.entries[index].delivery = Delivery::Failed { id, reason: error };
+                    r.entries[index].height = Default::default();
+                }
+            }
+            Vec::new()
+        }
+        Reply::Failed {
+            context,
+            error: message,
+        } => {
+            error(app, format!("{context}: {message}"));
+            Vec::new()
+        }
+    }
+}
+
+/// `/list`: every channel I may see, with its visibility, whether I am in it, and how many
+/// messages it holds.
+fn show_channels(app: &mut App, list: &[ChannelInfo]) {
+    let room = app.focused_pane().room;
+    if list.is_empty() {
+        note(app, room, EntryKind::Note, "no channels yet: /create one");
+        return;
+    }
+    let width = list
+        .iter()
+        .map(|c| c.name.as_str().len())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut lines = vec![format!("{} channels:", list.len())];
+    for c in list {
+        let joined = app.room_index(&RoomId::Channel(c.name.clone())).is_some();
+        let state = match (joined, c.member) {
+            (true, _) => "joined",
+            (false, true) => "member",
+            (false, false) => "-",
+        };
+        let activity = match c.last_seq {
+            0 => "no messages".to_owned(),
+            1 => "1 message".to_owned(),
+            n => format!("{n} messages"),
+        };
+        lines.push(format!(
+            "  {:<width$} {:<8} {:<6} {activity}",
+            format!("#{}", c.name),
+            c.visibility.as_str(),
+            state,
+        ));
+    }
+    note(app, room, EntryKind::Note, lines.join("\n"));
+}

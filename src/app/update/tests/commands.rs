@@ -1,0 +1,302 @@
+//! Slash commands and Tab completion.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+#[test]
+fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
+    let mut app = connected();
+    type_text(&mut app, "hello");
+    key_with(&mut app, KeyCode::Enter, KeyModifiers::ALT);
+    type_text(&mut app, "world");
+    let cmds = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        cmds,
+        [Cmd::Send {
+            channel: name("general"),
+            text: "hello\nworld".into(),
+            id: 1
+        }]
+    );
+    assert!(app.input.is_empty());
+
+    type_text(&mut app, "/join #random");
+    assert_eq!(key(&mut app, KeyCode::Enter), [Cmd::Join(name("random"))]);
+    update(
+        &mut app,
+        Msg::Done(Reply::Joined(JoinReceipt {
+            channel: ChannelInfo {
+                name: name("random"),
+                visibility: Visibility::Public,
+                member: true,
+                last_seq: 0,
+            },
+            read_seq: 0,
+            new_member: true,
+        })),
+    );
+    assert_eq!(
+        app.focused_room().id,
+        RoomId::Channel(name("random")),
+        "a joined channel comes into view"
+    );
+    type_text(&mut app, "/msg bob/desk/cli psst there");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Whisper {
+            to: path("bob/desk/cli"),
+            text: "psst there".into(),
+            id: 2
+        }]
+    );
+    assert_eq!(app.focused_room().id, RoomId::Whisper(path("bob/desk/cli")));
+    type_text(&mut app, "/create lab private");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Create(name("lab"), Visibility::Private)]
+    );
+    type_text(&mut app, "/msg bob/desk/cli");
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, "/add carol");
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "members belong to a channel"
+    );
+    key_with(&mut app, KeyCode::Char('p'), KeyModifiers::CONTROL);
+    type_text(&mut app, "/add carol");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Member {
+            channel: name("random"),
+            user: Name::user("carol").unwrap(),
+            add: true
+        }]
+    );
+    type_text(&mut app, "/who general");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Who {
+            channel: Some(name("general")),
+            show: true
+        }]
+    );
+    type_text(&mut app, "/nope");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    let last = app.focused_room().entries.back().unwrap();
+    assert_eq!(last.kind, EntryKind::Error);
+    assert!(last.text.contains("unknown command /nope"));
+}
+
+#[test]
+fn tab_completes_commands_channels_and_names() {
+    let mut app = connected();
+    update(
+        &mut app,
+        Msg::Done(Reply::Who {
+            channel: Some(name("general")),
+            report: WhoReport {
+                sessions: vec![SessionInfo {
+                    path: path("bob/desk/api"),
+                    kind: SessionKind::Agent,
+                }],
+                members: vec![Name::user("alice").unwrap(), Name::user("bob").unwrap()],
+            },
+            show: true,
+        }),
+    );
+    let said = &app.focused_room().entries.back().unwrap().text;
+    assert_eq!(
+        said,
+        "#general: members alice, bob; online bob/desk/api (agent)"
+    );
+    type_text(&mut app, "/jo");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.lines(), ["/join "]);
+    type_text(&mut app, "#o");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.lines(), ["/join #ops "]);
+    app.input = TextArea::default();
+    type_text(&mut app, "hi @b");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.lines(), ["hi @bob"]);
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(
+        app.input.lines(),
+        ["hi @bob/desk/api"],
+        "a second Tab cycles"
+    );
+}
+
+#[test]
+fn panes_split_cycle_and_close() {
+    let mut app = connected();
+    type_text(&mut app, "/split h");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        (app.panes.len(), app.focus, app.split),
+        (2, 1, Split::Stacked)
+    );
+    key_with(&mut app, KeyCode::Char('n'), KeyModifiers::CONTROL);
+    assert_ne!(app.panes[0].room, app.panes[1].room);
+    key_with(&mut app, KeyCode::Char('w'), KeyModifiers::CONTROL);
+    assert_eq!(app.focus, 0);
+    type_text(&mut app, "/close");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.panes.len(), 1);
+    type_text(&mut app, "/close");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.panes.len(), 1, "the last pane stays");
+}
+
+#[test]
+fn list_shows_every_channel_with_visibility_membership_and_messages() {
+    let mut app = connected();
+    type_text(&mut app, "/list");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::ListChannels(Listing::Show)]
+    );
+    let cmds = update(
+        &mut app,
+        Msg::Done(Reply::Channels {
+            list: vec![
+                info("general", true, 3),
+                info("lab", true, 1),
+                info("random", false, 0),
+            ],
+            why: Listing::Show,
+        }),
+    );
+    assert!(cmds.is_empty(), "listing joins nothing");
+    let said = &app.focused_room().entries.back().unwrap().text;
+    assert_eq!(
+        said,
+        "3 channels:\n  #general public   joined 3 messages\n  #lab     public   member 1 message\n  #random  public   -      no messages"
+    );
+}
+
+#[test]
+fn tab_knows_channels_created_after_connect() {
+    let mut app = connected();
+    // A while later, typing `#` fetches the names (at most once per few seconds).
+    let later = NOW + 60_000;
+    update_at(&mut app, Msg::Tick, later);
+    type_text(&mut app, "/join ");
+    let cmds = update_at(
+        &mut app,
+        Msg::Key(KeyEvent::new(KeyCode::Char('#'), KeyModifiers::NONE)),
+        later,
+    );
+    assert_eq!(cmds, [Cmd::ListChannels(Listing::Refresh)]);
+    type_text(&mut app, "ne");
+    update(
+        &mut app,
+        Msg::Done(Reply::Channels {
+            list: vec![info("general", true, 0), info("newer", false, 0)],
+            why: Listing::Refresh,
+        }),
+    );
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.input.lines(), ["/join #newer "]);
+}
+
+#[test]
+fn leave_in_a_whisper_closes_it() {
+    let mut app = connected();
+    type_text(&mut app, "/msg bob/desk/cli");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.focused_room().id, RoomId::Whisper(path("bob/desk/cli")));
+    type_text(&mut app, "/leave");
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "nothing to tell the server"
+    );
+    assert!(
+        app.room_index(&RoomId::Whisper(path("bob/desk/cli")))
+            .is_none()
+    );
+    assert_eq!(app.focused_room().id, RoomId::Home);
+}
+
+#[test]
+fn msg_user_finds_their_one_online_person_or_names_the_choices() {
+    let mut app = connected();
+    type_text(&mut app, "/msg bob hi there");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::FindUser {
+            user: Name::user("bob").unwrap(),
+            text: Some("hi there".into())
+        }]
+    );
+    let session = |p: &str, kind| SessionInfo {
+        path: path(p),
+        kind,
+    };
+    let found = |app: &mut App, sessions: Vec<SessionInfo>| {
+        update(
+            app,
+            Msg::Done(Reply::UserSessions {
+                user: Name::user("bob").unwrap(),
+                sessions,
+                text: Some("hi there".into()),
+            }),
+        )
+    };
+    let cmds = found(
+        &mut app,
+        vec![
+            session("bob/desk/tui", SessionKind::Human),
+            session("bob/desk/api", SessionKind::Agent),
+            session("carol/x/tui", SessionKind::Human),
+        ],
+    );
+    assert_eq!(
+        cmds,
+        [Cmd::Whisper {
+            to: path("bob/desk/tui"),
+            text: "hi there".into(),
+            id: 1
+        }]
+    );
+    assert_eq!(app.focused_room().id, RoomId::Whisper(path("bob/desk/tui")));
+
+    let last = |app: &App| app.focused_room().entries.back().unwrap().text.clone();
+    assert!(
+        found(
+            &mut app,
+            vec![
+                session("bob/desk/tui", SessionKind::Human),
+                session("bob/laptop/tui", SessionKind::Human),
+            ],
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        last(&app),
+        "bob is online at bob/desk/tui, bob/laptop/tui; /msg one of them"
+    );
+    assert!(found(&mut app, vec![session("bob/desk/api", SessionKind::Agent)]).is_empty());
+    assert_eq!(
+        last(&app),
+        "bob has no person online, only: bob/desk/api; /msg one of them"
+    );
+    assert!(found(&mut app, Vec::new()).is_empty());
+    assert_eq!(last(&app), "bob is not online");
+}
+
+#[test]
+fn split_words_v_side_by_side_h_stacked() {
+    let mut app = connected();
+    type_text(&mut app, "/split v");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.split, Split::SideBySide);
+    type_text(&mut app, "/split -h");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!((app.split, app.panes.len()), (Split::Stacked, 3));
+    type_text(&mut app, "/split sideways");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.panes.len(), 3, "an unknown word splits nothing");
+    let said = &app.focused_room().entries.back().unwrap().text;
+    assert_eq!(said, "`sideways` is not a split: v side by side, h stacked");
+}
