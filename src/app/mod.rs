@@ -81,6 +81,9 @@ pub async fn run(options: TuiOptions) -> Result<()> {
     app.claiming = started.claiming.clone();
     // The channel shown when the TUI last quit comes back into view once joined.
     app.focus_on_join = state::last_room(&options.config_dir);
+    if let Some(local) = started.local_server.clone() {
+        update(&mut app, Msg::LocalServerStarted(local), now_ms());
+    }
 
     let mut terminal = ratatui::init();
     let _guard = TerminalGuard;

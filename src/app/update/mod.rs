@@ -44,6 +44,15 @@ pub fn update(app: &mut App, msg: Msg, now_ms: i64) -> Vec<Cmd> {
         Msg::Link(event) => link::on_link(app, event),
         Msg::Done(reply) => replies::on_reply(app, reply),
         Msg::Tick => mark_visible_read(app),
+        Msg::LocalServerStarted(local) => {
+            let text = format!(
+                "started a local server, pid {}, log at {} (`conclave serve --stop` stops it)",
+                local.pid,
+                local.log.display()
+            );
+            note(app, 0, EntryKind::Note, text);
+            Vec::new()
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
 use crate::app::model::RoomId;
+use crate::net::client::LocalServer;
 use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, ChannelInfo, RelayBody, SessionInfo, Visibility};
@@ -19,6 +20,8 @@ pub enum Msg {
     Done(Reply),
     /// A second passed (reconnect countdown, read positions).
     Tick,
+    /// Zero set-up started a server in the background for this TUI.
+    LocalServerStarted(LocalServer),
 }
 
 /// The outcome of a `Cmd`.

@@ -432,3 +432,22 @@ fn typing_offline_is_kept_and_sent_through_the_link_queue() {
         }]
     );
 }
+
+#[test]
+fn a_local_server_started_for_the_tui_is_named_in_the_status_room() {
+    let mut app = connected();
+    update(
+        &mut app,
+        Msg::LocalServerStarted(crate::net::client::LocalServer {
+            pid: 4242,
+            log: "/home/alice/.config/conclave/serve.log".into(),
+        }),
+    );
+    let said = app.rooms[0].entries.back().unwrap();
+    assert_eq!(said.kind, EntryKind::Note);
+    assert!(said.text.contains("pid 4242"), "{}", said.text);
+    assert!(
+        said.text
+            .contains("log at /home/alice/.config/conclave/serve.log")
+    );
+}
