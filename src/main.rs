@@ -98,7 +98,18 @@ enum Command {
         server: Option<String>,
     },
     /// Create this machine's key if missing and print its public half
-    Key,
+    Key {
+        /// Make and register a human key instead: sealed under a passphrase, it becomes the
+        /// only key this machine's human sessions (the TUI) may sign in with
+        #[arg(long)]
+        human: bool,
+        /// Read the human key's passphrase from stdin instead of the terminal
+        #[arg(long, requires = "human")]
+        passphrase_stdin: bool,
+        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        #[arg(long, requires = "human")]
+        server: Option<String>,
+    },
     /// Claim a user name on a server and remember the server as the default
     Register {
         /// The user name to claim
@@ -396,7 +407,12 @@ async fn run(cli: Cli) -> Result<()> {
             println!("conclave {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Key => cli::key(&env),
+        Command::Key {
+            human: true,
+            passphrase_stdin,
+            server,
+        } => cli::human_key(&env, server.as_deref(), passphrase_stdin).await,
+        Command::Key { .. } => cli::key(&env),
         Command::Register {
             name,
             server,

@@ -358,3 +358,92 @@ async fn nobody_can_enroll_a_key_they_do_not_hold() {
     }
     server.stop().await;
 }
+
+/// A link signing in as `identity`, of `kind`, under `handle` (a one-shot: it gives up at the
+/// first failure, so a refusal arrives as an event).
+fn sign_in(
+    server: &TestServer,
+    identity: &Arc<Identity>,
+    kind: SessionKind,
+    handle: &str,
+) -> (
+    conclave::net::link::LinkHandle,
+    tokio::sync::mpsc::Receiver<LinkEvent>,
+) {
+    conclave::net::ws::spawn_link(conclave::net::link::LinkConfig {
+        url: server.url.clone(),
+        identity: identity.clone(),
+        handle: Name::handle(handle).unwrap(),
+        handle_defaulted: true,
+        kind,
+        login: Login::Key,
+        persistent: false,
+        ca_file: None,
+    })
+}
+
+#[tokio::test]
+async fn with_a_human_key_the_machine_key_can_no_longer_pose_as_the_person() {
+    use conclave::net::human_key::registration_message;
+    let server = start().await;
+    let machine_key = Arc::new(Identity::generate().unwrap());
+    let register = Login::Register {
+        username: Name::user("alice").unwrap(),
+        machine: Name::machine("m").unwrap(),
+    };
+    let (agent, mut agent_events) = connect(&server, machine_key.clone(), register, "agent", false);
+    let LinkEvent::Connected { server_id, .. } = next_event(&mut agent_events).await else {
+        panic!("expected the agent to connect")
+    };
+    // A human session on the machine key, from before the human key existed.
+    let (_old_tui, mut old_tui_events) = sign_in(&server, &machine_key, SessionKind::Human, "tui");
+    assert!(matches!(
+        next_event(&mut old_tui_events).await,
+        LinkEvent::Connected { .. }
+    ));
+
+    let human_key = Identity::generate().unwrap();
+    let (alice, m) = (Name::user("alice").unwrap(), Name::machine("m").unwrap());
+    let signed = registration_message(&server_id, &alice, &m, &human_key.public_key());
+    // A signature by another key proves nothing.
+    let forged = Identity::generate().unwrap().sign(&signed);
+    assert!(
+        agent
+            .set_human_key(human_key.public_key(), forged)
+            .await
+            .is_err()
+    );
+    agent
+        .set_human_key(human_key.public_key(), human_key.sign(&signed))
+        .await
+        .unwrap();
+    // The old human session signed in with the machine key is ended.
+    match next_event(&mut old_tui_events).await {
+        LinkEvent::Closed { reason } | LinkEvent::Disconnected { reason, .. } => {
+            assert!(reason.contains("now has a human key"), "{reason}")
+        }
+        other => panic!("expected the old human session to end, got {other:?}"),
+    }
+    // The machine key may no longer open a human session ...
+    let (_posing, mut posing) = sign_in(&server, &machine_key, SessionKind::Human, "tui");
+    match next_event(&mut posing).await {
+        LinkEvent::Closed { reason } => assert!(reason.contains("has a human key"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // ... but the human key may, as alice/m, and the machine key still serves agents.
+    let human_key = Arc::new(human_key);
+    let (_tui, mut tui) = sign_in(&server, &human_key, SessionKind::Human, "tui");
+    match next_event(&mut tui).await {
+        LinkEvent::Connected { path, .. } => assert_eq!(path.to_string(), "alice/m/tui"),
+        other => panic!("expected the person to connect, got {other:?}"),
+    }
+    // An agent cannot swap in a human key of its own.
+    let own = Identity::generate().unwrap();
+    let signed = registration_message(&server_id, &alice, &m, &own.public_key());
+    let swap = agent
+        .set_human_key(own.public_key(), own.sign(&signed))
+        .await
+        .unwrap_err();
+    assert_eq!(swap.code(), Some(ErrorCode::Forbidden));
+    server.stop().await;
+}

@@ -547,3 +547,25 @@ fn tail_says_when_it_joined_you_and_when_since_is_past_the_end() {
     let past = err.wait_for(WAIT, |l| l.contains("no message after 5"));
     assert!(past.contains("the newest is 1"), "{past}");
 }
+
+#[test]
+fn a_human_key_turns_the_verbs_into_agent_sessions_and_is_made_once() {
+    let server = Server::start();
+    let alice = User::register("alice", &server);
+    let out = alice.make_human_key("correct horse battery");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("alice/box has a human key"), "{said}");
+    let sealed = std::fs::read_to_string(alice.config_path().join("human-key")).unwrap();
+    assert!(sealed.starts_with("conclave human key v1"));
+
+    // The verbs now sign in with the machine key as agents, and still work.
+    alice.ok(&["channel", "create", "lobby"]);
+    let who = alice.ok(&["who"]);
+    assert!(
+        who.contains("alice/box/cli") && who.contains("agent"),
+        "{who}"
+    );
+    let again = alice.fails(&["key", "--human", "--passphrase-stdin"]);
+    assert!(again.contains("has a human key already"), "{again}");
+}

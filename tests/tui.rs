@@ -246,3 +246,22 @@ fn the_tui_lists_channels_and_reopens_the_one_last_in_view() {
     tui.wait_for("connected │ alice/box/tui");
     tui.wait_for(" to #ops ");
 }
+
+#[test]
+fn a_machine_with_a_human_key_asks_its_person_for_the_passphrase() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let server = Server::start();
+    let alice = User::register("alice", &server);
+    let made = alice.make_human_key("correct horse battery");
+    assert!(made.status.success(), "{}", common::stderr(&made));
+    let tui = Tmux::start(&alice, 100, 30);
+    tui.wait_for("passphrase of this machine's human key");
+    tui.type_line("not the passphrase");
+    tui.wait_for("does not open it");
+    let screen = tui.screen();
+    assert!(!screen.contains("not the passphrase"), "echoed:\n{screen}");
+    tui.type_line("correct horse battery");
+    tui.wait_for("connected │ alice/box/tui");
+}

@@ -130,6 +130,7 @@ pub async fn run(options: AgentOptions) -> Result<()> {
         kind: SessionKind::Agent,
         persistent: true,
         setup: Setup::Auto,
+        identity: None,
     };
     let session = client::open(opening, |reason, retry_in| {
         tracing::warn!(%reason, ?retry_in, "cannot connect yet");

@@ -18,6 +18,7 @@ pub mod widgets;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use color_eyre::eyre::{Result, eyre};
@@ -31,6 +32,7 @@ use ratatui::crossterm::execute;
 use tokio::sync::mpsc;
 
 use crate::net::client::{self, Opening, Setup};
+use crate::net::human_key;
 use crate::net::link::LinkEvent;
 use crate::net::protocol::SessionKind;
 
@@ -65,7 +67,15 @@ impl Drop for TerminalGuard {
 
 pub async fn run(options: TuiOptions) -> Result<()> {
     let settings = Settings::load(&options.config_dir).map_err(|e| eyre!(e))?;
-    // Zero set-up happens before the terminal is taken, so its errors print plainly.
+    // The passphrase and zero set-up come before the terminal is taken, so their questions
+    // and errors print plainly.
+    let identity = if human_key::exists(&options.config_dir) {
+        Some(Arc::new(human_key::unlock_interactively(
+            &options.config_dir,
+        )?))
+    } else {
+        None
+    };
     let mut started = client::start(Opening {
         config_dir: options.config_dir.clone(),
         server: options.server.clone(),
@@ -74,6 +84,7 @@ pub async fn run(options: TuiOptions) -> Result<()> {
         kind: SessionKind::Human,
         persistent: true,
         setup: Setup::Auto,
+        identity,
     })
     .await?;
     let offset = *chrono::Local::now().offset();
@@ -162,6 +173,7 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                         kind: SessionKind::Human,
                         persistent: true,
                         setup: Setup::AutoAs(name),
+                        identity: None,
                     };
                     match client::start(opening).await {
                         Ok(again) => {

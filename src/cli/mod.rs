@@ -16,6 +16,7 @@ use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 
 use crate::net::client::{self, Opening, Session, Setup};
 use crate::net::config::{AutonomyKey, ClientConfig, autonomy_key, autonomy_place};
+use crate::net::human_key;
 use crate::net::identity::Identity;
 use crate::net::link::{LinkEvent, Resume};
 use crate::net::names::{Name, SessionPath};
@@ -40,6 +41,17 @@ pub struct Connect<'a> {
 }
 
 impl Env {
+    /// What the verbs' sessions count as: a person's, unless this machine has a human key;
+    /// then that key (behind its passphrase, which a script has no way to type) is what makes
+    /// a session a person's, and the verbs sign in as agents with the machine key.
+    pub fn kind(&self) -> SessionKind {
+        if human_key::exists(&self.config_dir) {
+            SessionKind::Agent
+        } else {
+            SessionKind::Human
+        }
+    }
+
     /// Connects and waits for the handshake to finish (or fail).
     pub async fn connect(&self, how: Connect<'_>) -> Result<Session> {
         let opening = Opening {
@@ -47,9 +59,10 @@ impl Env {
             server: how.server.map(str::to_owned),
             handle: how.handle.map(str::to_owned),
             default_handle: how.default_handle.to_owned(),
-            kind: SessionKind::Human,
+            kind: self.kind(),
             persistent: how.persistent,
             setup: how.setup,
+            identity: None,
         };
         let session = client::open(opening, |reason, retry_in| {
             eprintln!(
@@ -83,6 +96,52 @@ pub fn human_duration(d: std::time::Duration) -> String {
 }
 
 /// `conclave key`: creates the key if missing and prints the public half.
+/// `conclave key --human`: makes this machine's human key, sealed under a passphrase, and
+/// registers it; from then on the server takes `human` sessions of this machine only with it.
+pub async fn human_key(env: &Env, server: Option<&str>, passphrase_stdin: bool) -> Result<()> {
+    let dir = &env.config_dir;
+    if human_key::exists(dir) {
+        bail!(
+            "this machine has a human key already ({}); to start over, remove the machine from another one and enroll it again",
+            human_key::path(dir).display()
+        );
+    }
+    let passphrase = if passphrase_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        let first = human_key::prompt("passphrase for the human key: ")?;
+        if human_key::prompt("again: ")? != first {
+            bail!("the two passphrases differ; nothing was changed");
+        }
+        first
+    };
+    // Reachable first: nothing is written while the server cannot take the key.
+    let client = env.one_shot(server).await?;
+    let identity = human_key::create(dir, &passphrase)?;
+    let path = &client.path;
+    let signed = human_key::registration_message(
+        &client.server_id,
+        &path.user,
+        &path.machine,
+        &identity.public_key(),
+    );
+    if let Err(e) = client
+        .link
+        .set_human_key(identity.public_key(), identity.sign(&signed))
+        .await
+    {
+        let _ = std::fs::remove_file(human_key::path(dir));
+        return Err(e).wrap_err("the server did not take the human key; nothing was kept");
+    }
+    println!(
+        "{}/{} has a human key: its human sessions (`conclave tui`) now need the passphrase; scripts and agents sign in as agents",
+        path.user, path.machine
+    );
+    Ok(())
+}
+
 pub fn key(env: &Env) -> Result<()> {
     let (identity, created) = Identity::load_or_create(&env.config_dir)?;
     if created {

@@ -11,7 +11,6 @@ use crate::net::client::{self, Opening, Setup};
 use crate::net::config::{CONFIG_FILE, ClientConfig};
 use crate::net::identity::KEY_FILE;
 use crate::net::local;
-use crate::net::protocol::SessionKind;
 
 use super::Env;
 
@@ -76,9 +75,10 @@ async fn reach(env: &Env, server: Option<&str>, has_key: bool) -> String {
         server: server.map(str::to_owned),
         handle: None,
         default_handle: "status".into(),
-        kind: SessionKind::Human,
+        kind: env.kind(),
         persistent: false,
         setup: Setup::Key,
+        identity: None,
     };
     match tokio::time::timeout(REACH_TIMEOUT, client::open(opening, |_, _| {})).await {
         Ok(Ok(session)) => format!("yes, signed in as {}", session.path),

@@ -68,6 +68,8 @@ pub struct Opening {
     pub kind: SessionKind,
     pub persistent: bool,
     pub setup: Setup,
+    /// A key to sign in with instead of the machine key: the unlocked human key.
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// An open session.
@@ -76,6 +78,8 @@ pub struct Session {
     pub events: mpsc::Receiver<LinkEvent>,
     pub path: SessionPath,
     pub server: String,
+    /// The server's id, as signatures for it must name it.
+    pub server_id: String,
     /// The server zero set-up started for this session, if it did.
     pub local_server: Option<LocalServer>,
 }
@@ -188,9 +192,13 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
         Some(h) => (Name::handle(h)?, false),
         None => (Name::handle(&opening.default_handle)?, true),
     };
+    let identity = opening
+        .identity
+        .clone()
+        .unwrap_or_else(|| Arc::new(identity));
     let (link, events) = spawn_link(LinkConfig {
         url: server.clone(),
-        identity: Arc::new(identity),
+        identity,
         handle,
         handle_defaulted,
         kind: opening.kind,
@@ -218,13 +226,16 @@ pub async fn open(
     let mut started = start(opening).await?;
     loop {
         match started.events.recv().await {
-            Some(LinkEvent::Connected { path, .. }) => {
+            Some(LinkEvent::Connected {
+                path, server_id, ..
+            }) => {
                 started.remember(&path)?;
                 return Ok(Session {
                     link: started.link,
                     events: started.events,
                     path,
                     server: started.server,
+                    server_id,
                     local_server: started.local_server,
                 });
             }

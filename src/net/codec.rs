@@ -163,6 +163,11 @@ mod tests {
                 public_key: vec![1; 32],
                 signature: vec![2; 64],
             },
+            ClientFrame::SetHumanKey {
+                id: 16,
+                public_key: vec![1; 32],
+                signature: vec![2; 64],
+            },
         ]
     }
 

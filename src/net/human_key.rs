@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 
-use super::identity::{Identity, format_public_key, random_bytes, signed_message};
+use super::identity::{Identity, random_bytes, signed_message};
 use super::names::Name;
 
 /// File name of the sealed human key inside the config directory.
@@ -233,9 +233,26 @@ pub fn prompt(question: &str) -> std::io::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-/// Shown to people deciding whether to make a human key.
-pub fn describe(identity: &Identity) -> String {
-    format_public_key(&identity.public_key())
+/// Asks on the terminal for the passphrase until it opens the human key in `dir`, three
+/// tries at most.
+pub fn unlock_interactively(dir: &Path) -> Result<Identity, HumanKeyError> {
+    const TRIES: usize = 3;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let passphrase = prompt("passphrase of this machine's human key: ").map_err(|source| {
+            HumanKeyError::Io {
+                path: PathBuf::from("/dev/tty"),
+                source,
+            }
+        })?;
+        match unlock(dir, &passphrase) {
+            Err(HumanKeyError::WrongPassphrase(_)) if tries < TRIES => {
+                eprintln!("that passphrase does not open it; try again");
+            }
+            done => return done,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -446,6 +446,20 @@ impl LinkHandle {
         .await
     }
 
+    /// Registers this machine's human key (see `ClientFrame::SetHumanKey`).
+    pub async fn set_human_key(
+        &self,
+        public_key: [u8; 32],
+        signature: [u8; 64],
+    ) -> Result<(), LinkError> {
+        self.expect_done(ClientFrame::SetHumanKey {
+            id: 0,
+            public_key: public_key.to_vec(),
+            signature: signature.to_vec(),
+        })
+        .await
+    }
+
     /// A one-time code with which a new machine enrolls its own key as `machine`.
     pub async fn invite_machine(&self, machine: &Name) -> Result<MachineInvite, LinkError> {
         let frame = ClientFrame::InviteMachine {

@@ -438,6 +438,17 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
     },
+    /// Register `public_key` as this machine's human key: from then on `human` sessions of the
+    /// machine must sign in with it. `signature` is by that key over
+    /// `human_key::registration_message`. Replacing a human key takes a session signed in
+    /// with the current one.
+    SetHumanKey {
+        id: u64,
+        #[serde(with = "serde_bytes")]
+        public_key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
 }
 
 impl ClientFrame {
@@ -464,6 +475,7 @@ impl ClientFrame {
             Self::Relay { .. } => "relay",
             Self::InviteMachine { .. } => "invite_machine",
             Self::Enroll { .. } => "enroll",
+            Self::SetHumanKey { .. } => "set_human_key",
         }
     }
 
@@ -489,7 +501,8 @@ impl ClientFrame {
             | Self::AddMember { id, .. }
             | Self::RemoveMember { id, .. }
             | Self::Relay { id, .. }
-            | Self::InviteMachine { id, .. } => Some(*id),
+            | Self::InviteMachine { id, .. }
+            | Self::SetHumanKey { id, .. } => Some(*id),
         }
     }
 
@@ -515,7 +528,8 @@ impl ClientFrame {
             | Self::AddMember { id, .. }
             | Self::RemoveMember { id, .. }
             | Self::Relay { id, .. }
-            | Self::InviteMachine { id, .. } => *id = new_id,
+            | Self::InviteMachine { id, .. }
+            | Self::SetHumanKey { id, .. } => *id = new_id,
         }
         self
     }

@@ -526,6 +526,25 @@ impl Hub {
         }
     }
 
+    /// Disconnects the human sessions of one machine except `keep` (it just got a human key:
+    /// the others signed in with the machine key and must come back with the human key).
+    pub fn end_human_sessions(&self, user_id: UserId, machine: &Name, keep: &Attached) {
+        let mut state = self.lock();
+        state.revocations += 1;
+        for (path, live) in &state.sessions {
+            let ours = live.user_id == user_id && &path.machine == machine;
+            if ours && live.kind == SessionKind::Human && live.conn != keep.conn {
+                live.outbox.control.close(
+                    CloseReason::Revoked,
+                    format!(
+                        "{}/{} now has a human key: sign in again with it",
+                        path.user, path.machine
+                    ),
+                );
+            }
+        }
+    }
+
     /// Disconnects every session of one machine (its key was removed).
     pub fn revoke_machine(&self, user_id: UserId, machine: &Name) {
         let mut state = self.lock();

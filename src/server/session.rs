@@ -12,7 +12,8 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::net::codec;
-use crate::net::identity::{random_bytes, verify_challenge};
+use crate::net::human_key::registration_message;
+use crate::net::identity::{random_bytes, verify, verify_challenge};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     Audience, ClientFrame, CloseReason, MAX_CHANNEL_PAGE, MAX_CLIENT_ID_BYTES, MAX_HISTORY_PAGE,
@@ -57,6 +58,8 @@ struct Me {
     user_id: UserId,
     kind: SessionKind,
     attached: Attached,
+    /// Signed in with the machine's human key (see `SetHumanKey`).
+    human_key: bool,
     /// Sends stored but not yet committed (see `MAX_SENDS_IN_FLIGHT`).
     sends: Arc<Semaphore>,
 }
@@ -239,6 +242,12 @@ async fn handshake(
                     "this key is not enrolled here: run `conclave register NAME` first",
                 )
             })?;
+        if kind == SessionKind::Human && account.has_human_key && !account.is_human_key {
+            return Err(ProtocolError::forbidden(format!(
+                "{}/{} has a human key: its human sessions must sign in with it (`conclave tui` asks for its passphrase); the machine key is for agents and scripts",
+                account.user, account.machine
+            )));
+        }
         let base = SessionPath::new(
             account.user.clone(),
             account.machine.clone(),
@@ -267,6 +276,7 @@ async fn handshake(
         kind,
         attached,
         sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
+        human_key: account.is_human_key,
     })
 }
 
@@ -497,6 +507,31 @@ async fn handle(
                 code,
                 expires,
             }))
+        }
+        ClientFrame::SetHumanKey {
+            id,
+            public_key,
+            signature,
+        } => {
+            let path = me.path();
+            let signed =
+                registration_message(&shared.server_id, &path.user, &path.machine, &public_key);
+            if !verify(&public_key, &signed, &signature) {
+                return Err(ProtocolError::forbidden(
+                    "the signature does not match the human key",
+                ));
+            }
+            let (machine, by_human_key) = (path.machine.clone(), me.human_key);
+            store
+                .call(move |db| db.set_human_key(user, &machine, &public_key, by_human_key))
+                .await?;
+            // Human sessions signed in with the machine key end now: they must come back
+            // with the human key.
+            outbox.deliver_frame(&ServerFrame::Done { id });
+            shared
+                .hub
+                .end_human_sessions(user, &path.machine, &me.attached);
+            Ok(None)
         }
         ClientFrame::Enroll { .. } => Err(ProtocolError::invalid(
             "enroll belongs to the handshake; this connection is already authenticated",

@@ -241,6 +241,24 @@ impl User {
         (ChildGuard(child), out, err)
     }
 
+    /// Runs `conclave key --human` with `passphrase` on stdin and returns its output.
+    pub fn make_human_key(&self, passphrase: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(&["key", "--human", "--passphrase-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{passphrase}\n").as_bytes())
+            .unwrap();
+        drop(stdin);
+        wait_output(child, Duration::from_secs(30))
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.config.path().to_path_buf()
     }

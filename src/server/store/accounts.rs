@@ -15,26 +15,78 @@ pub const INVITE_TTL_MS: i64 = 15 * 60 * 1000;
 const MAX_OPEN_INVITES: i64 = 10;
 
 impl Db {
+    /// The machine `key` signs in as: its machine key, or its human key.
     pub fn account_by_key(&mut self, key: &[u8]) -> Result<Option<Account>, ProtocolError> {
-        let row: Option<(UserId, String, String)> = self
+        let row: Option<(UserId, String, String, bool, bool)> = self
             .conn
             .prepare_cached(
-                "SELECT u.id, u.name, m.name FROM machines m JOIN users u ON u.id = m.user_id
-                 WHERE m.public_key = ?1",
+                "SELECT u.id, u.name, m.name, m.human_key IS NOT NULL, m.human_key IS ?1
+                 FROM machines m JOIN users u ON u.id = m.user_id
+                 WHERE m.public_key = ?1 OR m.human_key = ?1",
             )
             .and_then(|mut s| {
-                s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
+                s.query_row([key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()
             })
             .map_err(internal)?;
-        row.map(|(user_id, user, machine)| {
+        row.map(|(user_id, user, machine, has_human_key, is_human_key)| {
             Ok(Account {
                 user_id,
                 user: name_from(user)?,
                 machine: name_from(machine)?,
+                has_human_key,
+                is_human_key,
             })
         })
         .transpose()
+    }
+
+    /// Registers `key` as the human key of `user_id`'s `machine`. A machine's first human key
+    /// may be set from any of its sessions; replacing one takes a session signed in with it,
+    /// so an agent holding only the machine key cannot swap in a key of its own.
+    pub fn set_human_key(
+        &mut self,
+        user_id: UserId,
+        machine: &Name,
+        key: &[u8],
+        by_human_key: bool,
+    ) -> Result<(), ProtocolError> {
+        let tx = self.conn.transaction().map_err(internal)?;
+        let has_one: Option<bool> = tx
+            .query_row(
+                "SELECT human_key IS NOT NULL FROM machines WHERE user_id = ?1 AND name = ?2",
+                params![user_id, machine.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(internal)?;
+        match has_one {
+            None => return Err(ProtocolError::not_found(format!("no machine `{machine}`"))),
+            Some(true) if !by_human_key => {
+                return Err(ProtocolError::forbidden(
+                    "this machine has a human key already; only a session signed in with it may replace it",
+                ));
+            }
+            Some(_) => {}
+        }
+        let in_use: bool = tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM machines WHERE public_key = ?1 OR human_key = ?1)",
+                [key],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        if in_use {
+            return Err(ProtocolError::conflict("that key is already in use here"));
+        }
+        tx.execute(
+            "UPDATE machines SET human_key = ?3 WHERE user_id = ?1 AND name = ?2",
+            params![user_id, machine.as_str(), key],
+        )
+        .map_err(internal)?;
+        tx.commit().map_err(internal)
     }
 
     /// Claims `user` and enrolls `key` as its machine. Registering again with the same key
@@ -64,8 +116,8 @@ impl Db {
             .map_err(internal)?;
         if taken {
             return Err(ProtocolError::conflict(format!(
-                "the user name `{user}` is taken; add this machine from one already enrolled \
-                 (`conclave machine add`) or pick another name"
+                "the user name `{user}` is taken; enroll this machine from one already enrolled \
+                 (`conclave machine invite NAME` there) or pick another name"
             )));
         }
         let now = now_ms();
@@ -85,6 +137,8 @@ impl Db {
             user_id,
             user: user.clone(),
             machine: machine.clone(),
+            has_human_key: false,
+            is_human_key: false,
         })
     }
 
@@ -322,5 +376,28 @@ mod tests {
                 .message
                 .contains("already have a machine named `desk`")
         );
+    }
+
+    #[test]
+    fn a_human_key_signs_in_as_its_machine_and_only_itself_replaces_it() {
+        let (mut db, alice) = setup();
+        db.set_human_key(alice.user_id, &name("laptop"), &[9; 32], false)
+            .unwrap();
+        let by_machine_key = db.account_by_key(&[1; 32]).unwrap().unwrap();
+        assert!(by_machine_key.has_human_key && !by_machine_key.is_human_key);
+        let by_human_key = db.account_by_key(&[9; 32]).unwrap().unwrap();
+        assert!(by_human_key.has_human_key && by_human_key.is_human_key);
+        assert_eq!(by_human_key.machine, name("laptop"));
+        let swap = db
+            .set_human_key(alice.user_id, &name("laptop"), &[8; 32], false)
+            .unwrap_err();
+        assert_eq!(swap.code, crate::net::protocol::ErrorCode::Forbidden);
+        let reuse = db
+            .set_human_key(alice.user_id, &name("laptop"), &[1; 32], true)
+            .unwrap_err();
+        assert_eq!(reuse.code, crate::net::protocol::ErrorCode::Conflict);
+        db.set_human_key(alice.user_id, &name("laptop"), &[8; 32], true)
+            .unwrap();
+        assert!(db.account_by_key(&[9; 32]).unwrap().is_none());
     }
 }

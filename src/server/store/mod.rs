@@ -44,6 +44,10 @@ pub struct Account {
     pub user_id: UserId,
     pub user: Name,
     pub machine: Name,
+    /// The machine has a human key: its `human` sessions must sign in with it.
+    pub has_human_key: bool,
+    /// The key looked up is that human key (not the machine key).
+    pub is_human_key: bool,
 }
 
 /// A channel row.
