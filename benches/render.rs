@@ -51,6 +51,7 @@ fn main() {
                 visibility: Visibility::Public,
                 member: true,
                 last_seq: 0,
+                members: 0,
             },
             read_seq: 0,
             new_member: false,

@@ -177,6 +177,7 @@ mod tests {
             visibility: Visibility::Public,
             member: true,
             last_seq: 9,
+            members: 0,
         };
         let session = SessionInfo {
             path: path(),

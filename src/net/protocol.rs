@@ -544,6 +544,13 @@ pub struct ChannelInfo {
     pub member: bool,
     /// Sequence number of the newest message (0 when empty).
     pub last_seq: u64,
+    /// How many users are members: counted in channel lists, 0 in other answers.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub members: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One channel message as stored and delivered.

@@ -344,6 +344,7 @@ async fn handle(
                                     visibility: channel.visibility,
                                     member: true,
                                     last_seq,
+                                    members: 0,
                                 },
                                 read_seq,
                                 new_member,

@@ -249,8 +249,8 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
     }
 }
 
-/// `/list`: every channel I may see, with its visibility, whether I am in it, and how many
-/// messages it holds.
+/// `/list`: every channel I may see, with its visibility, whether I am in it, how many
+/// members and messages it has.
 fn show_channels(app: &mut App, list: &[ChannelInfo]) {
     let room = app.focused_pane().room;
     if list.is_empty() {
@@ -271,16 +271,17 @@ fn show_channels(app: &mut App, list: &[ChannelInfo]) {
             (false, true) => "member",
             (false, false) => "-",
         };
-        let activity = match c.last_seq {
-            0 => "no messages".to_owned(),
-            1 => "1 message".to_owned(),
-            n => format!("{n} messages"),
+        let count = |n: u64, one: &str| match n {
+            1 => format!("1 {one}"),
+            n => format!("{n} {one}s"),
         };
         lines.push(format!(
-            "  {:<width$} {:<8} {:<6} {activity}",
+            "  {:<width$} {:<8} {:<6} {:<11} {}",
             format!("#{}", c.name),
             c.visibility.as_str(),
             state,
+            count(c.members, "member"),
+            count(c.last_seq, "message"),
         ));
     }
     note(app, room, EntryKind::Note, lines.join("\n"));

@@ -122,6 +122,7 @@ fn joined(id: u64, last_seq: u64) -> ServerFrame {
             visibility: Visibility::Public,
             member: true,
             last_seq,
+            members: 0,
         },
         read_seq: 0,
         new_member: false,

@@ -462,6 +462,7 @@ impl Db {
             visibility,
             member: true,
             last_seq: 0,
+            members: 1,
         })
     }
 
@@ -477,7 +478,8 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT c.name, c.visibility, c.last_seq, m.user_id IS NOT NULL
+                "SELECT c.name, c.visibility, c.last_seq, m.user_id IS NOT NULL,
+                        (SELECT COUNT(*) FROM memberships all_m WHERE all_m.channel_id = c.id)
                  FROM channels c LEFT JOIN memberships m ON m.channel_id = c.id AND m.user_id = ?1
                  WHERE (c.visibility = 'public' OR m.user_id IS NOT NULL) AND c.name > ?2
                  ORDER BY c.name LIMIT ?3",
@@ -491,17 +493,19 @@ impl Db {
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })
             .map_err(internal)?;
         let mut out = Vec::new();
         for row in rows {
-            let (name, vis, last_seq, member) = row.map_err(internal)?;
+            let (name, vis, last_seq, member, members) = row.map_err(internal)?;
             out.push(ChannelInfo {
                 name: name_from(name)?,
                 visibility: visibility_from(&vis),
                 member,
                 last_seq: last_seq as u64,
+                members: members as u64,
             });
         }
         let more = out.len() > limit as usize;
@@ -1065,6 +1069,10 @@ mod tests {
         };
         let (first, more) = db.list_channels(alice.user_id, None, 4).unwrap();
         assert_eq!(names(&first), ["c0", "c1", "c2", "c3"]);
+        assert!(
+            first.iter().all(|c| c.members == 1),
+            "the creator is a member"
+        );
         assert!(more);
         let last = first.last().map(|c| c.name.clone());
         let (second, more) = db.list_channels(alice.user_id, last.as_ref(), 4).unwrap();

@@ -30,6 +30,7 @@ fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
                 visibility: Visibility::Public,
                 member: true,
                 last_seq: 0,
+                members: 0,
             },
             read_seq: 0,
             new_member: true,
@@ -149,7 +150,7 @@ fn panes_split_cycle_and_close() {
 }
 
 #[test]
-fn list_shows_every_channel_with_visibility_membership_and_messages() {
+fn list_shows_every_channel_with_visibility_membership_members_and_messages() {
     let mut app = connected();
     type_text(&mut app, "/list");
     assert_eq!(
@@ -160,8 +161,14 @@ fn list_shows_every_channel_with_visibility_membership_and_messages() {
         &mut app,
         Msg::Done(Reply::Channels {
             list: vec![
-                info("general", true, 3),
-                info("lab", true, 1),
+                ChannelInfo {
+                    members: 4,
+                    ..info("general", true, 3)
+                },
+                ChannelInfo {
+                    members: 1,
+                    ..info("lab", true, 1)
+                },
                 info("random", false, 0),
             ],
             why: Listing::Show,
@@ -171,7 +178,7 @@ fn list_shows_every_channel_with_visibility_membership_and_messages() {
     let said = &app.focused_room().entries.back().unwrap().text;
     assert_eq!(
         said,
-        "3 channels:\n  #general public   joined 3 messages\n  #lab     public   member 1 message\n  #random  public   -      no messages"
+        "3 channels:\n  #general public   joined 4 members   3 messages\n  #lab     public   member 1 member    1 message\n  #random  public   -      0 members   0 messages"
     );
 }
 

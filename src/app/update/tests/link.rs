@@ -25,6 +25,7 @@ fn first_connect_lists_channels_and_joins_the_member_ones() {
         visibility: Visibility::Public,
         member,
         last_seq: 3,
+        members: 0,
     };
     let cmds = update(
         &mut app,

@@ -74,6 +74,7 @@ pub fn connected() -> App {
                     visibility: Visibility::Public,
                     member: true,
                     last_seq: 0,
+                    members: 0,
                 },
                 read_seq: 0,
                 new_member: true,
@@ -129,6 +130,7 @@ pub fn info(n: &str, member: bool, last_seq: u64) -> ChannelInfo {
         visibility: Visibility::Public,
         member,
         last_seq,
+        members: 0,
     }
 }
 
