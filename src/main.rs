@@ -337,6 +337,16 @@ fn init_file_tracing(config_dir: &std::path::Path) {
     }
 }
 
+/// Writes generated text to stdout; a reader that stopped early (`| head`) is not an error.
+fn print_all(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        done => Ok(done?),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Panics still get color-eyre's full report; ordinary failures get one plain line.
@@ -395,13 +405,14 @@ async fn run(cli: Cli) -> Result<()> {
             cli::status(&env, server.as_deref(), &data_dir).await
         }
         Command::Completions { shell } => {
-            let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, "conclave", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "conclave", &mut script);
+            print_all(&script)
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            Ok(())
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            print_all(&page)
         }
         Command::Version => {
             println!("conclave {}", env!("CARGO_PKG_VERSION"));

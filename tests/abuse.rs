@@ -188,7 +188,17 @@ async fn registrations_and_channels_are_capped_with_clear_refusals() {
         ..Limits::default()
     }))
     .await;
-    let alice = client(&server, "alice", "a").await;
+    let alice_key = Arc::new(Identity::generate().unwrap());
+    let register_alice = || Login::Register {
+        username: Name::user("alice").unwrap(),
+        machine: Name::machine("m").unwrap(),
+    };
+    let (alice, mut alice_events) =
+        connect(&server, alice_key.clone(), register_alice(), "a", false);
+    assert!(matches!(
+        next_event(&mut alice_events).await,
+        LinkEvent::Connected { .. }
+    ));
     let _bob = client(&server, "bob", "b").await;
     let login = Login::Register {
         username: Name::user("carol").unwrap(),
@@ -209,17 +219,22 @@ async fn registrations_and_channels_are_capped_with_clear_refusals() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 
+    // Re-running a registration with the enrolled key makes nothing, so the cap lets it be.
+    let (_again, mut again) = connect(&server, alice_key, register_alice(), "again", false);
+    assert!(matches!(
+        next_event(&mut again).await,
+        LinkEvent::Connected { .. }
+    ));
+
     for name in ["one", "two"] {
         let channel = Name::channel(name).unwrap();
         alice
-            .link
             .create_channel(&channel, Visibility::Public)
             .await
             .unwrap();
     }
     let third = Name::channel("three").unwrap();
     let refused = alice
-        .link
         .create_channel(&third, Visibility::Public)
         .await
         .unwrap_err()

@@ -215,13 +215,24 @@ async fn handshake(
     match first_contact {
         Some(FirstContact::Register { username, machine }) => {
             let now = Instant::now();
-            shared.admission.may_register(peer, now)?;
+            let key = public_key.clone();
+            let known = shared
+                .store
+                .call(move |db| db.account_by_key(&key))
+                .await?
+                .is_some();
+            // Re-running `register` with an enrolled key makes nothing, so it is not counted.
+            if !known {
+                shared.admission.may_register(peer, now)?;
+            }
             let key = public_key.clone();
             shared
                 .store
                 .call(move |db| db.register(&username, &machine, &key))
                 .await?;
-            shared.admission.registered(peer, now);
+            if !known {
+                shared.admission.registered(peer, now);
+            }
         }
         Some(FirstContact::Enroll { code }) => {
             let key = public_key.clone();

@@ -284,7 +284,7 @@ impl Db {
         let invite: Option<(UserId, String)> = self
             .conn
             .query_row(
-                "DELETE FROM machine_invites WHERE code = ?1 AND expires_at > ?2 RETURNING user_id, machine",
+                "SELECT user_id, machine FROM machine_invites WHERE code = ?1 AND expires_at > ?2",
                 params![code, now_ms()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -296,7 +296,11 @@ impl Db {
             ));
         };
         let machine = name_from(machine)?;
+        // Only one thread writes, so nothing comes between: a refused key keeps the code.
         self.add_machine(user_id, &machine, key)?;
+        self.conn
+            .execute("DELETE FROM machine_invites WHERE code = ?1", [code])
+            .map_err(internal)?;
         self.account_by_key(key)?
             .ok_or_else(|| ProtocolError::internal("the enrolled key was not found"))
     }
@@ -355,6 +359,9 @@ mod tests {
             now_ms() + INVITE_TTL_MS,
         )
         .unwrap();
+        // A key already enrolled is refused, and the code survives the refusal.
+        let taken = db.enroll("code-1", &[1; 32]).unwrap_err();
+        assert!(taken.message.contains("already enrolled"), "{taken}");
         let desk = db.enroll("code-1", &[5; 32]).unwrap();
         assert_eq!(
             (desk.user.as_str(), desk.machine.as_str()),
