@@ -159,18 +159,8 @@ async fn one_account_cannot_take_every_slot_and_refusals_say_why() {
     drop(one);
     let dan = async {
         loop {
-            let mut ws = raw(&server).await;
-            let hello = ClientFrame::Hello {
-                version: conclave::net::protocol::PROTOCOL_VERSION,
-                handle: Name::handle("x").unwrap(),
-                kind: SessionKind::Agent,
-                on_conflict: conclave::net::protocol::OnConflict::Suffix,
-                instance: None,
-            };
-            ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
-                .await
-                .unwrap();
-            if let Some(ServerFrame::Challenge { .. }) = raw_next(&mut ws).await {
+            let handle = Name::handle("x").unwrap();
+            if let (_, Some(ServerFrame::Challenge { .. })) = raw_hello(&server, &handle).await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -318,10 +308,7 @@ async fn nobody_can_enroll_a_key_they_do_not_hold() {
         machine: Name::machine("trap").unwrap(),
         public_key: victim.public_key().to_vec(),
     };
-    mallory
-        .send(Message::Binary(codec::encode(&add).unwrap().into()))
-        .await
-        .unwrap();
+    raw_send(&mut mallory, &add).await;
     match raw_next(&mut mallory).await {
         Some(ServerFrame::Error { code, message, .. }) => {
             assert_eq!(code, ErrorCode::Forbidden);
@@ -335,25 +322,12 @@ async fn nobody_can_enroll_a_key_they_do_not_hold() {
         id: 8,
         machine: Name::machine("trap").unwrap(),
     };
-    mallory
-        .send(Message::Binary(codec::encode(&invite).unwrap().into()))
-        .await
-        .unwrap();
+    raw_send(&mut mallory, &invite).await;
     let Some(ServerFrame::MachineInvite { code, .. }) = raw_next(&mut mallory).await else {
         panic!("expected an invite")
     };
-    let mut ws = raw(&server).await;
-    let hello = ClientFrame::Hello {
-        version: conclave::net::protocol::PROTOCOL_VERSION,
-        handle: Name::handle("x").unwrap(),
-        kind: SessionKind::Agent,
-        on_conflict: conclave::net::protocol::OnConflict::Suffix,
-        instance: None,
-    };
-    ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
-        .await
-        .unwrap();
-    let Some(ServerFrame::Challenge { .. }) = raw_next(&mut ws).await else {
+    let (mut ws, answer) = raw_hello(&server, &Name::handle("x").unwrap()).await;
+    let Some(ServerFrame::Challenge { .. }) = answer else {
         panic!("expected a challenge")
     };
     let enroll = ClientFrame::Enroll {
@@ -361,9 +335,7 @@ async fn nobody_can_enroll_a_key_they_do_not_hold() {
         public_key: victim.public_key().to_vec(),
         signature: vec![0; 64],
     };
-    ws.send(Message::Binary(codec::encode(&enroll).unwrap().into()))
-        .await
-        .unwrap();
+    raw_send(&mut ws, &enroll).await;
     match raw_next(&mut ws).await {
         Some(ServerFrame::Error { code, message, .. }) => {
             assert_eq!(code, ErrorCode::Forbidden);

@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::net::client::{self, Opening, Setup};
 use crate::net::human_key;
+use crate::net::identity::Identity;
 use crate::net::link::LinkEvent;
 use crate::net::protocol::SessionKind;
 
@@ -47,6 +48,22 @@ const BATCH: usize = 512;
 pub struct TuiOptions {
     pub config_dir: PathBuf,
     pub server: Option<String>,
+}
+
+impl TuiOptions {
+    /// How the TUI opens its session: as a person, reconnecting forever.
+    fn opening(&self, setup: Setup, identity: Option<Arc<Identity>>) -> Opening {
+        Opening {
+            config_dir: self.config_dir.clone(),
+            server: self.server.clone(),
+            handle: None,
+            default_handle: "tui".into(),
+            kind: SessionKind::Human,
+            persistent: true,
+            setup,
+            identity,
+        }
+    }
 }
 
 /// Restores the terminal however the loop ends (the panic hook covers panics).
@@ -76,17 +93,7 @@ pub async fn run(options: TuiOptions) -> Result<()> {
     } else {
         None
     };
-    let mut started = client::start(Opening {
-        config_dir: options.config_dir.clone(),
-        server: options.server.clone(),
-        handle: None,
-        default_handle: "tui".into(),
-        kind: SessionKind::Human,
-        persistent: true,
-        setup: Setup::Auto,
-        identity,
-    })
-    .await?;
+    let mut started = client::start(options.opening(Setup::Auto, identity)).await?;
     let offset = *chrono::Local::now().offset();
     let mut app = App::new(settings, started.server.clone(), offset);
     app.claiming = started.claiming.clone();
@@ -165,16 +172,7 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                 }
                 // The name zero set-up claimed was taken: start again with the one picked.
                 Cmd::Register(name) => {
-                    let opening = Opening {
-                        config_dir: options.config_dir.clone(),
-                        server: options.server.clone(),
-                        handle: None,
-                        default_handle: "tui".into(),
-                        kind: SessionKind::Human,
-                        persistent: true,
-                        setup: Setup::AutoAs(name),
-                        identity: None,
-                    };
+                    let opening = options.opening(Setup::AutoAs(name), None);
                     match client::start(opening).await {
                         Ok(again) => {
                             started = again;

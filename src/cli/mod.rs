@@ -76,12 +76,17 @@ impl Env {
 
     /// A one-shot connection with the default handle `cli`.
     async fn one_shot(&self, server: Option<&str>) -> Result<Session> {
+        self.one_shot_as(server, Setup::Key).await
+    }
+
+    /// A one-shot connection that signs in the way `setup` says (first contact, enrolling).
+    async fn one_shot_as(&self, server: Option<&str>, setup: Setup) -> Result<Session> {
         self.connect(Connect {
             server,
             handle: None,
             default_handle: "cli",
             persistent: false,
-            setup: Setup::Key,
+            setup,
         })
         .await
     }
@@ -164,18 +169,8 @@ pub async fn register(
             .map_or_else(client::default_machine_name, str::to_owned)
             .as_str(),
     )?;
-    let client = env
-        .connect(Connect {
-            server,
-            handle: None,
-            default_handle: "cli",
-            persistent: false,
-            setup: Setup::Register {
-                username: username.clone(),
-                machine,
-            },
-        })
-        .await?;
+    let setup = Setup::Register { username, machine };
+    let client = env.one_shot_as(server, setup).await?;
     println!(
         "registered {}/{} on {}",
         client.path.user, client.path.machine, client.server
@@ -464,17 +459,10 @@ pub async fn machine_invite(env: &Env, name: &str, server: Option<&str>) -> Resu
 /// `conclave machine enroll CODE`: enrolls this machine's key (made if missing) with a code
 /// from `machine invite`, and makes that server this machine's default.
 pub async fn machine_enroll(env: &Env, code: &str, server: Option<&str>) -> Result<()> {
-    let client = env
-        .connect(Connect {
-            server,
-            handle: None,
-            default_handle: "cli",
-            persistent: false,
-            setup: Setup::Enroll {
-                code: code.trim().to_owned(),
-            },
-        })
-        .await?;
+    let setup = Setup::Enroll {
+        code: code.trim().to_owned(),
+    };
+    let client = env.one_shot_as(server, setup).await?;
     let path = &client.path;
     println!("enrolled this machine as {}/{}", path.user, path.machine);
     Ok(())

@@ -162,11 +162,17 @@ pub async fn raw_next(
 pub type RawSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A raw socket that has registered `user` and been welcomed.
-pub async fn raw_login(server: &TestServer, user: &str) -> RawSocket {
+/// Sends one frame on a raw socket.
+pub async fn raw_send(ws: &mut RawSocket, frame: &ClientFrame) {
+    ws.send(Message::Binary(codec::encode(frame).unwrap().into()))
+        .await
+        .unwrap();
+}
+
+/// A raw socket that said `hello` as an agent under `handle`: the server's answer, a
+/// `challenge` unless it refused.
+pub async fn raw_hello(server: &TestServer, handle: &Name) -> (RawSocket, Option<ServerFrame>) {
     let mut ws = raw(server).await;
-    let identity = Identity::generate().unwrap();
-    let handle = Name::handle("raw").unwrap();
     let hello = ClientFrame::Hello {
         version: PROTOCOL_VERSION,
         handle: handle.clone(),
@@ -174,10 +180,17 @@ pub async fn raw_login(server: &TestServer, user: &str) -> RawSocket {
         on_conflict: OnConflict::Suffix,
         instance: None,
     };
-    ws.send(Message::Binary(codec::encode(&hello).unwrap().into()))
-        .await
-        .unwrap();
-    let Some(ServerFrame::Challenge { nonce, server_id }) = raw_next(&mut ws).await else {
+    raw_send(&mut ws, &hello).await;
+    let answer = raw_next(&mut ws).await;
+    (ws, answer)
+}
+
+/// A raw socket that has registered `user` and been welcomed.
+pub async fn raw_login(server: &TestServer, user: &str) -> RawSocket {
+    let identity = Identity::generate().unwrap();
+    let handle = Name::handle("raw").unwrap();
+    let (mut ws, answer) = raw_hello(server, &handle).await;
+    let Some(ServerFrame::Challenge { nonce, server_id }) = answer else {
         panic!("expected a challenge")
     };
     let register = ClientFrame::Register {
@@ -188,9 +201,7 @@ pub async fn raw_login(server: &TestServer, user: &str) -> RawSocket {
             .sign_challenge(&server_id, &nonce, &handle, SessionKind::Agent)
             .to_vec(),
     };
-    ws.send(Message::Binary(codec::encode(&register).unwrap().into()))
-        .await
-        .unwrap();
+    raw_send(&mut ws, &register).await;
     assert!(matches!(
         raw_next(&mut ws).await,
         Some(ServerFrame::Welcome { .. })

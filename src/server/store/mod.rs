@@ -823,6 +823,30 @@ mod tests {
         Name::parse("test", s).unwrap()
     }
 
+    /// Keeps the store thread busy until the returned sender sends (or drops), so jobs queue.
+    async fn hold(
+        store: &Store,
+    ) -> (
+        std_mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<bool, ProtocolError>>,
+    ) {
+        let (release, held) = std_mpsc::channel::<()>();
+        let (started_tx, started) = oneshot::channel::<()>();
+        let blocker = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .call(move |_| {
+                        let _ = started_tx.send(());
+                        Ok(held.recv().is_ok())
+                    })
+                    .await
+            }
+        });
+        started.await.unwrap();
+        (release, blocker)
+    }
+
     pub(super) fn setup() -> (Db, Account) {
         let mut db = Db::open(None).unwrap();
         let alice = db
@@ -1016,20 +1040,7 @@ mod tests {
         let store =
             Store::open_bounded(None, Duration::from_secs(3600), Box::new(|_| {}), bound).unwrap();
         // Hold the store thread so nothing drains.
-        let (release, held) = std_mpsc::channel::<()>();
-        let (started_tx, started) = oneshot::channel::<()>();
-        let blocker = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .call(move |_| {
-                        let _ = started_tx.send(());
-                        Ok(held.recv().is_ok())
-                    })
-                    .await
-            }
-        });
-        started.await.unwrap();
+        let (release, blocker) = hold(&store).await;
         let mut queued = 0;
         loop {
             let append = Append {
@@ -1116,20 +1127,7 @@ mod tests {
             .await
             .unwrap();
         // Hold the thread so three appends wait and commit together.
-        let (release, held) = std_mpsc::channel::<()>();
-        let (started_tx, started) = oneshot::channel::<()>();
-        let blocker = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .call(move |_| {
-                        let _ = started_tx.send(());
-                        Ok(held.recv().is_ok())
-                    })
-                    .await
-            }
-        });
-        started.await.unwrap();
+        let (release, blocker) = hold(&store).await;
         let (done_tx, done) = oneshot::channel::<()>();
         let mut done_tx = Some(done_tx);
         for n in 0..3 {
