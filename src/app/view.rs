@@ -203,6 +203,7 @@ mod tests {
                         },
                     ],
                     members: vec![Name::user("alice").unwrap(), Name::user("bob").unwrap()],
+                    truncated: false,
                 },
                 show: false,
             }),

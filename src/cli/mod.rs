@@ -438,6 +438,13 @@ pub async fn who(env: &Env, channel: Option<&str>, server: Option<&str>) -> Resu
     for s in &report.sessions {
         println!("{:<40} {}", s.path.to_string(), s.kind.as_str());
     }
+    if report.truncated {
+        println!(
+            "(more: the server names at most {} sessions and {} members)",
+            crate::net::protocol::MAX_WHO_ENTRIES,
+            crate::net::protocol::MAX_WHO_ENTRIES
+        );
+    }
     Ok(())
 }
 

@@ -229,6 +229,7 @@ mod tests {
                 channel: Some(name("general")),
                 sessions: vec![session.clone()],
                 members: vec![name("alice")],
+                truncated: true,
             },
             ServerFrame::Machines {
                 id: 11,

@@ -189,6 +189,8 @@ pub struct ChannelPage {
 pub struct WhoReport {
     pub sessions: Vec<SessionInfo>,
     pub members: Vec<Name>,
+    /// The server named only the first `MAX_WHO_ENTRIES` of a list.
+    pub truncated: bool,
 }
 
 type Reply = oneshot::Sender<Result<ServerFrame, LinkError>>;
@@ -431,8 +433,15 @@ impl LinkHandle {
         };
         match self.request(frame).await? {
             ServerFrame::Who {
-                sessions, members, ..
-            } => Ok(WhoReport { sessions, members }),
+                sessions,
+                members,
+                truncated,
+                ..
+            } => Ok(WhoReport {
+                sessions,
+                members,
+                truncated,
+            }),
             other => Err(LinkError::Unexpected(other.kind())),
         }
     }

@@ -33,6 +33,9 @@ pub const MISSED_HEARTBEATS: u32 = 3;
 pub const SILENCE_TIMEOUT: std::time::Duration =
     std::time::Duration::from_secs(HEARTBEAT.as_secs() * MISSED_HEARTBEATS as u64);
 
+/// Most sessions, and most members, named in one `Who` answer.
+pub const MAX_WHO_ENTRIES: usize = 2000;
+
 /// Most channels in one `Channels` answer, so no list can outgrow a frame.
 pub const MAX_CHANNEL_PAGE: u32 = 500;
 
@@ -712,6 +715,9 @@ pub enum ServerFrame {
         /// With a channel: every member user, online or not.
         #[serde(default)]
         members: Vec<Name>,
+        /// Either list was cut at `MAX_WHO_ENTRIES`, so the answer fits a frame.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
     },
     Machines {
         id: u64,

@@ -17,8 +17,8 @@ use crate::net::identity::{random_bytes, verify, verify_challenge};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     Audience, ClientFrame, CloseReason, MAX_CHANNEL_PAGE, MAX_CLIENT_ID_BYTES, MAX_HISTORY_PAGE,
-    NONCE_LEN, PROTOCOL_VERSION, PresenceChange, ProtocolError, ServerFrame, SessionKind,
-    WhisperMessage, check_text,
+    MAX_WHO_ENTRIES, NONCE_LEN, PROTOCOL_VERSION, PresenceChange, ProtocolError, ServerFrame,
+    SessionKind, WhisperMessage, check_text,
 };
 
 use super::admission::Admission;
@@ -467,30 +467,31 @@ async fn handle(
                 more: page.more,
             }))
         }
-        ClientFrame::Who { id, channel } => match channel {
-            None => Ok(Some(ServerFrame::Who {
+        ClientFrame::Who { id, channel } => {
+            let (channel_id, mut members) = match &channel {
+                None => (None, Vec::new()),
+                Some(name) => {
+                    let lookup = name.clone();
+                    store
+                        .call(move |db| {
+                            let found = db.visible_channel(&lookup, user)?;
+                            Ok((Some(found.id), db.members(found.id, MAX_WHO_ENTRIES + 1)?))
+                        })
+                        .await?
+                }
+            };
+            let mut sessions = shared.hub.who(channel_id);
+            let truncated = sessions.len() > MAX_WHO_ENTRIES || members.len() > MAX_WHO_ENTRIES;
+            sessions.truncate(MAX_WHO_ENTRIES);
+            members.truncate(MAX_WHO_ENTRIES);
+            Ok(Some(ServerFrame::Who {
                 id,
-                channel: None,
-                sessions: shared.hub.who(None),
-                members: Vec::new(),
-            })),
-            Some(name) => {
-                let lookup = name.clone();
-                let (found, members) = store
-                    .call(move |db| {
-                        let found = db.visible_channel(&lookup, user)?;
-                        let members = db.members(found.id)?;
-                        Ok((found, members))
-                    })
-                    .await?;
-                Ok(Some(ServerFrame::Who {
-                    id,
-                    channel: Some(name),
-                    sessions: shared.hub.who(Some(found.id)),
-                    members,
-                }))
-            }
-        },
+                channel,
+                sessions,
+                members,
+                truncated,
+            }))
+        }
         ClientFrame::MarkRead { id, channel, seq } => {
             let handle = me.path().session.clone();
             store

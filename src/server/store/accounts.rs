@@ -14,6 +14,9 @@ pub const INVITE_TTL_MS: i64 = 15 * 60 * 1000;
 /// Open invite codes one user may have at once.
 const MAX_OPEN_INVITES: i64 = 10;
 
+/// Machines one user may have, so their list always fits an answer.
+pub const MAX_MACHINES: i64 = 100;
+
 impl Db {
     /// The machine `key` signs in as: its machine key, or its human key.
     pub fn account_by_key(&mut self, key: &[u8]) -> Result<Option<Account>, ProtocolError> {
@@ -259,6 +262,18 @@ impl Db {
                 "you already have a machine named `{machine}`"
             )));
         }
+        let machines: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM machines WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        if machines >= MAX_MACHINES {
+            return Err(ProtocolError::rate_limited(format!(
+                "you have {machines} machines, the most one user may; remove one first"
+            )));
+        }
         let open: i64 = tx
             .query_row(
                 "SELECT COUNT(*) FROM machine_invites WHERE user_id = ?1",
@@ -347,6 +362,30 @@ mod tests {
         assert!(db.account_by_key(&[1; 32]).unwrap().is_none());
         let e = db.remove_machine(alice.user_id, &name("desk")).unwrap_err();
         assert_eq!(e.code, crate::net::protocol::ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn machines_per_user_are_capped() {
+        let (mut db, alice) = setup();
+        for n in 1..MAX_MACHINES {
+            let machine = name(&format!("m{n}"));
+            let code = format!("code-{n}");
+            db.invite_machine(alice.user_id, &machine, &code, now_ms() + INVITE_TTL_MS)
+                .unwrap();
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&n.to_le_bytes());
+            key[31] = 0xee;
+            db.enroll(&code, &key).unwrap();
+        }
+        let full = db
+            .invite_machine(
+                alice.user_id,
+                &name("one-more"),
+                "x",
+                now_ms() + INVITE_TTL_MS,
+            )
+            .unwrap_err();
+        assert!(full.message.contains("you have 100 machines"), "{full}");
     }
 
     #[test]

@@ -571,16 +571,22 @@ impl Db {
             .map_err(internal)
     }
 
-    pub fn members(&mut self, channel: ChannelId) -> Result<Vec<Name>, ProtocolError> {
+    /// The channel's member users by name, at most `limit` of them.
+    pub fn members(
+        &mut self,
+        channel: ChannelId,
+        limit: usize,
+    ) -> Result<Vec<Name>, ProtocolError> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT u.name FROM memberships m JOIN users u ON u.id = m.user_id
-                 WHERE m.channel_id = ?1 ORDER BY u.name",
+                 WHERE m.channel_id = ?1 ORDER BY u.name LIMIT ?2",
             )
             .map_err(internal)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map([channel], |r| r.get::<_, String>(0))
+            .query_map(params![channel, limit], |r| r.get::<_, String>(0))
             .map_err(internal)?;
         rows.map(|r| name_from(r.map_err(internal)?)).collect()
     }
@@ -1089,6 +1095,21 @@ mod tests {
         let (second, more) = db.list_channels(alice.user_id, last.as_ref(), 4).unwrap();
         assert_eq!(names(&second), ["c4", "general"]);
         assert!(!more);
+    }
+
+    #[test]
+    fn members_come_by_name_up_to_a_limit() {
+        let (mut db, _alice) = setup();
+        let general = db.channel(&name("general")).unwrap().unwrap();
+        for (n, user) in ["bob", "carol", "dan"].iter().enumerate() {
+            let account = db
+                .register(&name(user), &name("m"), &[10 + n as u8; 32])
+                .unwrap();
+            db.add_member(general.id, account.user_id).unwrap();
+        }
+        let names = |list: Vec<Name>| -> Vec<String> { list.iter().map(Name::to_string).collect() };
+        assert_eq!(names(db.members(general.id, 2).unwrap()), ["alice", "bob"]);
+        assert_eq!(db.members(general.id, usize::MAX).unwrap().len(), 4);
     }
 
     #[test]

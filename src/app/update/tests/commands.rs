@@ -101,6 +101,7 @@ fn tab_completes_commands_channels_and_names() {
                     kind: SessionKind::Agent,
                 }],
                 members: vec![Name::user("alice").unwrap(), Name::user("bob").unwrap()],
+                truncated: false,
             },
             show: true,
         }),

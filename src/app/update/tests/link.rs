@@ -319,6 +319,7 @@ fn a_reconnect_asks_again_who_is_in_each_channel() {
                     kind: SessionKind::Human,
                 }],
                 members: vec![Name::user("bob").unwrap()],
+                truncated: false,
             },
             show: false,
         }),
