@@ -1,0 +1,254 @@
+//! Channels and who is in them: lookup with the visibility rules, creation under the per-user
+//! cap, the paged channel list, joining, and memberships.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{
+    Channel, ChannelId, Db, Joining, UserId, internal, name_from, now_ms, visibility_from,
+};
+use crate::net::names::Name;
+use crate::net::protocol::{ChannelInfo, ProtocolError, Visibility};
+
+impl Db {
+    pub fn channel(&mut self, name: &Name) -> Result<Option<Channel>, ProtocolError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, name, visibility, creator_id, last_seq FROM channels WHERE name = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([name.as_str()], |r| {
+                    Ok((
+                        r.get::<_, ChannelId>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(internal)?
+            .map(|(id, name, vis, creator_id, last_seq)| {
+                Ok(Channel {
+                    id,
+                    name: name_from(name)?,
+                    visibility: visibility_from(&vis),
+                    creator_id,
+                    last_seq: last_seq as u64,
+                })
+            })
+            .transpose()
+    }
+
+    pub fn is_member(&mut self, channel: ChannelId, user: UserId) -> Result<bool, ProtocolError> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM memberships WHERE channel_id = ?1 AND user_id = ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![channel, user], |r| r.get(0)))
+            .map_err(internal)
+    }
+
+    /// The channel, if it exists and `user` may see it. Private channels a user is not in are
+    /// reported exactly like missing ones, so their names never leak.
+    pub fn visible_channel(&mut self, name: &Name, user: UserId) -> Result<Channel, ProtocolError> {
+        let not_found = || ProtocolError::not_found(format!("there is no channel #{name}"));
+        let channel = self.channel(name)?.ok_or_else(not_found)?;
+        if channel.visibility == Visibility::Private && !self.is_member(channel.id, user)? {
+            return Err(not_found());
+        }
+        Ok(channel)
+    }
+
+    /// The channel as its manager sees it: server admins see every channel, private or not;
+    /// anyone else what `visible_channel` shows them.
+    pub fn managed_channel(
+        &mut self,
+        name: &Name,
+        user: UserId,
+        admin: bool,
+    ) -> Result<Channel, ProtocolError> {
+        if admin {
+            return self
+                .channel(name)?
+                .ok_or_else(|| ProtocolError::not_found(format!("there is no channel #{name}")));
+        }
+        self.visible_channel(name, user)
+    }
+
+    pub fn create_channel(
+        &mut self,
+        name: &Name,
+        visibility: Visibility,
+        creator: UserId,
+        max_per_creator: Option<usize>,
+    ) -> Result<ChannelInfo, ProtocolError> {
+        let tx = self.conn.transaction().map_err(internal)?;
+        if let Some(max) = max_per_creator {
+            let made: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM channels WHERE creator_id = ?1",
+                    [creator],
+                    |r| r.get(0),
+                )
+                .map_err(internal)?;
+            if usize::try_from(made).unwrap_or(usize::MAX) >= max {
+                return Err(ProtocolError::rate_limited(format!(
+                    "you have created {made} channels, the most one user may; ask a server admin"
+                )));
+            }
+        }
+        let now = now_ms();
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO channels (name, visibility, creator_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name.as_str(), visibility.as_str(), creator, now],
+            )
+            .map_err(internal)?;
+        if inserted == 0 {
+            // The same words whether or not the caller may see the channel.
+            return Err(ProtocolError::conflict(format!(
+                "the name #{name} is not available"
+            )));
+        }
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO memberships (channel_id, user_id, joined_at) VALUES (?1, ?2, ?3)",
+            params![id, creator, now],
+        )
+        .map_err(internal)?;
+        tx.commit().map_err(internal)?;
+        Ok(ChannelInfo {
+            name: name.clone(),
+            visibility,
+            member: true,
+            last_seq: 0,
+            members: 1,
+        })
+    }
+
+    /// Public channels, plus every channel the user is a member of.
+    /// One page of the channels `user` may see, by name after `after`; `more` says whether
+    /// another page follows.
+    pub fn list_channels(
+        &mut self,
+        user: UserId,
+        after: Option<&Name>,
+        limit: u32,
+    ) -> Result<(Vec<ChannelInfo>, bool), ProtocolError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT c.name, c.visibility, c.last_seq, m.user_id IS NOT NULL,
+                        (SELECT COUNT(*) FROM memberships all_m WHERE all_m.channel_id = c.id)
+                 FROM channels c LEFT JOIN memberships m ON m.channel_id = c.id AND m.user_id = ?1
+                 WHERE (c.visibility = 'public' OR m.user_id IS NOT NULL) AND c.name > ?2
+                 ORDER BY c.name LIMIT ?3",
+            )
+            .map_err(internal)?;
+        let after = after.map(Name::as_str).unwrap_or("");
+        let rows = stmt
+            .query_map(params![user, after, i64::from(limit) + 1], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(internal)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, vis, last_seq, member, members) = row.map_err(internal)?;
+            out.push(ChannelInfo {
+                name: name_from(name)?,
+                visibility: visibility_from(&vis),
+                member,
+                last_seq: last_seq as u64,
+                members: members as u64,
+            });
+        }
+        let more = out.len() > limit as usize;
+        out.truncate(limit as usize);
+        Ok((out, more))
+    }
+
+    /// Makes `user` a member (public and unlisted channels admit anyone; private ones only
+    /// their members) and reads this handle's read position.
+    pub fn join(
+        &mut self,
+        name: &Name,
+        user: UserId,
+        handle: &Name,
+    ) -> Result<Joining, ProtocolError> {
+        let channel = self.visible_channel(name, user)?;
+        let new_member = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO memberships (channel_id, user_id, joined_at) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![channel.id, user, now_ms()]))
+            .map_err(internal)?
+            > 0;
+        let read_seq: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT seq FROM read_positions WHERE user_id = ?1 AND handle = ?2 AND channel_id = ?3")
+            .and_then(|mut s| s.query_row(params![user, handle.as_str(), channel.id], |r| r.get(0)).optional())
+            .map_err(internal)?;
+        Ok(Joining {
+            channel,
+            new_member,
+            read_seq: read_seq.unwrap_or(0) as u64,
+        })
+    }
+
+    pub fn remove_member(
+        &mut self,
+        channel: ChannelId,
+        user: UserId,
+    ) -> Result<bool, ProtocolError> {
+        self.conn
+            .execute(
+                "DELETE FROM memberships WHERE channel_id = ?1 AND user_id = ?2",
+                params![channel, user],
+            )
+            .map(|n| n > 0)
+            .map_err(internal)
+    }
+
+    pub fn user_id(&mut self, user: &Name) -> Result<UserId, ProtocolError> {
+        self.conn
+            .prepare_cached("SELECT id FROM users WHERE name = ?1")
+            .and_then(|mut s| s.query_row([user.as_str()], |r| r.get(0)).optional())
+            .map_err(internal)?
+            .ok_or_else(|| ProtocolError::not_found(format!("there is no user `{user}`")))
+    }
+
+    /// Adds a member by name; false if they were one already.
+    pub fn add_member(&mut self, channel: ChannelId, user: UserId) -> Result<bool, ProtocolError> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO memberships (channel_id, user_id, joined_at) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![channel, user, now_ms()]))
+            .map(|n| n > 0)
+            .map_err(internal)
+    }
+
+    /// The channel's member users by name, at most `limit` of them.
+    pub fn members(
+        &mut self,
+        channel: ChannelId,
+        limit: usize,
+    ) -> Result<Vec<Name>, ProtocolError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT u.name FROM memberships m JOIN users u ON u.id = m.user_id
+                 WHERE m.channel_id = ?1 ORDER BY u.name LIMIT ?2",
+            )
+            .map_err(internal)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![channel, limit], |r| r.get::<_, String>(0))
+            .map_err(internal)?;
+        rows.map(|r| name_from(r.map_err(internal)?)).collect()
+    }
+}

@@ -1,0 +1,238 @@
+//! Messages: history pages, read positions, retention, and the group commit of appends (seq
+//! assignment, idempotent client ids, acknowledgements, then the publish hook).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{
+    Append, Appended, Channel, ChannelId, Db, Page, UserId, internal, now_ms, visibility_from,
+};
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, Visibility};
+
+impl Db {
+    /// A page of history for someone allowed to read the channel (members of private ones,
+    /// anyone for the others).
+    /// A page of history for someone allowed to read the channel, oldest first, and whether
+    /// more messages match. With `after` the page starts right after it; otherwise it ends
+    /// right before `before` (or at the newest). Pages stop at `limit` messages or at
+    /// `MAX_HISTORY_PAGE_BYTES` of text, whichever comes first (always at least one message).
+    pub fn history(
+        &mut self,
+        channel: &Channel,
+        after: Option<u64>,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Page, ProtocolError> {
+        let forward = after.is_some();
+        let after = after.unwrap_or(0) as i64;
+        let before = before.map_or(i64::MAX, |b| b as i64);
+        let sql = if forward {
+            "SELECT seq, ts, sender_path, body FROM messages WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3
+             ORDER BY seq ASC LIMIT ?4"
+        } else {
+            "SELECT seq, ts, sender_path, body FROM messages WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3
+             ORDER BY seq DESC LIMIT ?4"
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(internal)?;
+        // One row beyond the limit tells whether there is more.
+        let rows = stmt
+            .query_map(
+                params![channel.id, after, before, i64::from(limit) + 1],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .map_err(internal)?;
+        let mut messages = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        for row in rows {
+            let (seq, ts, from, text) = row.map_err(internal)?;
+            bytes += text.len();
+            if messages.len() >= limit as usize
+                || (bytes > MAX_HISTORY_PAGE_BYTES && !messages.is_empty())
+            {
+                more = true;
+                break;
+            }
+            messages.push(ChatMessage {
+                channel: channel.name.clone(),
+                seq: seq as u64,
+                ts,
+                from: SessionPath::parse(&from)
+                    .map_err(|e| ProtocolError::internal(e.to_string()))?,
+                text,
+            });
+        }
+        if !forward {
+            messages.reverse();
+        }
+        Ok(Page { messages, more })
+    }
+
+    pub fn mark_read(
+        &mut self,
+        user: UserId,
+        handle: &Name,
+        channel: ChannelId,
+        seq: u64,
+    ) -> Result<(), ProtocolError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO read_positions (user_id, handle, channel_id, seq) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (user_id, handle, channel_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+            )
+            .and_then(|mut s| s.execute(params![user, handle.as_str(), channel, seq as i64]))
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn purge_older_than(&mut self, cutoff_ms: i64) -> Result<usize, ProtocolError> {
+        self.conn
+            .execute("DELETE FROM messages WHERE ts < ?1", [cutoff_ms])
+            .map_err(internal)
+    }
+
+    /// Stores one message inside the caller's transaction.
+    fn append_one(
+        tx: &rusqlite::Transaction<'_>,
+        a: &Append,
+        now: i64,
+    ) -> Result<Appended, ProtocolError> {
+        let channel: Option<(ChannelId, String, i64)> = tx
+            .prepare_cached("SELECT id, visibility, last_seq FROM channels WHERE name = ?1")
+            .and_then(|mut s| {
+                s.query_row([a.channel.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(internal)?;
+        let Some((channel_id, visibility, last_seq)) = channel else {
+            return Err(ProtocolError::not_found(format!(
+                "there is no channel #{}",
+                a.channel
+            )));
+        };
+        let member: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM memberships WHERE channel_id = ?1 AND user_id = ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![channel_id, a.sender_id], |r| r.get(0)))
+            .map_err(internal)?;
+        if !member {
+            // A private channel a stranger names must look exactly like a missing one.
+            if visibility_from(&visibility) == Visibility::Private {
+                return Err(ProtocolError::not_found(format!(
+                    "there is no channel #{}",
+                    a.channel
+                )));
+            }
+            return Err(ProtocolError::forbidden(format!(
+                "join #{} before posting to it",
+                a.channel
+            )));
+        }
+        let earlier: Option<(i64, i64, String, String)> = tx
+            .prepare_cached(
+                "SELECT seq, ts, sender_path, body FROM messages
+                 WHERE channel_id = ?1 AND sender_id = ?2 AND client_id = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![channel_id, a.sender_id, a.client_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+            })
+            .map_err(internal)?;
+        if let Some((seq, ts, from, text)) = earlier {
+            return Ok(Appended {
+                channel_id,
+                message: ChatMessage {
+                    channel: a.channel.clone(),
+                    seq: seq as u64,
+                    ts,
+                    from: SessionPath::parse(&from)
+                        .map_err(|e| ProtocolError::internal(e.to_string()))?,
+                    text,
+                },
+                duplicate: true,
+            });
+        }
+        let seq = last_seq + 1;
+        tx.prepare_cached(
+            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                channel_id,
+                seq,
+                now,
+                a.sender_id,
+                a.from.to_string(),
+                a.client_id,
+                a.text
+            ])
+        })
+        .map_err(internal)?;
+        tx.prepare_cached("UPDATE channels SET last_seq = ?1 WHERE id = ?2")
+            .and_then(|mut s| s.execute(params![seq, channel_id]))
+            .map_err(internal)?;
+        Ok(Appended {
+            channel_id,
+            message: ChatMessage {
+                channel: a.channel.clone(),
+                seq: seq as u64,
+                ts: now,
+                from: a.from.clone(),
+                text: a.text.clone(),
+            },
+            duplicate: false,
+        })
+    }
+
+    /// Commits a group of appends in one transaction, then runs each continuation in order.
+    /// A failed commit fails every append in the group: none of them is acknowledged.
+    pub(super) fn commit_appends(&mut self, appends: Vec<Append>) {
+        if appends.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let outcome = (|| {
+            let tx = self.conn.transaction().map_err(internal)?;
+            let results: Vec<_> = appends
+                .iter()
+                .map(|a| Self::append_one(&tx, a, now))
+                .collect();
+            tx.commit().map_err(internal)?;
+            Ok::<_, ProtocolError>(results)
+        })();
+        match outcome {
+            Ok(results) => {
+                let mut stored = Vec::with_capacity(results.len());
+                for (append, result) in appends.into_iter().zip(results) {
+                    if let Ok(appended) = &result {
+                        if !appended.duplicate {
+                            stored.push(appended.clone());
+                        }
+                    }
+                    (append.then)(result);
+                }
+                if !stored.is_empty() {
+                    (self.publish)(stored);
+                }
+            }
+            Err(e) => {
+                for append in appends {
+                    (append.then)(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
