@@ -3,9 +3,11 @@
 //!
 //! This module owns the agent's live state (autonomy levels, read positions, open permission
 //! requests) and turns link events into what the front ends deliver. Decisions without I/O are
-//! in `core.rs`; the operations both front ends offer are in `tools.rs`. Reaches the server
-//! only through `net::link`; knows nothing of the server, the TUI or the CLI.
+//! in `core.rs`; the operations both front ends offer are in `tools.rs`, their typed arguments
+//! in `args.rs`. Reaches the server only through `net::link`; knows nothing of the server, the
+//! TUI or the CLI.
 
+mod args;
 pub mod core;
 pub mod gate;
 pub mod jsonl;
