@@ -530,7 +530,7 @@ async fn next_report(
         {
             let levels = levels
                 .iter()
-                .map(|l| format!("#{} {}", l.channel, l.level.as_str()))
+                .map(|l| format!("#{} {}", l.channel, l.level))
                 .collect();
             return (from, not_applicable, levels);
         }

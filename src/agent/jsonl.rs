@@ -93,8 +93,8 @@ fn event_json(agent: &Arc<Agent>, event: LinkEvent) -> Option<Value> {
             "event": "presence",
             "channel": p.channel.as_str(),
             "path": p.session.path.to_string(),
-            "kind": p.session.kind.as_str(),
-            "change": format!("{:?}", p.change).to_lowercase(),
+            "kind": p.session.kind,
+            "change": p.change,
         })),
         LinkEvent::Connected { path, .. } => {
             Some(json!({"event": "connected", "path": path.to_string()}))

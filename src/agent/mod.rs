@@ -288,7 +288,7 @@ impl Agent {
             return Err(format!(
                 "You may not reply in {place}: your user set its autonomy to {}, which is read-only. \
                  Ask the person supervising you if you think you should reply.",
-                level.as_str()
+                level
             ));
         }
         Ok(())

@@ -332,10 +332,10 @@ impl Tool for ChannelsArgs {
                 .map(|c| {
                     json!({
                         "channel": c.name.as_str(),
-                        "visibility": c.visibility.as_str(),
+                        "visibility": c.visibility,
                         "joined": joined.contains(&c.name),
                         "messages": c.last_seq,
-                        "autonomy": agent.level(&c.name).as_str(),
+                        "autonomy": agent.level(&c.name),
                     })
                 })
                 .collect(),
@@ -352,7 +352,7 @@ impl Tool for WhoArgs {
             sessions: report
                 .sessions
                 .iter()
-                .map(|s| json!({"path": s.path.to_string(), "kind": s.kind.as_str()}))
+                .map(|s| json!({"path": s.path.to_string(), "kind": s.kind}))
                 .collect(),
             members: report.members.iter().map(ToString::to_string).collect(),
         })
@@ -433,7 +433,7 @@ fn status(agent: &Agent) -> Value {
         .map(|(name, mark)| {
             json!({
                 "channel": name.as_str(),
-                "autonomy": state.levels.channel(name).as_str(),
+                "autonomy": state.levels.channel(name),
                 "unread": mark.last_seq.saturating_sub(mark.read_seq),
             })
         })
@@ -443,9 +443,9 @@ fn status(agent: &Agent) -> Value {
         "server": agent.server,
         "connection": state.connection,
         "channels": channels,
-        "default_autonomy": state.levels.default_level().as_str(),
-        "whispers_autonomy": state.levels.whispers().as_str(),
-        "whispers_from_your_people_autonomy": state.levels.whispers_with(true).as_str(),
+        "default_autonomy": state.levels.default_level(),
+        "whispers_autonomy": state.levels.whispers(),
+        "whispers_from_your_people_autonomy": state.levels.whispers_with(true),
         "open_permission_requests": state.permissions.pending(std::time::Instant::now()),
     })
 }

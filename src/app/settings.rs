@@ -11,6 +11,7 @@ use ratatui::style::Color;
 use serde::Deserialize;
 
 use crate::net::config::{CONFIG_FILE, ClientConfig, TuiConfig};
+use crate::net::protocol::from_name;
 
 const DEFAULT_THEME: &str = include_str!("../../assets/theme.toml");
 const DEFAULT_KEYS: &str = include_str!("../../assets/keys.toml");
@@ -45,8 +46,9 @@ impl Theme {
     }
 }
 
-/// Everything a key can do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Everything a key can do, named in `[tui.keys]` as serde spells it (`next_unread`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     Send,
     Newline,
@@ -73,55 +75,13 @@ pub enum Action {
     ToggleMouse,
 }
 
-impl Action {
-    fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "send" => Self::Send,
-            "newline" => Self::Newline,
-            "complete" => Self::Complete,
-            "next_pane" => Self::NextPane,
-            "prev_pane" => Self::PrevPane,
-            "next_room" => Self::NextRoom,
-            "prev_room" => Self::PrevRoom,
-            "next_unread" => Self::NextUnread,
-            "scroll_up" => Self::ScrollUp,
-            "scroll_down" => Self::ScrollDown,
-            "scroll_top" => Self::ScrollTop,
-            "scroll_bottom" => Self::ScrollBottom,
-            "search" => Self::Search,
-            "help" => Self::Help,
-            "agents" => Self::Agents,
-            "allow" => Self::Allow,
-            "deny" => Self::Deny,
-            "close" => Self::Close,
-            "quit" => Self::Quit,
-            "clear_line" => Self::ClearLine,
-            "undo" => Self::Undo,
-            "redo" => Self::Redo,
-            "toggle_mouse" => Self::ToggleMouse,
-            _ => return None,
-        })
-    }
-}
-
-/// When a channel rings the terminal bell.
+/// When a channel rings the terminal bell; `[tui.bell]` and `/bell` spell it as serde does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BellMode {
     All,
     Mentions,
     None,
-}
-
-impl BellMode {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "all" => Some(Self::All),
-            "mentions" => Some(Self::Mentions),
-            "none" => Some(Self::None),
-            _ => None,
-        }
-    }
 }
 
 /// A key with its modifiers, as bound.
@@ -303,7 +263,7 @@ impl Settings {
         for (channel, mode) in &tui.bell {
             let mode = mode
                 .as_str()
-                .and_then(BellMode::parse)
+                .and_then(from_name::<BellMode>)
                 .ok_or_else(|| format!("bell for `{channel}` must be all, mentions or none"))?;
             bells.insert(channel.trim_start_matches('#').to_owned(), mode);
         }
@@ -385,7 +345,7 @@ fn keymap(table: &toml::Table, overridden: &[String]) -> Result<Keymap, String> 
         .partition(|(name, _)| overridden.contains(name));
     for (name, keys) in defaults.into_iter().chain(theirs) {
         let action =
-            Action::from_name(name).ok_or_else(|| format!("keys.{name} is not an action"))?;
+            from_name::<Action>(name).ok_or_else(|| format!("keys.{name} is not an action"))?;
         let keys: Vec<&str> = match keys {
             toml::Value::String(one) => vec![one.as_str()],
             toml::Value::Array(many) => many.iter().filter_map(|v| v.as_str()).collect(),

@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ChannelInfo, ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, Visibility,
+    ChannelInfo, ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, Visibility, from_name,
 };
 
 /// How often the writer thread purges messages older than the retention window.
@@ -278,11 +278,7 @@ fn internal(e: rusqlite::Error) -> ProtocolError {
 }
 
 fn visibility_from(text: &str) -> Visibility {
-    match text {
-        "private" => Visibility::Private,
-        "unlisted" => Visibility::Unlisted,
-        _ => Visibility::Public,
-    }
+    from_name(text).unwrap_or(Visibility::Public)
 }
 
 fn name_from(text: String) -> Result<Name, ProtocolError> {
@@ -437,7 +433,7 @@ impl Db {
         let inserted = tx
             .execute(
                 "INSERT OR IGNORE INTO channels (name, visibility, creator_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name.as_str(), visibility.as_str(), creator, now],
+                params![name.as_str(), visibility.to_string(), creator, now],
             )
             .map_err(internal)?;
         if inserted == 0 {
