@@ -125,6 +125,12 @@ fn mcp_handshake_tools_and_channel_pushes() {
     assert!(text_of(&bad).contains("there is no channel #nowhere"));
     let missing = agent.call("send", json!({"channel": "general"}));
     assert!(text_of(&missing).contains("`text` is required"));
+    let wrong = agent.call("read", json!({"channel": "general", "limit": "ten"}));
+    assert_eq!(wrong["isError"], json!(true), "{wrong}");
+    assert!(
+        text_of(&wrong).contains("`limit`: invalid type: string \"ten\""),
+        "{wrong}"
+    );
 
     // Garbage gets a JSON-RPC parse error; the session goes on.
     agent.write("this is not json");
@@ -524,7 +530,7 @@ async fn next_report(
         {
             let levels = levels
                 .iter()
-                .map(|l| format!("#{} {}", l.channel, l.level.as_str()))
+                .map(|l| format!("#{} {}", l.channel, l.level))
                 .collect();
             return (from, not_applicable, levels);
         }

@@ -63,18 +63,19 @@ pub async fn serve(agent: Arc<Agent>, mut events: mpsc::Receiver<LinkEvent>) -> 
 
 /// Runs one command line and builds its reply.
 async fn answer(agent: &Agent, line: &str) -> Value {
-    let command: Map<String, Value> = match serde_json::from_str::<Value>(line) {
+    let mut command: Map<String, Value> = match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(map)) => map,
         Ok(_) => {
             return json!({"ok": false, "error": "each line must be a JSON object with a `cmd`"});
         }
         Err(e) => return json!({"ok": false, "error": format!("not JSON: {e}")}),
     };
-    let id = command.get("id").cloned().unwrap_or(Value::Null);
-    let Some(cmd) = command.get("cmd").and_then(Value::as_str) else {
+    // What remains once `id` and `cmd` are taken out are the tool's arguments.
+    let id = command.remove("id").unwrap_or(Value::Null);
+    let Some(Value::String(cmd)) = command.remove("cmd") else {
         return json!({"id": id, "ok": false, "error": "missing `cmd`"});
     };
-    match tools::call(agent, cmd, &command).await {
+    match tools::call(agent, &cmd, &command).await {
         Ok(outcome) => {
             let mut reply = json!({"id": id, "ok": true});
             if let (Value::Object(reply), Value::Object(fields)) = (&mut reply, outcome.to_json()) {
@@ -92,8 +93,8 @@ fn event_json(agent: &Arc<Agent>, event: LinkEvent) -> Option<Value> {
             "event": "presence",
             "channel": p.channel.as_str(),
             "path": p.session.path.to_string(),
-            "kind": p.session.kind.as_str(),
-            "change": format!("{:?}", p.change).to_lowercase(),
+            "kind": p.session.kind,
+            "change": p.change,
         })),
         LinkEvent::Connected { path, .. } => {
             Some(json!({"event": "connected", "path": path.to_string()}))

@@ -85,7 +85,7 @@ pub fn agent_flags(args: &AgentArgs) -> Vec<String> {
         flag("--join", channel.clone());
     }
     for (key, level) in &args.perms {
-        flag("--perm", format!("{key}={}", level.as_str()));
+        flag("--perm", format!("{key}={level}"));
     }
     if args.format != Format::Mcp {
         flag("--format", "jsonl".to_owned());

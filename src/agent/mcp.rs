@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use crate::net::link::LinkEvent;
 
 use super::core::{Inbound, Push, coalesce};
-use super::{Agent, Effect, tools};
+use super::{Agent, Effect, args, tools};
 
 const CHANNEL_NOTIFICATION: &str = "notifications/claude/channel";
 const PERMISSION_REQUEST: &str = "notifications/claude/channel/permission_request";
@@ -110,15 +110,9 @@ impl ServerHandler for Handler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let tools = tools::specs()
+        let tools = args::specs()
             .into_iter()
-            .map(|spec| {
-                let schema = match spec.schema {
-                    Value::Object(map) => map,
-                    _ => Map::new(),
-                };
-                Tool::new(spec.name, spec.description, Arc::new(schema))
-            })
+            .map(|spec| Tool::new(spec.name, spec.description, spec.schema))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }

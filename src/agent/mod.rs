@@ -3,9 +3,11 @@
 //!
 //! This module owns the agent's live state (autonomy levels, read positions, open permission
 //! requests) and turns link events into what the front ends deliver. Decisions without I/O are
-//! in `core.rs`; the operations both front ends offer are in `tools.rs`. Reaches the server
-//! only through `net::link`; knows nothing of the server, the TUI or the CLI.
+//! in `core.rs`; the operations both front ends offer are in `tools.rs`, their typed arguments
+//! in `args.rs`. Reaches the server only through `net::link`; knows nothing of the server, the
+//! TUI or the CLI.
 
+mod args;
 pub mod core;
 pub mod gate;
 pub mod jsonl;
@@ -287,7 +289,7 @@ impl Agent {
             return Err(format!(
                 "You may not reply in {place}: your user set its autonomy to {}, which is read-only. \
                  Ask the person supervising you if you think you should reply.",
-                level.as_str()
+                level
             ));
         }
         Ok(())

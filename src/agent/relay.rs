@@ -74,7 +74,7 @@ impl Agent {
                     .levels
                     .live
                     .insert(AutonomyKey::Channel(channel.clone()), level);
-                tracing::info!(%channel, level = level.as_str(), by = %from, "autonomy changed");
+                tracing::info!(%channel, level = %level, by = %from, "autonomy changed");
                 let agent = self.clone();
                 tokio::spawn(async move {
                     // Kept where the agent reads its levels, so a restart keeps it and

@@ -1,15 +1,20 @@
 //! The operations both front ends offer: `send`, `whisper`, `read`, `unread`, `channels`,
-//! `who`, `join`, `leave`, `status`. Each takes JSON arguments and returns an [`Outcome`] that
-//! renders as JSON (for programs) or as text (for a model, with message text quoted as
-//! untrusted). Errors are plain sentences the caller can act on. None of these can change
+//! `who`, `join`, `leave`, `status`. Each reads its typed arguments (`args.rs`) and returns an
+//! [`Outcome`] that renders as JSON (for programs) or as text (for a model, with message text
+//! quoted as untrusted). Errors are plain sentences the caller can act on. None of these can change
 //! autonomy or answer a permission request: only people can.
 
 use serde_json::{Map, Value, json};
 
+use crate::net::link::LinkError;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{ChatMessage, MAX_HISTORY_PAGE, MAX_TEXT_BYTES};
 
 use super::Agent;
+use super::args::{
+    self, ChannelsArgs, JoinArgs, LeaveArgs, ReadArgs, SendArgs, StatusArgs, ToolArgs, UnreadArgs,
+    WhisperArgs, WhoArgs,
+};
 use super::core::quote_untrusted;
 
 /// Most messages `unread` returns per call; the rest wait for the next call.
@@ -18,81 +23,30 @@ const UNREAD_PAGE: u32 = 50;
 /// Default and largest page of `read`.
 const READ_DEFAULT: u32 = 20;
 
-/// A tool's name, description and JSON schema.
-pub struct ToolSpec {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub schema: Value,
+/// What one operation does with its arguments.
+trait Tool: ToolArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, String>;
 }
 
-fn channel_prop() -> Value {
-    json!({"type": "string", "description": "Channel name, e.g. general (a leading # is fine)."})
-}
-
-/// Every tool, as `tools/list` shows it.
-pub fn specs() -> Vec<ToolSpec> {
-    let object = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required, "additionalProperties": false});
-    vec![
-        ToolSpec {
-            name: "send",
-            description: "Post a message (at most 16 KiB of text) to a conclave channel you joined. Refused where your autonomy is below converse.",
-            schema: object(
-                json!({"channel": channel_prop(), "text": {"type": "string", "description": "The message, at most 16 KiB (16384 bytes of UTF-8)."}}),
-                &["channel", "text"],
-            ),
-        },
-        ToolSpec {
-            name: "whisper",
-            description: "Send a private message (at most 16 KiB) to one online session, by path user/machine/session (the `from` of a message).",
-            schema: object(
-                json!({"to": {"type": "string", "description": "Session path user/machine/session."}, "text": {"type": "string", "description": "At most 16 KiB."}}),
-                &["to", "text"],
-            ),
-        },
-        ToolSpec {
-            name: "read",
-            description: "Read a channel's history: the newest messages, older ones with `before`, or those after `since` (sequence numbers). The answer names the value for the next page.",
-            schema: object(
-                json!({
-                    "channel": channel_prop(),
-                    "since": {"type": "integer", "minimum": 0, "description": "Return messages after this sequence number."},
-                    "before": {"type": "integer", "minimum": 1, "description": "Return messages before this sequence number (to page back)."},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY_PAGE, "description": "At most this many (default 20)."}
-                }),
-                &["channel"],
-            ),
-        },
-        ToolSpec {
-            name: "unread",
-            description: "Everything you have not read yet in your channels, oldest first, and mark it read. Call it when you start and whenever you may have missed messages.",
-            schema: object(json!({}), &[]),
-        },
-        ToolSpec {
-            name: "channels",
-            description: "List the channels you can see, whether you joined them, and your autonomy in each.",
-            schema: object(json!({}), &[]),
-        },
-        ToolSpec {
-            name: "who",
-            description: "Who is online: on the server, or in one channel (with its members).",
-            schema: object(json!({"channel": channel_prop()}), &[]),
-        },
-        ToolSpec {
-            name: "join",
-            description: "Join a channel; its new messages will be pushed to you.",
-            schema: object(json!({"channel": channel_prop()}), &["channel"]),
-        },
-        ToolSpec {
-            name: "leave",
-            description: "Leave a channel; its messages stop arriving.",
-            schema: object(json!({"channel": channel_prop()}), &["channel"]),
-        },
-        ToolSpec {
-            name: "status",
-            description: "Your session path, the connection, your channels with autonomy and unread counts, open permission requests.",
-            schema: object(json!({}), &[]),
-        },
-    ]
+/// Runs one operation by name.
+pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Result<Outcome, String> {
+    async fn run<T: Tool>(agent: &Agent, args: &Map<String, Value>) -> Result<Outcome, String> {
+        args::parse::<T>(args)?.run(agent).await
+    }
+    match name {
+        SendArgs::NAME => run::<SendArgs>(agent, args).await,
+        WhisperArgs::NAME => run::<WhisperArgs>(agent, args).await,
+        ReadArgs::NAME => run::<ReadArgs>(agent, args).await,
+        UnreadArgs::NAME => run::<UnreadArgs>(agent, args).await,
+        ChannelsArgs::NAME => run::<ChannelsArgs>(agent, args).await,
+        WhoArgs::NAME => run::<WhoArgs>(agent, args).await,
+        JoinArgs::NAME => run::<JoinArgs>(agent, args).await,
+        LeaveArgs::NAME => run::<LeaveArgs>(agent, args).await,
+        StatusArgs::NAME => run::<StatusArgs>(agent, args).await,
+        other => Err(format!(
+            "there is no tool `{other}`; the tools are send, whisper, read, unread, channels, who, join, leave, status"
+        )),
+    }
 }
 
 /// Whether a list of messages has a next page, and how to ask for it.
@@ -251,26 +205,6 @@ impl Outcome {
     }
 }
 
-fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
-    args.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("`{key}` is required and must be a string"))
-}
-
-fn opt_u64(args: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| format!("`{key}` must be a non-negative integer")),
-    }
-}
-
-fn channel_arg(args: &Map<String, Value>) -> Result<Name, String> {
-    Name::channel(str_arg(args, "channel")?).map_err(|e| e.to_string())
-}
-
 /// Refuses a message the server would refuse as too large, saying the limit in words.
 pub fn check_size(text: &str) -> Result<(), String> {
     if text.len() > MAX_TEXT_BYTES {
@@ -330,104 +264,124 @@ fn next_page(
     }
 }
 
-/// Runs one operation by name.
-pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Result<Outcome, String> {
-    let server_err = |e: crate::net::link::LinkError| e.to_string();
-    match name {
-        "send" => {
-            let channel = channel_arg(args)?;
-            let text = str_arg(args, "text")?;
-            check_size(text)?;
-            exists(agent, &channel).await?;
-            agent.may_reply(agent.level(&channel), &format!("#{channel}"))?;
-            let receipt = agent.link.send(&channel, text).await.map_err(server_err)?;
-            Ok(Outcome::Sent {
-                channel,
-                seq: receipt.seq,
-            })
-        }
-        "whisper" => {
-            let to = SessionPath::parse(str_arg(args, "to")?).map_err(|e| e.to_string())?;
-            check_size(str_arg(args, "text")?)?;
-            agent.may_reply(agent.whisper_level(&to).await, &format!("whispers to {to}"))?;
-            agent
-                .link
-                .whisper(&to, str_arg(args, "text")?)
-                .await
-                .map_err(server_err)?;
-            Ok(Outcome::Whispered { to })
-        }
-        "read" => {
-            let channel = channel_arg(args)?;
-            agent.may_read(&channel)?;
-            let since = opt_u64(args, "since")?;
-            let before = opt_u64(args, "before")?;
-            let limit = opt_u64(args, "limit")?.map_or(READ_DEFAULT, |l| {
-                l.clamp(1, u64::from(MAX_HISTORY_PAGE)) as u32
-            });
-            let page = agent
-                .link
-                .history(&channel, since, before, limit)
-                .await
-                .map_err(server_err)?;
-            let more = next_page(&channel, since, before, &page.messages, page.more);
-            Ok(Outcome::Messages {
-                messages: page.messages,
-                more,
-            })
-        }
-        "unread" => unread(agent).await,
-        "channels" => {
-            let list = agent.link.list_channels().await.map_err(server_err)?;
-            let joined: Vec<Name> = agent.marks().into_iter().map(|(n, _, _)| n).collect();
-            Ok(Outcome::Channels(
-                list.iter()
-                    .map(|c| {
-                        json!({
-                            "channel": c.name.as_str(),
-                            "visibility": c.visibility.as_str(),
-                            "joined": joined.contains(&c.name),
-                            "messages": c.last_seq,
-                            "autonomy": agent.level(&c.name).as_str(),
-                        })
+fn server_err(e: LinkError) -> String {
+    e.to_string()
+}
+
+impl Tool for SendArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+        let Self { channel, text } = self;
+        check_size(&text)?;
+        exists(agent, &channel).await?;
+        agent.may_reply(agent.level(&channel), &format!("#{channel}"))?;
+        let receipt = agent.link.send(&channel, &text).await.map_err(server_err)?;
+        Ok(Outcome::Sent {
+            channel,
+            seq: receipt.seq,
+        })
+    }
+}
+
+impl Tool for WhisperArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+        let Self { to, text } = self;
+        check_size(&text)?;
+        agent.may_reply(agent.whisper_level(&to).await, &format!("whispers to {to}"))?;
+        agent.link.whisper(&to, &text).await.map_err(server_err)?;
+        Ok(Outcome::Whispered { to })
+    }
+}
+
+impl Tool for ReadArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+        let Self {
+            channel,
+            since,
+            before,
+            limit,
+        } = self;
+        agent.may_read(&channel)?;
+        let limit = limit.map_or(READ_DEFAULT, |l| {
+            l.clamp(1, u64::from(MAX_HISTORY_PAGE)) as u32
+        });
+        let page = agent
+            .link
+            .history(&channel, since, before, limit)
+            .await
+            .map_err(server_err)?;
+        let more = next_page(&channel, since, before, &page.messages, page.more);
+        Ok(Outcome::Messages {
+            messages: page.messages,
+            more,
+        })
+    }
+}
+
+impl Tool for UnreadArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+        unread(agent).await
+    }
+}
+
+impl Tool for ChannelsArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+        let list = agent.link.list_channels().await.map_err(server_err)?;
+        let joined: Vec<Name> = agent.marks().into_iter().map(|(n, _, _)| n).collect();
+        Ok(Outcome::Channels(
+            list.iter()
+                .map(|c| {
+                    json!({
+                        "channel": c.name.as_str(),
+                        "visibility": c.visibility,
+                        "joined": joined.contains(&c.name),
+                        "messages": c.last_seq,
+                        "autonomy": agent.level(&c.name),
                     })
-                    .collect(),
-            ))
-        }
-        "who" => {
-            let channel = match args.get("channel") {
-                None | Some(Value::Null) => None,
-                Some(_) => Some(channel_arg(args)?),
-            };
-            let report = agent.link.who(channel.as_ref()).await.map_err(server_err)?;
-            Ok(Outcome::Who {
-                channel,
-                sessions: report
-                    .sessions
-                    .iter()
-                    .map(|s| json!({"path": s.path.to_string(), "kind": s.kind.as_str()}))
-                    .collect(),
-                members: report.members.iter().map(ToString::to_string).collect(),
-            })
-        }
-        "join" => {
-            let channel = channel_arg(args)?;
-            let (read_seq, last_seq) = agent.join(&channel).await.map_err(server_err)?;
-            Ok(Outcome::Joined {
-                channel,
-                last_seq,
-                unread: last_seq.saturating_sub(read_seq),
-            })
-        }
-        "leave" => {
-            let channel = channel_arg(args)?;
-            agent.leave(&channel).await.map_err(server_err)?;
-            Ok(Outcome::Left { channel })
-        }
-        "status" => Ok(Outcome::Status(status(agent))),
-        other => Err(format!(
-            "there is no tool `{other}`; the tools are send, whisper, read, unread, channels, who, join, leave, status"
-        )),
+                })
+                .collect(),
+        ))
+    }
+}
+
+impl Tool for WhoArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+        let channel = self.channel;
+        let report = agent.link.who(channel.as_ref()).await.map_err(server_err)?;
+        Ok(Outcome::Who {
+            channel,
+            sessions: report
+                .sessions
+                .iter()
+                .map(|s| json!({"path": s.path.to_string(), "kind": s.kind}))
+                .collect(),
+            members: report.members.iter().map(ToString::to_string).collect(),
+        })
+    }
+}
+
+impl Tool for JoinArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+        let channel = self.channel;
+        let (read_seq, last_seq) = agent.join(&channel).await.map_err(server_err)?;
+        Ok(Outcome::Joined {
+            channel,
+            last_seq,
+            unread: last_seq.saturating_sub(read_seq),
+        })
+    }
+}
+
+impl Tool for LeaveArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+        let channel = self.channel;
+        agent.leave(&channel).await.map_err(server_err)?;
+        Ok(Outcome::Left { channel })
+    }
+}
+
+impl Tool for StatusArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+        Ok(Outcome::Status(status(agent)))
     }
 }
 
@@ -479,7 +433,7 @@ fn status(agent: &Agent) -> Value {
         .map(|(name, mark)| {
             json!({
                 "channel": name.as_str(),
-                "autonomy": state.levels.channel(name).as_str(),
+                "autonomy": state.levels.channel(name),
                 "unread": mark.last_seq.saturating_sub(mark.read_seq),
             })
         })
@@ -489,9 +443,9 @@ fn status(agent: &Agent) -> Value {
         "server": agent.server,
         "connection": state.connection,
         "channels": channels,
-        "default_autonomy": state.levels.default_level().as_str(),
-        "whispers_autonomy": state.levels.whispers().as_str(),
-        "whispers_from_your_people_autonomy": state.levels.whispers_with(true).as_str(),
+        "default_autonomy": state.levels.default_level(),
+        "whispers_autonomy": state.levels.whispers(),
+        "whispers_from_your_people_autonomy": state.levels.whispers_with(true),
         "open_permission_requests": state.permissions.pending(std::time::Instant::now()),
     })
 }
@@ -515,7 +469,10 @@ mod tests {
 
     #[test]
     fn the_send_tool_states_the_size_limit_and_refuses_past_it_in_words() {
-        let send = specs().into_iter().find(|s| s.name == "send").unwrap();
+        let send = args::specs()
+            .into_iter()
+            .find(|s| s.name == "send")
+            .unwrap();
         let limit = format!("{} KiB", MAX_TEXT_BYTES / 1024);
         assert!(send.description.contains(&limit), "{}", send.description);
         assert!(check_size(&"a".repeat(MAX_TEXT_BYTES)).is_ok());

@@ -1,5 +1,6 @@
 //! Colours, keys and bells: the defaults in `assets/` (compiled in), overridden by the
-//! `[tui.theme]`, `[tui.keys]` and `[tui.bell]` tables of `config.toml`.
+//! `[tui.theme]`, `[tui.keys]` and `[tui.bell]` tables of `config.toml`, which
+//! `net::config` loads with the rest of the file and which are interpreted here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -8,6 +9,9 @@ use std::str::FromStr;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::Color;
 use serde::Deserialize;
+
+use crate::net::config::{CONFIG_FILE, ClientConfig, TuiConfig};
+use crate::net::protocol::from_name;
 
 const DEFAULT_THEME: &str = include_str!("../../assets/theme.toml");
 const DEFAULT_KEYS: &str = include_str!("../../assets/keys.toml");
@@ -42,8 +46,9 @@ impl Theme {
     }
 }
 
-/// Everything a key can do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Everything a key can do, named in `[tui.keys]` as serde spells it (`next_unread`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     Send,
     Newline,
@@ -70,55 +75,13 @@ pub enum Action {
     ToggleMouse,
 }
 
-impl Action {
-    fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "send" => Self::Send,
-            "newline" => Self::Newline,
-            "complete" => Self::Complete,
-            "next_pane" => Self::NextPane,
-            "prev_pane" => Self::PrevPane,
-            "next_room" => Self::NextRoom,
-            "prev_room" => Self::PrevRoom,
-            "next_unread" => Self::NextUnread,
-            "scroll_up" => Self::ScrollUp,
-            "scroll_down" => Self::ScrollDown,
-            "scroll_top" => Self::ScrollTop,
-            "scroll_bottom" => Self::ScrollBottom,
-            "search" => Self::Search,
-            "help" => Self::Help,
-            "agents" => Self::Agents,
-            "allow" => Self::Allow,
-            "deny" => Self::Deny,
-            "close" => Self::Close,
-            "quit" => Self::Quit,
-            "clear_line" => Self::ClearLine,
-            "undo" => Self::Undo,
-            "redo" => Self::Redo,
-            "toggle_mouse" => Self::ToggleMouse,
-            _ => return None,
-        })
-    }
-}
-
-/// When a channel rings the terminal bell.
+/// When a channel rings the terminal bell; `[tui.bell]` and `/bell` spell it as serde does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BellMode {
     All,
     Mentions,
     None,
-}
-
-impl BellMode {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "all" => Some(Self::All),
-            "mentions" => Some(Self::Mentions),
-            "none" => Some(Self::None),
-            _ => None,
-        }
-    }
 }
 
 /// A key with its modifiers, as bound.
@@ -278,47 +241,31 @@ impl Settings {
 
     /// The built-in defaults.
     pub fn defaults() -> Self {
-        Self::build(&toml::Table::new()).unwrap_or_else(|_| unreachable_defaults())
+        Self::build(&TuiConfig::default()).unwrap_or_else(|_| unreachable_defaults())
     }
 
-    /// Defaults overridden by `config.toml` in `config_dir`.
+    /// Defaults overridden by the `[tui]` tables of `config.toml` in `config_dir`.
     pub fn load(config_dir: &Path) -> Result<Self, String> {
-        let path = config_dir.join("config.toml");
-        let user = match std::fs::read_to_string(&path) {
-            Ok(text) => text
-                .parse::<toml::Table>()
-                .map_err(|e| format!("{}: {e}", path.display()))?,
-            Err(_) => toml::Table::new(),
-        };
-        let tui = user
-            .get("tui")
-            .and_then(|v| v.as_table())
-            .cloned()
-            .unwrap_or_default();
-        Self::build(&tui).map_err(|e| format!("{}: [tui] {e}", path.display()))
+        // Quietly: the session started next loads the file again and reports unknown keys.
+        let config = ClientConfig::read(config_dir).map_err(|e| e.to_string())?;
+        Self::build(&config.tui)
+            .map_err(|e| format!("{}: [tui] {e}", config_dir.join(CONFIG_FILE).display()))
     }
 
-    fn build(tui: &toml::Table) -> Result<Self, String> {
+    fn build(tui: &TuiConfig) -> Result<Self, String> {
         let mut theme_table: toml::Table =
             DEFAULT_THEME.parse().map_err(|e| format!("theme: {e}"))?;
-        if let Some(over) = tui.get("theme").and_then(|v| v.as_table()) {
-            theme_table.extend(over.clone());
-        }
+        theme_table.extend(tui.theme.clone());
         let mut keys_table: toml::Table = DEFAULT_KEYS.parse().map_err(|e| format!("keys: {e}"))?;
-        let mut overridden = Vec::new();
-        if let Some(over) = tui.get("keys").and_then(|v| v.as_table()) {
-            keys_table.extend(over.clone());
-            overridden.extend(over.keys().cloned());
-        }
+        keys_table.extend(tui.keys.clone());
+        let overridden: Vec<String> = tui.keys.keys().cloned().collect();
         let mut bells = BTreeMap::new();
-        if let Some(over) = tui.get("bell").and_then(|v| v.as_table()) {
-            for (channel, mode) in over {
-                let mode = mode
-                    .as_str()
-                    .and_then(BellMode::parse)
-                    .ok_or_else(|| format!("bell for `{channel}` must be all, mentions or none"))?;
-                bells.insert(channel.trim_start_matches('#').to_owned(), mode);
-            }
+        for (channel, mode) in &tui.bell {
+            let mode = mode
+                .as_str()
+                .and_then(from_name::<BellMode>)
+                .ok_or_else(|| format!("bell for `{channel}` must be all, mentions or none"))?;
+            bells.insert(channel.trim_start_matches('#').to_owned(), mode);
         }
         Ok(Self {
             theme: theme(&theme_table)?,
@@ -398,7 +345,7 @@ fn keymap(table: &toml::Table, overridden: &[String]) -> Result<Keymap, String> 
         .partition(|(name, _)| overridden.contains(name));
     for (name, keys) in defaults.into_iter().chain(theirs) {
         let action =
-            Action::from_name(name).ok_or_else(|| format!("keys.{name} is not an action"))?;
+            from_name::<Action>(name).ok_or_else(|| format!("keys.{name} is not an action"))?;
         let keys: Vec<&str> = match keys {
             toml::Value::String(one) => vec![one.as_str()],
             toml::Value::Array(many) => many.iter().filter_map(|v| v.as_str()).collect(),
@@ -432,7 +379,7 @@ mod tests {
 
     #[test]
     fn compiled_in_defaults_parse() {
-        let defaults = Settings::build(&toml::Table::new()).unwrap();
+        let defaults = Settings::build(&TuiConfig::default()).unwrap();
         assert_eq!(defaults.theme.accent, Color::Cyan);
         assert_eq!(
             defaults

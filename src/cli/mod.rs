@@ -187,7 +187,7 @@ pub async fn channel_create(
     let channel = Name::channel(name)?;
     let client = env.one_shot(server).await?;
     let info = client.link.create_channel(&channel, visibility).await?;
-    println!("created #{} ({})", info.name, info.visibility.as_str());
+    println!("created #{} ({})", info.name, info.visibility);
     Ok(())
 }
 
@@ -224,10 +224,7 @@ pub async fn channel_list(env: &Env, server: Option<&str>) -> Result<()> {
         let member = if c.member { "member" } else { "-" };
         println!(
             "#{:<24} {:<8} {:<6} {} messages",
-            c.name,
-            c.visibility.as_str(),
-            member,
-            c.last_seq
+            c.name, c.visibility, member, c.last_seq
         );
     }
     Ok(())
@@ -436,7 +433,7 @@ pub async fn who(env: &Env, channel: Option<&str>, server: Option<&str>) -> Resu
         }
     }
     for s in &report.sessions {
-        println!("{:<40} {}", s.path.to_string(), s.kind.as_str());
+        println!("{:<40} {}", s.path.to_string(), s.kind);
     }
     if report.truncated {
         println!(
@@ -518,7 +515,7 @@ pub fn perm_set(env: &Env, channel: &str, level: Autonomy) -> Result<()> {
     let mut config = ClientConfig::load(&env.config_dir)?;
     config.autonomy.insert(key.clone(), level);
     config.save(&env.config_dir)?;
-    println!("agents: {} = {}", autonomy_place(&key), level.as_str());
+    println!("agents: {} = {}", autonomy_place(&key), level);
     Ok(())
 }
 
@@ -529,7 +526,7 @@ pub fn perm_show(env: &Env) -> Result<()> {
         println!("{:<24} notify (built in)", "default");
     }
     for (key, level) in &config.autonomy {
-        println!("{:<24} {}", autonomy_place(key), level.as_str());
+        println!("{:<24} {}", autonomy_place(key), level);
     }
     Ok(())
 }

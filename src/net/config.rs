@@ -1,5 +1,7 @@
-//! The client side's files in the config directory: where they live and the small TOML file
-//! that remembers the default server and user. The key itself is `identity.rs`'s business.
+//! The client side's files in the config directory: where they live, and `config.toml`, the
+//! one loader of the small TOML file that remembers the default server and user, agents'
+//! autonomy levels and the TUI's `[tui]` tables (kept as text here; `app::settings` reads
+//! them). The key itself is `identity.rs`'s business.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,27 +61,36 @@ pub fn autonomy_place(key: &AutonomyKey) -> String {
     key.to_string()
 }
 
-/// Keys `config.toml` may hold at its top level; `tui` belongs to the terminal UI.
-const TOP_LEVEL_KEYS: [&str; 4] = ["server", "user", "autonomy", "tui"];
-/// Keys of its `[autonomy]` table.
-const AUTONOMY_KEYS: [&str; 3] = [AUTONOMY_DEFAULT, AUTONOMY_WHISPERS, "channels"];
+/// `config.toml` as it is written: every section this program reads, typed, and under each
+/// table the keys nothing reads, kept as they are so a save does not lose them and a load can
+/// report them.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ConfigFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(default, skip_serializing_if = "AutonomyFile::is_empty")]
+    autonomy: AutonomyFile,
+    #[serde(default, skip_serializing_if = "TuiConfig::is_empty")]
+    tui: TuiConfig,
+    #[serde(flatten)]
+    unknown: toml::Table,
+}
 
-/// The keys of a parsed `config.toml` that nothing reads, dotted (`autonomy.general`).
-pub fn unknown_keys(table: &toml::Table) -> Vec<String> {
-    let mut unknown: Vec<String> = table
-        .keys()
-        .filter(|k| !TOP_LEVEL_KEYS.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    if let Some(toml::Value::Table(autonomy)) = table.get("autonomy") {
-        unknown.extend(
-            autonomy
-                .keys()
-                .filter(|k| !AUTONOMY_KEYS.contains(&k.as_str()))
-                .map(|k| format!("autonomy.{k}")),
-        );
+impl ConfigFile {
+    /// The keys nothing reads, dotted (`autonomy.general`), top level first.
+    fn unknown_keys(&self) -> Vec<String> {
+        let dotted = |prefix: &str, table: &toml::Table| -> Vec<String> {
+            table.keys().map(|k| format!("{prefix}{k}")).collect()
+        };
+        [
+            dotted("", &self.unknown),
+            dotted("autonomy.", &self.autonomy.unknown),
+            dotted("tui.", &self.tui.unknown),
+        ]
+        .concat()
     }
-    unknown
 }
 
 /// `[autonomy]` as the file holds it: the two special levels, then `[autonomy.channels]`.
@@ -91,42 +102,77 @@ struct AutonomyFile {
     whispers: Option<Autonomy>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     channels: BTreeMap<Name, Autonomy>,
+    /// Keys of `[autonomy]` this version does not know, kept for the person to fix.
+    #[serde(flatten)]
+    unknown: toml::Table,
 }
 
-fn serialize_autonomy<S: serde::Serializer>(
-    table: &BTreeMap<AutonomyKey, Autonomy>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let mut file = AutonomyFile::default();
-    for (key, level) in table {
-        match key {
-            AutonomyKey::Default => file.default = Some(*level),
-            AutonomyKey::Whispers => file.whispers = Some(*level),
-            AutonomyKey::Channel(name) => {
-                file.channels.insert(name.clone(), *level);
+impl AutonomyFile {
+    fn is_empty(&self) -> bool {
+        self.default.is_none()
+            && self.whispers.is_none()
+            && self.channels.is_empty()
+            && self.unknown.is_empty()
+    }
+
+    /// Replaces the levels with `levels`, keeping the unknown keys.
+    fn set_levels(&mut self, levels: &BTreeMap<AutonomyKey, Autonomy>) {
+        self.default = None;
+        self.whispers = None;
+        self.channels.clear();
+        for (key, level) in levels {
+            match key {
+                AutonomyKey::Default => self.default = Some(*level),
+                AutonomyKey::Whispers => self.whispers = Some(*level),
+                AutonomyKey::Channel(name) => {
+                    self.channels.insert(name.clone(), *level);
+                }
             }
         }
     }
-    file.serialize(serializer)
+
+    fn levels(&self) -> BTreeMap<AutonomyKey, Autonomy> {
+        let specials = [
+            (AutonomyKey::Default, self.default),
+            (AutonomyKey::Whispers, self.whispers),
+        ];
+        specials
+            .into_iter()
+            .filter_map(|(key, level)| Some((key, level?)))
+            .chain(
+                self.channels
+                    .iter()
+                    .map(|(name, level)| (AutonomyKey::Channel(name.clone()), *level)),
+            )
+            .collect()
+    }
 }
 
-fn deserialize_autonomy<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<BTreeMap<AutonomyKey, Autonomy>, D::Error> {
-    let file = AutonomyFile::deserialize(deserializer)?;
-    let specials = [
-        (AutonomyKey::Default, file.default),
-        (AutonomyKey::Whispers, file.whispers),
-    ];
-    Ok(specials
-        .into_iter()
-        .filter_map(|(key, level)| Some((key, level?)))
-        .chain(
-            file.channels
-                .into_iter()
-                .map(|(name, level)| (AutonomyKey::Channel(name), level)),
-        )
-        .collect())
+/// `[tui]`: the terminal UI's colours, keys and bells. `net` knows nothing of colours or key
+/// codes, so the values stay as the file holds them; `app::settings` reads them and says
+/// what is wrong with one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TuiConfig {
+    /// `[tui.theme]`: a colour per role; `senders` is a list of them.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub theme: toml::Table,
+    /// `[tui.keys]`: a key or a list of keys per action.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub keys: toml::Table,
+    /// `[tui.bell]`: `all`, `mentions` or `none` per channel; `default` for the rest.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub bell: toml::Table,
+    #[serde(flatten)]
+    unknown: toml::Table,
+}
+
+impl TuiConfig {
+    fn is_empty(&self) -> bool {
+        self.theme.is_empty()
+            && self.keys.is_empty()
+            && self.bell.is_empty()
+            && self.unknown.is_empty()
+    }
 }
 
 /// `$XDG_CONFIG_HOME/conclave` (or the platform's equivalent).
@@ -159,97 +205,79 @@ pub enum ConfigError {
     },
 }
 
-/// What `config.toml` holds. Keys nobody reads are reported when the file is loaded (a typo
-/// must not silently leave an agent at another autonomy than its user meant), and kept when
-/// it is saved.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What `config.toml` holds, as the program uses it. Keys nobody reads are reported when the
+/// file is loaded (a typo must not silently leave an agent at another autonomy than its user
+/// meant), and kept when it is saved.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientConfig {
     /// The server verbs talk to when `--server` is not given; set by `register`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     /// The user name registered on that server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Agents' autonomy: `[autonomy]` holds `default` (every other channel) and `whispers`,
     /// `[autonomy.channels]` one level per channel. Set with `conclave perm set`.
-    #[serde(
-        default,
-        skip_serializing_if = "BTreeMap::is_empty",
-        serialize_with = "serialize_autonomy",
-        deserialize_with = "deserialize_autonomy"
-    )]
     pub autonomy: BTreeMap<AutonomyKey, Autonomy>,
+    /// The terminal UI's `[tui]` tables. Read only: `save` leaves them as the file has them.
+    pub tui: TuiConfig,
     /// Keys in the file that nothing reads, dotted (`autonomy.general`); logged as warnings.
-    #[serde(skip)]
     pub unknown_keys: Vec<String>,
 }
 
 impl ClientConfig {
-    /// Reads the config file; a missing file is an empty config.
+    /// Reads the config file and warns about the keys nothing reads; a missing file is an
+    /// empty config.
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
-        let path = dir.join(CONFIG_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => return Err(ConfigError::Read { path, source }),
-        };
-        let parse = |e: toml::de::Error| ConfigError::Parse {
-            path: path.clone(),
-            message: e.message().to_owned(),
-        };
-        let table: toml::Table = text.parse().map_err(parse)?;
-        let mut config: Self = table.clone().try_into().map_err(parse)?;
-        config.unknown_keys = unknown_keys(&table);
+        let config = Self::read(dir)?;
         for key in &config.unknown_keys {
+            let hint = if key.starts_with("tui.") {
+                "the terminal UI reads [tui.theme], [tui.keys] and [tui.bell]"
+            } else {
+                "autonomy levels go in [autonomy] as default or whispers, and per channel in \
+                 [autonomy.channels]"
+            };
             tracing::warn!(
-                "{}: unknown key `{key}` is ignored (autonomy levels go in [autonomy] as \
-                 default or whispers, and per channel in [autonomy.channels])",
-                path.display()
+                "{}: unknown key `{key}` is ignored ({hint})",
+                dir.join(CONFIG_FILE).display()
             );
         }
         Ok(config)
     }
 
+    /// Reads the config file without a word about unknown keys, for a caller that also
+    /// calls `load` (the TUI reads its settings, then its session loads the file again).
+    pub fn read(dir: &Path) -> Result<Self, ConfigError> {
+        let file = read_file(&dir.join(CONFIG_FILE))?.unwrap_or_default();
+        Ok(Self {
+            unknown_keys: file.unknown_keys(),
+            server: file.server,
+            user: file.user,
+            autonomy: file.autonomy.levels(),
+            tui: file.tui,
+        })
+    }
+
     /// Writes the config file atomically (temp file, then rename). Only the keys this type
-    /// owns change: other tables in the file (the TUI's `[tui.*]`) are kept.
+    /// owns change: the rest (the TUI's `[tui.*]`, keys nothing reads) is kept as the file
+    /// holds it now.
     pub fn save(&self, dir: &Path) -> Result<(), ConfigError> {
         let path = dir.join(CONFIG_FILE);
         let write = |source| ConfigError::Write {
             path: path.clone(),
             source,
         };
-        let parse = |message: String| ConfigError::Parse {
+        // A file that cannot be read is written anew; one that does not parse is left alone.
+        let mut file = match read_file(&path) {
+            Ok(file) => file.unwrap_or_default(),
+            Err(ConfigError::Read { .. }) => ConfigFile::default(),
+            Err(e) => return Err(e),
+        };
+        file.server.clone_from(&self.server);
+        file.user.clone_from(&self.user);
+        file.autonomy.set_levels(&self.autonomy);
+        let text = toml::to_string(&file).map_err(|e| ConfigError::Parse {
             path: path.clone(),
-            message,
-        };
-        let mut table: toml::Table = match fs::read_to_string(&path) {
-            Ok(text) => text
-                .parse()
-                .map_err(|e: toml::de::Error| parse(e.message().to_owned()))?,
-            Err(_) => toml::Table::new(),
-        };
-        let mut ours = toml::Table::try_from(self).map_err(|e| parse(e.to_string()))?;
-        // Keys of `[autonomy]` this version does not know stay for the person to fix.
-        if let Some(toml::Value::Table(old)) = table.get("autonomy") {
-            let kept: toml::Table = old
-                .iter()
-                .filter(|(k, _)| !AUTONOMY_KEYS.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            if !kept.is_empty() {
-                let autonomy = ours
-                    .entry("autonomy")
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                if let toml::Value::Table(autonomy) = autonomy {
-                    autonomy.extend(kept);
-                }
-            }
-        }
-        for key in ["server", "user", "autonomy"] {
-            table.remove(key);
-        }
-        table.extend(ours);
-        let text = toml::to_string(&table).map_err(|e| parse(e.to_string()))?;
+            message: e.to_string(),
+        })?;
         fs::create_dir_all(dir).map_err(write)?;
         let tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
         fs::write(&tmp, text).map_err(write)?;
@@ -263,6 +291,26 @@ impl ClientConfig {
             .or_else(|| self.server.clone())
             .unwrap_or_else(|| DEFAULT_SERVER.to_owned())
     }
+}
+
+/// The file at `path`, or `None` if there is none.
+fn read_file(path: &Path) -> Result<Option<ConfigFile>, ConfigError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    toml::from_str(&text)
+        .map(Some)
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })
 }
 
 #[cfg(test)]
@@ -287,7 +335,7 @@ mod tests {
                 ),
                 (AutonomyKey::Whispers, Autonomy::Act),
             ]),
-            unknown_keys: Vec::new(),
+            ..ClientConfig::default()
         };
         config.save(dir.path()).unwrap();
         assert_eq!(ClientConfig::load(dir.path()).unwrap(), config);
@@ -385,18 +433,26 @@ mod tests {
         fs::write(
             dir.path().join(CONFIG_FILE),
             "colour = \"red\"\n[autonomy]\ngeneral = \"act\"\nwhispers = \"converse\"\n\
-             [autonomy.channels]\nops = \"mute\"\n[tui.bell]\ndefault = \"all\"\n",
+             [autonomy.channels]\nops = \"mute\"\n[tui.bell]\ndefault = \"all\"\n\
+             [tui.colours]\naccent = \"red\"\n",
         )
         .unwrap();
         let mut config = ClientConfig::load(dir.path()).unwrap();
-        assert_eq!(config.unknown_keys, ["colour", "autonomy.general"]);
+        assert_eq!(
+            config.unknown_keys,
+            ["colour", "autonomy.general", "tui.colours"]
+        );
         assert_eq!(config.autonomy.len(), 2, "{config:?}");
         config
             .autonomy
             .insert(AutonomyKey::Default, Autonomy::Notify);
         config.save(dir.path()).unwrap();
         let again = ClientConfig::load(dir.path()).unwrap();
-        assert_eq!(again.unknown_keys, ["colour", "autonomy.general"]);
+        assert_eq!(
+            again.unknown_keys,
+            ["colour", "autonomy.general", "tui.colours"]
+        );
+        assert_eq!(again.tui.bell["default"].as_str(), Some("all"));
         assert_eq!(again.autonomy.len(), 3);
     }
 }

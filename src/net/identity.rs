@@ -210,7 +210,7 @@ fn challenge_message(server_id: &str, nonce: &[u8], handle: &Name, kind: Session
             server_id.as_bytes(),
             nonce,
             handle.as_str().as_bytes(),
-            kind.as_str().as_bytes(),
+            kind.to_string().as_bytes(),
         ],
     )
 }

@@ -6,6 +6,10 @@
 //! `codec.rs`, the only place that calls rmp-serde). Adding an optional field (with
 //! `#[serde(default)]`) or a new variant never breaks an older peer; renaming does.
 
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::de::value::{Error as ValueError, StrDeserializer};
 use serde::{Deserialize, Serialize};
 
 use super::names::{Name, SessionPath};
@@ -55,6 +59,13 @@ pub const MAX_HISTORY_PAGE_BYTES: usize = 256 * 1024;
 /// Length of the challenge nonce in bytes.
 pub const NONCE_LEN: usize = 32;
 
+/// Reads an enum back from the name its serde derive gives a variant (`converse`, `private`).
+/// The `rename_all` of such an enum is then its one spelling: on the wire, on screen (its
+/// `Display` writes the same name through `Serialize`), in files and in what people type.
+pub fn from_name<T: DeserializeOwned>(name: &str) -> Option<T> {
+    T::deserialize(StrDeserializer::<ValueError>::new(name)).ok()
+}
+
 /// What kind of participant a session is. Presence shows it; only `Human` sessions may answer
 /// an agent's permission request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,12 +75,9 @@ pub enum SessionKind {
     Agent,
 }
 
-impl SessionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Human => "human",
-            Self::Agent => "agent",
-        }
+impl fmt::Display for SessionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.serialize(f)
     }
 }
 
@@ -85,13 +93,9 @@ pub enum Visibility {
     Private,
 }
 
-impl Visibility {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Public => "public",
-            Self::Unlisted => "unlisted",
-            Self::Private => "private",
-        }
+impl fmt::Display for Visibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.serialize(f)
     }
 }
 
@@ -233,20 +237,9 @@ pub enum Autonomy {
     Act,
 }
 
-impl Autonomy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mute => "mute",
-            Self::Notify => "notify",
-            Self::Converse => "converse",
-            Self::Act => "act",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Mute, Self::Notify, Self::Converse, Self::Act]
-            .into_iter()
-            .find(|level| level.as_str() == text)
+impl fmt::Display for Autonomy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.serialize(f)
     }
 }
 
@@ -822,5 +815,33 @@ mod tests {
             ProtocolError::over_limit("message", 20_992, MAX_TEXT_BYTES).message,
             "message is 20.5 KiB; the limit is 16 KiB"
         );
+    }
+
+    #[test]
+    fn enums_read_and_show_the_names_serde_gives_them() {
+        let shown = [
+            (SessionKind::Human.to_string(), "human"),
+            (SessionKind::Agent.to_string(), "agent"),
+            (Visibility::Unlisted.to_string(), "unlisted"),
+            (Autonomy::Converse.to_string(), "converse"),
+            (format!("{:<6}|", Autonomy::Act), "act   |"),
+        ];
+        for (got, want) in shown {
+            assert_eq!(got, want);
+        }
+        for level in [
+            Autonomy::Mute,
+            Autonomy::Notify,
+            Autonomy::Converse,
+            Autonomy::Act,
+        ] {
+            assert_eq!(from_name::<Autonomy>(&level.to_string()), Some(level));
+        }
+        assert_eq!(
+            from_name::<Visibility>("private"),
+            Some(Visibility::Private)
+        );
+        assert_eq!(from_name::<Autonomy>("Act"), None);
+        assert_eq!(from_name::<Autonomy>(""), None);
     }
 }

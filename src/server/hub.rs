@@ -466,7 +466,7 @@ impl Hub {
         if delivered == 0 {
             return Err(ProtocolError::not_found(format!(
                 "none of your {} sessions is online",
-                kind.as_str()
+                kind
             )));
         }
         Ok(delivered)

@@ -99,7 +99,7 @@ async fn serve(
         },
         () = control.closed() => return,
     };
-    tracing::debug!(path = %me.path(), kind = me.kind.as_str(), "session started");
+    tracing::debug!(path = %me.path(), kind = %me.kind, "session started");
     loop {
         let next = tokio::select! {
             next = inbound.recv() => next,

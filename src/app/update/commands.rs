@@ -5,7 +5,7 @@
 use crate::app::model::{Connection, Delivery, Entry, EntryKind, Overlay, Pane, RoomId, Split};
 use crate::app::settings::BellMode;
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Audience, Autonomy, RelayBody, Visibility};
+use crate::net::protocol::{Audience, Autonomy, RelayBody, Visibility, from_name};
 
 use super::{Cmd, Listing, close_room, error, input_text, note, open_room, room_for, set_input};
 use crate::app::model::App;
@@ -263,12 +263,10 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
         },
         Verb::Create => {
             let visibility = match words.next() {
-                None | Some("public") => Ok(Visibility::Public),
-                Some("unlisted") => Ok(Visibility::Unlisted),
-                Some("private") => Ok(Visibility::Private),
-                Some(other) => Err(format!(
-                    "`{other}` is not a visibility: public, unlisted or private"
-                )),
+                None => Ok(Visibility::Public),
+                Some(word) => from_name(word).ok_or_else(|| {
+                    format!("`{word}` is not a visibility: public, unlisted or private")
+                }),
             };
             match (arg, visibility) {
                 (Some(a), Ok(v)) => Name::channel(a)
@@ -364,7 +362,7 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
             app.quit = true;
             Ok(Vec::new())
         }
-        Verb::Bell => match (arg.and_then(BellMode::parse), focused_channel) {
+        Verb::Bell => match (arg.and_then(from_name::<BellMode>), focused_channel) {
             (Some(mode), Some(channel)) => {
                 app.settings.bells.insert(channel.to_string(), mode);
                 let room = app.focused_pane().room;
@@ -400,7 +398,7 @@ fn set_autonomy(
     let (Some(agent), Some(level)) = (agent, level) else {
         return Err(usage());
     };
-    let level = Autonomy::parse(level).ok_or_else(usage)?;
+    let level = from_name::<Autonomy>(level).ok_or_else(usage)?;
     let path = app
         .agents
         .keys()

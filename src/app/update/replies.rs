@@ -158,7 +158,7 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             let sessions: Vec<String> = report
                 .sessions
                 .iter()
-                .map(|s| format!("{} ({})", s.path, s.kind.as_str()))
+                .map(|s| format!("{} ({})", s.path, s.kind))
                 .collect();
             let members: Vec<String> = report.members.iter().map(ToString::to_string).collect();
             let text = match &channel {
@@ -186,7 +186,7 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                 app,
                 room,
                 EntryKind::Note,
-                format!("created #{} ({})", info.name, info.visibility.as_str()),
+                format!("created #{} ({})", info.name, info.visibility),
             );
             vec![Cmd::Join(info.name)]
         }
@@ -278,7 +278,7 @@ fn show_channels(app: &mut App, list: &[ChannelInfo]) {
         lines.push(format!(
             "  {:<width$} {:<8} {:<6} {:<11} {}",
             format!("#{}", c.name),
-            c.visibility.as_str(),
+            c.visibility,
             state,
             count(c.members, "member"),
             count(c.last_seq, "message"),

@@ -43,9 +43,9 @@ impl Widget for Members<'_> {
             if agent {
                 // My agents report their autonomy here; others are only marked as agents.
                 let what = match app.agents.get(&session.path) {
-                    Some(info) if info.applies => info.level(channel).as_str(),
-                    Some(_) => "no autonomy",
-                    None => "agent",
+                    Some(info) if info.applies => info.level(channel).to_string(),
+                    Some(_) => "no autonomy".to_owned(),
+                    None => "agent".to_owned(),
                 };
                 lines.push(Line::styled(
                     format!("  ⚙ {what}"),

@@ -155,9 +155,9 @@ impl Widget for Agents<'_> {
             let mut levels: Vec<String> = info
                 .levels
                 .iter()
-                .map(|(c, l)| format!("#{c} {}", l.as_str()))
+                .map(|(c, l)| format!("#{c} {}", l))
                 .collect();
-            levels.push(format!("elsewhere {}", info.default.as_str()));
+            levels.push(format!("elsewhere {}", info.default));
             if !info.applies {
                 levels = vec!["a program (JSON lines): autonomy does not apply".to_owned()];
             }

@@ -102,7 +102,7 @@ impl Db {
         let inserted = tx
             .execute(
                 "INSERT OR IGNORE INTO channels (name, visibility, creator_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name.as_str(), visibility.as_str(), creator, now],
+                params![name.as_str(), visibility.to_string(), creator, now],
             )
             .map_err(internal)?;
         if inserted == 0 {

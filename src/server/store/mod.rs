@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{ChatMessage, ProtocolError, Visibility};
+use crate::net::protocol::{ChatMessage, ProtocolError, Visibility, from_name};
 
 /// How often the writer thread purges messages older than the retention window.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -282,11 +282,7 @@ fn internal(e: rusqlite::Error) -> ProtocolError {
 }
 
 fn visibility_from(text: &str) -> Visibility {
-    match text {
-        "private" => Visibility::Private,
-        "unlisted" => Visibility::Unlisted,
-        _ => Visibility::Public,
-    }
+    from_name(text).unwrap_or(Visibility::Public)
 }
 
 fn name_from(text: String) -> Result<Name, ProtocolError> {
