@@ -407,14 +407,14 @@ async fn with_a_human_key_the_machine_key_can_no_longer_pose_as_the_person() {
     // The old human session signed in with the machine key is ended.
     match next_event(&mut old_tui_events).await {
         LinkEvent::Closed { reason } | LinkEvent::Disconnected { reason, .. } => {
-            assert!(reason.contains("now has a human key"), "{reason}")
+            assert!(reason.contains("keys of alice/m changed"), "{reason}")
         }
         other => panic!("expected the old human session to end, got {other:?}"),
     }
     // The machine key may no longer open a human session ...
     let (_posing, mut posing) = sign_in(&server, &machine_key, SessionKind::Human, "tui");
     match next_event(&mut posing).await {
-        LinkEvent::Closed { reason } => assert!(reason.contains("has a human key"), "{reason}"),
+        LinkEvent::Closed { reason } => assert!(reason.contains("uses human keys"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     // ... but the human key may, as alice/m, and the machine key still serves agents.
@@ -424,6 +424,12 @@ async fn with_a_human_key_the_machine_key_can_no_longer_pose_as_the_person() {
         LinkEvent::Connected { path, .. } => assert_eq!(path.to_string(), "alice/m/tui"),
         other => panic!("expected the person to connect, got {other:?}"),
     }
+    // Nor can it mint a machine without a human key to pose as the person from there.
+    let minted = agent
+        .invite_machine(&Name::machine("ghost").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(minted.code(), Some(ErrorCode::Forbidden));
     // An agent cannot swap in a human key of its own.
     let own = Identity::generate().unwrap();
     let signed = registration_message(&server_id, &alice, &m, &own.public_key());

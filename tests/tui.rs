@@ -31,12 +31,17 @@ impl Tmux {
 
     /// The same, with `env` (`NAME=value ...`) before the command.
     fn start_with(user: &User, width: u16, height: u16, env: &str) -> Self {
+        Self::run(user, width, height, env, "tui")
+    }
+
+    /// Any `conclave` command line (`args`) in the terminal, as `user`.
+    fn run(user: &User, width: u16, height: u16, env: &str, args: &str) -> Self {
         // One tmux server per TUI, even for tests running at once as the same user.
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket = format!("conclave-test-{}-{}-{n}", std::process::id(), user.name);
         let command = format!(
-            "{env} CONCLAVE_CONFIG_DIR={} {BIN} tui",
+            "{env} CONCLAVE_CONFIG_DIR={} {BIN} {args}",
             user.config_path().display()
         );
         let status = Command::new("tmux")
@@ -264,4 +269,20 @@ fn a_machine_with_a_human_key_asks_its_person_for_the_passphrase() {
     assert!(!screen.contains("not the passphrase"), "echoed:\n{screen}");
     tui.type_line("correct horse battery");
     tui.wait_for("connected │ alice/box/tui");
+}
+
+#[test]
+fn with_a_human_key_a_person_invites_a_machine_after_typing_the_passphrase() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let server = Server::start();
+    let alice = User::register("alice", &server);
+    let made = alice.make_human_key("correct horse battery");
+    assert!(made.status.success(), "{}", common::stderr(&made));
+    // The output stays on screen a while after the command ends.
+    let term = Tmux::run(&alice, 120, 30, "", "machine invite desk; sleep 30");
+    term.wait_for("passphrase of this machine's human key");
+    term.type_line("correct horse battery");
+    term.wait_for("conclave machine enroll");
 }

@@ -11,6 +11,7 @@ pub use send::send;
 pub use status::status;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 
@@ -54,15 +55,42 @@ impl Env {
 
     /// Connects and waits for the handshake to finish (or fail).
     pub async fn connect(&self, how: Connect<'_>) -> Result<Session> {
+        self.connect_as(how, self.kind(), None).await
+    }
+
+    /// A one-shot session as the person at the terminal: on a machine with a human key it
+    /// asks for the passphrase and signs in with that key, since an account that uses human
+    /// keys lets only them invite or remove machines.
+    async fn as_person(&self, server: Option<&str>) -> Result<Session> {
+        if !human_key::exists(&self.config_dir) {
+            return self.one_shot(server).await;
+        }
+        let key = Arc::new(human_key::unlock_interactively(&self.config_dir)?);
+        let how = Connect {
+            server,
+            handle: None,
+            default_handle: "cli",
+            persistent: false,
+            setup: Setup::Key,
+        };
+        self.connect_as(how, SessionKind::Human, Some(key)).await
+    }
+
+    async fn connect_as(
+        &self,
+        how: Connect<'_>,
+        kind: SessionKind,
+        identity: Option<Arc<Identity>>,
+    ) -> Result<Session> {
         let opening = Opening {
             config_dir: self.config_dir.clone(),
             server: how.server.map(str::to_owned),
             handle: how.handle.map(str::to_owned),
             default_handle: how.default_handle.to_owned(),
-            kind: self.kind(),
+            kind,
             persistent: how.persistent,
             setup: how.setup,
-            identity: None,
+            identity,
         };
         let session = client::open(opening, |reason, retry_in| {
             eprintln!(
@@ -448,7 +476,7 @@ pub async fn who(env: &Env, channel: Option<&str>, server: Option<&str>) -> Resu
 /// `conclave machine invite NAME`: a one-time code for the new machine to enroll with.
 pub async fn machine_invite(env: &Env, name: &str, server: Option<&str>) -> Result<()> {
     let machine = Name::machine(name)?;
-    let client = env.one_shot(server).await?;
+    let client = env.as_person(server).await?;
     let invite = client.link.invite_machine(&machine).await?;
     println!(
         "On the new machine, within {} minutes, run:\n\n    conclave machine enroll {} --server {}\n\nIt becomes {}/{machine}. The code works once.",
@@ -487,7 +515,7 @@ pub async fn machine_list(env: &Env, server: Option<&str>) -> Result<()> {
 
 pub async fn machine_remove(env: &Env, name: &str, server: Option<&str>) -> Result<()> {
     let machine = Name::machine(name)?;
-    let client = env.one_shot(server).await?;
+    let client = env.as_person(server).await?;
     client.link.remove_machine(&machine).await?;
     println!("removed machine {}/{machine}", client.path.user);
     Ok(())

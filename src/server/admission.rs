@@ -40,7 +40,8 @@ impl Default for Limits {
 /// File descriptors kept back from connections: the database, its WAL, the listener, logs.
 const RESERVED_FDS: u64 = 64;
 
-/// Addresses remembered for the registration rate; past this the oldest are forgotten.
+/// Addresses remembered for the registration rate; past this, those with no registration in
+/// the last hour are forgotten, and if that is not enough new addresses are refused.
 const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -123,14 +124,23 @@ impl Admission {
         })
     }
 
-    /// Whether `address` may register another account now (see `registered`).
-    pub fn may_register(&self, address: IpAddr, now: Instant) -> Result<(), ProtocolError> {
+    /// Takes one of `address`'s registrations for this hour, or refuses. Taken before the
+    /// account is made, so concurrent attempts cannot all pass; `unregister` gives it back
+    /// when nothing was made.
+    pub fn register(&self, address: IpAddr, now: Instant) -> Result<(), ProtocolError> {
         let limit = self.limits.registrations_per_address_per_hour;
         let mut counts = self.lock();
-        if counts.registrations.len() >= MAX_TRACKED_ADDRESSES {
+        if counts.registrations.len() >= MAX_TRACKED_ADDRESSES
+            && !counts.registrations.contains_key(&address)
+        {
             counts
                 .registrations
                 .retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < HOUR));
+            if counts.registrations.len() >= MAX_TRACKED_ADDRESSES {
+                return Err(ProtocolError::rate_limited(
+                    "the server is taking too many registrations; try again later",
+                ));
+            }
         }
         let times = counts.registrations.entry(address).or_default();
         while times
@@ -149,17 +159,19 @@ impl Admission {
                 wait.as_secs().div_ceil(60)
             )));
         }
+        times.push_back(now);
         Ok(())
     }
 
-    /// Counts an account made from `address`. Only made ones count: a person retrying a
-    /// taken name is not locked out.
-    pub fn registered(&self, address: IpAddr, now: Instant) {
-        self.lock()
-            .registrations
-            .entry(address)
-            .or_default()
-            .push_back(now);
+    /// Gives back a registration taken at `at` that made no account (a taken name, say), so
+    /// a person retrying is not locked out.
+    pub fn unregister(&self, address: IpAddr, at: Instant) {
+        let mut counts = self.lock();
+        if let Some(times) = counts.registrations.get_mut(&address) {
+            if let Some(i) = times.iter().rposition(|t| *t == at) {
+                times.remove(i);
+            }
+        }
     }
 
     /// Open connections now.
@@ -220,12 +232,16 @@ mod tests {
         let admission = Admission::new(limits());
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let start = Instant::now();
-        admission.may_register(a, start).unwrap();
-        admission.may_register(a, start).unwrap();
-        admission.registered(a, start);
-        admission.registered(a, start + Duration::from_secs(60));
+        admission.register(a, start).unwrap();
+        // One that made nothing is given back.
+        let failed = start + Duration::from_secs(30);
+        admission.register(a, failed).unwrap();
+        admission.unregister(a, failed);
+        admission
+            .register(a, start + Duration::from_secs(60))
+            .unwrap();
         let refused = admission
-            .may_register(a, start + Duration::from_secs(120))
+            .register(a, start + Duration::from_secs(120))
             .err()
             .unwrap();
         assert!(
@@ -233,8 +249,8 @@ mod tests {
             "{refused}"
         );
         admission
-            .may_register("10.0.0.2".parse().unwrap(), start)
+            .register("10.0.0.2".parse().unwrap(), start)
             .unwrap();
-        admission.may_register(a, start + HOUR).unwrap();
+        admission.register(a, start + HOUR).unwrap();
     }
 }

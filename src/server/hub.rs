@@ -54,11 +54,20 @@ struct State {
     per_user: HashMap<UserId, usize>,
     rooms: HashMap<ChannelId, Room>,
     next_conn: u64,
-    /// Counts revocations (a member removed, a machine removed); see `Epoch`.
-    revocations: u64,
+    /// Counts revocations per user (a membership ended, a machine removed, keys changed);
+    /// see `Epoch`. Per user, so nobody's revocations can hold up anyone else's logins.
+    revocations: HashMap<UserId, u64>,
 }
 
 impl State {
+    fn revocations_of(&self, user_id: UserId) -> u64 {
+        self.revocations.get(&user_id).copied().unwrap_or(0)
+    }
+
+    fn revoke(&mut self, user_id: UserId) {
+        *self.revocations.entry(user_id).or_default() += 1;
+    }
+
     fn insert_session(&mut self, path: SessionPath, live: Live) {
         *self.per_user.entry(live.user_id).or_default() += 1;
         self.sessions.insert(path, live);
@@ -146,8 +155,8 @@ impl Hub {
     }
 
     /// The revocation count, read before checking access in the store.
-    pub fn epoch(&self) -> Epoch {
-        Epoch(self.lock().revocations)
+    pub fn epoch(&self, user_id: UserId) -> Epoch {
+        Epoch(self.lock().revocations_of(user_id))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -175,7 +184,7 @@ impl Hub {
             instance,
         } = claim;
         let mut state = self.lock();
-        if state.revocations != checked.0 {
+        if state.revocations_of(user_id) != checked.0 {
             return Err(Refusal::Stale);
         }
         let mut path = base.clone();
@@ -309,14 +318,18 @@ impl Hub {
         } = room;
         let mut guard = self.lock();
         let state = &mut *guard;
-        if state.revocations != checked.0 {
-            return Err(Refusal::Stale);
-        }
         let Some(live) = state
             .sessions
             .get_mut(&attached.path)
             .filter(|l| l.conn == attached.conn)
         else {
+            return Ok(());
+        };
+        let user_id = live.user_id;
+        if state.revocations.get(&user_id).copied().unwrap_or(0) != checked.0 {
+            return Err(Refusal::Stale);
+        }
+        let Some(live) = state.sessions.get_mut(&attached.path) else {
             return Ok(());
         };
         let room = state.rooms.entry(channel_id).or_insert_with(|| Room {
@@ -507,7 +520,7 @@ impl Hub {
     pub fn remove_user_from_room(&self, channel_id: ChannelId, user_id: UserId) {
         let mut guard = self.lock();
         let state = &mut *guard;
-        state.revocations += 1;
+        state.revoke(user_id);
         let Some(room) = state.rooms.get_mut(&channel_id) else {
             return;
         };
@@ -526,36 +539,66 @@ impl Hub {
         }
     }
 
-    /// Disconnects the human sessions of one machine except `keep` (it just got a human key:
-    /// the others signed in with the machine key and must come back with the human key).
-    pub fn end_human_sessions(&self, user_id: UserId, machine: &Name, keep: &Attached) {
-        let mut state = self.lock();
-        state.revocations += 1;
-        for (path, live) in &state.sessions {
-            let ours = live.user_id == user_id && &path.machine == machine;
-            if ours && live.kind == SessionKind::Human && live.conn != keep.conn {
-                live.outbox.control.close(
-                    CloseReason::Revoked,
-                    format!(
-                        "{}/{} now has a human key: sign in again with it",
-                        path.user, path.machine
-                    ),
-                );
+    /// Disconnects every session of one machine except `keep` (its keys changed: each must
+    /// sign in again with a key that still counts).
+    pub fn end_machine_sessions(&self, user_id: UserId, machine: &Name, keep: &Attached) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.revoke(user_id);
+        let ending: Vec<SessionPath> = state
+            .sessions
+            .iter()
+            .filter(|(path, live)| {
+                live.user_id == user_id && &path.machine == machine && live.conn != keep.conn
+            })
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in ending {
+            Self::cut_off(
+                state,
+                &path,
+                format!(
+                    "the keys of {}/{} changed: sign in again",
+                    path.user, path.machine
+                ),
+            );
+        }
+    }
+
+    /// Closes a session as revoked and takes it out of its rooms at once, so nothing more
+    /// is fanned out to it while its connection winds down.
+    fn cut_off(state: &mut State, path: &SessionPath, why: String) {
+        let Some(live) = state.sessions.get_mut(path) else {
+            return;
+        };
+        live.outbox.control.close(CloseReason::Revoked, why);
+        let rooms = std::mem::take(&mut live.rooms);
+        let kind = live.kind;
+        for channel in rooms {
+            if let Some(room) = state.rooms.get_mut(&channel) {
+                room.subscribers.remove(path);
+                Self::announce(room, path, kind, PresenceChange::Offline);
             }
         }
     }
 
     /// Disconnects every session of one machine (its key was removed).
     pub fn revoke_machine(&self, user_id: UserId, machine: &Name) {
-        let mut state = self.lock();
-        state.revocations += 1;
-        for (path, live) in &state.sessions {
-            if live.user_id == user_id && &path.machine == machine {
-                live.outbox.control.close(
-                    CloseReason::Revoked,
-                    format!("machine {}/{} was removed", path.user, path.machine),
-                );
-            }
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.revoke(user_id);
+        let ending: Vec<SessionPath> = state
+            .sessions
+            .iter()
+            .filter(|(path, live)| live.user_id == user_id && &path.machine == machine)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in ending {
+            Self::cut_off(
+                state,
+                &path,
+                format!("machine {}/{} was removed", path.user, path.machine),
+            );
         }
     }
 }

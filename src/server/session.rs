@@ -23,7 +23,7 @@ use crate::net::protocol::{
 
 use super::admission::Admission;
 use super::hub::{Attached, Claim, Hub, Outbox, Refusal, RoomRef};
-use super::store::{Account, Append, INVITE_TTL_MS, Store, UserId, now_ms};
+use super::store::{Account, Append, INVITE_TTL_MS, Signer, Store, UserId, now_ms};
 
 /// Sends one session may have queued for the store at once.
 const MAX_SENDS_IN_FLIGHT: usize = 64;
@@ -58,8 +58,9 @@ struct Me {
     user_id: UserId,
     kind: SessionKind,
     attached: Attached,
-    /// Signed in with the machine's human key (see `SetHumanKey`).
-    human_key: bool,
+    /// Which of the machine's keys signed this session in, and that key.
+    signer: Signer,
+    signer_key: Vec<u8>,
     /// Sends stored but not yet committed (see `MAX_SENDS_IN_FLIGHT`).
     sends: Arc<Semaphore>,
 }
@@ -101,9 +102,11 @@ async fn serve(
     };
     tracing::debug!(path = %me.path(), kind = %me.kind, "session started");
     loop {
+        // A closed connection (revoked, replaced) runs nothing more it had queued.
         let next = tokio::select! {
-            next = inbound.recv() => next,
+            biased;
             () = control.closed() => break,
+            next = inbound.recv() => next,
         };
         let Some(next) = next else { break };
         let (id, result) = match next {
@@ -223,15 +226,18 @@ async fn handshake(
                 .is_some();
             // Re-running `register` with an enrolled key makes nothing, so it is not counted.
             if !known {
-                shared.admission.may_register(peer, now)?;
+                shared.admission.register(peer, now)?;
             }
             let key = public_key.clone();
-            shared
+            let made = shared
                 .store
                 .call(move |db| db.register(&username, &machine, &key))
-                .await?;
-            if !known {
-                shared.admission.registered(peer, now);
+                .await;
+            if let Err(e) = made {
+                if !known {
+                    shared.admission.unregister(peer, now);
+                }
+                return Err(e);
             }
         }
         Some(FirstContact::Enroll { code }) => {
@@ -240,11 +246,9 @@ async fn handshake(
         }
         None => {}
     }
-    let mut tries = 0;
-    let (account, attached) = loop {
-        let checked = shared.hub.epoch();
+    let lookup = async || -> Result<Account, ProtocolError> {
         let key = public_key.clone();
-        let account: Account = shared
+        shared
             .store
             .call(move |db| db.account_by_key(&key))
             .await?
@@ -252,11 +256,18 @@ async fn handshake(
                 ProtocolError::forbidden(
                     "this key is not enrolled here: run `conclave register NAME` first",
                 )
-            })?;
-        if kind == SessionKind::Human && account.has_human_key && !account.is_human_key {
+            })
+    };
+    // Whose revocations to watch is known only after a first look.
+    let user_id = lookup().await?.user_id;
+    let mut tries = 0;
+    let (account, attached) = loop {
+        let checked = shared.hub.epoch(user_id);
+        let account = lookup().await?;
+        if kind == SessionKind::Human && account.uses_human_keys && !account.is_human_key {
             return Err(ProtocolError::forbidden(format!(
-                "{}/{} has a human key: its human sessions must sign in with it (`conclave tui` asks for its passphrase); the machine key is for agents and scripts",
-                account.user, account.machine
+                "{} uses human keys: a human session must sign in with one (`conclave tui` asks for its passphrase); machine keys are for agents and scripts",
+                account.user
             )));
         }
         let base = SessionPath::new(
@@ -287,7 +298,12 @@ async fn handshake(
         kind,
         attached,
         sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
-        human_key: account.is_human_key,
+        signer: if account.is_human_key {
+            Signer::HumanKey
+        } else {
+            Signer::MachineKey
+        },
+        signer_key: public_key,
     })
 }
 
@@ -327,7 +343,7 @@ async fn handle(
         ClientFrame::Join { id, channel } => {
             let mut tries = 0;
             loop {
-                let checked = shared.hub.epoch();
+                let checked = shared.hub.epoch(user);
                 let handle = me.path().session.clone();
                 let name = channel.clone();
                 let joining = store.call(move |db| db.join(&name, user, &handle)).await?;
@@ -511,8 +527,9 @@ async fn handle(
             let code = URL_SAFE_NO_PAD.encode(bytes);
             let expires = now_ms() + INVITE_TTL_MS;
             let (stored, invited) = (code.clone(), machine.clone());
+            let signer = me.signer;
             store
-                .call(move |db| db.invite_machine(user, &invited, &stored, expires))
+                .call(move |db| db.invite_machine(user, &invited, &stored, expires, signer))
                 .await?;
             Ok(Some(ServerFrame::MachineInvite {
                 id,
@@ -534,16 +551,16 @@ async fn handle(
                     "the signature does not match the human key",
                 ));
             }
-            let (machine, by_human_key) = (path.machine.clone(), me.human_key);
+            let (machine, signer_key) = (path.machine.clone(), me.signer_key.clone());
             store
-                .call(move |db| db.set_human_key(user, &machine, &public_key, by_human_key))
+                .call(move |db| db.set_human_key(user, &machine, &public_key, &signer_key))
                 .await?;
-            // Human sessions signed in with the machine key end now: they must come back
-            // with the human key.
+            // Every other session of the machine ends now: human ones signed in with the
+            // machine key or a replaced human key, and whatever else held the old key.
             outbox.deliver_frame(&ServerFrame::Done { id });
             shared
                 .hub
-                .end_human_sessions(user, &path.machine, &me.attached);
+                .end_machine_sessions(user, &path.machine, &me.attached);
             Ok(None)
         }
         ClientFrame::Enroll { .. } => Err(ProtocolError::invalid(
@@ -623,8 +640,9 @@ async fn handle(
         }
         ClientFrame::RemoveMachine { id, machine } => {
             let removing = machine.clone();
+            let signer = me.signer;
             store
-                .call(move |db| db.remove_machine(user, &removing))
+                .call(move |db| db.remove_machine(user, &removing, signer))
                 .await?;
             // Answer first: when the machine is this one, the answer must still get out.
             outbox.deliver_frame(&ServerFrame::Done { id });
@@ -659,8 +677,8 @@ fn settled<T>(result: Result<T, Refusal>, tries: &mut usize) -> Option<Result<T,
             *tries += 1;
             None
         }
-        Err(Refusal::Stale) => Some(Err(ProtocolError::internal(
-            "access rights kept changing while this was checked; try again",
+        Err(Refusal::Stale) => Some(Err(ProtocolError::rate_limited(
+            "your access rights kept changing while this was checked; try again",
         ))),
     }
 }

@@ -13,7 +13,8 @@ fn outbox(capacity: usize) -> (Outbox, Frames) {
 }
 
 fn attach(hub: &Hub, claim: Claim, outbox: Outbox) -> Result<Attached, ProtocolError> {
-    hub.attach(claim, outbox, hub.epoch()).map_err(|r| match r {
+    let checked = hub.epoch(claim.user_id);
+    hub.attach(claim, outbox, checked).map_err(|r| match r {
         Refusal::Refused(e) => e,
         Refusal::Stale => panic!("no revocation happened"),
     })
@@ -33,8 +34,10 @@ fn subscribe(
         name: channel,
         stored_last_seq: last_seq,
     };
+    let user_id = hub.lock().sessions[&attached.path].user_id;
+    let checked = hub.epoch(user_id);
     assert!(
-        hub.subscribe(room, attached, change, hub.epoch(), joined)
+        hub.subscribe(room, attached, change, checked, joined)
             .is_ok()
     );
 }
@@ -459,7 +462,7 @@ fn a_removal_racing_a_join_wins() {
     .unwrap();
     let general = Name::channel("general").unwrap();
     // bob's join read the epoch and passed the membership check in the store ...
-    let checked = hub.epoch();
+    let checked = hub.epoch(2);
     // ... then his removal committed and was applied before his subscription.
     hub.remove_user_from_room(1, 2);
     let room = RoomRef {
@@ -476,7 +479,7 @@ fn a_removal_racing_a_join_wins() {
 fn a_machine_removal_racing_a_login_wins() {
     let hub = Hub::default();
     let (a, _ra) = outbox(8);
-    let checked = hub.epoch();
+    let checked = hub.epoch(1);
     hub.revoke_machine(1, &Name::machine("laptop").unwrap());
     let claim = claim(
         1,
@@ -512,4 +515,29 @@ fn sessions_per_user_are_capped_but_a_replacement_still_fits() {
         a,
     )
     .unwrap();
+}
+
+#[test]
+fn someone_else_s_revocations_never_hold_up_my_join() {
+    let hub = Hub::default();
+    let (b, _rb) = outbox(8);
+    let bob = attach(
+        &hub,
+        claim(2, path("bob/m/cli"), SessionKind::Agent, OnConflict::Refuse),
+        b,
+    )
+    .unwrap();
+    let general = Name::channel("general").unwrap();
+    let checked = hub.epoch(2);
+    // mallory (user 3) leaves and rejoins a room as fast as she can.
+    for _ in 0..100 {
+        hub.remove_user_from_room(9, 3);
+    }
+    let room = RoomRef {
+        id: 1,
+        name: &general,
+        stored_last_seq: 0,
+    };
+    let joined = hub.subscribe(room, &bob, PresenceChange::Joined, checked, joined_frame);
+    assert!(joined.is_ok());
 }

@@ -11,11 +11,39 @@ use crate::net::protocol::{MachineInfo, ProtocolError};
 /// How long a machine invite code stays usable.
 pub const INVITE_TTL_MS: i64 = 15 * 60 * 1000;
 
+/// How long after its enrollment a machine of an account that uses human keys may get its
+/// first human key from its machine key.
+pub const ENROLL_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// Which of a machine's keys signed a session in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    MachineKey,
+    HumanKey,
+}
+
 /// Open invite codes one user may have at once.
 const MAX_OPEN_INVITES: i64 = 10;
 
 /// Machines one user may have, so their list always fits an answer.
 pub const MAX_MACHINES: i64 = 100;
+
+/// Refuses another machine for a user who has `MAX_MACHINES`.
+fn too_many_machines(conn: &rusqlite::Connection, user_id: UserId) -> Result<(), ProtocolError> {
+    let machines: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM machines WHERE user_id = ?1",
+            [user_id],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    if machines >= MAX_MACHINES {
+        return Err(ProtocolError::rate_limited(format!(
+            "you have {machines} machines, the most one user may; remove one first"
+        )));
+    }
+    Ok(())
+}
 
 impl Db {
     /// The machine `key` signs in as: its machine key, or its human key.
@@ -23,7 +51,9 @@ impl Db {
         let row: Option<(UserId, String, String, bool, bool)> = self
             .conn
             .prepare_cached(
-                "SELECT u.id, u.name, m.name, m.human_key IS NOT NULL, m.human_key IS ?1
+                "SELECT u.id, u.name, m.name,
+                        EXISTS(SELECT 1 FROM machines h WHERE h.user_id = u.id AND h.human_key IS NOT NULL),
+                        m.human_key IS ?1
                  FROM machines m JOIN users u ON u.id = m.user_id
                  WHERE m.public_key = ?1 OR m.human_key = ?1",
             )
@@ -34,45 +64,84 @@ impl Db {
                 .optional()
             })
             .map_err(internal)?;
-        row.map(|(user_id, user, machine, has_human_key, is_human_key)| {
+        row.map(|(user_id, user, machine, uses_human_keys, is_human_key)| {
             Ok(Account {
                 user_id,
                 user: name_from(user)?,
                 machine: name_from(machine)?,
-                has_human_key,
+                uses_human_keys,
                 is_human_key,
             })
         })
         .transpose()
     }
 
-    /// Registers `key` as the human key of `user_id`'s `machine`. A machine's first human key
-    /// may be set from any of its sessions; replacing one takes a session signed in with it,
-    /// so an agent holding only the machine key cannot swap in a key of its own.
+    /// Whether any machine of the user has a human key: then the account's keys are managed,
+    /// and its people sign in, only with human keys.
+    pub fn uses_human_keys(&mut self, user_id: UserId) -> Result<bool, ProtocolError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM machines WHERE user_id = ?1 AND human_key IS NOT NULL)",
+                [user_id],
+                |r| r.get(0),
+            )
+            .map_err(internal)
+    }
+
+    /// Refuses what only a person may do once the account uses human keys.
+    fn require_person(
+        &mut self,
+        user_id: UserId,
+        signer: Signer,
+        what: &str,
+    ) -> Result<(), ProtocolError> {
+        if signer == Signer::MachineKey && self.uses_human_keys(user_id)? {
+            return Err(ProtocolError::forbidden(format!(
+                "this account uses human keys: {what} takes a session signed in with one (`conclave tui`)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Registers `key` as the human key of `user_id`'s `machine`, signed in as `signer_key`.
+    /// Replacing a human key takes a session signed in with that very key. A machine's first
+    /// one may come from its machine key while the account has no human key yet, or within
+    /// `ENROLL_WINDOW_MS` of the machine's enrollment (which, once the account uses human keys,
+    /// only a person could have invited): an agent holding a machine key cannot make a key of
+    /// its own count as a person's.
     pub fn set_human_key(
         &mut self,
         user_id: UserId,
         machine: &Name,
         key: &[u8],
-        by_human_key: bool,
+        signer_key: &[u8],
     ) -> Result<(), ProtocolError> {
+        let uses_human_keys = self.uses_human_keys(user_id)?;
         let tx = self.conn.transaction().map_err(internal)?;
-        let has_one: Option<bool> = tx
+        let row: Option<(Option<Vec<u8>>, i64)> = tx
             .query_row(
-                "SELECT human_key IS NOT NULL FROM machines WHERE user_id = ?1 AND name = ?2",
+                "SELECT human_key, created_at FROM machines WHERE user_id = ?1 AND name = ?2",
                 params![user_id, machine.as_str()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(internal)?;
-        match has_one {
-            None => return Err(ProtocolError::not_found(format!("no machine `{machine}`"))),
-            Some(true) if !by_human_key => {
+        let Some((current, enrolled_at)) = row else {
+            return Err(ProtocolError::not_found(format!("no machine `{machine}`")));
+        };
+        match current {
+            Some(current) if current != signer_key => {
                 return Err(ProtocolError::forbidden(
                     "this machine has a human key already; only a session signed in with it may replace it",
                 ));
             }
-            Some(_) => {}
+            None if uses_human_keys && now_ms() - enrolled_at > ENROLL_WINDOW_MS => {
+                return Err(ProtocolError::forbidden(format!(
+                    "this account uses human keys: a machine gets its first one within {} minutes of being enrolled; remove it and enroll it again",
+                    ENROLL_WINDOW_MS / 60_000
+                )));
+            }
+            _ => {}
         }
         let in_use: bool = tx
             .query_row(
@@ -140,7 +209,7 @@ impl Db {
             user_id,
             user: user.clone(),
             machine: machine.clone(),
-            has_human_key: false,
+            uses_human_keys: false,
             is_human_key: false,
         })
     }
@@ -151,6 +220,7 @@ impl Db {
         machine: &Name,
         key: &[u8],
     ) -> Result<(), ProtocolError> {
+        too_many_machines(&self.conn, user_id)?;
         if let Some(account) = self.account_by_key(key)? {
             return Err(ProtocolError::conflict(format!(
                 "this key is already enrolled as {}/{}",
@@ -199,7 +269,15 @@ impl Db {
 
     /// Removes a machine; its key stops working at once. The last machine cannot go (the
     /// account would be unreachable).
-    pub fn remove_machine(&mut self, user_id: UserId, machine: &Name) -> Result<(), ProtocolError> {
+    /// Removes a machine, and every open invite of the user with it (a stolen machine's
+    /// codes must not outlive it).
+    pub fn remove_machine(
+        &mut self,
+        user_id: UserId,
+        machine: &Name,
+        signer: Signer,
+    ) -> Result<(), ProtocolError> {
+        self.require_person(user_id, signer, "removing a machine")?;
         let count: i64 = self
             .conn
             .query_row(
@@ -232,6 +310,9 @@ impl Db {
                 params![user_id, machine.as_str()],
             )
             .map_err(internal)?;
+        self.conn
+            .execute("DELETE FROM machine_invites WHERE user_id = ?1", [user_id])
+            .map_err(internal)?;
         Ok(())
     }
 
@@ -243,7 +324,9 @@ impl Db {
         machine: &Name,
         code: &str,
         expires_at: i64,
+        signer: Signer,
     ) -> Result<(), ProtocolError> {
+        self.require_person(user_id, signer, "inviting a machine")?;
         let tx = self.conn.transaction().map_err(internal)?;
         tx.execute(
             "DELETE FROM machine_invites WHERE expires_at <= ?1",
@@ -262,18 +345,7 @@ impl Db {
                 "you already have a machine named `{machine}`"
             )));
         }
-        let machines: i64 = tx
-            .query_row(
-                "SELECT COUNT(*) FROM machines WHERE user_id = ?1",
-                [user_id],
-                |r| r.get(0),
-            )
-            .map_err(internal)?;
-        if machines >= MAX_MACHINES {
-            return Err(ProtocolError::rate_limited(format!(
-                "you have {machines} machines, the most one user may; remove one first"
-            )));
-        }
+        too_many_machines(&tx, user_id)?;
         let open: i64 = tx
             .query_row(
                 "SELECT COUNT(*) FROM machine_invites WHERE user_id = ?1",
@@ -358,9 +430,12 @@ mod tests {
             db.add_machine(alice.user_id, &name("desk"), &[4; 32])
                 .is_err()
         );
-        db.remove_machine(alice.user_id, &name("laptop")).unwrap();
+        db.remove_machine(alice.user_id, &name("laptop"), Signer::MachineKey)
+            .unwrap();
         assert!(db.account_by_key(&[1; 32]).unwrap().is_none());
-        let e = db.remove_machine(alice.user_id, &name("desk")).unwrap_err();
+        let e = db
+            .remove_machine(alice.user_id, &name("desk"), Signer::MachineKey)
+            .unwrap_err();
         assert_eq!(e.code, crate::net::protocol::ErrorCode::Forbidden);
     }
 
@@ -370,8 +445,14 @@ mod tests {
         for n in 1..MAX_MACHINES {
             let machine = name(&format!("m{n}"));
             let code = format!("code-{n}");
-            db.invite_machine(alice.user_id, &machine, &code, now_ms() + INVITE_TTL_MS)
-                .unwrap();
+            db.invite_machine(
+                alice.user_id,
+                &machine,
+                &code,
+                now_ms() + INVITE_TTL_MS,
+                Signer::MachineKey,
+            )
+            .unwrap();
             let mut key = [0u8; 32];
             key[..8].copy_from_slice(&n.to_le_bytes());
             key[31] = 0xee;
@@ -383,6 +464,7 @@ mod tests {
                 &name("one-more"),
                 "x",
                 now_ms() + INVITE_TTL_MS,
+                Signer::MachineKey,
             )
             .unwrap_err();
         assert!(full.message.contains("you have 100 machines"), "{full}");
@@ -396,6 +478,7 @@ mod tests {
             &name("desk"),
             "code-1",
             now_ms() + INVITE_TTL_MS,
+            Signer::MachineKey,
         )
         .unwrap();
         // A key already enrolled is refused, and the code survives the refusal.
@@ -411,11 +494,23 @@ mod tests {
             again.message.contains("unknown, used or expired"),
             "{again}"
         );
-        db.invite_machine(alice.user_id, &name("box"), "code-3", now_ms() - 1)
-            .unwrap();
+        db.invite_machine(
+            alice.user_id,
+            &name("box"),
+            "code-3",
+            now_ms() - 1,
+            Signer::MachineKey,
+        )
+        .unwrap();
         assert!(db.enroll("code-3", &[7; 32]).is_err(), "expired");
         let taken = db
-            .invite_machine(alice.user_id, &name("desk"), "code-4", now_ms() + 1000)
+            .invite_machine(
+                alice.user_id,
+                &name("desk"),
+                "code-4",
+                now_ms() + 1000,
+                Signer::MachineKey,
+            )
             .unwrap_err();
         assert!(
             taken
@@ -427,23 +522,64 @@ mod tests {
     #[test]
     fn a_human_key_signs_in_as_its_machine_and_only_itself_replaces_it() {
         let (mut db, alice) = setup();
-        db.set_human_key(alice.user_id, &name("laptop"), &[9; 32], false)
+        db.set_human_key(alice.user_id, &name("laptop"), &[9; 32], &[1; 32])
             .unwrap();
         let by_machine_key = db.account_by_key(&[1; 32]).unwrap().unwrap();
-        assert!(by_machine_key.has_human_key && !by_machine_key.is_human_key);
+        assert!(by_machine_key.uses_human_keys && !by_machine_key.is_human_key);
         let by_human_key = db.account_by_key(&[9; 32]).unwrap().unwrap();
-        assert!(by_human_key.has_human_key && by_human_key.is_human_key);
+        assert!(by_human_key.uses_human_keys && by_human_key.is_human_key);
         assert_eq!(by_human_key.machine, name("laptop"));
         let swap = db
-            .set_human_key(alice.user_id, &name("laptop"), &[8; 32], false)
+            .set_human_key(alice.user_id, &name("laptop"), &[8; 32], &[1; 32])
             .unwrap_err();
         assert_eq!(swap.code, crate::net::protocol::ErrorCode::Forbidden);
         let reuse = db
-            .set_human_key(alice.user_id, &name("laptop"), &[1; 32], true)
+            .set_human_key(alice.user_id, &name("laptop"), &[1; 32], &[9; 32])
             .unwrap_err();
         assert_eq!(reuse.code, crate::net::protocol::ErrorCode::Conflict);
-        db.set_human_key(alice.user_id, &name("laptop"), &[8; 32], true)
+        db.set_human_key(alice.user_id, &name("laptop"), &[8; 32], &[9; 32])
             .unwrap();
         assert!(db.account_by_key(&[9; 32]).unwrap().is_none());
+    }
+
+    #[test]
+    fn once_an_account_uses_human_keys_only_they_manage_its_machines() {
+        let (mut db, alice) = setup();
+        let user = alice.user_id;
+        db.set_human_key(user, &name("laptop"), &[9; 32], &[1; 32])
+            .unwrap();
+        let soon = now_ms() + INVITE_TTL_MS;
+        // An agent holding only a machine key can neither mint a machine nor drop one.
+        let minted = db
+            .invite_machine(user, &name("ghost"), "c1", soon, Signer::MachineKey)
+            .unwrap_err();
+        assert!(minted.message.contains("uses human keys"), "{minted}");
+        assert!(
+            db.remove_machine(user, &name("laptop"), Signer::MachineKey)
+                .is_err()
+        );
+        // A person invites; the new machine gets its first human key while newly enrolled.
+        db.invite_machine(user, &name("desk"), "c2", soon, Signer::HumanKey)
+            .unwrap();
+        db.enroll("c2", &[5; 32]).unwrap();
+        db.set_human_key(user, &name("desk"), &[6; 32], &[5; 32])
+            .unwrap();
+        // A machine enrolled long ago cannot get a first human key from its machine key.
+        db.invite_machine(user, &name("box"), "c3", soon, Signer::HumanKey)
+            .unwrap();
+        db.enroll("c3", &[7; 32]).unwrap();
+        db.conn
+            .execute("UPDATE machines SET created_at = 0 WHERE name = 'box'", [])
+            .unwrap();
+        let late = db
+            .set_human_key(user, &name("box"), &[8; 32], &[7; 32])
+            .unwrap_err();
+        assert!(late.message.contains("within 15 minutes"), "{late}");
+        // Removing a machine (as a person) takes the user's open codes with it.
+        db.invite_machine(user, &name("spare"), "c4", soon, Signer::HumanKey)
+            .unwrap();
+        db.remove_machine(user, &name("box"), Signer::HumanKey)
+            .unwrap();
+        assert!(db.enroll("c4", &[3; 32]).is_err());
     }
 }

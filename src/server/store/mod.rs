@@ -28,7 +28,7 @@ mod channels;
 mod messages;
 mod schema;
 
-pub use accounts::INVITE_TTL_MS;
+pub use accounts::{INVITE_TTL_MS, Signer};
 
 pub type UserId = i64;
 pub type ChannelId = i64;
@@ -44,8 +44,9 @@ pub struct Account {
     pub user_id: UserId,
     pub user: Name,
     pub machine: Name,
-    /// The machine has a human key: its `human` sessions must sign in with it.
-    pub has_human_key: bool,
+    /// Some machine of the user has a human key: the user's `human` sessions must sign in
+    /// with one.
+    pub uses_human_keys: bool,
     /// The key looked up is that human key (not the machine key).
     pub is_human_key: bool,
 }
