@@ -64,18 +64,63 @@ pub fn exists(dir: &Path) -> bool {
     path(dir).exists()
 }
 
-/// The key Argon2id derives from `passphrase` and `salt`.
-fn stretch(passphrase: &str, salt: &[u8]) -> Result<[u8; 32], HumanKeyError> {
+/// Argon2id's cost, written into the file (and authenticated with it), so a file keeps
+/// opening whatever the defaults become. Costly on purpose: whoever can read the file can
+/// guess passphrases offline, so each guess should take a good fraction of a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cost {
+    /// Memory in KiB.
+    m: u32,
+    /// Passes.
+    t: u32,
+    /// Lanes.
+    p: u32,
+}
+
+impl Cost {
+    const CURRENT: Self = Self {
+        m: 64 * 1024,
+        t: 3,
+        p: 1,
+    };
+
+    fn line(self) -> String {
+        format!("argon2id m={} t={} p={}", self.m, self.t, self.p)
+    }
+
+    /// Reads `argon2id m=.. t=.. p=..`, refusing costs no real file has (a tampered file must
+    /// not make opening it take all memory).
+    fn parse(line: &str) -> Option<Self> {
+        let mut words = line.split(' ');
+        (words.next()? == "argon2id").then_some(())?;
+        let mut number =
+            |name: &str| -> Option<u32> { words.next()?.strip_prefix(name)?.parse().ok() };
+        let cost = Self {
+            m: number("m=")?,
+            t: number("t=")?,
+            p: number("p=")?,
+        };
+        let sane = (8 * 1024..=1024 * 1024).contains(&cost.m)
+            && (1..=16).contains(&cost.t)
+            && (1..=8).contains(&cost.p);
+        sane.then_some(cost)
+    }
+}
+
+/// The key Argon2id derives from `passphrase` and `salt` at `cost`.
+fn stretch(passphrase: &str, salt: &[u8], cost: Cost) -> Result<[u8; 32], HumanKeyError> {
+    let params = argon2::Params::new(cost.m, cost.t, cost.p, Some(32))
+        .map_err(|e| HumanKeyError::Kdf(e.to_string()))?;
     let mut key = [0u8; 32];
-    argon2::Argon2::default()
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
         .hash_password_into(passphrase.as_bytes(), salt, &mut key)
         .map_err(|e| HumanKeyError::Kdf(e.to_string()))?;
     Ok(key)
 }
 
-/// What the seal authenticates besides the secret: the format and the public key.
-fn associated(public: &str) -> Vec<u8> {
-    format!("{HEADER}\n{public}").into_bytes()
+/// What the seal authenticates besides the secret: the format, the cost and the public key.
+fn associated(cost: Cost, public: &str) -> Vec<u8> {
+    format!("{HEADER}\n{}\n{public}", cost.line()).into_bytes()
 }
 
 /// Makes a human key, seals it under `passphrase` into `dir` (mode 0600) and returns it.
@@ -91,10 +136,11 @@ pub fn create(dir: &Path, passphrase: &str) -> Result<Identity, HumanKeyError> {
     let mut nonce = [0u8; 12];
     random_bytes(&mut salt)?;
     random_bytes(&mut nonce)?;
-    let key = stretch(passphrase, &salt)?;
+    let cost = Cost::CURRENT;
+    let key = stretch(passphrase, &salt, cost)?;
     let cipher =
         ChaCha20Poly1305::new_from_slice(&key).map_err(|e| HumanKeyError::Kdf(e.to_string()))?;
-    let aad = associated(&public);
+    let aad = associated(cost, &public);
     let sealed = cipher
         .encrypt(
             &Nonce::from(nonce),
@@ -105,7 +151,8 @@ pub fn create(dir: &Path, passphrase: &str) -> Result<Identity, HumanKeyError> {
         )
         .map_err(|_| HumanKeyError::Kdf("sealing failed".into()))?;
     let text = format!(
-        "{HEADER}\npublic {public}\nsalt {}\nnonce {}\nsealed {}\n",
+        "{HEADER}\nkdf {}\npublic {public}\nsalt {}\nnonce {}\nsealed {}\n",
+        cost.line(),
         STANDARD_NO_PAD.encode(salt),
         STANDARD_NO_PAD.encode(nonce),
         STANDARD_NO_PAD.encode(sealed),
@@ -156,6 +203,7 @@ pub fn unlock(dir: &Path, passphrase: &str) -> Result<Identity, HumanKeyError> {
             .map(str::to_owned)
             .ok_or_else(|| damaged("a line is missing"))
     };
+    let cost = Cost::parse(&field("kdf")?).ok_or_else(|| damaged("unknown key stretching"))?;
     let public = field("public")?;
     let bytes = |text: String| {
         STANDARD_NO_PAD
@@ -167,10 +215,10 @@ pub fn unlock(dir: &Path, passphrase: &str) -> Result<Identity, HumanKeyError> {
         .try_into()
         .map_err(|_| damaged("bad nonce"))?;
     let sealed = bytes(field("sealed")?)?;
-    let key = stretch(passphrase, &salt)?;
+    let key = stretch(passphrase, &salt, cost)?;
     let cipher =
         ChaCha20Poly1305::new_from_slice(&key).map_err(|e| HumanKeyError::Kdf(e.to_string()))?;
-    let aad = associated(&public);
+    let aad = associated(cost, &public);
     let seed: [u8; 32] = cipher
         .decrypt(
             &Nonce::from(nonce),
@@ -291,12 +339,37 @@ mod tests {
         let file = path(dir.path());
         let text = std::fs::read_to_string(&file).unwrap();
         let other = Identity::generate().unwrap().public_key_string();
-        let public_line = text.lines().nth(1).unwrap().to_owned();
+        let public_line = text.lines().nth(2).unwrap().to_owned();
         std::fs::write(
             &file,
             text.replace(&public_line, &format!("public {other}")),
         )
         .unwrap();
         assert!(unlock(dir.path(), "correct horse").is_err());
+    }
+
+    #[test]
+    fn the_cost_is_kept_in_the_file_and_a_weakened_or_absurd_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        create(dir.path(), "correct horse").unwrap();
+        let file = path(dir.path());
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.contains(&format!("kdf {}", Cost::CURRENT.line())),
+            "{text}"
+        );
+        // Lowering the cost to speed up guessing breaks the seal.
+        let weaker = text.replace("t=3", "t=1");
+        std::fs::write(&file, &weaker).unwrap();
+        assert!(matches!(
+            unlock(dir.path(), "correct horse"),
+            Err(HumanKeyError::WrongPassphrase(_))
+        ));
+        // A cost no real file has is refused before any work.
+        std::fs::write(&file, text.replace("m=65536", "m=99999999")).unwrap();
+        assert!(matches!(
+            unlock(dir.path(), "correct horse"),
+            Err(HumanKeyError::Damaged(..))
+        ));
     }
 }

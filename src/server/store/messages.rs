@@ -98,9 +98,21 @@ impl Db {
             .map_err(internal)
     }
 
-    /// Stores one message inside the caller's transaction.
+    /// Stores one message inside the caller's transaction, all of it or (on an error) none
+    /// of it: a savepoint keeps a failure from leaving a row without its `last_seq`.
     fn append_one(
-        tx: &rusqlite::Transaction<'_>,
+        tx: &mut rusqlite::Transaction<'_>,
+        a: &Append,
+        now: i64,
+    ) -> Result<Appended, ProtocolError> {
+        let savepoint = tx.savepoint().map_err(internal)?;
+        let appended = Self::store_one(&savepoint, a, now)?;
+        savepoint.commit().map_err(internal)?;
+        Ok(appended)
+    }
+
+    fn store_one(
+        tx: &rusqlite::Connection,
         a: &Append,
         now: i64,
     ) -> Result<Appended, ProtocolError> {
@@ -205,10 +217,10 @@ impl Db {
         }
         let now = now_ms();
         let outcome = (|| {
-            let tx = self.conn.transaction().map_err(internal)?;
+            let mut tx = self.conn.transaction().map_err(internal)?;
             let results: Vec<_> = appends
                 .iter()
-                .map(|a| Self::append_one(&tx, a, now))
+                .map(|a| Self::append_one(&mut tx, a, now))
                 .collect();
             tx.commit().map_err(internal)?;
             Ok::<_, ProtocolError>(results)

@@ -359,3 +359,25 @@ async fn a_commit_publishes_its_messages_once_in_order_after_the_acks() {
         ["ack 1", "ack 2", "ack 3", "publish 1,2,3"]
     );
 }
+
+#[test]
+fn an_append_that_fails_halfway_leaves_nothing_behind() {
+    let (mut db, alice) = setup();
+    assert_eq!(append(&mut db, &alice, "c1", "one").unwrap().message.seq, 1);
+    // The second message's row goes in, then moving `last_seq` fails.
+    db.conn
+        .execute_batch(
+            "CREATE TEMP TRIGGER fail_two BEFORE UPDATE OF last_seq ON channels
+             WHEN NEW.last_seq = 2 BEGIN SELECT RAISE(ABORT, 'disk trouble'); END;",
+        )
+        .unwrap();
+    assert!(append(&mut db, &alice, "c2", "two").is_err());
+    db.conn.execute_batch("DROP TRIGGER fail_two").unwrap();
+    // Nothing of it stayed: the next message takes seq 2, and history has no stray row.
+    let three = append(&mut db, &alice, "c3", "three").unwrap();
+    assert_eq!(three.message.seq, 2);
+    let general = db.channel(&name("general")).unwrap().unwrap();
+    let page = db.history(&general, Some(0), None, 10).unwrap();
+    let texts: Vec<&str> = page.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["one", "three"]);
+}
