@@ -6,8 +6,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -524,7 +522,7 @@ async fn handle(
         ClientFrame::InviteMachine { id, machine } => {
             let mut bytes = [0u8; INVITE_CODE_BYTES];
             random_bytes(&mut bytes).map_err(|e| ProtocolError::internal(e.to_string()))?;
-            let code = URL_SAFE_NO_PAD.encode(bytes);
+            let code = invite_code(&bytes);
             let expires = now_ms() + INVITE_TTL_MS;
             let (stored, invited) = (code.clone(), machine.clone());
             let signer = me.signer;
@@ -660,8 +658,28 @@ enum FirstContact {
     Enroll { code: String },
 }
 
-/// Random bytes in a machine invite code (printed as 22 characters).
+/// Random bytes in a machine invite code (printed as 26 characters).
 const INVITE_CODE_BYTES: usize = 16;
+
+/// Base32 in lower case (`a`–`z`, `2`–`7`): nothing to misread when typed, and never a
+/// leading `-` that a command line would take for an option.
+fn invite_code(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut code = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &byte in bytes {
+        buffer = (buffer << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            code.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        code.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    code
+}
 
 /// Times a store check is repeated because a revocation raced it, before giving up.
 const MAX_SETTLE_TRIES: usize = 8;
@@ -698,4 +716,18 @@ pub fn inbound_from_bytes(bytes: &[u8]) -> Inbound {
 /// Encodes a frame for a queue of encoded frames.
 pub fn encoded(frame: &ServerFrame) -> Option<Bytes> {
     codec::encode(frame).ok().map(Bytes::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invite_codes_are_lower_case_base32_that_no_shell_or_parser_misreads() {
+        // RFC 4648's own test vector, in lower case and unpadded.
+        assert_eq!(invite_code(b"foobar"), "mzxw6ytboi");
+        let code = invite_code(&[0xff; INVITE_CODE_BYTES]);
+        assert_eq!(code.len(), 26);
+        assert!(code.chars().all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c)));
+    }
 }
