@@ -728,6 +728,9 @@ mod tests {
         assert_eq!(invite_code(b"foobar"), "mzxw6ytboi");
         let code = invite_code(&[0xff; INVITE_CODE_BYTES]);
         assert_eq!(code.len(), 26);
-        assert!(code.chars().all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c)));
+        assert!(
+            code.chars()
+                .all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c))
+        );
     }
 }
