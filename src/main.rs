@@ -52,6 +52,12 @@ struct LimitArgs {
     /// New accounts from one IP address per hour
     #[arg(long, default_value_t = Limits::default().registrations_per_address_per_hour)]
     registrations_per_hour: usize,
+    /// Messages (and, separately, whispers) one user's human sessions may send a minute
+    #[arg(long, default_value_t = Limits::default().human_sends_per_minute)]
+    human_sends_per_minute: u32,
+    /// Messages (and, separately, whispers) one user's agent sessions may send a minute
+    #[arg(long, default_value_t = Limits::default().agent_sends_per_minute)]
+    agent_sends_per_minute: u32,
 }
 
 impl From<LimitArgs> for Limits {
@@ -62,6 +68,8 @@ impl From<LimitArgs> for Limits {
             max_sessions_per_user: args.max_sessions_per_user,
             max_channels_per_user: args.max_channels_per_user,
             registrations_per_address_per_hour: args.registrations_per_hour,
+            human_sends_per_minute: args.human_sends_per_minute,
+            agent_sends_per_minute: args.agent_sends_per_minute,
         }
     }
 }

@@ -440,3 +440,71 @@ async fn with_a_human_key_the_machine_key_can_no_longer_pose_as_the_person() {
     assert_eq!(swap.code(), Some(ErrorCode::Forbidden));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_flooding_agent_is_paced_loses_nothing_and_others_send_freely() {
+    let server = start_with(with_limits(Limits {
+        agent_sends_per_minute: 600,
+        ..Limits::default()
+    }))
+    .await;
+    let (alice, mut bob) = alice_and_bob_in_general(&server).await;
+    let general = Name::channel("general").unwrap();
+    alice.link.join(&general, Resume::Live).await.unwrap();
+
+    // On the wire: past the burst (150), a send is refused and told when to come back.
+    let mut mallory = raw_login(&server, "mallory").await;
+    raw_send(
+        &mut mallory,
+        &ClientFrame::Join {
+            id: 1,
+            channel: general.clone(),
+        },
+    )
+    .await;
+    for id in 2..200 {
+        let send = ClientFrame::Send {
+            id,
+            channel: general.clone(),
+            client_id: format!("m{id}"),
+            text: "flood".into(),
+        };
+        raw_send(&mut mallory, &send).await;
+    }
+    let refusal = loop {
+        match raw_next(&mut mallory).await {
+            Some(ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                retry_after_ms,
+                message,
+                ..
+            }) => break (retry_after_ms, message),
+            Some(_) => {}
+            None => panic!("never refused"),
+        }
+    };
+    assert!(refusal.0.is_some_and(|ms| ms > 0), "{refusal:?}");
+    assert!(refusal.1.contains("retry in"), "{refusal:?}");
+
+    // Through the link: every send waits its turn and lands, once.
+    const SENT: usize = 170;
+    let sends = (0..SENT).map(|n| {
+        let link = alice.link.clone();
+        let general = general.clone();
+        async move { link.send(&general, &format!("a{n}")).await }
+    });
+    let results = futures_util::future::join_all(sends).await;
+    assert!(results.iter().all(Result::is_ok), "a paced send failed");
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < SENT {
+        let m = bob.next_message().await;
+        if m.text.starts_with('a') {
+            assert!(seen.insert(m.text), "delivered twice");
+        }
+    }
+    // Another user's budget is untouched.
+    let carol = client(&server, "carol", "c").await;
+    carol.link.join(&general, Resume::Live).await.unwrap();
+    carol.link.send(&general, "hello").await.unwrap();
+    server.stop().await;
+}

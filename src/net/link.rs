@@ -49,6 +49,9 @@ const EVENT_QUEUE: usize = 1024;
 
 const COMMAND_QUEUE: usize = 256;
 
+/// Longest a send waits out the server's rate limit before its caller hears of it.
+const MAX_RATE_WAIT: Duration = Duration::from_secs(30);
+
 /// How the link claims its identity on connect.
 #[derive(Debug, Clone)]
 pub enum Login {
@@ -244,6 +247,25 @@ impl LinkHandle {
         }
     }
 
+    /// `request`, waiting out the server's rate limit: a refusal that says when to retry is
+    /// retried then, for up to `MAX_RATE_WAIT` in all, before the caller hears of it. A
+    /// request refused as rate limited was not carried out, so repeating it is safe.
+    async fn request_paced(&self, frame: ClientFrame) -> Result<ServerFrame, LinkError> {
+        let deadline = Instant::now() + MAX_RATE_WAIT;
+        loop {
+            match self.request(frame.clone()).await {
+                Err(LinkError::Server(ProtocolError {
+                    code: ErrorCode::RateLimited,
+                    retry_after_ms: Some(ms),
+                    ..
+                })) if Instant::now() + Duration::from_millis(ms) <= deadline => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
     /// Sends any request frame (its id is assigned by the link) and returns the answer; an
     /// `Error` answer becomes `LinkError::Server`.
     pub async fn request(&self, frame: ClientFrame) -> Result<ServerFrame, LinkError> {
@@ -269,7 +291,7 @@ impl LinkHandle {
             client_id: client_id.to_owned(),
             text: text.to_owned(),
         };
-        match self.request(frame).await? {
+        match self.request_paced(frame).await? {
             ServerFrame::Sent {
                 seq, ts, duplicate, ..
             } => Ok(SendReceipt { seq, ts, duplicate }),
@@ -283,7 +305,10 @@ impl LinkHandle {
             to: to.clone(),
             text: text.to_owned(),
         };
-        self.expect_done(frame).await
+        match self.request_paced(frame).await? {
+            ServerFrame::Done { .. } => Ok(()),
+            other => Err(LinkError::Unexpected(other.kind())),
+        }
     }
 
     /// Joins a channel and starts delivering its messages as `LinkEvent::Message`, from

@@ -135,6 +135,9 @@ pub enum ErrorCode {
 pub struct ProtocolError {
     pub code: ErrorCode,
     pub message: String,
+    /// With `rate_limited`: how long to wait before trying again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ProtocolError {
@@ -142,6 +145,14 @@ impl ProtocolError {
         Self {
             code,
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+    /// `rate_limited`, with when to try again.
+    pub fn retry_after(wait: std::time::Duration, message: impl Into<String>) -> Self {
+        Self {
+            retry_after_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)),
+            ..Self::rate_limited(message)
         }
     }
     pub fn not_found(message: impl Into<String>) -> Self {

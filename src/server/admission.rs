@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::net::protocol::ProtocolError;
+use crate::net::protocol::{ProtocolError, SessionKind};
+
+use super::store::UserId;
 
 /// What one server allows; `conclave serve` flags set each.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +25,11 @@ pub struct Limits {
     pub max_channels_per_user: usize,
     /// New accounts from one IP address in an hour.
     pub registrations_per_address_per_hour: usize,
+    /// Channel messages one user's `human` sessions may send a minute, together; whispers
+    /// have a budget of the same size of their own.
+    pub human_sends_per_minute: u32,
+    /// The same for the user's `agent` sessions: tighter, since agents can loop.
+    pub agent_sends_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -33,6 +40,8 @@ impl Default for Limits {
             max_sessions_per_user: 64,
             max_channels_per_user: 100,
             registrations_per_address_per_hour: 20,
+            human_sends_per_minute: 600,
+            agent_sends_per_minute: 120,
         }
     }
 }
@@ -73,10 +82,28 @@ struct Counts {
     registrations: HashMap<IpAddr, VecDeque<Instant>>,
 }
 
-/// The shared counters. Cheap to check; one short lock per connection.
+/// What a rate budget is spent on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Spend {
+    Send,
+    Whisper,
+}
+
+/// A token bucket: refills at a steady rate up to a burst; one token per message.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Buckets kept; past this, the full ones (idle long enough to have refilled) are dropped.
+const MAX_BUCKETS: usize = 100_000;
+
+/// The shared counters. Cheap to check; one short lock per connection or message.
 pub struct Admission {
     limits: Limits,
     counts: Mutex<Counts>,
+    buckets: Mutex<HashMap<(UserId, SessionKind, Spend), Bucket>>,
 }
 
 /// A connection's slot; dropping it frees the slot.
@@ -90,7 +117,56 @@ impl Admission {
         Arc::new(Self {
             limits,
             counts: Mutex::new(Counts::default()),
+            buckets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Spends one message of `user`'s budget for `kind` sessions, or says when the next one
+    /// fits. Per user, not per session, so reconnecting buys nothing. A burst of a quarter
+    /// of a minute's worth goes through at once.
+    pub fn spend(
+        &self,
+        user: UserId,
+        kind: SessionKind,
+        what: Spend,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        let per_minute = match kind {
+            SessionKind::Human => self.limits.human_sends_per_minute,
+            SessionKind::Agent => self.limits.agent_sends_per_minute,
+        }
+        .max(1);
+        let rate = f64::from(per_minute) / 60.0;
+        let burst = f64::from((per_minute / 4).max(1));
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_BUCKETS {
+            buckets.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+            });
+        }
+        let bucket = buckets.entry((user, kind, what)).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        let refilled = now.saturating_duration_since(bucket.at).as_secs_f64() * rate;
+        bucket.tokens = (bucket.tokens + refilled).min(burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = Duration::from_secs_f64((1.0 - bucket.tokens) / rate);
+        let what = match what {
+            Spend::Send => "messages",
+            Spend::Whisper => "whispers",
+        };
+        Err(ProtocolError::retry_after(
+            wait,
+            format!(
+                "rate limited: {kind} sessions of a user send at most {per_minute} {what} a minute; retry in {} ms",
+                wait.as_millis().max(1)
+            ),
+        ))
     }
 
     pub fn limits(&self) -> &Limits {
@@ -225,6 +301,57 @@ mod tests {
         drop(first);
         assert_eq!(admission.connections(), 2);
         assert!(admission.admit(a).is_ok());
+    }
+
+    #[test]
+    fn messages_come_from_a_per_user_budget_that_refills_and_says_when() {
+        let admission = Admission::new(Limits {
+            agent_sends_per_minute: 60,
+            ..Limits::default()
+        });
+        let start = Instant::now();
+        // A burst of a quarter minute's worth, then one a second.
+        for _ in 0..15 {
+            admission
+                .spend(1, SessionKind::Agent, Spend::Send, start)
+                .unwrap();
+        }
+        let refused = admission
+            .spend(1, SessionKind::Agent, Spend::Send, start)
+            .unwrap_err();
+        assert_eq!(refused.code, crate::net::protocol::ErrorCode::RateLimited);
+        assert_eq!(refused.retry_after_ms, Some(1000));
+        assert!(
+            refused.message.contains("at most 60 messages a minute"),
+            "{refused}"
+        );
+        // Whispers, people and other users have budgets of their own.
+        assert!(
+            admission
+                .spend(1, SessionKind::Agent, Spend::Whisper, start)
+                .is_ok()
+        );
+        assert!(
+            admission
+                .spend(1, SessionKind::Human, Spend::Send, start)
+                .is_ok()
+        );
+        assert!(
+            admission
+                .spend(2, SessionKind::Agent, Spend::Send, start)
+                .is_ok()
+        );
+        let later = start + Duration::from_secs(1);
+        assert!(
+            admission
+                .spend(1, SessionKind::Agent, Spend::Send, later)
+                .is_ok()
+        );
+        assert!(
+            admission
+                .spend(1, SessionKind::Agent, Spend::Send, later)
+                .is_err()
+        );
     }
 
     #[test]

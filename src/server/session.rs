@@ -19,7 +19,7 @@ use crate::net::protocol::{
     SessionKind, WhisperMessage, check_text,
 };
 
-use super::admission::Admission;
+use super::admission::{Admission, Spend};
 use super::hub::{Attached, Claim, Hub, Outbox, Refusal, RoomRef};
 use super::store::{Account, Append, INVITE_TTL_MS, Signer, Store, UserId, now_ms};
 
@@ -415,6 +415,9 @@ async fn handle(
                     "client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"
                 )));
             }
+            shared
+                .admission
+                .spend(user, me.kind, Spend::Send, Instant::now())?;
             let ack_to = outbox.clone();
             // A client pipelining sends waits here once it has this many in flight, and its
             // connection stops being read: the server holds a bounded amount per session.
@@ -450,6 +453,9 @@ async fn handle(
         }
         ClientFrame::Whisper { id, to, text } => {
             check_text(&text)?;
+            shared
+                .admission
+                .spend(user, me.kind, Spend::Whisper, Instant::now())?;
             let frame = ServerFrame::Whisper(WhisperMessage {
                 from: me.path().clone(),
                 to: to.clone(),

@@ -28,8 +28,13 @@ pub struct TestServer {
     pub task: tokio::task::JoinHandle<color_eyre::Result<()>>,
 }
 
+/// A server with the default limits, except message rates: tests that burst on purpose are
+/// not about pacing (those that are use `start_with`).
 pub async fn start() -> TestServer {
-    start_with(ServerConfig::ephemeral()).await
+    let mut config = ServerConfig::ephemeral();
+    config.limits.human_sends_per_minute = 1_000_000;
+    config.limits.agent_sends_per_minute = 1_000_000;
+    start_with(config).await
 }
 
 pub async fn start_with(config: ServerConfig) -> TestServer {

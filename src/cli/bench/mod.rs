@@ -158,6 +158,7 @@ async fn start_server(durable: bool) -> Result<Target> {
         // Every bench session is one user on one address: lift the caps meant for strangers.
         .args(["--max-sessions-per-user", "1000000"])
         .args(["--max-connections-per-address", "1000000"])
+        .args(["--agent-sends-per-minute", "1000000000"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -428,7 +428,16 @@ impl LinkTask {
         outbox: &mut VecDeque<ClientFrame>,
     ) -> Result<(), Ended> {
         let result = match frame {
-            ServerFrame::Error { code, message, .. } => Err(ProtocolError { code, message }),
+            ServerFrame::Error {
+                code,
+                message,
+                retry_after_ms,
+                ..
+            } => Err(ProtocolError {
+                code,
+                message,
+                retry_after_ms,
+            }),
             frame => Ok(frame),
         };
         match purpose {

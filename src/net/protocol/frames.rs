@@ -257,6 +257,9 @@ pub enum ServerFrame {
         id: Option<u64>,
         code: ErrorCode,
         message: String,
+        /// With `rate_limited`: how long to wait before trying again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// A request that has nothing else to say succeeded.
     Done {
@@ -403,6 +406,7 @@ impl ServerFrame {
             id,
             code: e.code,
             message: e.message,
+            retry_after_ms: e.retry_after_ms,
         }
     }
 }
