@@ -49,6 +49,10 @@ impl Default for Limits {
 /// File descriptors kept back from connections: the database, its WAL, the listener, logs.
 const RESERVED_FDS: u64 = 64;
 
+/// Connections being told they were refused, at most, at once (each holds a descriptor while
+/// it hears why, so they are kept back from the cap too).
+pub const MAX_REFUSING: usize = 64;
+
 /// Addresses remembered for the registration rate; past this, those with no registration in
 /// the last hour are forgotten, and if that is not enough new addresses are refused.
 const MAX_TRACKED_ADDRESSES: usize = 100_000;
@@ -60,7 +64,9 @@ const HOUR: Duration = Duration::from_secs(3600);
 pub fn fit_to_file_limit(limits: &mut Limits) {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(files) => {
-            let fits = files.saturating_sub(RESERVED_FDS).max(1);
+            let fits = files
+                .saturating_sub(RESERVED_FDS + MAX_REFUSING as u64)
+                .max(1);
             let fits = usize::try_from(fits).unwrap_or(usize::MAX);
             if fits < limits.max_connections {
                 tracing::warn!(

@@ -487,6 +487,7 @@ impl Hub {
 
     /// Live sessions on the server, or receiving one channel, sorted by path.
     pub fn who(&self, channel_id: Option<ChannelId>) -> Vec<SessionInfo> {
+        // Copied under the lock, sorted after it: fan-out waits only for the copy.
         let state = self.lock();
         let mut out: Vec<SessionInfo> = match channel_id {
             None => state
@@ -511,6 +512,7 @@ impl Hub {
                 })
                 .unwrap_or_default(),
         };
+        drop(state);
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
     }

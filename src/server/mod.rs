@@ -25,13 +25,10 @@ use tokio_util::task::TaskTracker;
 use crate::net::local::PidLock;
 use crate::net::names::Name;
 
-use self::admission::{Admission, Limits};
+use self::admission::{Admission, Limits, MAX_REFUSING};
 use self::hub::Hub;
 use self::session::Shared;
 use self::store::{Appended, Store};
-
-/// Connections being told they were refused, at most, at once.
-const MAX_REFUSING: usize = 64;
 
 /// How long shutdown waits for connections to flush and close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
