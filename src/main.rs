@@ -43,6 +43,9 @@ struct LimitArgs {
     /// Open connections from one IP address
     #[arg(long, default_value_t = Limits::default().max_connections_per_address)]
     max_connections_per_address: usize,
+    /// Connections from one IP address that have not signed in yet
+    #[arg(long, default_value_t = Limits::default().max_handshakes_per_address)]
+    max_handshakes_per_address: usize,
     /// Live sessions of one user, over all their machines
     #[arg(long, default_value_t = Limits::default().max_sessions_per_user)]
     max_sessions_per_user: usize,
@@ -65,6 +68,7 @@ impl From<LimitArgs> for Limits {
         Self {
             max_connections: args.max_connections,
             max_connections_per_address: args.max_connections_per_address,
+            max_handshakes_per_address: args.max_handshakes_per_address,
             max_sessions_per_user: args.max_sessions_per_user,
             max_channels_per_user: args.max_channels_per_user,
             registrations_per_address_per_hour: args.registrations_per_hour,

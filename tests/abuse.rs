@@ -508,3 +508,28 @@ async fn a_flooding_agent_is_paced_loses_nothing_and_others_send_freely() {
     carol.link.send(&general, "hello").await.unwrap();
     server.stop().await;
 }
+
+#[tokio::test]
+async fn idle_sockets_that_never_sign_in_cannot_fill_the_server() {
+    let server = start_with(with_limits(Limits {
+        max_connections: 40,
+        max_handshakes_per_address: 8,
+        ..Limits::default()
+    }))
+    .await;
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("ws://").parse().unwrap();
+    // A hundred connections from another loopback address that never say a word.
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        if let Ok(stream) = socket.connect(addr).await {
+            idle.push(stream);
+        }
+    }
+    // Someone else still signs in (`client` fails the test unless the first event is a welcome).
+    let alice = client(&server, "alice", "a").await;
+    assert!(alice.link.who(None).await.is_ok());
+    drop(idle);
+    server.stop().await;
+}

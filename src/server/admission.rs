@@ -19,6 +19,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open connections from one IP address.
     pub max_connections_per_address: usize,
+    /// Connections from one IP address that have not signed in yet: idle sockets held open
+    /// there cannot use up the server's connection slots.
+    pub max_handshakes_per_address: usize,
     /// Live sessions of one user, over all their machines.
     pub max_sessions_per_user: usize,
     /// Channels one user may create (server admins are not limited).
@@ -37,6 +40,7 @@ impl Default for Limits {
         Self {
             max_connections: 10_000,
             max_connections_per_address: 512,
+            max_handshakes_per_address: 16,
             max_sessions_per_user: 64,
             max_channels_per_user: 100,
             registrations_per_address_per_hour: 20,
@@ -85,6 +89,8 @@ pub fn fit_to_file_limit(limits: &mut Limits) {
 struct Counts {
     total: usize,
     per_address: HashMap<IpAddr, usize>,
+    /// Connections per address still in their handshake.
+    handshaking: HashMap<IpAddr, usize>,
     registrations: HashMap<IpAddr, VecDeque<Instant>>,
 }
 
@@ -116,6 +122,30 @@ pub struct Admission {
 pub struct Slot {
     admission: Arc<Admission>,
     address: IpAddr,
+    /// Still counted among its address's handshakes.
+    handshaking: std::sync::atomic::AtomicBool,
+}
+
+impl Slot {
+    /// The connection signed in: it no longer counts as a handshake in progress.
+    pub fn signed_in(&self) {
+        if self
+            .handshaking
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            release(&mut self.admission.lock().handshaking, self.address);
+        }
+    }
+}
+
+/// Takes one off `address`'s count, forgetting addresses that reach zero.
+fn release(map: &mut HashMap<IpAddr, usize>, address: IpAddr) {
+    if let Some(n) = map.get_mut(&address) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(&address);
+        }
+    }
 }
 
 impl Admission {
@@ -198,11 +228,19 @@ impl Admission {
                 "{address} already has {from_here} connections open, the most one address may have"
             )));
         }
+        let handshaking = counts.handshaking.get(&address).copied().unwrap_or(0);
+        if handshaking >= self.limits.max_handshakes_per_address {
+            return Err(ProtocolError::rate_limited(format!(
+                "{address} already has {handshaking} connections that have not signed in, the most one address may have"
+            )));
+        }
         counts.total += 1;
         *counts.per_address.entry(address).or_default() += 1;
+        *counts.handshaking.entry(address).or_default() += 1;
         Ok(Slot {
             admission: self.clone(),
             address,
+            handshaking: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -266,11 +304,9 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.admission.lock();
         counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_address.get_mut(&self.address) {
-            *n -= 1;
-            if *n == 0 {
-                counts.per_address.remove(&self.address);
-            }
+        release(&mut counts.per_address, self.address);
+        if *self.handshaking.get_mut() {
+            release(&mut counts.handshaking, self.address);
         }
     }
 }
@@ -306,6 +342,28 @@ mod tests {
         assert!(full.message.contains("the server is full"), "{full}");
         drop(first);
         assert_eq!(admission.connections(), 2);
+        assert!(admission.admit(a).is_ok());
+    }
+
+    #[test]
+    fn connections_that_never_sign_in_are_capped_per_address() {
+        let admission = Admission::new(Limits {
+            max_handshakes_per_address: 2,
+            ..Limits::default()
+        });
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let first = admission.admit(a).unwrap();
+        let _second = admission.admit(a).unwrap();
+        let refused = admission.admit(a).err().unwrap();
+        assert!(refused.message.contains("not signed in"), "{refused}");
+        // Signing in frees the handshake slot (once), not the connection.
+        first.signed_in();
+        first.signed_in();
+        let third = admission.admit(a).unwrap();
+        assert_eq!(admission.connections(), 3);
+        assert!(admission.admit(a).is_err());
+        // A connection that ends mid-handshake gives its slot back too.
+        drop(third);
         assert!(admission.admit(a).is_ok());
     }
 

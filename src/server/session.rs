@@ -19,7 +19,7 @@ use crate::net::protocol::{
     SessionKind, WhisperMessage, check_text,
 };
 
-use super::admission::{Admission, Spend};
+use super::admission::{Admission, Slot, Spend};
 use super::hub::{Attached, Claim, Hub, Outbox, Refusal, RoomRef};
 use super::store::{Account, Append, INVITE_TTL_MS, Signer, Store, UserId, now_ms};
 
@@ -70,8 +70,14 @@ impl Me {
 }
 
 /// Runs a connection's session until the peer leaves, breaks the protocol, or is told to close.
-pub async fn run(shared: Shared, peer: IpAddr, inbound: mpsc::Receiver<Inbound>, outbox: Outbox) {
-    serve(shared, peer, inbound, &outbox).await;
+pub async fn run(
+    shared: Shared,
+    peer: IpAddr,
+    slot: Arc<Slot>,
+    inbound: mpsc::Receiver<Inbound>,
+    outbox: Outbox,
+) {
+    serve(shared, peer, &slot, inbound, &outbox).await;
     // Whatever ended the session ends the connection too (a no-op if something else did).
     outbox.control.close(CloseReason::Protocol, "session ended");
 }
@@ -79,6 +85,7 @@ pub async fn run(shared: Shared, peer: IpAddr, inbound: mpsc::Receiver<Inbound>,
 async fn serve(
     shared: Shared,
     peer: IpAddr,
+    slot: &Slot,
     mut inbound: mpsc::Receiver<Inbound>,
     outbox: &Outbox,
 ) {
@@ -86,7 +93,10 @@ async fn serve(
     let control = outbox.control.clone();
     let me = tokio::select! {
         result = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared, peer, &mut inbound, &outbox)) => match result {
-            Ok(Ok(me)) => me,
+            Ok(Ok(me)) => {
+                slot.signed_in();
+                me
+            }
             Ok(Err(e)) => {
                 outbox.deliver_frame(&ServerFrame::error(None, e));
                 return;

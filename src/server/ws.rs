@@ -64,7 +64,7 @@ pub async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     // Held until the connection is fully done; dropping it frees the slot.
-    let _slot = slot;
+    let slot = std::sync::Arc::new(slot);
     let _ = stream.set_nodelay(true);
     let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(socket_config()));
     let socket = match tokio::time::timeout(session::HANDSHAKE_TIMEOUT, upgrade).await {
@@ -85,7 +85,7 @@ pub async fn serve_connection(
     let heartbeat = shared.heartbeat;
     let silence_timeout = heartbeat * MISSED_HEARTBEATS;
     let writer = tokio::spawn(write_pump(sink, out_rx, control.clone(), heartbeat));
-    let session = tokio::spawn(session::run(shared, peer.ip(), in_rx, outbox));
+    let session = tokio::spawn(session::run(shared, peer.ip(), slot.clone(), in_rx, outbox));
 
     loop {
         let next = tokio::select! {
