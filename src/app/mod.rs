@@ -87,9 +87,9 @@ pub async fn run(options: TuiOptions) -> Result<()> {
     // The passphrase and zero set-up come before the terminal is taken, so their questions
     // and errors print plainly.
     let identity = if human_key::exists(&options.config_dir) {
-        Some(Arc::new(human_key::unlock_interactively(
-            &options.config_dir,
-        )?))
+        Some(Arc::new(
+            human_key::unlock_at_terminal(&options.config_dir).await?,
+        ))
     } else {
         None
     };

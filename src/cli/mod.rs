@@ -65,7 +65,7 @@ impl Env {
         if !human_key::exists(&self.config_dir) {
             return self.one_shot(server).await;
         }
-        let key = Arc::new(human_key::unlock_interactively(&self.config_dir)?);
+        let key = Arc::new(human_key::unlock_at_terminal(&self.config_dir).await?);
         let how = Connect {
             server,
             handle: None,
@@ -152,7 +152,11 @@ pub async fn human_key(env: &Env, server: Option<&str>, passphrase_stdin: bool) 
     };
     // Reachable first: nothing is written while the server cannot take the key.
     let client = env.one_shot(server).await?;
-    let identity = human_key::create(dir, &passphrase)?;
+    let identity = {
+        let dir = dir.clone();
+        // Stretching the passphrase blocks for a moment: not on the async runtime.
+        tokio::task::spawn_blocking(move || human_key::create(&dir, &passphrase)).await??
+    };
     let path = &client.path;
     let signed = human_key::registration_message(
         &client.server_id,

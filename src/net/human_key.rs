@@ -281,9 +281,18 @@ pub fn prompt(question: &str) -> std::io::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// `unlock_interactively` off the async runtime: the terminal read and the key stretching
+/// both block.
+pub async fn unlock_at_terminal(dir: &Path) -> Result<Identity, HumanKeyError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || unlock_interactively(&dir))
+        .await
+        .map_err(|e| HumanKeyError::Kdf(format!("the passphrase prompt stopped: {e}")))?
+}
+
 /// Asks on the terminal for the passphrase until it opens the human key in `dir`, three
 /// tries at most.
-pub fn unlock_interactively(dir: &Path) -> Result<Identity, HumanKeyError> {
+fn unlock_interactively(dir: &Path) -> Result<Identity, HumanKeyError> {
     const TRIES: usize = 3;
     let mut tries = 0;
     loop {
