@@ -36,21 +36,7 @@ fn first_connect_lists_channels_and_joins_the_member_ones() {
     );
     assert_eq!(cmds, [Cmd::Join(name("general"))]);
     // A reconnect does not list again: the link re-joins on its own.
-    update(
-        &mut app,
-        Msg::Link(LinkEvent::Disconnected {
-            reason: "x".into(),
-            retry_in: Duration::from_secs(1),
-        }),
-    );
-    let cmds = update(
-        &mut app,
-        Msg::Link(LinkEvent::Connected {
-            path: path("alice/laptop/tui"),
-            server_id: "s".into(),
-            admin: false,
-        }),
-    );
+    let cmds = reconnect(&mut app);
     assert!(!cmds.contains(&Cmd::ListChannels(Listing::Startup)));
 }
 
@@ -284,21 +270,7 @@ fn a_whisper_shows_pending_until_the_server_takes_it() {
 #[test]
 fn a_reconnect_asks_again_who_is_in_each_channel() {
     let mut app = connected();
-    update(
-        &mut app,
-        Msg::Link(LinkEvent::Disconnected {
-            reason: "server restarted".into(),
-            retry_in: Duration::from_secs(1),
-        }),
-    );
-    let cmds = update(
-        &mut app,
-        Msg::Link(LinkEvent::Connected {
-            path: path("alice/laptop/tui"),
-            server_id: "s".into(),
-            admin: false,
-        }),
-    );
+    let cmds = reconnect(&mut app);
     for channel in ["general", "ops"] {
         assert!(
             cmds.contains(&Cmd::Who {

@@ -50,6 +50,25 @@ pub fn message(channel: &str, seq: u64, from: &str, text: &str) -> ChatMessage {
     }
 }
 
+/// The link drops and comes back as alice/laptop/tui; what the TUI asks for then.
+pub fn reconnect(app: &mut App) -> Vec<Cmd> {
+    update(
+        app,
+        Msg::Link(LinkEvent::Disconnected {
+            reason: "server restarted".into(),
+            retry_in: Duration::from_secs(1),
+        }),
+    );
+    update(
+        app,
+        Msg::Link(LinkEvent::Connected {
+            path: path("alice/laptop/tui"),
+            server_id: "s".into(),
+            admin: false,
+        }),
+    )
+}
+
 /// A TUI connected as alice/laptop/tui with #general and #ops joined, #general in view.
 pub fn connected() -> App {
     let mut app = App::new(
