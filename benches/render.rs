@@ -47,6 +47,8 @@ fn main() {
         &mut app,
         Msg::Done(Reply::Joined(JoinReceipt {
             channel: ChannelInfo {
+                topic: String::new(),
+                archived: false,
                 name: general.clone(),
                 visibility: Visibility::Public,
                 member: true,
@@ -65,6 +67,7 @@ fn main() {
             .map(|i| {
                 seq += 1;
                 ChatMessage {
+from_kind: None,
                     channel: general.clone(),
                     seq,
                     ts: 1_764_000_000_000 + seq as i64 * 1000,

@@ -50,6 +50,7 @@ async fn a_client_that_asks_and_never_reads_is_closed_after_a_few_mib() {
         .await
         .unwrap();
     alice.link.join(&general, Resume::Live).await.unwrap();
+    unlimit_agent_turns(&server, &alice, &general).await;
     let big = "x".repeat(MAX_TEXT_BYTES - 100);
     for _ in 0..20 {
         alice.link.send(&general, &big).await.unwrap();
@@ -459,6 +460,7 @@ async fn a_flooding_agent_is_paced_loses_nothing_and_others_send_freely() {
         &ClientFrame::Join {
             id: 1,
             channel: general.clone(),
+            invite: None,
         },
     )
     .await;

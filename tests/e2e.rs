@@ -345,7 +345,7 @@ fn private_channels_admit_whom_their_creator_adds_and_removal_is_immediate() {
     alice.ok(&["channel", "add", "secret", "bob"]);
     assert!(bob.ok(&["channel", "list"]).contains("secret"));
     let e = bob.fails(&["channel", "add", "secret", "carol"]);
-    assert!(e.contains("only the creator"), "{e}");
+    assert!(e.contains("only moderators and the owner"), "{e}");
 
     let (mut tail, lines, err) = bob.spawn(&["tail", "secret", "--format", "json"]);
     err.wait_for(WAIT, |l| l.contains("tailing"));
@@ -405,7 +405,7 @@ fn server_admins_named_by_the_operator_can_manage_any_channel() {
     alice.ok(&["channel", "create", "ops"]);
     assert!(
         bob.fails(&["channel", "add", "ops", "bob"])
-            .contains("only the creator")
+            .contains("only moderators and the owner")
     );
     root.ok(&["channel", "add", "ops", "bob"]);
     assert!(bob.ok(&["channel", "list"]).contains("member"));

@@ -262,6 +262,7 @@ mod tests {
 
     fn message(seq: u64, from: &str, text: &str) -> ChatMessage {
         ChatMessage {
+            from_kind: None,
             channel: Name::channel("general").unwrap(),
             seq,
             ts: 0,

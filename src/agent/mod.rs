@@ -398,6 +398,7 @@ impl Agent {
                 self.learn_kind(&presence.session.path, presence.session.kind);
                 Effect::None
             }
+            LinkEvent::Moderation(_) => Effect::None,
             LinkEvent::Relay {
                 from,
                 from_kind,

@@ -458,6 +458,7 @@ mod tests {
     fn page(seqs: &[u64]) -> Vec<ChatMessage> {
         seqs.iter()
             .map(|&seq| ChatMessage {
+                from_kind: None,
                 channel: Name::channel("general").unwrap(),
                 seq,
                 ts: 0,

@@ -442,6 +442,17 @@ pub async fn tail(
                 Format::Text => println!("{}", whisper_line(&w)),
                 Format::Json => println!("{}", whisper_json(&w)),
             },
+            LinkEvent::Moderation(event) => {
+                let why = event
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                eprintln!("* {} {} in #{}{why}", event.by, event.act, event.channel);
+                if event.removes(&client.path) {
+                    bail!("you no longer receive #{}: {}", event.channel, event.act);
+                }
+            }
             LinkEvent::Presence(_) | LinkEvent::Relay { .. } => {}
         }
     }

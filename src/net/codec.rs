@@ -54,6 +54,7 @@ mod tests {
 
     fn msg() -> ChatMessage {
         ChatMessage {
+            from_kind: None,
             channel: name("general"),
             seq: 7,
             ts: 1_700_000_000_000,
@@ -92,6 +93,7 @@ mod tests {
                 limit: None,
             },
             ClientFrame::Join {
+                invite: None,
                 id: 3,
                 channel: name("general"),
             },
@@ -173,6 +175,8 @@ mod tests {
 
     fn every_server_frame() -> Vec<ServerFrame> {
         let info = ChannelInfo {
+            topic: String::new(),
+            archived: false,
             name: name("general"),
             visibility: Visibility::Public,
             member: true,

@@ -22,9 +22,9 @@ use tokio::time::Instant;
 use super::identity::{Identity, random_bytes};
 use super::names::{Name, SessionPath};
 use super::protocol::{
-    Audience, ChannelInfo, ChatMessage, ClientFrame, CloseReason, ErrorCode, MAX_HISTORY_PAGE,
-    MachineInfo, OnConflict, PROTOCOL_VERSION, PresenceEvent, ProtocolError, RelayBody,
-    ServerFrame, SessionInfo, SessionKind, Visibility, WhisperMessage,
+    Audience, ChannelAct, ChannelInfo, ChatMessage, ClientFrame, CloseReason, ErrorCode,
+    MAX_HISTORY_PAGE, MachineInfo, ModerationEvent, OnConflict, PROTOCOL_VERSION, PresenceEvent,
+    ProtocolError, RelayBody, ServerFrame, SessionInfo, SessionKind, Visibility, WhisperMessage,
 };
 pub use super::transport::{CONN_QUEUE, Conn, ConnectError};
 
@@ -104,6 +104,9 @@ pub enum LinkEvent {
         from_kind: SessionKind,
         body: RelayBody,
     },
+    /// A moderation act in a joined channel (see `ModerationEvent::removes`: the link has
+    /// already stopped tracking a channel the act removed this session from).
+    Moderation(ModerationEvent),
     /// A channel could not be re-joined after a reconnect (it was deleted or access revoked).
     ChannelLost {
         channel: Name,
@@ -210,6 +213,8 @@ enum Command {
     Join {
         channel: Name,
         resume: Resume,
+        /// An invite token, for a first join of a private channel.
+        invite: Option<String>,
         reply: Reply,
     },
     Leave {
@@ -314,11 +319,22 @@ impl LinkHandle {
     /// Joins a channel and starts delivering its messages as `LinkEvent::Message`, from
     /// `resume` on. The link re-joins it after every reconnect.
     pub async fn join(&self, channel: &Name, resume: Resume) -> Result<JoinReceipt, LinkError> {
+        self.join_with(channel, resume, None).await
+    }
+
+    /// `join`, with an invite token that makes the user a member of a private channel.
+    pub async fn join_with(
+        &self,
+        channel: &Name,
+        resume: Resume,
+        invite: Option<String>,
+    ) -> Result<JoinReceipt, LinkError> {
         let channel = channel.clone();
         match self
             .call(|reply| Command::Join {
                 channel,
                 resume,
+                invite,
                 reply,
             })
             .await?

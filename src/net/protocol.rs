@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use super::names::{Name, SessionPath};
 
 mod frames;
+mod moderation;
 
 pub use frames::{ClientFrame, ServerFrame};
+pub use moderation::*;
 
 /// Sent in `Hello`; a server refuses any other with `VersionMismatch`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -127,6 +129,9 @@ pub enum ErrorCode {
     TooLarge,
     VersionMismatch,
     Internal,
+    /// An agent may not post in the channel now: it is waiting for a person (the agent turn
+    /// budget is spent, or reply mode `mention` and nobody mentioned the agent).
+    FloorClosed,
 }
 
 /// An error as it travels in a frame.
@@ -175,6 +180,9 @@ impl ProtocolError {
     }
     pub fn rate_limited(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::RateLimited, message)
+    }
+    pub fn floor_closed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::FloorClosed, message)
     }
     /// The one wording of every size limit: `message is 20 KiB; the limit is 16 KiB`.
     pub fn over_limit(what: &str, size: usize, limit: usize) -> Self {
@@ -336,6 +344,11 @@ pub struct ChannelInfo {
     /// How many users are members: counted in channel lists, 0 in other answers.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub members: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub topic: String,
+    /// Read-only for everyone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -352,6 +365,10 @@ pub struct ChatMessage {
     pub ts: i64,
     /// The sender's full path, stamped by the server.
     pub from: SessionPath,
+    /// The sending session's kind, stamped by the server (absent on messages stored before
+    /// it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_kind: Option<SessionKind>,
     pub text: String,
 }
 
@@ -416,6 +433,8 @@ pub enum CloseReason {
     TooSlow,
     /// The peer broke the protocol.
     Protocol,
+    /// A server admin banned the user.
+    Banned,
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::net::protocol::{
 
 pub use super::outbox::{Control, Outbox};
 use super::store::{ChannelId, UserId};
+pub use governance::RoomEffect;
 
 /// Most suffixes tried for a defaulted handle before giving up.
 const MAX_SUFFIX: u32 = 1000;
@@ -54,14 +55,20 @@ struct State {
     per_user: HashMap<UserId, usize>,
     rooms: HashMap<ChannelId, Room>,
     next_conn: u64,
-    /// Counts revocations per user (a membership ended, a machine removed, keys changed);
-    /// see `Epoch`. Per user, so nobody's revocations can hold up anyone else's logins.
+    /// Counts revocations per user (a membership ended, a machine removed, keys changed, a
+    /// ban); see `Epoch`. Per user, so nobody's revocations can hold up anyone else's logins.
     revocations: HashMap<UserId, u64>,
+    /// Channels deleted: a join that read a channel before its deletion must not bring its
+    /// room back.
+    deletions: u64,
 }
 
 impl State {
-    fn revocations_of(&self, user_id: UserId) -> u64 {
-        self.revocations.get(&user_id).copied().unwrap_or(0)
+    fn epoch_of(&self, user_id: UserId) -> Epoch {
+        Epoch {
+            revocations: self.revocations.get(&user_id).copied().unwrap_or(0),
+            deletions: self.deletions,
+        }
     }
 
     fn revoke(&mut self, user_id: UserId) {
@@ -89,7 +96,10 @@ impl State {
 /// check is applied only if no revocation happened since (under the hub's lock), so a removal
 /// racing a join or a login always wins: the caller gets `Stale` and checks again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Epoch(u64);
+pub struct Epoch {
+    revocations: u64,
+    deletions: u64,
+}
 
 /// A channel as the store knows it, for subscribing to it.
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +166,7 @@ impl Hub {
 
     /// The revocation count, read before checking access in the store.
     pub fn epoch(&self, user_id: UserId) -> Epoch {
-        Epoch(self.lock().revocations_of(user_id))
+        self.lock().epoch_of(user_id)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -184,7 +194,7 @@ impl Hub {
             instance,
         } = claim;
         let mut state = self.lock();
-        if state.revocations_of(user_id) != checked.0 {
+        if state.epoch_of(user_id) != checked {
             return Err(Refusal::Stale);
         }
         let mut path = base.clone();
@@ -326,7 +336,7 @@ impl Hub {
             return Ok(());
         };
         let user_id = live.user_id;
-        if state.revocations.get(&user_id).copied().unwrap_or(0) != checked.0 {
+        if state.epoch_of(user_id) != checked {
             return Err(Refusal::Stale);
         }
         let Some(live) = state.sessions.get_mut(&attached.path) else {
@@ -520,8 +530,10 @@ impl Hub {
     /// Stops delivering a channel to every session of one user (their membership ended),
     /// telling the room they left.
     pub fn remove_user_from_room(&self, channel_id: ChannelId, user_id: UserId) {
-        let mut guard = self.lock();
-        let state = &mut *guard;
+        Self::drop_user_from_room(&mut self.lock(), channel_id, user_id);
+    }
+
+    fn drop_user_from_room(state: &mut State, channel_id: ChannelId, user_id: UserId) {
         state.revoke(user_id);
         let Some(room) = state.rooms.get_mut(&channel_id) else {
             return;
@@ -559,6 +571,7 @@ impl Hub {
             Self::cut_off(
                 state,
                 &path,
+                CloseReason::Revoked,
                 format!(
                     "the keys of {}/{} changed: sign in again",
                     path.user, path.machine
@@ -569,11 +582,11 @@ impl Hub {
 
     /// Closes a session as revoked and takes it out of its rooms at once, so nothing more
     /// is fanned out to it while its connection winds down.
-    fn cut_off(state: &mut State, path: &SessionPath, why: String) {
+    fn cut_off(state: &mut State, path: &SessionPath, reason: CloseReason, why: String) {
         let Some(live) = state.sessions.get_mut(path) else {
             return;
         };
-        live.outbox.control.close(CloseReason::Revoked, why);
+        live.outbox.control.close(reason, why);
         let rooms = std::mem::take(&mut live.rooms);
         let kind = live.kind;
         for channel in rooms {
@@ -599,11 +612,13 @@ impl Hub {
             Self::cut_off(
                 state,
                 &path,
+                CloseReason::Revoked,
                 format!("machine {}/{} was removed", path.user, path.machine),
             );
         }
     }
 }
 
+mod governance;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod hub;
 pub mod outbox;
+pub mod rules;
 pub mod server_id;
 pub mod session;
 pub mod store;

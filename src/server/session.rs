@@ -15,8 +15,8 @@ use crate::net::identity::{random_bytes, verify, verify_challenge};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     Audience, ClientFrame, CloseReason, MAX_CHANNEL_PAGE, MAX_CLIENT_ID_BYTES, MAX_HISTORY_PAGE,
-    MAX_WHO_ENTRIES, NONCE_LEN, PROTOCOL_VERSION, PresenceChange, ProtocolError, ServerFrame,
-    SessionKind, WhisperMessage, check_text,
+    MAX_WHO_ENTRIES, NONCE_LEN, PROTOCOL_VERSION, PresenceChange, ProtocolError, RelayBody,
+    ServerFrame, SessionKind, WhisperMessage, check_text, remaining_in_words,
 };
 
 use super::admission::{Admission, Slot, Spend};
@@ -26,9 +26,10 @@ use super::store::{Account, Append, INVITE_TTL_MS, Signer, Store, UserId, now_ms
 /// Sends one session may have queued for the store at once.
 const MAX_SENDS_IN_FLIGHT: usize = 64;
 
+mod governance;
 mod requests;
 
-use requests::handle;
+use requests::{INVITE_CODE_BYTES, handle, invite_code};
 
 /// How long a client has to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -276,6 +277,17 @@ async fn handshake(
     let (account, attached) = loop {
         let checked = shared.hub.epoch(user_id);
         let account = lookup().await?;
+        if let Some(ban) = &account.banned {
+            return Err(ProtocolError::forbidden(format!(
+                "{} is banned from this server {}{}",
+                account.user,
+                remaining_in_words(ban.until, now_ms()),
+                ban.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )));
+        }
         if kind == SessionKind::Human && account.uses_human_keys && !account.is_human_key {
             return Err(ProtocolError::forbidden(format!(
                 "{} uses human keys: a human session must sign in with one (`conclave tui` asks for its passphrase); machine keys are for agents and scripts",

@@ -15,7 +15,8 @@ use conclave::net::identity::Identity;
 use conclave::net::link::{LinkConfig, LinkEvent, LinkHandle, Login, Resume};
 use conclave::net::names::Name;
 use conclave::net::protocol::{
-    ClientFrame, OnConflict, PROTOCOL_VERSION, ServerFrame, SessionKind, Visibility,
+    ChannelAct, ChannelSetting, ClientFrame, OnConflict, PROTOCOL_VERSION, ServerFrame,
+    SessionKind, Visibility,
 };
 use conclave::net::ws::spawn_link;
 use conclave::server::{self, ServerConfig};
@@ -63,6 +64,7 @@ impl TestServer {
 pub struct Client {
     pub link: LinkHandle,
     pub events: tokio::sync::mpsc::Receiver<LinkEvent>,
+    pub identity: Arc<Identity>,
 }
 
 /// Registers `user` with a fresh in-memory key and waits for the welcome.
@@ -72,11 +74,55 @@ pub async fn client(server: &TestServer, user: &str, handle: &str) -> Client {
         username: Name::user(user).unwrap(),
         machine: Name::machine("m").unwrap(),
     };
-    let (link, mut events) = connect(server, identity, login, handle, true);
+    let (link, mut events) = connect(server, identity.clone(), login, handle, true);
     match next_event(&mut events).await {
-        LinkEvent::Connected { .. } => Client { link, events },
+        LinkEvent::Connected { .. } => Client {
+            link,
+            events,
+            identity,
+        },
         other => panic!("expected connected, got {other:?}"),
     }
+}
+
+impl Client {
+    /// A person's session of the same user (as `handle`), for what only people may do.
+    pub async fn person(&self, server: &TestServer, handle: &str) -> Client {
+        let (link, mut events) = connect_as(
+            server,
+            self.identity.clone(),
+            Login::Key,
+            handle,
+            true,
+            SessionKind::Human,
+        );
+        match next_event(&mut events).await {
+            LinkEvent::Connected { .. } => Client {
+                link,
+                events,
+                identity: self.identity.clone(),
+            },
+            other => panic!("expected connected, got {other:?}"),
+        }
+    }
+}
+
+/// Lifts the agent turn budget of a channel `owner` owns: for tests whose agents post in a
+/// row on purpose.
+pub async fn unlimit_agent_turns(server: &TestServer, owner: &Client, channel: &Name) {
+    let person = owner.person(server, "moderator").await;
+    person
+        .link
+        .request(ClientFrame::Moderate {
+            id: 0,
+            channel: channel.clone(),
+            act: ChannelAct::Set {
+                setting: ChannelSetting::AgentTurns { turns: 0 },
+            },
+            reason: None,
+        })
+        .await
+        .unwrap();
 }
 
 /// A link to the server as `identity`; `persistent` ones reconnect, others give up at once.
@@ -87,12 +133,31 @@ pub fn connect(
     handle: &str,
     persistent: bool,
 ) -> (LinkHandle, tokio::sync::mpsc::Receiver<LinkEvent>) {
+    connect_as(
+        server,
+        identity,
+        login,
+        handle,
+        persistent,
+        SessionKind::Agent,
+    )
+}
+
+/// `connect` as a session of `kind`.
+pub fn connect_as(
+    server: &TestServer,
+    identity: Arc<Identity>,
+    login: Login,
+    handle: &str,
+    persistent: bool,
+    kind: SessionKind,
+) -> (LinkHandle, tokio::sync::mpsc::Receiver<LinkEvent>) {
     spawn_link(LinkConfig {
         url: server.url.clone(),
         identity,
         handle: Name::handle(handle).unwrap(),
         handle_defaulted: true,
-        kind: SessionKind::Agent,
+        kind,
         login,
         persistent,
         ca_file: None,
@@ -115,14 +180,15 @@ impl Client {
                 .unwrap()
             {
                 LinkEvent::Message(m) => return m,
-                LinkEvent::Presence(_) => {}
+                LinkEvent::Presence(_) | LinkEvent::Moderation(_) => {}
                 other => panic!("expected a message, got {other:?}"),
             }
         }
     }
 }
 
-/// alice creates #general (as a member, not receiving it); bob receives it.
+/// alice creates #general (as a member, not receiving it) for agents only (no turn budget);
+/// bob receives it.
 pub async fn alice_and_bob_in_general(server: &TestServer) -> (Client, Client) {
     let alice = client(server, "alice", "a").await;
     let bob = client(server, "bob", "b").await;
@@ -131,6 +197,7 @@ pub async fn alice_and_bob_in_general(server: &TestServer) -> (Client, Client) {
         .create_channel(&general(), Visibility::Public)
         .await
         .unwrap();
+    unlimit_agent_turns(server, &alice, &general()).await;
     bob.link.join(&general(), Resume::Live).await.unwrap();
     (alice, bob)
 }

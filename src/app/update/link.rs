@@ -14,6 +14,7 @@ use super::{Cmd, Listing, note, room_for};
 
 pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
     match event {
+        LinkEvent::Moderation(_) => Vec::new(),
         LinkEvent::Connected { path, .. } => {
             app.connection = Connection::Connected;
             let first = !app.was_connected;

@@ -106,6 +106,7 @@ impl Probe {
             other => bail!("expected a welcome, got {}", other.kind()),
         }
         let join = ClientFrame::Join {
+            invite: None,
             id: 1,
             channel: channel.clone(),
         };
@@ -201,6 +202,7 @@ mod tests {
     #[test]
     fn a_peek_reads_type_seq_and_text_of_a_message_frame() {
         let frame = ServerFrame::Message(ChatMessage {
+            from_kind: None,
             channel: Name::channel("general").unwrap(),
             seq: 42,
             ts: 1,

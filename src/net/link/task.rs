@@ -63,6 +63,7 @@ where
     };
     let task = LinkTask {
         handle: config.handle.clone(),
+        path: None,
         on_conflict,
         instance: new_client_id(),
         config,
@@ -92,6 +93,8 @@ struct LinkTask {
     config: LinkConfig,
     /// The handle to ask for: the configured one, then the one the server granted.
     handle: Name,
+    /// The path the server granted, once it has.
+    path: Option<SessionPath>,
     on_conflict: OnConflict,
     /// Random id of this link, sent in every `Hello`.
     instance: String,
@@ -207,6 +210,7 @@ impl LinkTask {
             Command::Join {
                 channel,
                 resume,
+                invite,
                 reply,
             } => {
                 self.channels
@@ -222,6 +226,7 @@ impl LinkTask {
                     frame: ClientFrame::Join {
                         id,
                         channel: channel.clone(),
+                        invite,
                     },
                     purpose: Purpose::Join {
                         channel,
@@ -302,6 +307,7 @@ impl LinkTask {
         // Reconnects ask for the path granted now; the instance id lets the server hand it
         // back even before it notices the old connection is gone.
         self.handle = path.session.clone();
+        self.path = Some(path.clone());
         if !matches!(self.config.login, Login::Key) {
             self.config.login = Login::Key;
         }
@@ -327,6 +333,7 @@ impl LinkTask {
             let frame = ClientFrame::Join {
                 id: 0,
                 channel: channel.clone(),
+                invite: None,
             };
             self.queue_internal(
                 frame,
@@ -404,8 +411,11 @@ impl LinkTask {
                 })
                 .await
             }
+            ServerFrame::Moderation(event) => self.on_moderation(event).await,
             ServerFrame::Closing { reason, message } => match reason {
-                CloseReason::Revoked | CloseReason::Replaced => Err(Ended::Fatal(message)),
+                CloseReason::Revoked | CloseReason::Replaced | CloseReason::Banned => {
+                    Err(Ended::Fatal(message))
+                }
                 CloseReason::Shutdown | CloseReason::TooSlow | CloseReason::Protocol => {
                     Err(Ended::Lost(message))
                 }
@@ -419,6 +429,20 @@ impl LinkTask {
                 Ok(())
             }
         }
+    }
+
+    /// Keeps the joined channels true to a moderation act before passing it on: a channel
+    /// this session was removed from is not re-joined, a renamed one is re-joined by its new
+    /// name.
+    async fn on_moderation(&mut self, event: ModerationEvent) -> Result<(), Ended> {
+        if self.path.as_ref().is_some_and(|me| event.removes(me)) {
+            self.channels.remove(&event.channel);
+        } else if let ChannelAct::Rename { name } = &event.act {
+            if let Some(state) = self.channels.remove(&event.channel) {
+                self.channels.insert(name.clone(), state);
+            }
+        }
+        self.emit(LinkEvent::Moderation(event)).await
     }
 
     async fn on_reply(

@@ -106,6 +106,7 @@ fn general() -> Name {
 
 fn msg(seq: u64) -> ChatMessage {
     ChatMessage {
+        from_kind: None,
         channel: general(),
         seq,
         ts: 0,
@@ -118,6 +119,8 @@ fn joined(id: u64, last_seq: u64) -> ServerFrame {
     ServerFrame::Joined {
         id,
         channel: ChannelInfo {
+            topic: String::new(),
+            archived: false,
             name: general(),
             visibility: Visibility::Public,
             member: true,
@@ -242,7 +245,7 @@ async fn reconnect_rejoins_fills_the_gap_and_drops_duplicates() {
         "the instance id, not the policy, claims the path back"
     );
     assert_eq!(handle.as_str(), "tui");
-    let ClientFrame::Join { id, channel } = server.recv().await else {
+    let ClientFrame::Join { id, channel, .. } = server.recv().await else {
         panic!("expected re-join")
     };
     assert_eq!(channel, general());

@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Audience, ChannelInfo, ChatMessage, CloseReason, ErrorCode, MachineInfo, OnConflict,
-    PresenceEvent, ProtocolError, RelayBody, SessionInfo, SessionKind, Visibility, WhisperMessage,
+    Audience, AuditEntry, ChannelAct, ChannelDetails, ChannelInfo, ChatMessage, CloseReason,
+    ErrorCode, MachineInfo, ModerationEvent, OnConflict, PresenceEvent, ProtocolError, RelayBody,
+    SessionInfo, SessionKind, UserInfo, Visibility, WhisperMessage,
 };
 use crate::net::names::{Name, SessionPath};
 
@@ -59,9 +60,19 @@ pub enum ClientFrame {
         limit: Option<u32>,
     },
     /// Become a member (if not yet) and receive the channel's messages live from now on.
-    Join { id: u64, channel: Name },
+    /// `invite` is a token from `CreateInvite`: it makes the user a member of a private
+    /// channel (and is needed for nothing else).
+    Join {
+        id: u64,
+        channel: Name,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        invite: Option<String>,
+    },
     /// Stop receiving the channel; the membership ends when no session of the user remains.
-    Leave { id: u64, channel: Name },
+    Leave {
+        id: u64,
+        channel: Name,
+    },
     /// Post a message. `client_id` makes the send idempotent: a resend with the same id is
     /// acknowledged again without a second copy.
     Send {
@@ -94,7 +105,11 @@ pub enum ClientFrame {
         channel: Option<Name>,
     },
     /// Advance this session handle's read position in a channel (never moves backwards).
-    MarkRead { id: u64, channel: Name, seq: u64 },
+    MarkRead {
+        id: u64,
+        channel: Name,
+        seq: u64,
+    },
     /// Enroll another machine's key under this user. Refused: nothing proves the key belongs
     /// to the new machine. Kept so the variant indices stay put; see `InviteMachine`.
     AddMachine {
@@ -104,15 +119,28 @@ pub enum ClientFrame {
         public_key: Vec<u8>,
     },
     /// List this user's machines.
-    ListMachines { id: u64 },
+    ListMachines {
+        id: u64,
+    },
     /// Remove a machine: its key stops working and its live sessions are dropped at once.
-    RemoveMachine { id: u64, machine: Name },
+    RemoveMachine {
+        id: u64,
+        machine: Name,
+    },
     /// Make `user` a member of a channel (how people get into private channels). Only the
     /// channel's creator or a server administrator may.
-    AddMember { id: u64, channel: Name, user: Name },
+    AddMember {
+        id: u64,
+        channel: Name,
+        user: Name,
+    },
     /// End `user`'s membership; their live sessions stop receiving the channel at once. The
     /// creator or a server administrator may remove anyone; anyone may remove themselves.
-    RemoveMember { id: u64, channel: Name, user: Name },
+    RemoveMember {
+        id: u64,
+        channel: Name,
+        user: Name,
+    },
     /// Pass `body` to one of this user's own live sessions (`to`), or else to all of them of
     /// one kind (`audience`, default `humans`), never to the sender itself.
     Relay {
@@ -125,7 +153,10 @@ pub enum ClientFrame {
     },
     /// Make a one-time code that lets a new machine enroll its own key under this user as
     /// `machine` (answered with `MachineInvite`).
-    InviteMachine { id: u64, machine: Name },
+    InviteMachine {
+        id: u64,
+        machine: Name,
+    },
     /// Handshake, instead of `Auth`: enroll this key with a code from `InviteMachine`, proving
     /// possession of the key by signing the challenge like `Auth`.
     Enroll {
@@ -145,6 +176,63 @@ pub enum ClientFrame {
         public_key: Vec<u8>,
         #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
+    },
+    /// A moderation act or setting change on a channel (people's sessions only); answered
+    /// with `Done`, and told to the channel as a `Moderation` event.
+    Moderate {
+        id: u64,
+        channel: Name,
+        act: ChannelAct,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Make an invite token for a channel (moderators and owners): `uses` joins at most
+    /// (default 1), valid for `ttl_ms` (default 7 days). Answered with `ChannelInvite`.
+    CreateInvite {
+        id: u64,
+        channel: Name,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uses: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_ms: Option<u64>,
+    },
+    /// A channel in full: topic, roles, settings, the asker's standing. Answered with
+    /// `ChannelDetails`.
+    DescribeChannel {
+        id: u64,
+        channel: Name,
+    },
+    /// Ban a user from the server (admins only): their sessions close now, and sign-ins are
+    /// refused until `for_ms` has passed (absent: until unbanned).
+    BanUser {
+        id: u64,
+        user: Name,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    UnbanUser {
+        id: u64,
+        user: Name,
+    },
+    /// The server's users by name, a page at a time (admins only). Answered with `Users`.
+    ListUsers {
+        id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<Name>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// The audit log, newest first: of one channel (its moderators and owner, admins), or of
+    /// everything the asker may see. `before` pages back by entry id. Answered with `Audit`.
+    Audit {
+        id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<Name>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        limit: u32,
     },
 }
 
@@ -173,6 +261,13 @@ impl ClientFrame {
             Self::InviteMachine { .. } => "invite_machine",
             Self::Enroll { .. } => "enroll",
             Self::SetHumanKey { .. } => "set_human_key",
+            Self::Moderate { .. } => "moderate",
+            Self::CreateInvite { .. } => "create_invite",
+            Self::DescribeChannel { .. } => "describe_channel",
+            Self::BanUser { .. } => "ban_user",
+            Self::UnbanUser { .. } => "unban_user",
+            Self::ListUsers { .. } => "list_users",
+            Self::Audit { .. } => "audit",
         }
     }
 
@@ -199,7 +294,14 @@ impl ClientFrame {
             | Self::RemoveMember { id, .. }
             | Self::Relay { id, .. }
             | Self::InviteMachine { id, .. }
-            | Self::SetHumanKey { id, .. } => Some(*id),
+            | Self::SetHumanKey { id, .. }
+            | Self::Moderate { id, .. }
+            | Self::CreateInvite { id, .. }
+            | Self::DescribeChannel { id, .. }
+            | Self::BanUser { id, .. }
+            | Self::UnbanUser { id, .. }
+            | Self::ListUsers { id, .. }
+            | Self::Audit { id, .. } => Some(*id),
         }
     }
 
@@ -226,7 +328,14 @@ impl ClientFrame {
             | Self::RemoveMember { id, .. }
             | Self::Relay { id, .. }
             | Self::InviteMachine { id, .. }
-            | Self::SetHumanKey { id, .. } => *id = new_id,
+            | Self::SetHumanKey { id, .. }
+            | Self::Moderate { id, .. }
+            | Self::CreateInvite { id, .. }
+            | Self::DescribeChannel { id, .. }
+            | Self::BanUser { id, .. }
+            | Self::UnbanUser { id, .. }
+            | Self::ListUsers { id, .. }
+            | Self::Audit { id, .. } => *id = new_id,
         }
         self
     }
@@ -350,6 +459,36 @@ pub enum ServerFrame {
         code: String,
         expires: i64,
     },
+    /// A moderation act in a channel this session receives (or one that removed it from it).
+    Moderation(ModerationEvent),
+    /// Answer to `CreateInvite`.
+    ChannelInvite {
+        id: u64,
+        channel: Name,
+        token: String,
+        uses: u32,
+        /// Milliseconds since the epoch.
+        expires: i64,
+    },
+    /// Answer to `DescribeChannel`.
+    ChannelDetails {
+        id: u64,
+        details: ChannelDetails,
+    },
+    /// Answer to `ListUsers`.
+    Users {
+        id: u64,
+        users: Vec<UserInfo>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
+    },
+    /// Answer to `Audit`, newest first.
+    Audit {
+        id: u64,
+        entries: Vec<AuditEntry>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
+    },
 }
 
 impl ServerFrame {
@@ -374,6 +513,11 @@ impl ServerFrame {
             Self::Presence(_) => "presence",
             Self::Closing { .. } => "closing",
             Self::Relay { .. } => "relay",
+            Self::Moderation(_) => "moderation",
+            Self::ChannelInvite { .. } => "channel_invite",
+            Self::ChannelDetails { .. } => "channel_details",
+            Self::Users { .. } => "users",
+            Self::Audit { .. } => "audit",
         }
     }
 
@@ -390,14 +534,19 @@ impl ServerFrame {
             | Self::History { id, .. }
             | Self::Who { id, .. }
             | Self::Machines { id, .. }
-            | Self::MachineInvite { id, .. } => Some(*id),
+            | Self::MachineInvite { id, .. }
+            | Self::ChannelInvite { id, .. }
+            | Self::ChannelDetails { id, .. }
+            | Self::Users { id, .. }
+            | Self::Audit { id, .. } => Some(*id),
             Self::Challenge { .. }
             | Self::Welcome { .. }
             | Self::Message(_)
             | Self::Whisper(_)
             | Self::Presence(_)
             | Self::Closing { .. }
-            | Self::Relay { .. } => None,
+            | Self::Relay { .. }
+            | Self::Moderation(_) => None,
         }
     }
 

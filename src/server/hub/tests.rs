@@ -48,6 +48,7 @@ fn decode(bytes: &Bytes) -> ServerFrame {
 
 fn message(seq: u64) -> ChatMessage {
     ChatMessage {
+        from_kind: None,
         channel: Name::channel("general").unwrap(),
         seq,
         ts: 0,

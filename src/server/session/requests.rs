@@ -3,6 +3,7 @@
 //! answers must be ordered against fan-out).
 
 use super::*;
+use crate::net::protocol::{Role, remaining_in_words};
 
 /// Handles one request. `Ok(None)` means the answer is sent some other way (joins and sends,
 /// whose answers must be ordered against fan-out).
@@ -37,13 +38,19 @@ pub(super) async fn handle(
                 .await?;
             Ok(Some(ServerFrame::Channels { id, channels, more }))
         }
-        ClientFrame::Join { id, channel } => {
+        ClientFrame::Join {
+            id,
+            channel,
+            invite,
+        } => {
             let mut tries = 0;
             loop {
                 let checked = shared.hub.epoch(user);
                 let handle = me.path().session.clone();
-                let name = channel.clone();
-                let joining = store.call(move |db| db.join(&name, user, &handle)).await?;
+                let (name, token) = (channel.clone(), invite.clone());
+                let joining = store
+                    .call(move |db| db.join(&name, user, &handle, token.as_deref()))
+                    .await?;
                 let change = if joining.new_member {
                     PresenceChange::Joined
                 } else {
@@ -69,6 +76,8 @@ pub(super) async fn handle(
                                     member: true,
                                     last_seq,
                                     members: 0,
+                                    topic: channel.topic.clone(),
+                                    archived: channel.archived,
                                 },
                                 read_seq,
                                 new_member,
@@ -131,6 +140,7 @@ pub(super) async fn handle(
                     channel,
                     sender_id: user,
                     from: me.path().clone(),
+                    kind: me.kind,
                     client_id,
                     text,
                     then: Box::new(move |result| match result {
@@ -175,7 +185,7 @@ pub(super) async fn handle(
             let lookup = channel.clone();
             let page = store
                 .call(move |db| {
-                    let found = db.visible_channel(&lookup, user)?;
+                    let found = db.readable_channel(&lookup, user)?;
                     db.history(&found, after, before, limit)
                 })
                 .await?;
@@ -193,7 +203,7 @@ pub(super) async fn handle(
                     let lookup = name.clone();
                     store
                         .call(move |db| {
-                            let found = db.visible_channel(&lookup, user)?;
+                            let found = db.readable_channel(&lookup, user)?;
                             Ok((Some(found.id), db.members(found.id, MAX_WHO_ENTRIES + 1)?))
                         })
                         .await?
@@ -284,6 +294,13 @@ pub(super) async fn handle(
                     "only a person's session may answer permission requests or steer an agent",
                 ));
             }
+            if body.steers_an_agent() {
+                // Audited acts cost a store write each, so they share the whisper budget.
+                shared
+                    .admission
+                    .spend(user, me.kind, Spend::Whisper, Instant::now())?;
+                governance::audit_relay(shared, me, to.as_ref(), &body).await?;
+            }
             let frame = ServerFrame::Relay {
                 from: me.path().clone(),
                 from_kind: me.kind,
@@ -304,12 +321,18 @@ pub(super) async fn handle(
             store
                 .call(move |db| {
                     let found = db.managed_channel(&channel, user, admin)?;
-                    if found.creator_id != user && !admin {
+                    if !admin && db.role(found.id, user)?.is_none_or(|r| r == Role::Member) {
                         return Err(ProtocolError::forbidden(format!(
-                            "only the creator of #{channel} or a server admin may add members"
+                            "only moderators and the owner of #{channel} may add members"
                         )));
                     }
                     let member_id = db.user_id(&member)?;
+                    if let Some(ban) = db.ban_of(found.id, member_id, now_ms())? {
+                        return Err(ProtocolError::forbidden(format!(
+                            "{member} is banned from #{channel} {}; unban them first",
+                            remaining_in_words(ban.until, now_ms())
+                        )));
+                    }
                     db.add_member(found.id, member_id)
                 })
                 .await?;
@@ -325,9 +348,14 @@ pub(super) async fn handle(
                 .call(move |db| {
                     let found = db.managed_channel(&channel, user, admin)?;
                     let member_id = db.user_id(&member)?;
-                    if member_id != user && found.creator_id != user && !admin {
+                    let mut outranks = || -> Result<bool, ProtocolError> {
+                        let mine = db.role(found.id, user)?;
+                        let theirs = db.role(found.id, member_id)?;
+                        Ok(mine.is_some_and(|m| m >= Role::Moderator && theirs < Some(m)))
+                    };
+                    if member_id != user && !admin && !outranks()? {
                         return Err(ProtocolError::forbidden(format!(
-                            "only the creator of #{channel} or a server admin may remove members"
+                            "only moderators and the owner of #{channel} may remove members, and only those below them"
                         )));
                     }
                     if !db.remove_member(found.id, member_id)? {
@@ -341,6 +369,39 @@ pub(super) async fn handle(
             shared.hub.remove_user_from_room(channel_id, member_id);
             Ok(Some(ServerFrame::Done { id }))
         }
+        ClientFrame::Moderate {
+            id,
+            channel,
+            act,
+            reason,
+        } => governance::moderate(shared, me, id, channel, act, reason).await,
+        ClientFrame::CreateInvite {
+            id,
+            channel,
+            uses,
+            ttl_ms,
+        } => governance::create_invite(shared, me, id, channel, uses, ttl_ms).await,
+        ClientFrame::DescribeChannel { id, channel } => {
+            governance::describe_channel(shared, me, id, channel).await
+        }
+        ClientFrame::BanUser {
+            id,
+            user: target,
+            for_ms,
+            reason,
+        } => governance::ban_user(shared, me, id, target, for_ms, reason).await,
+        ClientFrame::UnbanUser { id, user: target } => {
+            governance::unban_user(shared, me, id, target).await
+        }
+        ClientFrame::ListUsers { id, after, limit } => {
+            governance::list_users(shared, me, id, after, limit).await
+        }
+        ClientFrame::Audit {
+            id,
+            channel,
+            before,
+            limit,
+        } => governance::audit(shared, me, id, channel, before, limit).await,
         ClientFrame::RemoveMachine { id, machine } => {
             let removing = machine.clone();
             let signer = me.signer;
@@ -355,12 +416,12 @@ pub(super) async fn handle(
     }
 }
 
-/// Random bytes in a machine invite code (printed as 26 characters).
-const INVITE_CODE_BYTES: usize = 16;
+/// Random bytes in an invite code or token (printed as 26 characters).
+pub(super) const INVITE_CODE_BYTES: usize = 16;
 
 /// Base32 in lower case (`a`–`z`, `2`–`7`): nothing to misread when typed, and never a
 /// leading `-` that a command line would take for an option.
-fn invite_code(bytes: &[u8]) -> String {
+pub(super) fn invite_code(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut code = String::with_capacity(bytes.len() * 8 / 5 + 1);
     let (mut buffer, mut bits) = (0u32, 0u32);

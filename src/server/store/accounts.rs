@@ -48,31 +48,52 @@ fn too_many_machines(conn: &rusqlite::Connection, user_id: UserId) -> Result<(),
 impl Db {
     /// The machine `key` signs in as: its machine key, or its human key.
     pub fn account_by_key(&mut self, key: &[u8]) -> Result<Option<Account>, ProtocolError> {
-        let row: Option<(UserId, String, String, bool, bool)> = self
+        type Row = (
+            UserId,
+            String,
+            String,
+            bool,
+            bool,
+            Option<i64>,
+            Option<String>,
+        );
+        let row: Option<Row> = self
             .conn
             .prepare_cached(
                 "SELECT u.id, u.name, m.name,
                         EXISTS(SELECT 1 FROM machines h WHERE h.user_id = u.id AND h.human_key IS NOT NULL),
-                        m.human_key IS ?1
+                        m.human_key IS ?1,
+                        CASE WHEN u.banned_until > ?2 THEN u.banned_until END, u.ban_reason
                  FROM machines m JOIN users u ON u.id = m.user_id
                  WHERE m.public_key = ?1 OR m.human_key = ?1",
             )
             .and_then(|mut s| {
-                s.query_row([key], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                s.query_row(params![key, now_ms()], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
                 })
                 .optional()
             })
             .map_err(internal)?;
-        row.map(|(user_id, user, machine, uses_human_keys, is_human_key)| {
-            Ok(Account {
-                user_id,
-                user: name_from(user)?,
-                machine: name_from(machine)?,
-                uses_human_keys,
-                is_human_key,
-            })
-        })
+        row.map(
+            |(user_id, user, machine, uses_human_keys, is_human_key, banned_until, reason)| {
+                Ok(Account {
+                    user_id,
+                    user: name_from(user)?,
+                    machine: name_from(machine)?,
+                    uses_human_keys,
+                    is_human_key,
+                    banned: banned_until.map(|until| super::ServerBan { until, reason }),
+                })
+            },
+        )
         .transpose()
     }
 
@@ -211,6 +232,7 @@ impl Db {
             machine: machine.clone(),
             uses_human_keys: false,
             is_human_key: false,
+            banned: None,
         })
     }
 

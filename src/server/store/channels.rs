@@ -13,7 +13,8 @@ impl Db {
     pub fn channel(&mut self, name: &Name) -> Result<Option<Channel>, ProtocolError> {
         self.conn
             .prepare_cached(
-                "SELECT id, name, visibility, creator_id, last_seq FROM channels WHERE name = ?1",
+                "SELECT id, name, visibility, creator_id, last_seq, topic, archived
+                 FROM channels WHERE name = ?1",
             )
             .and_then(|mut s| {
                 s.query_row([name.as_str()], |r| {
@@ -23,18 +24,22 @@ impl Db {
                         r.get::<_, String>(2)?,
                         r.get(3)?,
                         r.get::<_, i64>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, bool>(6)?,
                     ))
                 })
                 .optional()
             })
             .map_err(internal)?
-            .map(|(id, name, vis, creator_id, last_seq)| {
+            .map(|(id, name, vis, creator_id, last_seq, topic, archived)| {
                 Ok(Channel {
                     id,
                     name: name_from(name)?,
                     visibility: visibility_from(&vis),
                     creator_id,
                     last_seq: last_seq as u64,
+                    topic,
+                    archived,
                 })
             })
             .transpose()
@@ -113,7 +118,7 @@ impl Db {
         }
         let id = tx.last_insert_rowid();
         tx.execute(
-            "INSERT INTO memberships (channel_id, user_id, joined_at) VALUES (?1, ?2, ?3)",
+            "INSERT INTO memberships (channel_id, user_id, joined_at, role) VALUES (?1, ?2, ?3, 'owner')",
             params![id, creator, now],
         )
         .map_err(internal)?;
@@ -124,6 +129,8 @@ impl Db {
             member: true,
             last_seq: 0,
             members: 1,
+            topic: String::new(),
+            archived: false,
         })
     }
 
@@ -140,7 +147,8 @@ impl Db {
             .conn
             .prepare_cached(
                 "SELECT c.name, c.visibility, c.last_seq, m.user_id IS NOT NULL,
-                        (SELECT COUNT(*) FROM memberships all_m WHERE all_m.channel_id = c.id)
+                        (SELECT COUNT(*) FROM memberships all_m WHERE all_m.channel_id = c.id),
+                        c.topic, c.archived
                  FROM channels c LEFT JOIN memberships m ON m.channel_id = c.id AND m.user_id = ?1
                  WHERE (c.visibility = 'public' OR m.user_id IS NOT NULL) AND c.name > ?2
                  ORDER BY c.name LIMIT ?3",
@@ -155,18 +163,22 @@ impl Db {
                     r.get::<_, i64>(2)?,
                     r.get::<_, bool>(3)?,
                     r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, bool>(6)?,
                 ))
             })
             .map_err(internal)?;
         let mut out = Vec::new();
         for row in rows {
-            let (name, vis, last_seq, member, members) = row.map_err(internal)?;
+            let (name, vis, last_seq, member, members, topic, archived) = row.map_err(internal)?;
             out.push(ChannelInfo {
                 name: name_from(name)?,
                 visibility: visibility_from(&vis),
                 member,
                 last_seq: last_seq as u64,
                 members: members as u64,
+                topic,
+                archived,
             });
         }
         let more = out.len() > limit as usize;
@@ -174,15 +186,20 @@ impl Db {
         Ok((out, more))
     }
 
-    /// Makes `user` a member (public and unlisted channels admit anyone; private ones only
-    /// their members) and reads this handle's read position.
+    /// Makes `user` a member (public and unlisted channels admit anyone who is not banned;
+    /// private ones only their members, or whoever holds an invite) and reads this handle's
+    /// read position.
     pub fn join(
         &mut self,
         name: &Name,
         user: UserId,
         handle: &Name,
+        invite: Option<&str>,
     ) -> Result<Joining, ProtocolError> {
-        let channel = self.visible_channel(name, user)?;
+        let channel = match invite {
+            Some(token) => self.redeem_channel_invite(token, name, user)?,
+            None => self.readable_channel(name, user)?,
+        };
         let new_member = self
             .conn
             .prepare_cached("INSERT OR IGNORE INTO memberships (channel_id, user_id, joined_at) VALUES (?1, ?2, ?3)")

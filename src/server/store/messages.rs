@@ -3,11 +3,15 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::brakes::{Brakes, Settings};
 use super::{
     Append, Appended, Channel, ChannelId, Db, Page, UserId, internal, now_ms, visibility_from,
 };
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, Visibility};
+use crate::net::protocol::{
+    ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, ReplyMode, SessionKind, Visibility,
+    from_name, remaining_in_words,
+};
 
 impl Db {
     /// A page of history for someone allowed to read the channel (members of private ones,
@@ -27,11 +31,11 @@ impl Db {
         let after = after.unwrap_or(0) as i64;
         let before = before.map_or(i64::MAX, |b| b as i64);
         let sql = if forward {
-            "SELECT seq, ts, sender_path, body FROM messages WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3
-             ORDER BY seq ASC LIMIT ?4"
+            "SELECT seq, ts, sender_path, body, sender_kind FROM messages
+             WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq ASC LIMIT ?4"
         } else {
-            "SELECT seq, ts, sender_path, body FROM messages WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3
-             ORDER BY seq DESC LIMIT ?4"
+            "SELECT seq, ts, sender_path, body, sender_kind FROM messages
+             WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
         };
         let mut stmt = self.conn.prepare_cached(sql).map_err(internal)?;
         // One row beyond the limit tells whether there is more.
@@ -44,6 +48,7 @@ impl Db {
                         r.get::<_, i64>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 },
             )
@@ -52,7 +57,7 @@ impl Db {
         let mut bytes = 0;
         let mut more = false;
         for row in rows {
-            let (seq, ts, from, text) = row.map_err(internal)?;
+            let (seq, ts, from, text, kind) = row.map_err(internal)?;
             bytes += text.len();
             if messages.len() >= limit as usize
                 || (bytes > MAX_HISTORY_PAGE_BYTES && !messages.is_empty())
@@ -66,6 +71,7 @@ impl Db {
                 ts,
                 from: SessionPath::parse(&from)
                     .map_err(|e| ProtocolError::internal(e.to_string()))?,
+                from_kind: kind.as_deref().and_then(from_name),
                 text,
             });
         }
@@ -102,44 +108,70 @@ impl Db {
     /// of it: a savepoint keeps a failure from leaving a row without its `last_seq`.
     fn append_one(
         tx: &mut rusqlite::Transaction<'_>,
+        brakes: &mut Brakes,
         a: &Append,
         now: i64,
     ) -> Result<Appended, ProtocolError> {
         let savepoint = tx.savepoint().map_err(internal)?;
-        let appended = Self::store_one(&savepoint, a, now)?;
+        let appended = Self::store_one(&savepoint, brakes, a, now)?;
         savepoint.commit().map_err(internal)?;
         Ok(appended)
     }
 
+    /// The checks a send passes, in order: the channel exists and the sender is a member; a
+    /// resend of a stored message is answered with it; the channel is not archived and the
+    /// sender not muted; an agent is within the brakes.
     fn store_one(
         tx: &rusqlite::Connection,
+        brakes: &mut Brakes,
         a: &Append,
         now: i64,
     ) -> Result<Appended, ProtocolError> {
-        let channel: Option<(ChannelId, String, i64)> = tx
-            .prepare_cached("SELECT id, visibility, last_seq FROM channels WHERE name = ?1")
+        let Some(row) = tx
+            .prepare_cached(
+                "SELECT id, visibility, last_seq, archived, agent_turns, agent_run, reply_mode,
+                        slow_seconds, floor
+                 FROM channels WHERE name = ?1",
+            )
             .and_then(|mut s| {
                 s.query_row([a.channel.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok(ChannelRow {
+                        id: r.get(0)?,
+                        visibility: visibility_from(&r.get::<_, String>(1)?),
+                        last_seq: r.get(2)?,
+                        archived: r.get(3)?,
+                        brakes: Settings {
+                            agent_turns: r.get(4)?,
+                            agent_run: r.get(5)?,
+                            reply_mode: from_name(&r.get::<_, String>(6)?)
+                                .unwrap_or(ReplyMode::Open),
+                            slow_seconds: r.get(7)?,
+                            floor: r.get(8)?,
+                        },
+                    })
                 })
                 .optional()
             })
-            .map_err(internal)?;
-        let Some((channel_id, visibility, last_seq)) = channel else {
+            .map_err(internal)?
+        else {
             return Err(ProtocolError::not_found(format!(
                 "there is no channel #{}",
                 a.channel
             )));
         };
-        let member: bool = tx
+        let channel_id = row.id;
+        let muted_until: Option<Option<i64>> = tx
             .prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM memberships WHERE channel_id = ?1 AND user_id = ?2)",
+                "SELECT muted_until FROM memberships WHERE channel_id = ?1 AND user_id = ?2",
             )
-            .and_then(|mut s| s.query_row(params![channel_id, a.sender_id], |r| r.get(0)))
+            .and_then(|mut s| {
+                s.query_row(params![channel_id, a.sender_id], |r| r.get(0))
+                    .optional()
+            })
             .map_err(internal)?;
-        if !member {
+        let Some(muted_until) = muted_until else {
             // A private channel a stranger names must look exactly like a missing one.
-            if visibility_from(&visibility) == Visibility::Private {
+            if row.visibility == Visibility::Private {
                 return Err(ProtocolError::not_found(format!(
                     "there is no channel #{}",
                     a.channel
@@ -149,20 +181,20 @@ impl Db {
                 "join #{} before posting to it",
                 a.channel
             )));
-        }
-        let earlier: Option<(i64, i64, String, String)> = tx
+        };
+        let earlier: Option<(i64, i64, String, String, Option<String>)> = tx
             .prepare_cached(
-                "SELECT seq, ts, sender_path, body FROM messages
+                "SELECT seq, ts, sender_path, body, sender_kind FROM messages
                  WHERE channel_id = ?1 AND sender_id = ?2 AND client_id = ?3",
             )
             .and_then(|mut s| {
                 s.query_row(params![channel_id, a.sender_id, a.client_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .optional()
             })
             .map_err(internal)?;
-        if let Some((seq, ts, from, text)) = earlier {
+        if let Some((seq, ts, from, text, kind)) = earlier {
             return Ok(Appended {
                 channel_id,
                 message: ChatMessage {
@@ -171,15 +203,32 @@ impl Db {
                     ts,
                     from: SessionPath::parse(&from)
                         .map_err(|e| ProtocolError::internal(e.to_string()))?,
+                    from_kind: kind.as_deref().and_then(from_name),
                     text,
                 },
                 duplicate: true,
             });
         }
-        let seq = last_seq + 1;
+        if row.archived {
+            return Err(ProtocolError::forbidden(format!(
+                "#{} is archived: it is read-only",
+                a.channel
+            )));
+        }
+        if let Some(until) = muted_until.filter(|&until| until > now) {
+            return Err(ProtocolError::forbidden(format!(
+                "you are muted in #{} {}",
+                a.channel,
+                remaining_in_words(until, now)
+            )));
+        }
+        if a.kind == SessionKind::Agent {
+            brakes.check((channel_id, &a.channel), &row.brakes, &a.from, now)?;
+        }
+        let seq = row.last_seq + 1;
         tx.prepare_cached(
-            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body, sender_kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -189,13 +238,26 @@ impl Db {
                 a.sender_id,
                 a.from.to_string(),
                 a.client_id,
-                a.text
+                a.text,
+                a.kind.to_string()
             ])
         })
         .map_err(internal)?;
-        tx.prepare_cached("UPDATE channels SET last_seq = ?1 WHERE id = ?2")
-            .and_then(|mut s| s.execute(params![seq, channel_id]))
+        // The turn count: agents add one, a person's message starts it again.
+        let agent_run = match a.kind {
+            SessionKind::Agent => row.brakes.agent_run.saturating_add(1),
+            SessionKind::Human => 0,
+        };
+        tx.prepare_cached("UPDATE channels SET last_seq = ?1, agent_run = ?2 WHERE id = ?3")
+            .and_then(|mut s| s.execute(params![seq, agent_run, channel_id]))
             .map_err(internal)?;
+        brakes.record(
+            channel_id,
+            &row.brakes,
+            (&a.from, a.kind),
+            (seq as u64, &a.text),
+            now,
+        );
         Ok(Appended {
             channel_id,
             message: ChatMessage {
@@ -203,6 +265,7 @@ impl Db {
                 seq: seq as u64,
                 ts: now,
                 from: a.from.clone(),
+                from_kind: Some(a.kind),
                 text: a.text.clone(),
             },
             duplicate: false,
@@ -216,11 +279,12 @@ impl Db {
             return;
         }
         let now = now_ms();
+        let Self { conn, brakes, .. } = self;
         let outcome = (|| {
-            let mut tx = self.conn.transaction().map_err(internal)?;
+            let mut tx = conn.transaction().map_err(internal)?;
             let results: Vec<_> = appends
                 .iter()
-                .map(|a| Self::append_one(&mut tx, a, now))
+                .map(|a| Self::append_one(&mut tx, brakes, a, now))
                 .collect();
             tx.commit().map_err(internal)?;
             Ok::<_, ProtocolError>(results)
@@ -247,4 +311,13 @@ impl Db {
             }
         }
     }
+}
+
+/// What a send needs to know of its channel.
+struct ChannelRow {
+    id: ChannelId,
+    visibility: Visibility,
+    last_seq: i64,
+    archived: bool,
+    brakes: Settings,
 }

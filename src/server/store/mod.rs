@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{ChatMessage, ProtocolError, Visibility, from_name};
+use crate::net::protocol::{ChatMessage, ProtocolError, SessionKind, Visibility, from_name};
 
 /// How often the writer thread purges messages older than the retention window.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -24,11 +24,16 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 const MAX_GROUP: usize = 512;
 
 mod accounts;
+mod audit;
+mod brakes;
 mod channels;
+mod governance;
 mod messages;
 mod schema;
 
 pub use accounts::{INVITE_TTL_MS, Signer};
+pub use audit::{AuditRecord, AuditScope, ServerBan};
+pub use governance::{Ban, until};
 
 pub type UserId = i64;
 pub type ChannelId = i64;
@@ -49,6 +54,8 @@ pub struct Account {
     pub uses_human_keys: bool,
     /// The key looked up is that human key (not the machine key).
     pub is_human_key: bool,
+    /// A server admin's ban in force.
+    pub banned: Option<ServerBan>,
 }
 
 /// A channel row.
@@ -59,6 +66,8 @@ pub struct Channel {
     pub visibility: Visibility,
     pub creator_id: UserId,
     pub last_seq: u64,
+    pub topic: String,
+    pub archived: bool,
 }
 
 /// What a join needs to know.
@@ -83,6 +92,8 @@ pub struct Append {
     pub channel: Name,
     pub sender_id: UserId,
     pub from: SessionPath,
+    /// The brakes apply to `agent` sessions only.
+    pub kind: SessionKind,
     pub client_id: String,
     pub text: String,
     /// Runs on the store thread after the commit (or the failure), in sequence order, before
@@ -232,7 +243,11 @@ fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Queued>, retention: Durati
     let mut next_purge = std::time::Instant::now();
     loop {
         if std::time::Instant::now() >= next_purge {
-            match db.purge_older_than(now_ms() - retention.as_millis() as i64) {
+            let cutoff = now_ms() - retention.as_millis() as i64;
+            if let Err(e) = db.purge_audit_older_than(cutoff) {
+                tracing::warn!(%e, "audit purge failed");
+            }
+            match db.purge_older_than(cutoff) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(n, "purged messages past the retention window"),
                 Err(e) => tracing::warn!(%e, "purge failed"),
@@ -275,6 +290,7 @@ fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Queued>, retention: Durati
 pub struct Db {
     conn: Connection,
     publish: Publish,
+    brakes: brakes::Brakes,
 }
 
 fn internal(e: rusqlite::Error) -> ProtocolError {
@@ -323,6 +339,7 @@ impl Db {
         Ok(Self {
             conn,
             publish: Box::new(|_| {}),
+            brakes: brakes::Brakes::default(),
         })
     }
 

@@ -72,10 +72,62 @@ ALTER TABLE machines ADD COLUMN human_key BLOB;
 CREATE UNIQUE INDEX machines_human_key ON machines (human_key);
 ";
 
+/// Governing the room: roles and mutes on memberships (creators become owners), channel
+/// topics, archiving and the brakes on agents, bans per channel and server-wide, channel
+/// invite tokens, the sender's kind on messages, and the audit log. The audit keeps the
+/// channel's id and name as they were, without a reference, so entries outlive the channel.
+const V3_GOVERNANCE: &str = "
+ALTER TABLE memberships ADD COLUMN role TEXT NOT NULL DEFAULT 'member';
+ALTER TABLE memberships ADD COLUMN muted_until INTEGER;
+UPDATE memberships SET role = 'owner' WHERE EXISTS
+    (SELECT 1 FROM channels c WHERE c.id = memberships.channel_id AND c.creator_id = memberships.user_id);
+ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+ALTER TABLE channels ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE channels ADD COLUMN agent_turns INTEGER NOT NULL DEFAULT 20;
+ALTER TABLE channels ADD COLUMN agent_run INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE channels ADD COLUMN reply_mode TEXT NOT NULL DEFAULT 'open';
+ALTER TABLE channels ADD COLUMN slow_seconds INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE channels ADD COLUMN floor TEXT;
+ALTER TABLE messages ADD COLUMN sender_kind TEXT;
+ALTER TABLE users ADD COLUMN banned_until INTEGER;
+ALTER TABLE users ADD COLUMN ban_reason TEXT;
+CREATE TABLE channel_bans (
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    until INTEGER NOT NULL,
+    reason TEXT,
+    PRIMARY KEY (channel_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE channel_invites (
+    token TEXT PRIMARY KEY,
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    creator_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    uses_left INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX channel_invites_creator ON channel_invites (creator_id);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    actor_id INTEGER NOT NULL,
+    actor_path TEXT NOT NULL,
+    action TEXT NOT NULL,
+    channel_id INTEGER,
+    channel_name TEXT,
+    target TEXT,
+    detail TEXT NOT NULL,
+    reason TEXT
+);
+CREATE INDEX audit_channel ON audit (channel_id, id);
+CREATE INDEX audit_actor ON audit (actor_id, id);
+CREATE INDEX audit_ts ON audit (ts);
+";
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1_FIRST_RELEASE),
         M::up(V2_INVITES_AND_HUMAN_KEYS),
+        M::up(V3_GOVERNANCE),
     ])
 }
 
@@ -120,7 +172,7 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
     }
 
     #[test]

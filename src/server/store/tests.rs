@@ -53,6 +53,7 @@ fn append(
         channel: name("general"),
         sender_id: who.user_id,
         from: SessionPath::new(who.user.clone(), who.machine.clone(), name("cli")),
+        kind: SessionKind::Human,
         client_id: client_id.into(),
         text: text.into(),
         then: Box::new(move |r| *sink.lock().unwrap() = Some(r)),
@@ -157,11 +158,11 @@ fn non_members_cannot_post_and_private_channels_stay_hidden() {
         .collect();
     assert_eq!(listed, ["general"]);
     let e = db
-        .join(&name("secret"), bob.user_id, &name("cli"))
+        .join(&name("secret"), bob.user_id, &name("cli"), None)
         .unwrap_err();
     assert_eq!(e.message, "there is no channel #secret");
     assert!(
-        db.join(&name("quiet"), bob.user_id, &name("cli"))
+        db.join(&name("quiet"), bob.user_id, &name("cli"), None)
             .unwrap()
             .new_member
     );
@@ -182,13 +183,13 @@ fn read_positions_only_move_forward() {
     db.mark_read(alice.user_id, &name("tui"), channel.id, 3)
         .unwrap();
     assert_eq!(
-        db.join(&name("general"), alice.user_id, &name("tui"))
+        db.join(&name("general"), alice.user_id, &name("tui"), None)
             .unwrap()
             .read_seq,
         5
     );
     assert_eq!(
-        db.join(&name("general"), alice.user_id, &name("bot"))
+        db.join(&name("general"), alice.user_id, &name("bot"), None)
             .unwrap()
             .read_seq,
         0
@@ -231,6 +232,7 @@ async fn a_full_queue_makes_senders_wait_instead_of_growing() {
             channel: name("general"),
             sender_id: 1,
             from: SessionPath::parse("a/m/s").unwrap(),
+            kind: SessionKind::Human,
             client_id: format!("c{queued}"),
             text: "x".repeat(1000),
             then: Box::new(|_| {}),
@@ -336,6 +338,7 @@ async fn a_commit_publishes_its_messages_once_in_order_after_the_acks() {
                 channel: name("general"),
                 sender_id: alice.user_id,
                 from: SessionPath::parse("alice/laptop/cli").unwrap(),
+                kind: SessionKind::Human,
                 client_id: format!("c{n}"),
                 text: format!("m{n}"),
                 then: Box::new(move |result| {

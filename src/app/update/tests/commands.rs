@@ -26,6 +26,8 @@ fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
         &mut app,
         Msg::Done(Reply::Joined(JoinReceipt {
             channel: ChannelInfo {
+                topic: String::new(),
+                archived: false,
                 name: name("random"),
                 visibility: Visibility::Public,
                 member: true,

@@ -21,6 +21,8 @@ fn first_connect_lists_channels_and_joins_the_member_ones() {
     );
     assert!(cmds.contains(&Cmd::ListChannels(Listing::Startup)));
     let info = |n: &str, member| ChannelInfo {
+        topic: String::new(),
+        archived: false,
         name: name(n),
         visibility: Visibility::Public,
         member,

@@ -42,6 +42,7 @@ pub fn name(s: &str) -> Name {
 
 pub fn message(channel: &str, seq: u64, from: &str, text: &str) -> ChatMessage {
     ChatMessage {
+        from_kind: None,
         channel: name(channel),
         seq,
         ts: 1_764_000_000_000 + seq as i64 * 60_000,
@@ -89,6 +90,8 @@ pub fn connected() -> App {
             &mut app,
             Msg::Done(Reply::Joined(JoinReceipt {
                 channel: ChannelInfo {
+                    topic: String::new(),
+                    archived: false,
                     name: name(channel),
                     visibility: Visibility::Public,
                     member: true,
@@ -145,6 +148,8 @@ pub fn room<'a>(app: &'a App, channel: &str) -> &'a Room {
 /// A channel as the server lists it.
 pub fn info(n: &str, member: bool, last_seq: u64) -> ChannelInfo {
     ChannelInfo {
+        topic: String::new(),
+        archived: false,
         name: name(n),
         visibility: Visibility::Public,
         member,
