@@ -6,6 +6,7 @@
 mod inproc;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -13,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use conclave::net::codec;
 use conclave::net::identity::Identity;
-use conclave::net::link::{LinkEvent, Login, Resume};
+use conclave::net::link::{LinkEvent, Login, Resume, new_client_id};
 use conclave::net::names::Name;
 use conclave::net::protocol::{
     ClientFrame, CloseReason, ErrorCode, MAX_HISTORY_PAGE, MAX_TEXT_BYTES, ServerFrame,
@@ -465,13 +466,7 @@ async fn a_flooding_agent_is_paced_loses_nothing_and_others_send_freely() {
     )
     .await;
     for id in 2..200 {
-        let send = ClientFrame::Send {
-            id,
-            channel: general.clone(),
-            client_id: format!("m{id}"),
-            text: "flood".into(),
-        };
-        raw_send(&mut mallory, &send).await;
+        raw_send(&mut mallory, &flood_send(&general, id)).await;
     }
     let refusal = loop {
         match raw_next(&mut mallory).await {
@@ -504,11 +499,96 @@ async fn a_flooding_agent_is_paced_loses_nothing_and_others_send_freely() {
             assert!(seen.insert(m.text), "delivered twice");
         }
     }
-    // Another user's budget is untouched.
+    // While mallory keeps flooding, as fast as she can, another user's paced sends are none of
+    // them refused and each delivered once: her budget is hers, and refusing her is cheap.
     let carol = client(&server, "carol", "c").await;
     carol.link.join(&general, Resume::Live).await.unwrap();
-    carol.link.send(&general, "hello").await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let refused = Arc::new(AtomicU64::new(0));
+    let flooding = flood(mallory, &general, stop.clone(), refused.clone());
+    eventually("mallory is refused again", || {
+        let refused = refused.clone();
+        async move { refused.load(Ordering::Relaxed) > 0 }
+    })
+    .await;
+    let before = refused.load(Ordering::Relaxed);
+    const PACED: usize = 20;
+    let mut pace = tokio::time::interval(Duration::from_millis(50));
+    for n in 0..PACED {
+        pace.tick().await;
+        let send = ClientFrame::Send {
+            id: 0,
+            channel: general.clone(),
+            client_id: new_client_id(),
+            text: format!("c{n}"),
+        };
+        // `request`, not `send`: a refusal is reported here rather than waited out.
+        let answer = carol.link.request(send).await;
+        assert!(
+            matches!(answer, Ok(ServerFrame::Sent { .. })),
+            "carol's send {n}: {answer:?}"
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < PACED {
+        let m = bob.next_message().await;
+        if m.text.starts_with('c') {
+            assert!(seen.insert(m.text), "delivered twice");
+        }
+    }
+    assert!(
+        refused.load(Ordering::Relaxed) > before,
+        "mallory stopped flooding while carol sent"
+    );
+    stop.cancel();
+    flooding.await.unwrap();
     server.stop().await;
+}
+
+/// Mallory's send number `id`, each a new message.
+fn flood_send(channel: &Name, id: u64) -> ClientFrame {
+    ClientFrame::Send {
+        id,
+        channel: channel.clone(),
+        client_id: format!("m{id}"),
+        text: "flood".into(),
+    }
+}
+
+/// Sends into `channel` on `ws` as fast as it will take them until `stop`, reading the
+/// answers meanwhile (a client that never reads is closed) and counting `rate_limited` ones.
+fn flood(
+    ws: RawSocket,
+    channel: &Name,
+    stop: tokio_util::sync::CancellationToken,
+    refused: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    let (mut sink, answers) = ws.split();
+    let channel = channel.clone();
+    let answers = answers.take_until(stop.clone().cancelled_owned());
+    let reader = tokio::spawn(async move {
+        let mut answers = std::pin::pin!(answers);
+        while let Some(Ok(message)) = answers.next().await {
+            if let Message::Binary(bytes) = message
+                && let Ok(ServerFrame::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                }) = codec::decode(&bytes)
+            {
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    tokio::spawn(async move {
+        for id in 1_000.. {
+            let bytes = codec::encode(&flood_send(&channel, id)).unwrap();
+            tokio::select! {
+                () = stop.cancelled() => break,
+                sent = sink.send(Message::Binary(bytes.into())) => if sent.is_err() { break },
+            }
+        }
+        reader.await.unwrap();
+    })
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 //! - fan-out: one sender posts as fast as it can to S subscribers: deliveries/s, losses,
 //!   end-to-end latency (each message carries its send time);
 //! - latency at a paced rate with many subscribers;
+//! - the same at a modest rate, idle and while another user floods (see `flood`);
 //! - acknowledged sends/s from concurrent senders (each ack follows the database commit).
 
 use std::process::Stdio;
@@ -19,12 +20,15 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::net::identity::{Identity, random_bytes};
 
+mod flood;
+mod paced;
 mod probe;
 
 use crate::net::link::{LinkConfig, LinkEvent, LinkHandle, Login};
 use crate::net::names::Name;
 use crate::net::protocol::{SessionKind, Visibility};
 use crate::net::ws::spawn_link;
+use paced::{Paced, paced};
 use probe::{Probe, Seen, cpu_seconds, stamped_body};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +54,16 @@ pub struct BenchArgs {
     /// Length of the paced latency run, in seconds
     #[arg(long, default_value_t = 5)]
     paced_seconds: u64,
+    /// Rate of the paced sender in the flood run (idle, then under flood), in messages per
+    /// second
+    #[arg(long, default_value_t = 50)]
+    flood_rate: u64,
+    /// Subscribers of the paced sender in the flood run
+    #[arg(long, default_value_t = 10)]
+    flood_subscribers: usize,
+    /// Length of each half of the flood run, in seconds
+    #[arg(long, default_value_t = 5)]
+    flood_seconds: u64,
     /// Concurrent senders in the acknowledged-sends run
     #[arg(long, default_value_t = 10)]
     senders: usize,
@@ -84,18 +98,6 @@ struct FanOut {
 }
 
 #[derive(Debug, Serialize)]
-struct Paced {
-    subscribers: usize,
-    rate: u64,
-    messages: u64,
-    lost: u64,
-    duplicated: u64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
-}
-
-#[derive(Debug, Serialize)]
 struct Acked {
     senders: usize,
     window_per_sender: usize,
@@ -119,6 +121,7 @@ struct Report {
     memory: Option<Memory>,
     fan_out: Vec<FanOut>,
     paced: Paced,
+    flood: flood::Flood,
     acked: Acked,
 }
 
@@ -198,11 +201,14 @@ fn rss_kib(pid: u32) -> Result<u64> {
 struct Clients {
     url: String,
     identity: Arc<Identity>,
+    /// Sessions of `kind` share the user's send budget (see `server::admission`).
+    kind: SessionKind,
     next: usize,
 }
 
 impl Clients {
-    async fn new(url: String) -> Result<(Self, LinkHandle)> {
+    /// Registers a new user whose links sign in as `kind` sessions.
+    async fn new(url: String, kind: SessionKind) -> Result<(Self, LinkHandle)> {
         let identity = Arc::new(Identity::generate()?);
         let mut tag = [0u8; 4];
         random_bytes(&mut tag)?;
@@ -214,6 +220,7 @@ impl Clients {
         let mut clients = Self {
             url,
             identity,
+            kind,
             next: 0,
         };
         let first = clients.connect_with(login).await?.0;
@@ -241,7 +248,7 @@ impl Clients {
             identity: self.identity.clone(),
             handle: Name::handle(&format!("c{}", self.next))?,
             handle_defaulted: true,
-            kind: SessionKind::Agent,
+            kind: self.kind,
             login,
             persistent: false,
             ca_file: None,
@@ -371,41 +378,6 @@ async fn fan_out(
     })
 }
 
-async fn paced(clients: &mut Clients, first: &LinkHandle, args: &BenchArgs) -> Result<Paced> {
-    let name = channel(first, "paced").await?;
-    let messages = args.rate * args.paced_seconds;
-    let origin = Instant::now();
-    let tasks = subscribers(clients, &name, args.paced_subscribers, messages, origin).await?;
-    let (sender, _) = clients.connect().await?;
-    let period = Duration::from_secs_f64(1.0 / args.rate as f64);
-    let start = tokio::time::Instant::now();
-    let mut sends = tokio::task::JoinSet::new();
-    for k in 0..messages {
-        // Stamped with when it was due, not when the bench got round to it: a late send
-        // shows up as latency instead of hiding.
-        let due = start + period * k as u32;
-        tokio::time::sleep_until(due).await;
-        let text = stamped_body(due.into_std() - origin, BODY_LEN);
-        let sender = sender.clone();
-        let name = name.clone();
-        sends.spawn(async move { sender.send(&name, &text).await });
-    }
-    while let Some(result) = sends.join_next().await {
-        result??;
-    }
-    let seen = gather(tasks).await;
-    Ok(Paced {
-        subscribers: args.paced_subscribers,
-        rate: args.rate,
-        messages,
-        lost: messages * args.paced_subscribers as u64 - seen.unique,
-        duplicated: seen.duplicates,
-        p50_ms: percentile(&seen.latencies, 50.0),
-        p99_ms: percentile(&seen.latencies, 99.0),
-        max_ms: seen.latencies.last().copied().unwrap_or(0.0),
-    })
-}
-
 async fn acked(clients: &mut Clients, first: &LinkHandle, senders: usize) -> Result<Acked> {
     let name = channel(first, "acked").await?;
     let per_sender: u64 = 5_000;
@@ -481,7 +453,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         },
         None => start_server(args.durable).await?,
     };
-    let (mut clients, first) = Clients::new(target.url.clone()).await?;
+    let (mut clients, first) = Clients::new(target.url.clone(), SessionKind::Agent).await?;
     let say = |line: String| {
         if !args.json {
             eprintln!("{line}");
@@ -510,7 +482,19 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "paced: {} msg/s for {} s to {} subscribers...",
         args.rate, args.paced_seconds, args.paced_subscribers
     ));
-    let paced = paced(&mut clients, &first, &args).await?;
+    let paced = paced(
+        &mut clients,
+        &first,
+        args.rate,
+        args.paced_seconds,
+        args.paced_subscribers,
+    )
+    .await?;
+    say(format!(
+        "flood: {} msg/s for {} s to {} subscribers, idle then while another user floods...",
+        args.flood_rate, args.flood_seconds, args.flood_subscribers
+    ));
+    let flood = flood::flood(&mut clients, &first, &args).await?;
     say(format!("acked: {} concurrent senders...", args.senders));
     let acked = acked(&mut clients, &first, args.senders).await?;
     let report = Report {
@@ -522,6 +506,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         memory,
         fan_out: fan,
         paced,
+        flood,
         acked,
     };
     if args.json {
@@ -557,9 +542,10 @@ fn print_table(r: &Report) {
     }
     let p = &r.paced;
     println!(
-        "paced       {} msg/s x {} subscribers: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, lost {}, duplicated {}",
-        p.rate, p.subscribers, p.p50_ms, p.p99_ms, p.max_ms, p.lost, p.duplicated
+        "paced       {} msg/s x {} subscribers: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, lost {}, duplicated {}, refused {}",
+        p.rate, p.subscribers, p.p50_ms, p.p99_ms, p.max_ms, p.lost, p.duplicated, p.refused
     );
+    println!("{}", r.flood);
     let a = &r.acked;
     println!(
         "acked       {} senders (window {}): {:.0} acknowledged sends/s ({} messages, {} failed)",
