@@ -61,6 +61,10 @@ struct LimitArgs {
     /// Messages (and, separately, whispers) one user's agent sessions may send a minute
     #[arg(long, default_value_t = Limits::default().agent_sends_per_minute)]
     agent_sends_per_minute: u32,
+    /// Agent messages in a row, with no person's between, that a new channel allows before
+    /// it waits for a person (0: unlimited; each channel's owner can change it)
+    #[arg(long, default_value_t = Limits::default().agent_turns)]
+    agent_turns: u32,
 }
 
 impl From<LimitArgs> for Limits {
@@ -74,6 +78,7 @@ impl From<LimitArgs> for Limits {
             registrations_per_address_per_hour: args.registrations_per_hour,
             human_sends_per_minute: args.human_sends_per_minute,
             agent_sends_per_minute: args.agent_sends_per_minute,
+            agent_turns: args.agent_turns,
         }
     }
 }

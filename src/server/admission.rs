@@ -33,6 +33,9 @@ pub struct Limits {
     pub human_sends_per_minute: u32,
     /// The same for the user's `agent` sessions: tighter, since agents can loop.
     pub agent_sends_per_minute: u32,
+    /// The agent turn budget new channels start with (see `ChannelSetting::AgentTurns`);
+    /// 0 is unlimited.
+    pub agent_turns: u32,
 }
 
 impl Default for Limits {
@@ -46,6 +49,7 @@ impl Default for Limits {
             registrations_per_address_per_hour: 20,
             human_sends_per_minute: 600,
             agent_sends_per_minute: 120,
+            agent_turns: crate::net::protocol::DEFAULT_AGENT_TURNS,
         }
     }
 }

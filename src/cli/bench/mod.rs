@@ -162,6 +162,8 @@ async fn start_server(durable: bool) -> Result<Target> {
         .args(["--max-sessions-per-user", "1000000"])
         .args(["--max-connections-per-address", "1000000"])
         .args(["--agent-sends-per-minute", "1000000000"])
+        // Bench agents post in long runs on purpose; the turn budget would stop them.
+        .args(["--agent-turns", "0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -25,9 +25,11 @@ pub(super) async fn handle(
             visibility,
         } => {
             let admin = shared.admins.contains(&me.path().user);
-            let max = (!admin).then_some(shared.admission.limits().max_channels_per_user);
+            let limits = shared.admission.limits();
+            let max = (!admin).then_some(limits.max_channels_per_user);
+            let turns = limits.agent_turns;
             let channel = store
-                .call(move |db| db.create_channel(&channel, visibility, user, max))
+                .call(move |db| db.create_channel(&channel, visibility, user, max, turns))
                 .await?;
             Ok(Some(ServerFrame::ChannelCreated { id, channel }))
         }

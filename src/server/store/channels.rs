@@ -87,6 +87,7 @@ impl Db {
         visibility: Visibility,
         creator: UserId,
         max_per_creator: Option<usize>,
+        agent_turns: u32,
     ) -> Result<ChannelInfo, ProtocolError> {
         let tx = self.conn.transaction().map_err(internal)?;
         if let Some(max) = max_per_creator {
@@ -106,8 +107,9 @@ impl Db {
         let now = now_ms();
         let inserted = tx
             .execute(
-                "INSERT OR IGNORE INTO channels (name, visibility, creator_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name.as_str(), visibility.to_string(), creator, now],
+                "INSERT OR IGNORE INTO channels (name, visibility, creator_id, created_at, agent_turns)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name.as_str(), visibility.to_string(), creator, now, agent_turns],
             )
             .map_err(internal)?;
         if inserted == 0 {

@@ -36,8 +36,14 @@ pub(super) fn setup() -> (Db, Account) {
     let alice = db
         .register(&name("alice"), &name("laptop"), &[1; 32])
         .unwrap();
-    db.create_channel(&name("general"), Visibility::Public, alice.user_id, None)
-        .unwrap();
+    db.create_channel(
+        &name("general"),
+        Visibility::Public,
+        alice.user_id,
+        None,
+        20,
+    )
+    .unwrap();
     (db, alice)
 }
 
@@ -145,10 +151,22 @@ fn non_members_cannot_post_and_private_channels_stay_hidden() {
     let e = append(&mut db, &bob, "b1", "hi").unwrap_err();
     assert_eq!(e.code, crate::net::protocol::ErrorCode::Forbidden);
 
-    db.create_channel(&name("secret"), Visibility::Private, alice.user_id, None)
-        .unwrap();
-    db.create_channel(&name("quiet"), Visibility::Unlisted, alice.user_id, None)
-        .unwrap();
+    db.create_channel(
+        &name("secret"),
+        Visibility::Private,
+        alice.user_id,
+        None,
+        20,
+    )
+    .unwrap();
+    db.create_channel(
+        &name("quiet"),
+        Visibility::Unlisted,
+        alice.user_id,
+        None,
+        20,
+    )
+    .unwrap();
     let listed: Vec<String> = db
         .list_channels(bob.user_id, None, MAX_CHANNEL_PAGE)
         .unwrap()
@@ -258,6 +276,7 @@ fn the_channel_list_comes_in_pages_by_name() {
             Visibility::Public,
             alice.user_id,
             None,
+            20,
         )
         .unwrap();
     }
@@ -295,14 +314,14 @@ fn members_come_by_name_up_to_a_limit() {
 fn channels_per_creator_are_capped() {
     let (mut db, alice) = setup();
     // `setup` made #general: one more fits under a cap of two.
-    db.create_channel(&name("c1"), Visibility::Public, alice.user_id, Some(2))
+    db.create_channel(&name("c1"), Visibility::Public, alice.user_id, Some(2), 20)
         .unwrap();
     let e = db
-        .create_channel(&name("c2"), Visibility::Public, alice.user_id, Some(2))
+        .create_channel(&name("c2"), Visibility::Public, alice.user_id, Some(2), 20)
         .unwrap_err();
     assert_eq!(e.code, crate::net::protocol::ErrorCode::RateLimited);
     assert!(e.message.contains("you have created 2 channels"), "{e}");
-    db.create_channel(&name("c2"), Visibility::Public, alice.user_id, None)
+    db.create_channel(&name("c2"), Visibility::Public, alice.user_id, None, 20)
         .unwrap();
 }
 
@@ -321,7 +340,13 @@ async fn a_commit_publishes_its_messages_once_in_order_after_the_acks() {
     let (alice, _) = store
         .call(|db| {
             let alice = db.register(&name("alice"), &name("laptop"), &[1; 32])?;
-            db.create_channel(&name("general"), Visibility::Public, alice.user_id, None)?;
+            db.create_channel(
+                &name("general"),
+                Visibility::Public,
+                alice.user_id,
+                None,
+                20,
+            )?;
             Ok((alice, ()))
         })
         .await
