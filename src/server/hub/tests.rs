@@ -542,3 +542,94 @@ fn someone_else_s_revocations_never_hold_up_my_join() {
     let joined = hub.subscribe(room, &bob, PresenceChange::Joined, checked, joined_frame);
     assert!(joined.is_ok());
 }
+
+#[test]
+fn a_deletion_racing_anyone_s_join_wins_and_the_room_hears_of_it_first() {
+    let hub = Hub::default();
+    let (a, mut ra) = outbox(8);
+    let (b, _rb) = outbox(8);
+    let alice = attach(
+        &hub,
+        claim(
+            1,
+            path("alice/m/tui"),
+            SessionKind::Human,
+            OnConflict::Refuse,
+        ),
+        a,
+    )
+    .unwrap();
+    let bob = attach(
+        &hub,
+        claim(2, path("bob/m/cli"), SessionKind::Agent, OnConflict::Refuse),
+        b,
+    )
+    .unwrap();
+    let ops = Name::channel("ops").unwrap();
+    subscribe(
+        &hub,
+        1,
+        &ops,
+        0,
+        &alice,
+        PresenceChange::Joined,
+        joined_frame,
+    );
+    let _joined = ra.try_recv().unwrap();
+    // bob's join read the channel before it was deleted; the deletion is nobody's revocation
+    // of bob, yet it must win.
+    let checked = hub.epoch(2);
+    let event = ServerFrame::Closing {
+        reason: CloseReason::Shutdown,
+        message: "stand-in for the moderation event".into(),
+    };
+    hub.moderate(1, &event, RoomEffect::Close);
+    assert_eq!(decode(&ra.try_recv().unwrap()), event);
+    let room = RoomRef {
+        id: 1,
+        name: &ops,
+        stored_last_seq: 0,
+    };
+    let late = hub.subscribe(room, &bob, PresenceChange::Joined, checked, joined_frame);
+    assert!(matches!(late, Err(Refusal::Stale)));
+    assert!(hub.who(Some(1)).is_empty());
+    assert!(hub.lock().sessions[&alice.path].rooms.is_empty());
+}
+
+#[test]
+fn a_server_ban_closes_only_that_user_s_sessions() {
+    let hub = Hub::default();
+    let (a, _ra) = outbox(8);
+    let (b, _rb) = outbox(8);
+    let (a_control, b_control) = (a.control.clone(), b.control.clone());
+    attach(
+        &hub,
+        claim(
+            1,
+            path("alice/m/tui"),
+            SessionKind::Human,
+            OnConflict::Refuse,
+        ),
+        a,
+    )
+    .unwrap();
+    attach(
+        &hub,
+        claim(2, path("bob/m/cli"), SessionKind::Agent, OnConflict::Refuse),
+        b,
+    )
+    .unwrap();
+    let checked = hub.epoch(2);
+    hub.ban_user(2, "banned: spam");
+    assert_eq!(
+        b_control.reason(),
+        (CloseReason::Banned, "banned: spam".into())
+    );
+    assert!(!a_control.is_closed());
+    assert_ne!(
+        hub.epoch(2),
+        checked,
+        "a login racing the ban must look again"
+    );
+    assert_eq!(hub.online_counts(&[1, 2])[&1], 1);
+}

@@ -176,6 +176,49 @@ mod tests {
     }
 
     #[test]
+    fn yesterdays_database_opens_with_creators_as_owners_and_nothing_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // As the release before governance left it: schema 2, a channel and a message.
+            let conn = Connection::open(dir.path().join("conclave.db")).unwrap();
+            conn.execute_batch(V1_FIRST_RELEASE).unwrap();
+            conn.execute_batch(V2_INVITES_AND_HUMAN_KEYS).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 2;
+                 INSERT INTO users (name, created_at) VALUES ('alice', 1), ('bob', 1);
+                 INSERT INTO channels (name, visibility, creator_id, last_seq, created_at)
+                     VALUES ('ops', 'public', 1, 1, 1);
+                 INSERT INTO memberships (channel_id, user_id, joined_at) VALUES (1, 1, 1), (1, 2, 1);
+                 INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body)
+                     VALUES (1, 1, 1, 1, 'alice/laptop/tui', 'c1', 'kept');",
+            )
+            .unwrap();
+        }
+        let mut db = super::super::Db::open(Some(dir.path())).unwrap();
+        let ops = db
+            .channel(&crate::net::names::Name::channel("ops").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            db.role(ops.id, 1).unwrap(),
+            Some(crate::net::protocol::Role::Owner)
+        );
+        assert_eq!(
+            db.role(ops.id, 2).unwrap(),
+            Some(crate::net::protocol::Role::Member)
+        );
+        let page = db.history(&ops, None, None, 10).unwrap();
+        assert_eq!(page.messages[0].text, "kept");
+        assert_eq!(page.messages[0].from_kind, None);
+        let details = db.channel_details(&ops, 2).unwrap();
+        assert_eq!(
+            details.agent_turns,
+            crate::net::protocol::DEFAULT_AGENT_TURNS
+        );
+        assert_eq!(details.owner.unwrap().as_str(), "alice");
+    }
+
+    #[test]
     fn a_database_from_a_newer_version_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         {
