@@ -103,6 +103,9 @@ struct Counts {
 pub enum Spend {
     Send,
     Whisper,
+    /// What writes to the audit log: moderation acts, invites, bans, relayed verdicts and
+    /// autonomy changes.
+    Act,
 }
 
 /// A token bucket: refills at a steady rate up to a burst; one token per message.
@@ -199,6 +202,7 @@ impl Admission {
         let what = match what {
             Spend::Send => "messages",
             Spend::Whisper => "whispers",
+            Spend::Act => "moderation acts",
         };
         Err(ProtocolError::retry_after(
             wait,
@@ -393,11 +397,25 @@ mod tests {
             refused.message.contains("at most 60 messages a minute"),
             "{refused}"
         );
-        // Whispers, people and other users have budgets of their own.
+        // Whispers, audited acts, people and other users have budgets of their own.
         assert!(
             admission
                 .spend(1, SessionKind::Agent, Spend::Whisper, start)
                 .is_ok()
+        );
+        for _ in 0..15 {
+            admission
+                .spend(1, SessionKind::Agent, Spend::Act, start)
+                .unwrap();
+        }
+        let refused = admission
+            .spend(1, SessionKind::Agent, Spend::Act, start)
+            .unwrap_err();
+        assert!(
+            refused
+                .message
+                .contains("at most 60 moderation acts a minute"),
+            "{refused}"
         );
         assert!(
             admission

@@ -28,6 +28,14 @@ fn person_only(me: &Me) -> Result<(), ProtocolError> {
     ))
 }
 
+/// A person's act that writes to the audit log, within the user's budget of acts.
+fn audited_act(shared: &Shared, me: &Me) -> Result<(), ProtocolError> {
+    person_only(me)?;
+    shared
+        .admission
+        .spend(me.user_id, me.kind, Spend::Act, Instant::now())
+}
+
 /// One line of text, at most `max` bytes.
 fn one_line(what: &str, text: &str, max: usize) -> Result<(), ProtocolError> {
     if text.len() > max {
@@ -181,7 +189,7 @@ pub(super) async fn moderate(
     act: ChannelAct,
     reason: Option<String>,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    person_only(me)?;
+    audited_act(shared, me)?;
     if let Some(reason) = &reason {
         one_line("a reason", reason, MAX_REASON_BYTES)?;
     }
@@ -263,7 +271,7 @@ pub(super) async fn create_invite(
     uses: Option<u32>,
     ttl_ms: Option<u64>,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    person_only(me)?;
+    audited_act(shared, me)?;
     let uses = uses.unwrap_or(1);
     if !(1..=MAX_INVITE_USES).contains(&uses) {
         return Err(ProtocolError::invalid(format!(
@@ -362,6 +370,7 @@ pub(super) async fn ban_user(
     reason: Option<String>,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     admin_only(shared, me, "ban users from the server")?;
+    audited_act(shared, me)?;
     nonzero(for_ms)?;
     if let Some(reason) = &reason {
         one_line("a reason", reason, MAX_REASON_BYTES)?;
@@ -418,6 +427,7 @@ pub(super) async fn unban_user(
     target: Name,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     admin_only(shared, me, "unban users")?;
+    audited_act(shared, me)?;
     let (actor_id, by, now) = (me.user_id, me.path().clone(), now_ms());
     shared
         .store

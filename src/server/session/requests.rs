@@ -297,10 +297,9 @@ pub(super) async fn handle(
                 ));
             }
             if body.steers_an_agent() {
-                // Audited acts cost a store write each, so they share the whisper budget.
                 shared
                     .admission
-                    .spend(user, me.kind, Spend::Whisper, Instant::now())?;
+                    .spend(user, me.kind, Spend::Act, Instant::now())?;
                 governance::audit_relay(shared, me, to.as_ref(), &body).await?;
             }
             let frame = ServerFrame::Relay {
