@@ -600,9 +600,9 @@ async fn idle_sockets_that_never_sign_in_cannot_fill_the_server() {
     }))
     .await;
     let addr: std::net::SocketAddr = server.url.trim_start_matches("ws://").parse().unwrap();
-    // A hundred connections from another loopback address that never say a word.
+    // Two thousand connections from another loopback address that never say a word.
     let mut idle = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..2_000 {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
         if let Ok(stream) = socket.connect(addr).await {
