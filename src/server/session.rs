@@ -26,7 +26,10 @@ use super::store::{Account, Append, INVITE_TTL_MS, Signer, Store, UserId, now_ms
 /// Sends one session may have queued for the store at once.
 const MAX_SENDS_IN_FLIGHT: usize = 64;
 
+mod channels;
 mod governance;
+mod machines;
+mod messages;
 mod requests;
 
 use requests::{INVITE_CODE_BYTES, handle, invite_code};

@@ -1,0 +1,231 @@
+//! Channel requests: create, list, join, leave, who, and memberships.
+
+use super::*;
+use crate::net::protocol::{Role, Visibility, remaining_in_words};
+
+/// `ClientFrame::CreateChannel`.
+pub(super) async fn create_channel(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Name,
+    visibility: Visibility,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    let admin = shared.admins.contains(&me.path().user);
+    let limits = shared.admission.limits();
+    let max = (!admin).then_some(limits.max_channels_per_user);
+    let turns = limits.agent_turns;
+    let channel = store
+        .call(move |db| db.create_channel(&channel, visibility, user, max, turns))
+        .await?;
+    Ok(Some(ServerFrame::ChannelCreated { id, channel }))
+}
+
+/// `ClientFrame::ListChannels`.
+pub(super) async fn list_channels(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    after: Option<Name>,
+    limit: Option<u32>,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    let limit = limit.unwrap_or(MAX_CHANNEL_PAGE).clamp(1, MAX_CHANNEL_PAGE);
+    let (channels, more) = store
+        .call(move |db| db.list_channels(user, after.as_ref(), limit))
+        .await?;
+    Ok(Some(ServerFrame::Channels { id, channels, more }))
+}
+
+/// `ClientFrame::Join`.
+pub(super) async fn join(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Name,
+    invite: Option<String>,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    let mut tries = 0;
+    loop {
+        let checked = shared.hub.epoch(user);
+        let handle = me.path().session.clone();
+        let (name, token) = (channel.clone(), invite.clone());
+        let joining = store
+            .call(move |db| db.join(&name, user, &handle, token.as_deref()))
+            .await?;
+        let change = if joining.new_member {
+            PresenceChange::Joined
+        } else {
+            PresenceChange::Online
+        };
+        let read_seq = joining.read_seq;
+        let new_member = joining.new_member;
+        let channel = joining.channel;
+        let room = RoomRef {
+            id: channel.id,
+            name: &channel.name,
+            stored_last_seq: channel.last_seq,
+        };
+        let subscribing = shared
+            .hub
+            .subscribe(room, &me.attached, change, checked, |last_seq| {
+                ServerFrame::Joined {
+                    id,
+                    channel: crate::net::protocol::ChannelInfo {
+                        name: channel.name.clone(),
+                        visibility: channel.visibility,
+                        member: true,
+                        last_seq,
+                        members: 0,
+                        topic: channel.topic.clone(),
+                        archived: channel.archived,
+                    },
+                    read_seq,
+                    new_member,
+                }
+            });
+        if let Some(done) = settled(subscribing, &mut tries) {
+            break done?;
+        }
+    }
+    Ok(None)
+}
+
+/// `ClientFrame::Leave`.
+pub(super) async fn leave(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Name,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    let name = channel.clone();
+    let found = store
+        .call(move |db| db.visible_channel(&name, user))
+        .await?;
+    let others_remain = shared.hub.unsubscribe(found.id, &me.attached);
+    if !others_remain {
+        let removed = store
+            .call(move |db| db.remove_member(found.id, user))
+            .await?;
+        if !removed {
+            return Err(ProtocolError::not_found(format!(
+                "you are not in #{channel}"
+            )));
+        }
+    }
+    Ok(Some(ServerFrame::Left {
+        id,
+        channel,
+        membership_ended: !others_remain,
+    }))
+}
+
+/// `ClientFrame::Who`.
+pub(super) async fn who(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Option<Name>,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    let (channel_id, mut members) = match &channel {
+        None => (None, Vec::new()),
+        Some(name) => {
+            let lookup = name.clone();
+            store
+                .call(move |db| {
+                    let found = db.readable_channel(&lookup, user)?;
+                    Ok((Some(found.id), db.members(found.id, MAX_WHO_ENTRIES + 1)?))
+                })
+                .await?
+        }
+    };
+    let mut sessions = shared.hub.who(channel_id);
+    let truncated = sessions.len() > MAX_WHO_ENTRIES || members.len() > MAX_WHO_ENTRIES;
+    sessions.truncate(MAX_WHO_ENTRIES);
+    members.truncate(MAX_WHO_ENTRIES);
+    Ok(Some(ServerFrame::Who {
+        id,
+        channel,
+        sessions,
+        members,
+        truncated,
+    }))
+}
+
+/// `ClientFrame::AddMember`.
+pub(super) async fn add_member(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Name,
+    member: Name,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    let admin = shared.admins.contains(&me.path().user);
+    store
+        .call(move |db| {
+            let found = db.managed_channel(&channel, user, admin)?;
+            if !admin && db.role(found.id, user)?.is_none_or(|r| r == Role::Member) {
+                return Err(ProtocolError::forbidden(format!(
+                    "only moderators and the owner of #{channel} may add members"
+                )));
+            }
+            let member_id = db.user_id(&member)?;
+            if let Some(ban) = db.ban_of(found.id, member_id, now_ms())? {
+                return Err(ProtocolError::forbidden(format!(
+                    "{member} is banned from #{channel} {}; unban them first",
+                    remaining_in_words(ban.until, now_ms())
+                )));
+            }
+            db.add_member(found.id, member_id)
+        })
+        .await?;
+    Ok(Some(ServerFrame::Done { id }))
+}
+
+/// `ClientFrame::RemoveMember`.
+pub(super) async fn remove_member(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Name,
+    member: Name,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    let admin = shared.admins.contains(&me.path().user);
+    let (channel_id, member_id) = store
+        .call(move |db| {
+            let found = db.managed_channel(&channel, user, admin)?;
+            let member_id = db.user_id(&member)?;
+            let mut outranks = || -> Result<bool, ProtocolError> {
+                let mine = db.role(found.id, user)?;
+                let theirs = db.role(found.id, member_id)?;
+                Ok(mine.is_some_and(|m| m >= Role::Moderator && theirs < Some(m)))
+            };
+            if member_id != user && !admin && !outranks()? {
+                return Err(ProtocolError::forbidden(format!(
+                    "only moderators and the owner of #{channel} may remove members, and only those below them"
+                )));
+            }
+            if !db.remove_member(found.id, member_id)? {
+                return Err(ProtocolError::not_found(format!(
+                    "`{member}` is not in #{channel}"
+                )));
+            }
+            Ok((found.id, member_id))
+        })
+        .await?;
+    shared.hub.remove_user_from_room(channel_id, member_id);
+    Ok(Some(ServerFrame::Done { id }))
+}

@@ -1,0 +1,131 @@
+//! Message requests: send (answered after the commit, in order with fan-out), whisper,
+//! history and read positions.
+
+use super::*;
+
+/// `ClientFrame::Send`.
+pub(super) async fn send(
+    shared: &Shared,
+    me: &Me,
+    outbox: &Outbox,
+    id: u64,
+    channel: Name,
+    client_id: String,
+    text: String,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    check_text(&text)?;
+    if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
+        return Err(ProtocolError::invalid(format!(
+            "client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"
+        )));
+    }
+    shared
+        .admission
+        .spend(user, me.kind, Spend::Send, Instant::now())?;
+    let ack_to = outbox.clone();
+    // A client pipelining sends waits here once it has this many in flight, and its
+    // connection stops being read: the server holds a bounded amount per session.
+    let in_flight = me
+        .sends
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ProtocolError::internal("the session is closing"))?;
+    store
+        .append(Append {
+            channel,
+            sender_id: user,
+            from: me.path().clone(),
+            kind: me.kind,
+            client_id,
+            text,
+            then: Box::new(move |result| match result {
+                Ok(stored) => {
+                    drop(in_flight);
+                    ack_to.deliver_frame(&ServerFrame::Sent {
+                        id,
+                        channel: stored.message.channel.clone(),
+                        seq: stored.message.seq,
+                        ts: stored.message.ts,
+                        duplicate: stored.duplicate,
+                    });
+                }
+                Err(e) => ack_to.deliver_frame(&ServerFrame::error(Some(id), e)),
+            }),
+        })
+        .await;
+    Ok(None)
+}
+
+/// `ClientFrame::Whisper`.
+pub(super) async fn whisper(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    to: SessionPath,
+    text: String,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    check_text(&text)?;
+    shared
+        .admission
+        .spend(user, me.kind, Spend::Whisper, Instant::now())?;
+    let frame = ServerFrame::Whisper(WhisperMessage {
+        from: me.path().clone(),
+        to: to.clone(),
+        ts: now_ms(),
+        text,
+    });
+    shared.hub.whisper(&to, &frame)?;
+    Ok(Some(ServerFrame::Done { id }))
+}
+
+/// `ClientFrame::History`.
+pub(super) async fn history(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Name,
+    after: Option<u64>,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    let limit = limit.clamp(1, MAX_HISTORY_PAGE);
+    let lookup = channel.clone();
+    let page = store
+        .call(move |db| {
+            let found = db.readable_channel(&lookup, user)?;
+            db.history(&found, after, before, limit)
+        })
+        .await?;
+    Ok(Some(ServerFrame::History {
+        id,
+        channel,
+        messages: page.messages,
+        more: page.more,
+    }))
+}
+
+/// `ClientFrame::MarkRead`.
+pub(super) async fn mark_read(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Name,
+    seq: u64,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let user = me.user_id;
+    let store = &shared.store;
+    let handle = me.path().session.clone();
+    store
+        .call(move |db| {
+            let found = db.visible_channel(&channel, user)?;
+            db.mark_read(user, &handle, found.id, seq.min(found.last_seq))
+        })
+        .await?;
+    Ok(Some(ServerFrame::Done { id }))
+}
