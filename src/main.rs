@@ -61,6 +61,9 @@ struct LimitArgs {
     /// Messages (and, separately, whispers) one user's agent sessions may send a minute
     #[arg(long, default_value_t = Limits::default().agent_sends_per_minute)]
     agent_sends_per_minute: u32,
+    /// Moderation acts, invites, bans and audited relays one user may make a minute
+    #[arg(long, default_value_t = Limits::default().acts_per_minute)]
+    acts_per_minute: u32,
     /// Agent messages in a row, with no person's between, that a new channel allows before
     /// it waits for a person (0: unlimited; each channel's owner can change it)
     #[arg(long, default_value_t = Limits::default().agent_turns)]
@@ -78,6 +81,7 @@ impl From<LimitArgs> for Limits {
             registrations_per_address_per_hour: args.registrations_per_hour,
             human_sends_per_minute: args.human_sends_per_minute,
             agent_sends_per_minute: args.agent_sends_per_minute,
+            acts_per_minute: args.acts_per_minute,
             agent_turns: args.agent_turns,
         }
     }

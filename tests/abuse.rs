@@ -238,7 +238,10 @@ async fn registrations_and_channels_are_capped_with_clear_refusals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removal_racing_a_join_always_wins() {
     let server = start().await;
-    let alice = client(&server, "alice", "a").await;
+    let alice = client(&server, "alice", "a")
+        .await
+        .person(&server, "tui")
+        .await;
     let bob = client(&server, "bob", "b").await;
     let secret = Name::channel("secret").unwrap();
     let bob_name = Name::user("bob").unwrap();

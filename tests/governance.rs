@@ -258,7 +258,10 @@ async fn rename_keeps_history_archive_freezes_and_delete_ends_the_room() {
     };
     // Only the owner renames.
     let (_, message) = refusal(moderate(&r.bob_person, &r.ops, rename.clone(), None).await);
-    assert!(message.contains("only the owner of #ops"), "{message}");
+    assert_eq!(
+        message,
+        "only the owner of #ops or a server admin may rename it"
+    );
     moderate(&r.alice, &r.ops, rename, None).await.unwrap();
     let event = next_act(&mut r.bob).await;
     assert_eq!(event.channel, r.ops);
@@ -541,5 +544,53 @@ async fn the_audit_log_records_acts_for_moderators_only() {
     // The topic travels with the channel.
     let joined = r.bob.link.join(&r.ops, Resume::Live).await.unwrap();
     assert_eq!(joined.channel.topic, "incident 42");
+    r.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_mute_outlives_leaving_and_an_owner_who_leaves_hands_the_channel_on() {
+    let r = room(Visibility::Public).await;
+    let mute = ChannelAct::Mute {
+        user: user("bob"),
+        for_ms: None,
+    };
+    moderate(&r.alice, &r.ops, mute, None).await.unwrap();
+    // Leaving and joining again lifts nothing.
+    r.bob_person
+        .link
+        .request(ClientFrame::RemoveMember {
+            id: 0,
+            channel: r.ops.clone(),
+            user: user("bob"),
+        })
+        .await
+        .unwrap();
+    r.bob.link.join(&r.ops, Resume::Live).await.unwrap();
+    let (_, message) = refusal(send(&r.bob, &r.ops, "free again?").await);
+    assert_eq!(message, "you are muted in #ops for good");
+
+    // Members are added and removed by people who moderate, under the kick's rules.
+    let remove_carol = ClientFrame::RemoveMember {
+        id: 0,
+        channel: r.ops.clone(),
+        user: user("carol"),
+    };
+    let (_, message) = refusal(r.alice_agent.link.request(remove_carol.clone()).await);
+    assert!(message.contains("only a person's session"), "{message}");
+    let (_, message) = refusal(r.bob_person.link.request(remove_carol).await);
+    assert_eq!(message, "only moderators and the owner of #ops may kick");
+
+    // carol is made moderator; when alice leaves, the channel is carol's.
+    let promote = ChannelAct::Role {
+        user: user("carol"),
+        role: Role::Moderator,
+    };
+    moderate(&r.alice, &r.ops, promote, None).await.unwrap();
+    for session in [&r.alice, &r.alice_agent] {
+        session.link.leave(&r.ops).await.unwrap();
+    }
+    let details = describe(&r.bob, &r.ops).await;
+    assert_eq!(details.owner.unwrap().as_str(), "carol");
+    assert!(details.moderators.is_empty());
     r.server.stop().await;
 }

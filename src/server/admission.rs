@@ -33,6 +33,8 @@ pub struct Limits {
     pub human_sends_per_minute: u32,
     /// The same for the user's `agent` sessions: tighter, since agents can loop.
     pub agent_sends_per_minute: u32,
+    /// Moderation acts (and other writes to the audit log) one user may make a minute.
+    pub acts_per_minute: u32,
     /// The agent turn budget new channels start with (see `ChannelSetting::AgentTurns`);
     /// 0 is unlimited.
     pub agent_turns: u32,
@@ -49,6 +51,7 @@ impl Default for Limits {
             registrations_per_address_per_hour: 20,
             human_sends_per_minute: 600,
             agent_sends_per_minute: 120,
+            acts_per_minute: 60,
             agent_turns: crate::net::protocol::DEFAULT_AGENT_TURNS,
         }
     }
@@ -174,9 +177,10 @@ impl Admission {
         what: Spend,
         now: Instant,
     ) -> Result<(), ProtocolError> {
-        let per_minute = match kind {
-            SessionKind::Human => self.limits.human_sends_per_minute,
-            SessionKind::Agent => self.limits.agent_sends_per_minute,
+        let per_minute = match (what, kind) {
+            (Spend::Act, _) => self.limits.acts_per_minute,
+            (_, SessionKind::Human) => self.limits.human_sends_per_minute,
+            (_, SessionKind::Agent) => self.limits.agent_sends_per_minute,
         }
         .max(1);
         let rate = f64::from(per_minute) / 60.0;
@@ -199,15 +203,17 @@ impl Admission {
             return Ok(());
         }
         let wait = Duration::from_secs_f64((1.0 - bucket.tokens) / rate);
-        let what = match what {
-            Spend::Send => "messages",
-            Spend::Whisper => "whispers",
-            Spend::Act => "moderation acts",
+        let rule = match what {
+            Spend::Send => format!("{kind} sessions of a user send at most {per_minute} messages"),
+            Spend::Whisper => {
+                format!("{kind} sessions of a user send at most {per_minute} whispers")
+            }
+            Spend::Act => format!("a user makes at most {per_minute} moderation acts"),
         };
         Err(ProtocolError::retry_after(
             wait,
             format!(
-                "rate limited: {kind} sessions of a user send at most {per_minute} {what} a minute; retry in {} ms",
+                "rate limited: {rule} a minute; retry in {} ms",
                 wait.as_millis().max(1)
             ),
         ))

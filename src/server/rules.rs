@@ -43,9 +43,14 @@ fn needs(act: &ChannelAct) -> Role {
     }
 }
 
+/// Whether the actor moderates the channel (or is an admin).
+pub fn may_moderate(actor: Standing) -> bool {
+    actor.rank() >= 1
+}
+
 /// Making invites needs what a moderation act does.
 pub fn may_invite(channel: &Name, actor: Standing) -> Result<(), ProtocolError> {
-    if actor.rank() >= 1 {
+    if may_moderate(actor) {
         return Ok(());
     }
     Err(ProtocolError::forbidden(format!(
@@ -74,7 +79,7 @@ pub fn check(
         };
         return Err(ProtocolError::forbidden(format!(
             "only {who} may {}",
-            act.name()
+            act.doing()
         )));
     }
     let Some((name, target)) = target else {
@@ -89,7 +94,7 @@ pub fn check(
             ChannelAct::Unmute { .. } | ChannelAct::Unban { .. } if actor.admin => Ok(()),
             _ => Err(ProtocolError::forbidden(format!(
                 "you cannot {} yourself",
-                act.name()
+                act.doing()
             ))),
         };
     }
@@ -99,9 +104,12 @@ pub fn check(
             (false, Some(role)) => format!("{role} of #{channel}"),
             (false, None) => "a member".to_owned(),
         };
+        let what = match act {
+            ChannelAct::Role { .. } => "change their role".to_owned(),
+            other => format!("{} them", other.doing()),
+        };
         return Err(ProtocolError::forbidden(format!(
-            "{name} is {rank}; you cannot {} them",
-            act.name()
+            "{name} is {rank}; you cannot {what}"
         )));
     }
     if matches!(act, ChannelAct::Role { .. }) && target.role.is_none() {
@@ -154,7 +162,7 @@ mod tests {
         let refused = check(&ops, moderator, &rename, None, false).unwrap_err();
         assert_eq!(
             refused.message,
-            "only the owner of #ops or a server admin may rename"
+            "only the owner of #ops or a server admin may rename it"
         );
         check(&ops, at(Some(Role::Owner)), &rename, None, false).unwrap();
         check(&ops, ADMIN, &rename, None, false).unwrap();

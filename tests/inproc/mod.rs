@@ -35,6 +35,7 @@ pub async fn start() -> TestServer {
     let mut config = ServerConfig::ephemeral();
     config.limits.human_sends_per_minute = 1_000_000;
     config.limits.agent_sends_per_minute = 1_000_000;
+    config.limits.acts_per_minute = 1_000_000;
     start_with(config).await
 }
 

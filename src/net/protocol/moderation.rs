@@ -224,6 +224,26 @@ impl ChannelAct {
         }
     }
 
+    /// What doing the act is called in a refusal: "only moderators ... may kick".
+    pub fn doing(&self) -> &'static str {
+        match self {
+            Self::Kick { .. } => "kick",
+            Self::Ban { .. } => "ban",
+            Self::Unban { .. } => "unban",
+            Self::Mute { .. } => "mute",
+            Self::Unmute { .. } => "unmute",
+            Self::Role { .. } => "give roles",
+            Self::Topic { .. } => "set the topic",
+            Self::Rename { .. } => "rename it",
+            Self::Archive => "archive it",
+            Self::Unarchive => "unarchive it",
+            Self::Delete => "delete it",
+            Self::Set { .. } => "change its settings",
+            Self::Floor { .. } => "give the floor",
+            Self::RevokeInvite { .. } => "revoke invites",
+        }
+    }
+
     /// The user the act is done to, if it is done to one.
     pub fn target_user(&self) -> Option<&Name> {
         match self {

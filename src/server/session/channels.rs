@@ -1,7 +1,8 @@
 //! Channel requests: create, list, join, leave, who, and memberships.
 
+use super::governance::MAX_TOKEN_BYTES;
 use super::*;
-use crate::net::protocol::{Role, Visibility, remaining_in_words};
+use crate::net::protocol::Visibility;
 
 /// `ClientFrame::CreateChannel`.
 pub(super) async fn create_channel(
@@ -50,6 +51,9 @@ pub(super) async fn join(
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     let user = me.user_id;
     let store = &shared.store;
+    if invite.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
+        return Err(ProtocolError::invalid("that is not an invite token"));
+    }
     let mut tries = 0;
     loop {
         let checked = shared.hub.epoch(user);
@@ -159,73 +163,4 @@ pub(super) async fn who(
         members,
         truncated,
     }))
-}
-
-/// `ClientFrame::AddMember`.
-pub(super) async fn add_member(
-    shared: &Shared,
-    me: &Me,
-    id: u64,
-    channel: Name,
-    member: Name,
-) -> Result<Option<ServerFrame>, ProtocolError> {
-    let user = me.user_id;
-    let store = &shared.store;
-    let admin = shared.admins.contains(&me.path().user);
-    store
-        .call(move |db| {
-            let found = db.managed_channel(&channel, user, admin)?;
-            if !admin && db.role(found.id, user)?.is_none_or(|r| r == Role::Member) {
-                return Err(ProtocolError::forbidden(format!(
-                    "only moderators and the owner of #{channel} may add members"
-                )));
-            }
-            let member_id = db.user_id(&member)?;
-            if let Some(ban) = db.ban_of(found.id, member_id, now_ms())? {
-                return Err(ProtocolError::forbidden(format!(
-                    "{member} is banned from #{channel} {}; unban them first",
-                    remaining_in_words(ban.until, now_ms())
-                )));
-            }
-            db.add_member(found.id, member_id)
-        })
-        .await?;
-    Ok(Some(ServerFrame::Done { id }))
-}
-
-/// `ClientFrame::RemoveMember`.
-pub(super) async fn remove_member(
-    shared: &Shared,
-    me: &Me,
-    id: u64,
-    channel: Name,
-    member: Name,
-) -> Result<Option<ServerFrame>, ProtocolError> {
-    let user = me.user_id;
-    let store = &shared.store;
-    let admin = shared.admins.contains(&me.path().user);
-    let (channel_id, member_id) = store
-        .call(move |db| {
-            let found = db.managed_channel(&channel, user, admin)?;
-            let member_id = db.user_id(&member)?;
-            let mut outranks = || -> Result<bool, ProtocolError> {
-                let mine = db.role(found.id, user)?;
-                let theirs = db.role(found.id, member_id)?;
-                Ok(mine.is_some_and(|m| m >= Role::Moderator && theirs < Some(m)))
-            };
-            if member_id != user && !admin && !outranks()? {
-                return Err(ProtocolError::forbidden(format!(
-                    "only moderators and the owner of #{channel} may remove members, and only those below them"
-                )));
-            }
-            if !db.remove_member(found.id, member_id)? {
-                return Err(ProtocolError::not_found(format!(
-                    "`{member}` is not in #{channel}"
-                )));
-            }
-            Ok((found.id, member_id))
-        })
-        .await?;
-    shared.hub.remove_user_from_room(channel_id, member_id);
-    Ok(Some(ServerFrame::Done { id }))
 }

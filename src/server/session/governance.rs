@@ -16,7 +16,7 @@ use crate::server::store::{AuditRecord, AuditScope, Channel, Db, ServerBan, unti
 const MAX_AGENT_TURNS: u32 = 10_000;
 
 /// Longest invite token a request may name.
-const MAX_TOKEN_BYTES: usize = 64;
+pub(super) const MAX_TOKEN_BYTES: usize = 64;
 
 /// Refuses requests from agent sessions: only people govern.
 fn person_only(me: &Me) -> Result<(), ProtocolError> {
@@ -24,7 +24,7 @@ fn person_only(me: &Me) -> Result<(), ProtocolError> {
         return Ok(());
     }
     Err(ProtocolError::forbidden(
-        "only a person's session may moderate; an agent session cannot, whoever runs it",
+        "only a person's session may govern a channel; an agent session cannot, whoever runs it",
     ))
 }
 
@@ -128,17 +128,13 @@ fn apply(
                 )));
             }
         }
-        ChannelAct::Mute { user, for_ms } => {
-            if !db.set_muted(channel.id, target_id()?, Some(until(now, *for_ms)))? {
-                return Err(ProtocolError::not_found(format!(
-                    "{user} is not a member of #{name}"
-                )));
-            }
+        ChannelAct::Mute { for_ms, .. } => {
+            db.mute(channel.id, target_id()?, until(now, *for_ms))?
         }
         ChannelAct::Unmute { user } => {
-            if !db.set_muted(channel.id, target_id()?, None)? {
+            if !db.unmute(channel.id, target_id()?)? {
                 return Err(ProtocolError::not_found(format!(
-                    "{user} is not a member of #{name}"
+                    "{user} is not muted in #{name}"
                 )));
             }
         }
@@ -211,17 +207,19 @@ pub(super) async fn moderate(
         detail: act.to_string(),
         reason: reason.clone(),
     };
-    let (doing, why) = (act.clone(), reason.clone());
-    let (found, target) = shared
+    let (hub, by) = (shared.hub.clone(), me.path().clone());
+    shared
         .store
         .call(move |db| {
-            db.atomically(|db| {
+            let (found, target) = db.atomically(|db| {
                 let found = db.managed_channel(&channel, user, admin)?;
                 let actor = Standing {
                     role: db.role(found.id, user)?,
                     admin,
                 };
-                let target = match doing.target_user() {
+                // Rank first, so nobody without it learns which users exist.
+                rules::check(&found.name, actor, &act, None, false)?;
+                let target = match act.target_user() {
                     Some(name) => {
                         let target_id = db.user_id(name)?;
                         let standing = Standing {
@@ -235,30 +233,117 @@ pub(super) async fn moderate(
                 rules::check(
                     &found.name,
                     actor,
-                    &doing,
+                    &act,
                     target.as_ref().map(|(name, _, at)| (name, *at)),
                     target.as_ref().is_some_and(|(_, t, _)| *t == user),
                 )?;
                 let target_id = target.map(|(_, t, _)| t);
-                apply(db, &found, &doing, target_id, why.as_deref(), now)?;
+                apply(db, &found, &act, target_id, reason.as_deref(), now)?;
                 db.record_audit(&AuditRecord {
                     channel: Some((found.id, found.name.clone())),
                     ..record
                 })?;
                 Ok((found, target_id))
+            })?;
+            // On the store thread, right after the commit: nothing stored later (a message
+            // to a new channel that reuses a deleted one's id, say) reaches the room first.
+            if !matches!(act, ChannelAct::RevokeInvite { .. }) {
+                let event = ServerFrame::Moderation(ModerationEvent {
+                    channel: found.name,
+                    by,
+                    act: act.clone(),
+                    reason,
+                    ts: now,
+                });
+                hub.moderate(found.id, &event, effect(&act, target));
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Some(ServerFrame::Done { id }))
+}
+
+/// `ClientFrame::AddMember`: moderators bring people in (how private channels fill up).
+pub(super) async fn add_member(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Name,
+    member: Name,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    audited_act(shared, me)?;
+    let (user, by, now) = (me.user_id, me.path().clone(), now_ms());
+    let admin = shared.admins.contains(&me.path().user);
+    shared
+        .store
+        .call(move |db| {
+            db.atomically(|db| {
+                let found = db.managed_channel(&channel, user, admin)?;
+                let actor = Standing {
+                    role: db.role(found.id, user)?,
+                    admin,
+                };
+                if !rules::may_moderate(actor) {
+                    return Err(ProtocolError::forbidden(format!(
+                        "only moderators and the owner of #{channel} may add members"
+                    )));
+                }
+                let member_id = db.user_id(&member)?;
+                if let Some(ban) = db.ban_of(found.id, member_id, now)? {
+                    return Err(ProtocolError::forbidden(format!(
+                        "{member} is banned from #{channel} {}; unban them first",
+                        remaining_in_words(ban.until, now)
+                    )));
+                }
+                if db.add_member(found.id, member_id)? {
+                    db.record_audit(&AuditRecord {
+                        ts: now,
+                        actor_id: user,
+                        by,
+                        action: "add-member".into(),
+                        channel: Some((found.id, found.name.clone())),
+                        target: Some(member.to_string()),
+                        detail: format!("added {member}"),
+                        reason: None,
+                    })?;
+                }
+                Ok(())
             })
         })
         .await?;
-    if !matches!(act, ChannelAct::RevokeInvite { .. }) {
-        let event = ServerFrame::Moderation(ModerationEvent {
-            channel: found.name.clone(),
-            by: me.path().clone(),
-            act: act.clone(),
-            reason,
-            ts: now,
-        });
-        shared.hub.moderate(found.id, &event, effect(&act, target));
+    Ok(Some(ServerFrame::Done { id }))
+}
+
+/// `ClientFrame::RemoveMember`: removing oneself is leaving; removing anyone else is a kick,
+/// under the kick's rules.
+pub(super) async fn remove_member(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Name,
+    member: Name,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    if member != me.path().user {
+        let kick = ChannelAct::Kick {
+            target: KickTarget::User(member),
+            ban_for_ms: None,
+        };
+        return moderate(shared, me, id, channel, kick, None).await;
     }
+    let user = me.user_id;
+    let channel_id = shared
+        .store
+        .call(move |db| {
+            let found = db.visible_channel(&channel, user)?;
+            if !db.remove_member(found.id, user)? {
+                return Err(ProtocolError::not_found(format!(
+                    "you are not in #{channel}"
+                )));
+            }
+            Ok(found.id)
+        })
+        .await?;
+    shared.hub.remove_user_from_room(channel_id, user);
     Ok(Some(ServerFrame::Done { id }))
 }
 

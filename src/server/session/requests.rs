@@ -73,12 +73,12 @@ pub(super) async fn handle(
             id,
             channel,
             user: member,
-        } => channels::add_member(shared, me, id, channel, member).await,
+        } => governance::add_member(shared, me, id, channel, member).await,
         ClientFrame::RemoveMember {
             id,
             channel,
             user: member,
-        } => channels::remove_member(shared, me, id, channel, member).await,
+        } => governance::remove_member(shared, me, id, channel, member).await,
         ClientFrame::Moderate {
             id,
             channel,
@@ -133,11 +133,11 @@ pub(super) async fn relay(
             "only a person's session may answer permission requests or steer an agent",
         ));
     }
-    if body.steers_an_agent() {
+    let audited = body.steers_an_agent();
+    if audited {
         shared
             .admission
             .spend(user, me.kind, Spend::Act, Instant::now())?;
-        governance::audit_relay(shared, me, to.as_ref(), &body).await?;
     }
     let frame = ServerFrame::Relay {
         from: me.path().clone(),
@@ -148,6 +148,10 @@ pub(super) async fn relay(
     shared
         .hub
         .relay(&me.attached, to.as_ref(), audience, &frame)?;
+    // Written once delivered: a relay that reached nobody did nothing to record.
+    if let (true, ServerFrame::Relay { body, .. }) = (audited, &frame) {
+        governance::audit_relay(shared, me, to.as_ref(), body).await?;
+    }
     Ok(Some(ServerFrame::Done { id }))
 }
 

@@ -13,7 +13,11 @@ use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{ProtocolError, ReplyMode, SessionKind, duration_in_words};
 
 /// Mention targets remembered per channel; past it the oldest is forgotten.
-const MAX_MENTIONS_PER_CHANNEL: usize = 1024;
+const MAX_MENTIONS_PER_CHANNEL: usize = 256;
+
+/// Mention targets remembered over all channels; past it every channel starts afresh (agents
+/// then wait for a new mention, which is the safe way to fail).
+const MAX_MENTIONS: usize = 65_536;
 
 /// Mentions read from one message.
 const MAX_MENTIONS_PER_MESSAGE: usize = 32;
@@ -40,6 +44,8 @@ pub struct Brakes {
     posted_seq: HashMap<(ChannelId, SessionPath), u64>,
     /// Per `mention` channel: each mention target and the newest seq that named it.
     mentions: HashMap<ChannelId, HashMap<String, u64>>,
+    /// Entries in `mentions`, over all channels.
+    mention_count: usize,
 }
 
 /// Whether `target` (a handle, a user or a full path, as written after `@`) names `path`.
@@ -47,7 +53,8 @@ pub fn names(target: &str, path: &SessionPath) -> bool {
     target == path.session.as_str() || target == path.user.as_str() || target == path.to_string()
 }
 
-/// The `@targets` in a message, lowercased: a name or a `user/machine/session` path.
+/// The `@targets` in a message, lowercased: each a name or a `user/machine/session` path
+/// (anything longer or otherwise shaped names nobody and is not kept).
 pub fn mentions_in(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split('@')
         .skip(1)
@@ -59,7 +66,9 @@ pub fn mentions_in(text: &str) -> impl Iterator<Item = String> + '_ {
                 .trim_end_matches('/')
                 .to_ascii_lowercase()
         })
-        .filter(|target| !target.is_empty())
+        .filter(|target| {
+            Name::parse("mention", target).is_ok() || SessionPath::parse(target).is_ok()
+        })
         .take(MAX_MENTIONS_PER_MESSAGE)
 }
 
@@ -135,6 +144,9 @@ impl Brakes {
                 if self.posted_at.len() >= MAX_REMEMBERED_POSTERS {
                     let horizon = now - i64::from(crate::net::protocol::MAX_SLOW_SECONDS) * 1000;
                     self.posted_at.retain(|_, &mut at| at > horizon);
+                    if self.posted_at.len() >= MAX_REMEMBERED_POSTERS {
+                        self.posted_at.clear();
+                    }
                 }
                 self.posted_at.insert((id, from.clone()), now);
             }
@@ -145,9 +157,14 @@ impl Brakes {
                 self.posted_seq.insert((id, from.clone()), seq);
             }
         }
-        if settings.reply_mode == ReplyMode::Mention {
-            let targets = self.mentions.entry(id).or_default();
+        // Only a person's mention opens the floor: agents mentioning each other would loop.
+        if settings.reply_mode == ReplyMode::Mention && kind == SessionKind::Human {
             for target in mentions_in(text) {
+                if self.mention_count >= MAX_MENTIONS {
+                    self.mentions.clear();
+                    self.mention_count = 0;
+                }
+                let targets = self.mentions.entry(id).or_default();
                 if targets.len() >= MAX_MENTIONS_PER_CHANNEL && !targets.contains_key(&target) {
                     if let Some(oldest) = targets
                         .iter()
@@ -155,18 +172,28 @@ impl Brakes {
                         .map(|(t, _)| t.clone())
                     {
                         targets.remove(&oldest);
+                        self.mention_count -= 1;
                     }
                 }
-                targets.insert(target, seq);
+                if targets.insert(target, seq).is_none() {
+                    self.mention_count += 1;
+                }
             }
         }
     }
 
+    /// Forgets what mention mode remembers of a channel that left it.
+    pub fn leave_mention_mode(&mut self, id: ChannelId) {
+        if let Some(targets) = self.mentions.remove(&id) {
+            self.mention_count -= targets.len();
+        }
+        self.posted_seq.retain(|(channel, _), _| *channel != id);
+    }
+
     /// Forgets a deleted channel.
     pub fn forget(&mut self, id: ChannelId) {
-        self.mentions.remove(&id);
+        self.leave_mention_mode(id);
         self.posted_at.retain(|(channel, _), _| *channel != id);
-        self.posted_seq.retain(|(channel, _), _| *channel != id);
     }
 }
 
@@ -198,8 +225,11 @@ mod tests {
     #[test]
     fn mentions_are_handles_users_and_paths() {
         let found: Vec<_> =
-            mentions_in("@Claude please ask @bob/laptop/agent, cc @carol. a@").collect();
+            mentions_in("@Claude please ask @bob/laptop/agent, cc @carol. a@ @a/b @x/y/z/w")
+                .collect();
         assert_eq!(found, ["claude", "bob/laptop/agent", "carol"]);
+        let long = format!("@{}", "a".repeat(200));
+        assert_eq!(mentions_in(&long).count(), 0);
         let agent = path("bob/laptop/claude");
         assert!(names("claude", &agent));
         assert!(names("bob", &agent));
@@ -288,6 +318,16 @@ mod tests {
         );
         brakes.check((1, &ops()), &mention, &agent, 0).unwrap();
         brakes.record(1, &mention, (&agent, SessionKind::Agent), (4, "ok"), 0);
+        // An agent's mention of another agent opens nothing.
+        let other = path("carol/laptop/helper");
+        brakes.record(
+            1,
+            &mention,
+            (&agent, SessionKind::Agent),
+            (5, "@helper go"),
+            0,
+        );
+        assert!(brakes.check((1, &ops()), &mention, &other, 0).is_err());
         let floor = Settings {
             floor: Some("bob/laptop/claude".into()),
             ..mention
@@ -319,7 +359,11 @@ mod tests {
             );
         }
         assert_eq!(brakes.mentions[&1].len(), MAX_MENTIONS_PER_CHANNEL);
-        assert!(brakes.mentions[&1].contains_key("agent1073"));
+        let newest = format!("agent{}", MAX_MENTIONS_PER_CHANNEL + 49);
+        assert!(brakes.mentions[&1].contains_key(&newest));
         assert!(!brakes.mentions[&1].contains_key("agent0"));
+        assert_eq!(brakes.mention_count, MAX_MENTIONS_PER_CHANNEL);
+        brakes.leave_mention_mode(1);
+        assert_eq!(brakes.mention_count, 0);
     }
 }

@@ -198,16 +198,11 @@ impl Db {
         handle: &Name,
         invite: Option<&str>,
     ) -> Result<Joining, ProtocolError> {
-        let channel = match invite {
+        let (channel, invited) = match invite {
             Some(token) => self.redeem_channel_invite(token, name, user)?,
-            None => self.readable_channel(name, user)?,
+            None => (self.readable_channel(name, user)?, false),
         };
-        let new_member = self
-            .conn
-            .prepare_cached("INSERT OR IGNORE INTO memberships (channel_id, user_id, joined_at) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![channel.id, user, now_ms()]))
-            .map_err(internal)?
-            > 0;
+        let new_member = self.add_member(channel.id, user)? || invited;
         let read_seq: Option<i64> = self
             .conn
             .prepare_cached("SELECT seq FROM read_positions WHERE user_id = ?1 AND handle = ?2 AND channel_id = ?3")
@@ -220,18 +215,23 @@ impl Db {
         })
     }
 
+    /// Ends a membership (and with it any invites the user made to the channel; an owner
+    /// hands the channel on); false if there was none.
     pub fn remove_member(
         &mut self,
         channel: ChannelId,
         user: UserId,
     ) -> Result<bool, ProtocolError> {
-        self.conn
+        self.drop_invites_of(channel, user)?;
+        let removed = self
+            .conn
             .execute(
                 "DELETE FROM memberships WHERE channel_id = ?1 AND user_id = ?2",
                 params![channel, user],
             )
-            .map(|n| n > 0)
-            .map_err(internal)
+            .map_err(internal)?;
+        self.hand_on_ownership(channel)?;
+        Ok(removed > 0)
     }
 
     pub fn user_id(&mut self, user: &Name) -> Result<UserId, ProtocolError> {

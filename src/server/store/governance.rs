@@ -146,10 +146,52 @@ impl Db {
                 )
                 .map_err(internal)?;
         }
-        self.conn
+        let changed = self
+            .conn
             .execute(
                 "UPDATE memberships SET role = ?1 WHERE channel_id = ?2 AND user_id = ?3",
                 params![role.to_string(), channel.id, user],
+            )
+            .map_err(internal)?;
+        if changed == 0 {
+            // The caller's unit rolls back, so a handover to a non-member leaves the owner be.
+            return Err(ProtocolError::not_found(format!(
+                "that user is not a member of #{}",
+                channel.name
+            )));
+        }
+        if role == Role::Member {
+            self.drop_invites_of(channel.id, user)?;
+        }
+        Ok(())
+    }
+
+    /// Invites made by someone who no longer moderates the channel stop working.
+    pub fn drop_invites_of(
+        &mut self,
+        channel: ChannelId,
+        user: UserId,
+    ) -> Result<(), ProtocolError> {
+        self.conn
+            .execute(
+                "DELETE FROM channel_invites WHERE channel_id = ?1 AND creator_id = ?2",
+                params![channel, user],
+            )
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// When the owner's membership ends, the channel passes to its longest-standing
+    /// moderator, or else its longest-standing member, so it always has someone to run it.
+    pub(super) fn hand_on_ownership(&mut self, channel: ChannelId) -> Result<(), ProtocolError> {
+        self.conn
+            .execute(
+                "UPDATE memberships SET role = 'owner'
+                 WHERE channel_id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM memberships o WHERE o.channel_id = ?1 AND o.role = 'owner')
+                   AND user_id = (SELECT user_id FROM memberships WHERE channel_id = ?1
+                                  ORDER BY role = 'moderator' DESC, joined_at, user_id LIMIT 1)",
+                [channel],
             )
             .map_err(internal)?;
         Ok(())
@@ -193,20 +235,39 @@ impl Db {
         Ok(lifted > 0)
     }
 
-    /// Mutes a member until `until` (`None` unmutes); false if they are not a member.
-    pub fn set_muted(
+    /// Mutes a user until `until`, member or not, replacing any earlier mute.
+    pub fn mute(
         &mut self,
         channel: ChannelId,
         user: UserId,
-        until: Option<i64>,
-    ) -> Result<bool, ProtocolError> {
+        until: i64,
+    ) -> Result<(), ProtocolError> {
         self.conn
             .execute(
-                "UPDATE memberships SET muted_until = ?1 WHERE channel_id = ?2 AND user_id = ?3",
-                params![until, channel, user],
+                "INSERT INTO channel_mutes (channel_id, user_id, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (channel_id, user_id) DO UPDATE SET until = excluded.until",
+                params![channel, user, until],
             )
-            .map(|n| n > 0)
-            .map_err(internal)
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Lifts a mute; false if there was none in force.
+    pub fn unmute(&mut self, channel: ChannelId, user: UserId) -> Result<bool, ProtocolError> {
+        let lifted = self
+            .conn
+            .execute(
+                "DELETE FROM channel_mutes WHERE channel_id = ?1 AND user_id = ?2 AND until > ?3",
+                params![channel, user, now_ms()],
+            )
+            .map_err(internal)?;
+        self.conn
+            .execute(
+                "DELETE FROM channel_mutes WHERE channel_id = ?1 AND user_id = ?2",
+                params![channel, user],
+            )
+            .map_err(internal)?;
+        Ok(lifted > 0)
     }
 
     pub fn set_topic(&mut self, channel: ChannelId, topic: &str) -> Result<(), ProtocolError> {
@@ -276,10 +337,15 @@ impl Db {
                 "UPDATE channels SET agent_turns = ?1 WHERE id = ?2",
                 params![turns, channel],
             ),
-            ChannelSetting::ReplyMode { mode } => self.conn.execute(
-                "UPDATE channels SET reply_mode = ?1 WHERE id = ?2",
-                params![mode.to_string(), channel],
-            ),
+            ChannelSetting::ReplyMode { mode } => {
+                if mode != ReplyMode::Mention {
+                    self.brakes.leave_mention_mode(channel);
+                }
+                self.conn.execute(
+                    "UPDATE channels SET reply_mode = ?1 WHERE id = ?2",
+                    params![mode.to_string(), channel],
+                )
+            }
             ChannelSetting::Slow { seconds } => self.conn.execute(
                 "UPDATE channels SET slow_seconds = ?1 WHERE id = ?2",
                 params![seconds, channel],
@@ -339,14 +405,14 @@ impl Db {
         Ok(())
     }
 
-    /// Spends one use of an invite to `name` and makes `user` a member. A banned user is
-    /// refused before the use is spent.
+    /// Spends one use of an invite to `name` and makes `user` a member (true if they were
+    /// not one). A banned user is refused before the use is spent.
     pub fn redeem_channel_invite(
         &mut self,
         token: &str,
         name: &Name,
         user: UserId,
-    ) -> Result<Channel, ProtocolError> {
+    ) -> Result<(Channel, bool), ProtocolError> {
         let invalid = || {
             ProtocolError::forbidden(format!(
                 "that invite to #{name} is not valid: it expired, was used up or was revoked"
@@ -372,7 +438,8 @@ impl Db {
                 remaining_in_words(ban.until, now)
             )));
         }
-        if self.add_member(channel_id, user)? {
+        let added = self.add_member(channel_id, user)?;
+        if added {
             self.conn
                 .execute(
                     "UPDATE channel_invites SET uses_left = uses_left - 1 WHERE token = ?1",
@@ -380,7 +447,7 @@ impl Db {
                 )
                 .map_err(internal)?;
         }
-        Ok(channel)
+        Ok((channel, added))
     }
 
     /// Revokes an invite of the channel; false if it had none by that token.
@@ -451,18 +518,16 @@ impl Db {
         let (role, muted_until) = self
             .conn
             .prepare_cached(
-                "SELECT role, muted_until FROM memberships WHERE channel_id = ?1 AND user_id = ?2",
+                "SELECT (SELECT role FROM memberships WHERE channel_id = ?1 AND user_id = ?2),
+                        (SELECT until FROM channel_mutes WHERE channel_id = ?1 AND user_id = ?2)",
             )
             .and_then(|mut s| {
                 s.query_row(params![channel.id, user], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+                    Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<i64>>(1)?))
                 })
-                .optional()
             })
-            .map_err(internal)?
-            .map_or((None, None), |(role, muted)| {
-                (Some(role_from(&role)), muted)
-            });
+            .map(|(role, muted)| (role.as_deref().map(role_from), muted))
+            .map_err(internal)?;
         Ok(ChannelDetails {
             name: channel.name.clone(),
             visibility: channel.visibility,

@@ -160,16 +160,18 @@ impl Db {
             )));
         };
         let channel_id = row.id;
-        let muted_until: Option<Option<i64>> = tx
+        // Whether the sender is a member, and until when they are muted.
+        let standing: Option<Option<i64>> = tx
             .prepare_cached(
-                "SELECT muted_until FROM memberships WHERE channel_id = ?1 AND user_id = ?2",
+                "SELECT (SELECT until FROM channel_mutes t WHERE t.channel_id = m.channel_id AND t.user_id = m.user_id)
+                 FROM memberships m WHERE m.channel_id = ?1 AND m.user_id = ?2",
             )
             .and_then(|mut s| {
                 s.query_row(params![channel_id, a.sender_id], |r| r.get(0))
                     .optional()
             })
             .map_err(internal)?;
-        let Some(muted_until) = muted_until else {
+        let Some(muted_until) = standing else {
             // A private channel a stranger names must look exactly like a missing one.
             if row.visibility == Visibility::Private {
                 return Err(ProtocolError::not_found(format!(

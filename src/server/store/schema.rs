@@ -72,13 +72,13 @@ ALTER TABLE machines ADD COLUMN human_key BLOB;
 CREATE UNIQUE INDEX machines_human_key ON machines (human_key);
 ";
 
-/// Governing the room: roles and mutes on memberships (creators become owners), channel
-/// topics, archiving and the brakes on agents, bans per channel and server-wide, channel
-/// invite tokens, the sender's kind on messages, and the audit log. The audit keeps the
+/// Governing the room: roles on memberships (creators become owners), channel topics,
+/// archiving and the brakes on agents, bans and mutes per channel (kept apart from
+/// memberships, so leaving and joining again lifts neither), server-wide bans, channel invite
+/// tokens, the sender's kind on messages, and the audit log. The audit keeps the
 /// channel's id and name as they were, without a reference, so entries outlive the channel.
 const V3_GOVERNANCE: &str = "
 ALTER TABLE memberships ADD COLUMN role TEXT NOT NULL DEFAULT 'member';
-ALTER TABLE memberships ADD COLUMN muted_until INTEGER;
 UPDATE memberships SET role = 'owner' WHERE EXISTS
     (SELECT 1 FROM channels c WHERE c.id = memberships.channel_id AND c.creator_id = memberships.user_id);
 ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';
@@ -96,6 +96,12 @@ CREATE TABLE channel_bans (
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     until INTEGER NOT NULL,
     reason TEXT,
+    PRIMARY KEY (channel_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE channel_mutes (
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    until INTEGER NOT NULL,
     PRIMARY KEY (channel_id, user_id)
 ) WITHOUT ROWID;
 CREATE TABLE channel_invites (
