@@ -142,15 +142,18 @@ enum Command {
         #[arg(long)]
         machine: Option<String>,
     },
-    /// Create and list channels, and manage their members
+    /// Create and list channels, manage their members, and govern them (kick, ban, mute, roles, ...)
     Channel {
         #[command(subcommand)]
         command: ChannelCommand,
     },
-    /// Join a channel
+    /// Join a channel (with an invite token from `channel invite`: a private one too)
     Join {
         /// The channel, e.g. general or #general
         channel: String,
+        /// An invite token from `conclave channel invite`
+        #[arg(long, value_name = "TOKEN")]
+        invite: Option<String>,
         /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
@@ -210,6 +213,13 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Ban users from the server, lift bans, list users (server admins)
+    Admin {
+        #[command(subcommand)]
+        command: cli::admin::AdminCommand,
+    },
+    /// Who did what: moderation acts, invites, bans, newest first
+    Audit(cli::admin::AuditArgs),
     /// Enroll, list or remove this user's machines
     Machine {
         #[command(subcommand)]
@@ -246,7 +256,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ChannelCommand {
-    /// Create a channel (you become its admin)
+    /// Create a channel (you become its owner)
     Create {
         /// The new channel's name
         name: String,
@@ -282,6 +292,8 @@ enum ChannelCommand {
         #[arg(long)]
         server: Option<String>,
     },
+    #[command(flatten)]
+    Moderation(cli::moderation::ChannelModeration),
 }
 
 #[derive(Subcommand)]
@@ -467,8 +479,15 @@ async fn run(cli: Cli) -> Result<()> {
                 user,
                 server,
             } => cli::channel_remove(&env, &channel, &user, server.as_deref()).await,
+            ChannelCommand::Moderation(command) => cli::moderation::run(&env, command).await,
         },
-        Command::Join { channel, server } => cli::join(&env, &channel, server.as_deref()).await,
+        Command::Admin { command } => cli::admin::run(&env, command).await,
+        Command::Audit(args) => cli::admin::audit(&env, args).await,
+        Command::Join {
+            channel,
+            invite,
+            server,
+        } => cli::join(&env, &channel, invite.as_deref(), server.as_deref()).await,
         Command::Leave { channel, server } => cli::leave(&env, &channel, server.as_deref()).await,
         Command::Send {
             channel,

@@ -372,35 +372,8 @@ fn private_channels_admit_whom_their_creator_adds_and_removal_is_immediate() {
 
 #[test]
 fn server_admins_named_by_the_operator_can_manage_any_channel() {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(common::BIN)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--admin",
-            "root",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = common::Lines::new(child.stdout.take().unwrap());
-    let _guard = common::ChildGuard(child);
-    let addr = lines
-        .next(WAIT)
-        .unwrap()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
-    let url = format!("ws://{addr}");
-    let user = |name: &str| {
-        let u = User::unregistered(name);
-        u.ok(&["register", name, "--server", &url, "--machine", "box"]);
-        u
-    };
+    let server = Server::start_with(&["--admin", "root"]);
+    let user = |name: &str| User::register(name, &server);
     let (alice, root, bob) = (user("alice"), user("root"), user("bob"));
     alice.ok(&["channel", "create", "ops"]);
     assert!(

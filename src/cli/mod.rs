@@ -1,9 +1,12 @@
 //! The one-shot verbs (`key`, `register`, `channel`, `join`, `leave`, `send`, `whisper`, `tail`,
-//! `who`, `machine`), each a short function over `net::link`. Output for people goes to stdout,
+//! `who`, `machine`), each a short function over `net::link`; governing a channel is in
+//! `moderation.rs`, the server-wide `admin` and `audit` in `admin.rs`. Output for people goes to stdout,
 //! diagnostics to stderr; every failure is an error with words a person can act on, which
 //! `main` turns into a non-zero exit.
 
+pub mod admin;
 pub mod bench;
+pub mod moderation;
 mod send;
 mod status;
 
@@ -262,10 +265,16 @@ pub async fn channel_list(env: &Env, server: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-pub async fn join(env: &Env, name: &str, server: Option<&str>) -> Result<()> {
+/// `conclave join CHANNEL [--invite TOKEN]`: a token from `channel invite` lets the user into
+/// a private channel.
+pub async fn join(env: &Env, name: &str, invite: Option<&str>, server: Option<&str>) -> Result<()> {
     let channel = Name::channel(name)?;
     let client = env.one_shot(server).await?;
-    let joined = client.link.join(&channel, Resume::Live).await?;
+    let invite = invite.map(str::to_owned);
+    let joined = client
+        .link
+        .join_with(&channel, Resume::Live, invite)
+        .await?;
     println!(
         "joined #{} ({} messages)",
         joined.channel.name, joined.channel.last_seq

@@ -65,16 +65,25 @@ impl Lines {
 pub struct Server {
     pub data: TempDir,
     pub addr: String,
+    /// `serve` flags beyond the address and data dir (e.g. `--admin root`), kept for restarts.
+    flags: Vec<String>,
     child: Option<ChildGuard>,
 }
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server started with extra `serve` flags, e.g. `&["--admin", "root"]`.
+    pub fn start_with(flags: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let (child, addr) = spawn_server(data.path(), "127.0.0.1:0");
+        let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+        let (child, addr) = try_spawn_server(data.path(), "127.0.0.1:0", &flags).unwrap();
         Self {
             data,
             addr,
+            flags,
             child: Some(child),
         }
     }
@@ -115,7 +124,7 @@ impl Server {
         assert!(self.child.is_none(), "stop the server first");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match try_spawn_server(self.data.path(), &self.addr) {
+            match try_spawn_server(self.data.path(), &self.addr, &self.flags) {
                 Ok((child, _)) => {
                     self.child = Some(child);
                     return;
@@ -130,14 +139,15 @@ impl Server {
     }
 }
 
-fn spawn_server(data: &Path, bind: &str) -> (ChildGuard, String) {
-    try_spawn_server(data, bind).unwrap()
-}
-
-fn try_spawn_server(data: &Path, bind: &str) -> Result<(ChildGuard, String), String> {
+fn try_spawn_server(
+    data: &Path,
+    bind: &str,
+    flags: &[String],
+) -> Result<(ChildGuard, String), String> {
     let mut child = Command::new(BIN)
         .args(["serve", "--bind", bind, "--data-dir"])
         .arg(data)
+        .args(flags)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
