@@ -286,3 +286,35 @@ fn with_a_human_key_a_person_invites_a_machine_after_typing_the_passphrase() {
     term.type_line("correct horse battery");
     term.wait_for("conclave machine enroll");
 }
+
+#[test]
+fn a_person_sets_the_topic_and_mutes_someone_from_the_tui() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let server = Server::start();
+    let alice = User::register("alice", &server);
+    let bob = User::register("bob", &server);
+    alice.ok(&["channel", "create", "general"]);
+    alice.ok(&["join", "general"]);
+    bob.ok(&["join", "general"]);
+
+    let tui = Tmux::start(&alice, 120, 30);
+    tui.wait_for("connected │ alice/box/tui");
+    tui.wait_for(" to #general ");
+    tui.type_line("/topic deploys go through review");
+    tui.wait_for("alice/box/tui set the topic: deploys go through review");
+    tui.wait_for("#general · deploys go through review");
+    tui.type_line("/mute bob 10m spamming");
+    tui.wait_for("alice/box/tui muted bob for 10m (spamming)");
+    // The server holds to it: bob's messages are refused for now.
+    let refused = bob.fails(&["send", "general", "let me talk"]);
+    assert!(refused.contains("muted"), "{refused}");
+
+    // The audit view lists both acts; Esc goes back to the channel.
+    tui.type_line("/audit");
+    tui.wait_for(" audit #general ");
+    tui.wait_for("alice/box/tui muted bob for 10m (spamming)");
+    tui.keys(&["Escape"]);
+    tui.wait_for(" to #general ");
+}

@@ -3,11 +3,11 @@
 
 use tokio::sync::mpsc;
 
-use crate::net::link::{LinkHandle, Resume};
-use crate::net::protocol::RelayBody;
+use crate::net::link::{LinkError, LinkHandle, Resume};
+use crate::net::protocol::{ClientFrame, RelayBody, ServerFrame};
 
 use super::model::{PAGE, RoomId};
-use super::update::{Cmd, Listing, Reply};
+use super::update::{AuditPage, Cmd, Listing, Reply};
 
 /// Starts the task that sends typed messages one after another, and returns its queue.
 /// Unbounded on purpose: it holds only what the person typed (each one already on screen,
@@ -38,7 +38,7 @@ pub fn not_sent(cmd: Cmd, error: &str) -> Option<Reply> {
 
 /// Runs one command; its outcome comes back as a `Reply`.
 pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
-    let failed = |context: String, e: crate::net::link::LinkError| Reply::Failed {
+    let failed = |context: String, e: LinkError| Reply::Failed {
         context,
         error: e.to_string(),
     };
@@ -59,7 +59,8 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply
             }),
             Err(e) => Some(failed(format!("cannot find {user}"), e)),
         },
-        Cmd::Join(channel) => match link.join(&channel, Resume::Live).await {
+        Cmd::Join { channel, invite } => match link.join_with(&channel, Resume::Live, invite).await
+        {
             Ok(receipt) => Some(Reply::Joined(receipt)),
             Err(e) => Some(failed(format!("cannot join #{channel}"), e)),
         },
@@ -148,6 +149,71 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply
                 Err(e) if !quiet => Some(failed("not delivered".into(), e)),
                 _ => None,
             }
+        }
+        Cmd::Moderate {
+            channel,
+            act,
+            reason,
+        } => {
+            let context = format!("/{} in #{channel}", act.name());
+            let frame = ClientFrame::Moderate {
+                id: 0,
+                channel,
+                act,
+                reason,
+            };
+            // Done: the channel's `Moderation` event says what happened, to everyone at once.
+            match link.request(frame).await {
+                Ok(ServerFrame::Done { .. }) => None,
+                Ok(other) => Some(failed(context, LinkError::Unexpected(other.kind()))),
+                Err(e) => Some(failed(context, e)),
+            }
+        }
+        Cmd::Invite {
+            channel,
+            uses,
+            ttl_ms,
+        } => {
+            let frame = ClientFrame::CreateInvite {
+                id: 0,
+                channel: channel.clone(),
+                uses,
+                ttl_ms,
+            };
+            let context = format!("cannot make an invite to #{channel}");
+            match link.request(frame).await {
+                Ok(ServerFrame::ChannelInvite {
+                    token,
+                    uses,
+                    expires,
+                    ..
+                }) => Some(Reply::Invite {
+                    channel,
+                    token,
+                    uses,
+                    expires,
+                }),
+                Ok(other) => Some(failed(context, LinkError::Unexpected(other.kind()))),
+                Err(e) => Some(failed(context, e)),
+            }
+        }
+        Cmd::Audit { channel, before } => {
+            let frame = ClientFrame::Audit {
+                id: 0,
+                channel: Some(channel.clone()),
+                before,
+                limit: PAGE,
+            };
+            let page = match link.request(frame).await {
+                Ok(ServerFrame::Audit { entries, more, .. }) => Ok(AuditPage { entries, more }),
+                Ok(other) => Err(LinkError::Unexpected(other.kind()).to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            Some(Reply::Audit {
+                channel,
+                older: before.is_some(),
+                page,
+            })
         }
         Cmd::Bell | Cmd::MouseCapture(_) | Cmd::Register(_) => None,
     };

@@ -26,6 +26,8 @@ pub enum RoomId {
     Channel(Name),
     /// A whisper conversation with one session.
     Whisper(SessionPath),
+    /// A channel's audit log, oldest at the top like a conversation (`/audit`).
+    Audit(Name),
 }
 
 impl RoomId {
@@ -34,6 +36,7 @@ impl RoomId {
             Self::Home => "conclave".into(),
             Self::Channel(name) => format!("#{name}"),
             Self::Whisper(path) => format!("@{path}"),
+            Self::Audit(name) => format!("audit #{name}"),
         }
     }
 }
@@ -66,7 +69,7 @@ pub enum Delivery {
 /// One line of a conversation, before wrapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Channel messages only.
+    /// Channel messages only; in an audit room, the entry's id (the log's order).
     pub seq: Option<u64>,
     /// Milliseconds since the Unix epoch.
     pub ts: i64,
@@ -104,6 +107,13 @@ pub struct Room {
     pub members: Vec<Name>,
     /// Live sessions receiving the room (channels).
     pub online: Vec<SessionInfo>,
+    /// The channel's topic, shown in the pane title; empty when none.
+    pub topic: String,
+    /// The channel is read-only for everyone.
+    pub archived: bool,
+    /// Why this session no longer receives the channel (kicked, banned, deleted, lost): the
+    /// history stays on screen, but nothing can be sent until a `/join` succeeds.
+    pub closed: Option<String>,
 }
 
 impl Room {
@@ -121,12 +131,24 @@ impl Room {
             loading: false,
             members: Vec::new(),
             online: Vec::new(),
+            topic: String::new(),
+            archived: false,
+            closed: None,
         }
     }
 
     pub fn channel(&self) -> Option<&Name> {
         match &self.id {
             RoomId::Channel(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The channel a command typed here is about: a channel's own, or the one whose audit
+    /// log this room shows.
+    pub fn about(&self) -> Option<&Name> {
+        match &self.id {
+            RoomId::Channel(name) | RoomId::Audit(name) => Some(name),
             _ => None,
         }
     }

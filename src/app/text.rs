@@ -45,6 +45,27 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
     out
 }
 
+/// `text` cut to at most `width` display columns, ending in `…` when cut.
+pub fn truncate(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
 fn trailing_spaces(word: &str) -> usize {
     word.len() - word.trim_end_matches(' ').len()
 }

@@ -149,12 +149,11 @@ mod tests {
 
     use super::*;
     use crate::app::update::tests::{
-        connected, key, key_with, live, message, name, path, type_text, update,
+        connected, key, key_with, live, message, name, path, type_text, update, who_in_general,
     };
     use crate::app::update::{Msg, Reply};
-    use crate::net::link::{HistoryPage, LinkEvent, WhoReport};
-    use crate::net::names::Name;
-    use crate::net::protocol::{Autonomy, ChannelAutonomy, RelayBody, SessionInfo, SessionKind};
+    use crate::net::link::{HistoryPage, LinkEvent};
+    use crate::net::protocol::{Autonomy, ChannelAutonomy, RelayBody, SessionKind};
 
     fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
@@ -189,24 +188,14 @@ mod tests {
         );
         update(
             &mut app,
-            Msg::Done(Reply::Who {
-                channel: Some(name("general")),
-                report: WhoReport {
-                    sessions: vec![
-                        SessionInfo {
-                            path: path("alice/laptop/api"),
-                            kind: SessionKind::Agent,
-                        },
-                        SessionInfo {
-                            path: path("alice/laptop/tui"),
-                            kind: SessionKind::Human,
-                        },
-                    ],
-                    members: vec![Name::user("alice").unwrap(), Name::user("bob").unwrap()],
-                    truncated: false,
-                },
-                show: false,
-            }),
+            who_in_general(
+                &[
+                    ("alice/laptop/api", SessionKind::Agent),
+                    ("alice/laptop/tui", SessionKind::Human),
+                ],
+                &["alice", "bob"],
+                false,
+            ),
         );
         update(
             &mut app,
@@ -445,6 +434,72 @@ mod tests {
         });
         update(&mut app, click);
         assert_eq!(app.focused_room().id.label(), "#ops");
+    }
+
+    #[test]
+    fn the_topic_sits_in_the_pane_title_cut_to_fit_beside_a_moderation_line() {
+        use crate::app::update::tests::{moderation, user};
+        use crate::net::protocol::ChannelAct;
+        let mut app = busy();
+        let topic = ChannelAct::Topic {
+            topic: "deploys go through @claude; humans review every PR before merge".into(),
+        };
+        update(&mut app, moderation("general", "bob/desk/tui", topic, None));
+        let mute = ChannelAct::Mute {
+            user: user("carol"),
+            for_ms: Some(600_000),
+        };
+        let reason = Some("spamming");
+        update(
+            &mut app,
+            moderation("general", "bob/desk/tui", mute, reason),
+        );
+        insta::assert_snapshot!(draw(&app, 100, 12).backend());
+        update(
+            &mut app,
+            moderation("general", "bob/desk/tui", ChannelAct::Archive, None),
+        );
+        let screen = format!("{:?}", draw(&app, 100, 12).backend());
+        assert!(
+            screen.contains(" #general archived · deploys go"),
+            "{screen}"
+        );
+    }
+
+    #[test]
+    fn the_audit_view_reads_like_a_room_oldest_first() {
+        use crate::app::update::AuditPage;
+        use crate::net::protocol::AuditEntry;
+        let mut app = busy();
+        type_text(&mut app, "/audit");
+        key(&mut app, KeyCode::Enter);
+        let entry = |id: u64, action: &str, detail: &str, reason: Option<&str>| AuditEntry {
+            id,
+            ts: 1_764_000_000_000 + id as i64 * 60_000,
+            by: path("alice/laptop/tui"),
+            action: action.into(),
+            channel: Some(name("general")),
+            target: None,
+            detail: detail.into(),
+            reason: reason.map(Into::into),
+        };
+        let entries = vec![
+            entry(3, "floor", "gave the floor to @claude", None),
+            entry(2, "mute", "muted carol for 10m", Some("spamming")),
+            entry(1, "topic", "set the topic: ship it", None),
+        ];
+        update(
+            &mut app,
+            Msg::Done(Reply::Audit {
+                channel: name("general"),
+                older: false,
+                page: Ok(AuditPage {
+                    entries,
+                    more: false,
+                }),
+            }),
+        );
+        insta::assert_snapshot!(draw(&app, 100, 12).backend());
     }
 
     #[test]

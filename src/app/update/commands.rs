@@ -1,152 +1,19 @@
-//! The input line: sending what was typed, and the slash commands. `COMMANDS` is the one
-//! table of them: the parser looks words up in it, Tab completes from it and the help lists
-//! it, so a new command is one row here plus one arm in `run_command`.
+//! The input line: sending what was typed, and running the slash commands of `table`
+//! (those that govern a channel parse their arguments in `govern`).
 
-use crate::app::model::{Connection, Delivery, Entry, EntryKind, Overlay, Pane, RoomId, Split};
+use crate::app::model::{
+    Connection, Delivery, Entry, EntryKind, Overlay, Pane, Room, RoomId, Split,
+};
 use crate::app::settings::BellMode;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, Autonomy, RelayBody, Visibility, from_name};
 
-use super::{Cmd, Listing, close_room, error, input_text, note, open_room, room_for, set_input};
+use super::moderation::{audit, show_topic};
+use super::table::{Verb, lookup};
+use super::{
+    Cmd, Listing, close_room, error, govern, input_text, note, open_room, room_for, set_input,
+};
 use crate::app::model::App;
-
-/// What a slash command does; `run_command` has one arm per verb.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Join,
-    Leave,
-    List,
-    Create,
-    Msg,
-    Add,
-    Remove,
-    Who,
-    Split,
-    Close,
-    Autonomy,
-    Bell,
-    Help,
-    Quit,
-}
-
-/// One slash command: its name, other words for it, its arguments and what it does.
-#[derive(Debug, Clone, Copy)]
-pub struct SlashCommand {
-    pub name: &'static str,
-    pub aliases: &'static [&'static str],
-    pub args: &'static str,
-    pub what: &'static str,
-    pub verb: Verb,
-}
-
-/// Every slash command, in the order the help lists them.
-pub const COMMANDS: &[SlashCommand] = &[
-    SlashCommand {
-        name: "join",
-        aliases: &["j"],
-        args: "CHANNEL",
-        what: "join a channel and show it",
-        verb: Verb::Join,
-    },
-    SlashCommand {
-        name: "leave",
-        aliases: &["part"],
-        args: "[CHANNEL]",
-        what: "leave a channel; close a whisper",
-        verb: Verb::Leave,
-    },
-    SlashCommand {
-        name: "list",
-        aliases: &["channels"],
-        args: "",
-        what: "every channel you may join",
-        verb: Verb::List,
-    },
-    SlashCommand {
-        name: "create",
-        aliases: &[],
-        args: "CHANNEL [public|unlisted|private]",
-        what: "create a channel",
-        verb: Verb::Create,
-    },
-    SlashCommand {
-        name: "msg",
-        aliases: &["whisper"],
-        args: "USER|PATH [TEXT]",
-        what: "whisper to a person or a session",
-        verb: Verb::Msg,
-    },
-    SlashCommand {
-        name: "who",
-        aliases: &[],
-        args: "[CHANNEL]",
-        what: "who is online, here or anywhere",
-        verb: Verb::Who,
-    },
-    SlashCommand {
-        name: "add",
-        aliases: &["invite"],
-        args: "USER",
-        what: "let someone into this channel",
-        verb: Verb::Add,
-    },
-    SlashCommand {
-        name: "remove",
-        aliases: &["kick"],
-        args: "USER",
-        what: "end someone's membership here",
-        verb: Verb::Remove,
-    },
-    SlashCommand {
-        name: "split",
-        aliases: &[],
-        args: "[v|h]",
-        what: "split: v side by side, h stacked",
-        verb: Verb::Split,
-    },
-    SlashCommand {
-        name: "close",
-        aliases: &[],
-        args: "",
-        what: "close this pane",
-        verb: Verb::Close,
-    },
-    SlashCommand {
-        name: "autonomy",
-        aliases: &["perm"],
-        args: "AGENT LEVEL",
-        what: "mute, notify, converse or act here",
-        verb: Verb::Autonomy,
-    },
-    SlashCommand {
-        name: "bell",
-        aliases: &[],
-        args: "all|mentions|none",
-        what: "when this channel rings",
-        verb: Verb::Bell,
-    },
-    SlashCommand {
-        name: "help",
-        aliases: &[],
-        args: "",
-        what: "keys and commands",
-        verb: Verb::Help,
-    },
-    SlashCommand {
-        name: "quit",
-        aliases: &["exit"],
-        args: "",
-        what: "leave the TUI",
-        verb: Verb::Quit,
-    },
-];
-
-/// The command a word names, by name or alias.
-pub fn lookup(word: &str) -> Option<&'static SlashCommand> {
-    COMMANDS
-        .iter()
-        .find(|c| c.name == word || c.aliases.contains(&word))
-}
 
 pub(super) fn submit(app: &mut App) -> Vec<Cmd> {
     let text = input_text(&app.input);
@@ -163,14 +30,27 @@ pub(super) fn submit(app: &mut App) -> Vec<Cmd> {
         return run_command(app, command);
     }
     let room = app.focused_pane().room;
-    if app.rooms[room].id == RoomId::Home {
-        error(
-            app,
-            "this is the status room: /join a channel, or /msg someone",
-        );
+    if let Some(refusal) = refusal(&app.rooms[room]) {
+        error(app, refusal);
         return Vec::new();
     }
     post(app, room, text)
+}
+
+/// Why nothing typed in `room` can be sent, if it cannot: said here, before it is sent.
+fn refusal(room: &Room) -> Option<String> {
+    match (&room.id, &room.closed) {
+        (RoomId::Home, _) => {
+            Some("this is the status room: /join a channel, or /msg someone".into())
+        }
+        (RoomId::Audit(channel), _) => Some(format!(
+            "the audit log is read-only: Esc goes back to #{channel}"
+        )),
+        (RoomId::Channel(channel), Some(why)) => Some(format!(
+            "not sent: you are no longer in #{channel}: {why}. /join {channel} to come back if you may"
+        )),
+        _ => None,
+    }
 }
 
 /// The person's choice of user name after the one zero set-up claimed was taken.
@@ -226,15 +106,17 @@ pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
             text,
             id,
         }],
-        RoomId::Home => Vec::new(),
+        RoomId::Home | RoomId::Audit(_) => Vec::new(),
     }
 }
 
 pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
     let mut words = line.split_whitespace();
     let name = words.next().unwrap_or_default();
+    // What follows the command's name, spaces inside kept (a reason, a topic).
+    let rest = line.trim_start()[name.len()..].trim();
     let arg = words.next();
-    let focused_channel = app.focused_room().channel().cloned();
+    let focused_channel = app.focused_room().about().cloned();
     let channel_arg = |arg: Option<&str>| -> Result<Name, String> {
         match arg {
             Some(a) => Name::channel(a).map_err(|e| e.to_string()),
@@ -248,18 +130,19 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
         return Vec::new();
     };
     let result: Result<Vec<Cmd>, String> = match command.verb {
-        Verb::Join => channel_arg(arg).map(|c| {
-            app.focus_on_join = Some(c.clone());
-            vec![Cmd::Join(c)]
+        Verb::Join => channel_arg(arg).map(|channel| {
+            app.focus_on_join = Some(channel.clone());
+            let invite = words.next().map(str::to_owned);
+            vec![Cmd::Join { channel, invite }]
         }),
         Verb::Leave => match (&app.focused_room().id, arg) {
-            // A whisper conversation is only local: leaving it closes it.
-            (RoomId::Whisper(_), None) => {
+            // A whisper conversation and an audit view are only local: leaving closes them.
+            (RoomId::Whisper(_) | RoomId::Audit(_), None) => {
                 let room = app.focused_pane().room;
                 close_room(app, room);
                 Ok(Vec::new())
             }
-            _ => channel_arg(arg).map(|c| vec![Cmd::Leave(c)]),
+            _ => channel_arg(arg).map(|c| leave(app, c)),
         },
         Verb::Create => {
             let visibility = match words.next() {
@@ -378,6 +261,24 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
             (_, None) => Err("the bell is set per channel: switch to one first".into()),
         },
         Verb::Autonomy => set_autonomy(app, arg, words.next(), focused_channel),
+        Verb::Topic if rest.is_empty() => show_topic(app),
+        Verb::Topic => govern::moderate(focused_channel, govern::topic(rest)),
+        Verb::Kick => govern::moderate(focused_channel, govern::kick(rest)),
+        Verb::Ban => govern::moderate(focused_channel, govern::ban(rest)),
+        Verb::Unban => govern::moderate(focused_channel, govern::unban(rest)),
+        Verb::Mute => govern::moderate(focused_channel, govern::mute(rest)),
+        Verb::Unmute => govern::moderate(focused_channel, govern::unmute(rest)),
+        Verb::Role => govern::moderate(focused_channel, govern::role(rest)),
+        Verb::Set => govern::moderate(focused_channel, govern::set(rest)),
+        Verb::Floor => govern::moderate(focused_channel, govern::floor(rest)),
+        Verb::Rename => govern::moderate(focused_channel, govern::rename(rest)),
+        Verb::Archive => govern::moderate(focused_channel, govern::archive(rest, true)),
+        Verb::Unarchive => govern::moderate(focused_channel, govern::archive(rest, false)),
+        Verb::Delete => govern::delete(app, focused_channel, rest),
+        Verb::Invite => govern::invite(focused_channel, rest),
+        Verb::Audit => focused_channel
+            .ok_or_else(|| govern::NOT_HERE.to_owned())
+            .map(|channel| audit(app, channel)),
     };
     match result {
         Ok(cmds) => cmds,
@@ -385,6 +286,19 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
             error(app, message);
             Vec::new()
         }
+    }
+}
+
+/// `/leave`: asks the server, or, for a channel this session was removed from already, just
+/// closes the room that kept its history.
+fn leave(app: &mut App, channel: Name) -> Vec<Cmd> {
+    match app.room_index(&RoomId::Channel(channel.clone())) {
+        Some(room) if app.rooms[room].closed.is_some() => {
+            close_room(app, room);
+            note(app, 0, EntryKind::Note, format!("closed #{channel}"));
+            Vec::new()
+        }
+        _ => vec![Cmd::Leave(channel)],
     }
 }
 

@@ -1,10 +1,12 @@
-//! Tab completion of commands, channels and people.
+//! Tab completion of commands, channels, people and the fixed words of commands' arguments
+//! (each command's `complete` in `table` says what its arguments are).
 
 use ratatui_textarea::CursorMove;
 
-use super::commands::COMMANDS;
+use super::table::{Arg, COMMANDS, REPLY_MODES, lookup};
 use super::{Cmd, Listing};
 use crate::app::model::{App, Completion, new_input};
+use crate::net::protocol::SessionKind;
 
 /// How often Tab or a typed `#` may ask the server for channel names (ms).
 const REFRESH_EVERY_MS: i64 = 5_000;
@@ -29,10 +31,12 @@ pub(super) fn complete(app: &mut App) -> Vec<Cmd> {
     let byte_col = line.char_indices().nth(col).map_or(line.len(), |(i, _)| i);
     let before = &line[..byte_col];
     let word_start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
-    let channel_word = before[word_start..].starts_with('#')
-        || ["/join ", "/j ", "/who ", "/leave ", "/part "]
-            .iter()
-            .any(|c| line.starts_with(c));
+    let slot = if row == 0 {
+        slot(&before[..word_start])
+    } else {
+        Slot::Free
+    };
+    let channel_word = before[word_start..].starts_with('#') || slot == Slot::Arg(Arg::Channel);
     let cmds = if channel_word {
         refresh_channels(app)
     } else {
@@ -42,9 +46,9 @@ pub(super) fn complete(app: &mut App) -> Vec<Cmd> {
     let completion = match app.completion.take() {
         Some(c) => c,
         None => {
-            let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+            let start = word_start;
             let word = &before[start..];
-            let candidates = candidates(app, word, start == 0 && row == 0);
+            let candidates = candidates(app, word, slot);
             if candidates.is_empty() {
                 return cmds;
             }
@@ -75,19 +79,79 @@ pub(super) fn complete(app: &mut App) -> Vec<Cmd> {
     cmds
 }
 
-fn candidates(app: &App, word: &str, first_word: bool) -> Vec<String> {
+/// Where the word being completed stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// First on the line: a command's name.
+    Command,
+    /// An argument of a known kind.
+    Arg(Arg),
+    /// The value of `/set reply-mode`.
+    ReplyMode,
+    /// Anything else: in a message, or an argument Tab knows nothing of.
+    Free,
+}
+
+/// The slot of the word that starts after `words_before` (the line up to it).
+fn slot(words_before: &str) -> Slot {
+    let words: Vec<&str> = words_before.split_whitespace().collect();
+    let Some((first, args)) = words.split_first() else {
+        return Slot::Command;
+    };
+    let Some(command) = first.strip_prefix('/').and_then(lookup) else {
+        return Slot::Free;
+    };
+    match command.complete.get(args.len()) {
+        Some(Arg::SettingValue) if args.last() == Some(&"reply-mode") => Slot::ReplyMode,
+        Some(Arg::SettingValue) => Slot::Arg(Arg::Words(&[])),
+        Some(arg) => Slot::Arg(*arg),
+        None => Slot::Free,
+    }
+}
+
+fn candidates(app: &App, word: &str, slot: Slot) -> Vec<String> {
     let lower = word.to_lowercase();
-    let mut out: Vec<String> = if first_word && word.starts_with('/') {
-        COMMANDS.iter().map(|c| format!("/{}", c.name)).collect()
-    } else if let Some(rest) = word.strip_prefix('#') {
-        let _ = rest;
-        app.known_channels.iter().map(|c| format!("#{c}")).collect()
-    } else if word.starts_with('@') {
-        people(app).into_iter().map(|p| format!("@{p}")).collect()
-    } else {
-        let mut all: Vec<String> = app.known_channels.iter().map(ToString::to_string).collect();
-        all.extend(people(app));
-        all
+    let words = |list: &[&str]| list.iter().map(|w| (*w).to_owned()).collect();
+    // Channels and people, with the `#` or `@` typed before them kept.
+    let marked = |mark: char, list: Vec<String>| -> Vec<String> {
+        if word.starts_with(mark) {
+            list.into_iter().map(|c| format!("{mark}{c}")).collect()
+        } else {
+            list
+        }
+    };
+    let channels = || app.known_channels.iter().map(ToString::to_string).collect();
+    let room = app.focused_room();
+    let mut out: Vec<String> = match slot {
+        Slot::Command if word.starts_with('/') => {
+            COMMANDS.iter().map(|c| format!("/{}", c.name)).collect()
+        }
+        Slot::Arg(Arg::Words(list)) => words(list),
+        Slot::ReplyMode => words(REPLY_MODES),
+        Slot::Arg(Arg::Channel) => marked('#', channels()),
+        Slot::Arg(Arg::User) => marked('@', room.members.iter().map(ToString::to_string).collect()),
+        Slot::Arg(Arg::UserOrPath) => marked('@', people(app)),
+        // With `@`, unless the person started the name without it.
+        Slot::Arg(Arg::Agent) => room
+            .online
+            .iter()
+            .filter(|s| s.kind == SessionKind::Agent)
+            .map(|s| match word.is_empty() || word.starts_with('@') {
+                true => format!("@{}", s.path),
+                false => s.path.to_string(),
+            })
+            .collect(),
+        Slot::Command | Slot::Arg(Arg::Free | Arg::SettingValue) | Slot::Free => {
+            if word.starts_with('#') {
+                marked('#', channels())
+            } else if word.starts_with('@') {
+                marked('@', people(app))
+            } else {
+                let mut all: Vec<String> = channels();
+                all.extend(people(app));
+                all
+            }
+        }
     };
     out.retain(|c| c.to_lowercase().starts_with(&lower) && c.len() > word.len());
     out.sort();

@@ -4,6 +4,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::commands::{autonomy_cmd, submit};
 use super::complete::{complete, refresh_channels};
+use super::moderation::close_audit;
 use super::navigate::{
     Direction, Scroll, cycle_pane, cycle_room, find, next_unread, recall, scroll,
 };
@@ -66,7 +67,7 @@ pub(super) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Cmd> {
         (Some(Action::Agents), _) => app.overlay = Some(Overlay::Agents { selected: 0 }),
         (Some(Action::Allow), _) => return answer_oldest(app, true),
         (Some(Action::Deny), _) => return answer_oldest(app, false),
-        (Some(Action::Close), _) => {}
+        (Some(Action::Close), _) => close_audit(app),
         (_, KeyCode::Char('?')) if empty && key.modifiers.is_empty() => {
             app.overlay = Some(Overlay::Help { scroll: 0 })
         }

@@ -10,11 +10,12 @@ use crate::net::link::LinkEvent;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, ChatMessage, PresenceChange, RelayBody, SessionKind};
 
+use super::moderation::on_moderation;
 use super::{Cmd, Listing, note, room_for};
 
 pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
     match event {
-        LinkEvent::Moderation(_) => Vec::new(),
+        LinkEvent::Moderation(event) => on_moderation(app, event),
         LinkEvent::Connected { path, .. } => {
             app.connection = Connection::Connected;
             let first = !app.was_connected;
@@ -51,6 +52,7 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
                 cmds.extend(
                     app.rooms
                         .iter()
+                        .filter(|r| r.closed.is_none())
                         .filter_map(|r| r.channel())
                         .map(|c| Cmd::Who {
                             channel: Some(c.clone()),
@@ -142,6 +144,7 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
         } => on_relay(app, from, from_kind, body),
         LinkEvent::ChannelLost { channel, reason } => {
             let room = room_for(app, RoomId::Channel(channel.clone()));
+            app.rooms[room].closed = Some(reason.clone());
             note(
                 app,
                 room,
@@ -194,7 +197,12 @@ fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
 }
 
 /// Bookkeeping for a new message in `room`: unread counts, "new below", the bell.
-fn arrived(app: &mut App, room: usize, mention: bool, channel: Option<&Name>) -> Vec<Cmd> {
+pub(super) fn arrived(
+    app: &mut App,
+    room: usize,
+    mention: bool,
+    channel: Option<&Name>,
+) -> Vec<Cmd> {
     let shown = app.panes.iter().any(|p| p.room == room);
     for pane in app
         .panes

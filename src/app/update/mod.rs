@@ -4,20 +4,25 @@
 //!
 //! One file per source of messages: `link` (link events), `replies` (finished commands),
 //! `keys` (the keymap, overlays, search), `navigate` (scrolling, rooms, panes),
-//! `commands` (the input line and the slash-command table), `complete` (Tab).
+//! `commands` (the input line and dispatch of slash commands), `table` (the one table of
+//! them), `govern` (the commands that govern a channel), `moderation` (moderation acts as the
+//! rooms show them, invites and the audit view), `complete` (Tab).
 
 mod commands;
 mod complete;
+mod govern;
 mod keys;
 mod link;
+mod moderation;
 mod msg;
 mod navigate;
 mod replies;
+mod table;
 
 use ratatui_textarea::{CursorMove, TextArea};
 
-pub use self::commands::{COMMANDS, SlashCommand};
-pub use self::msg::{Cmd, Listing, Msg, Reply};
+pub use self::msg::{AuditPage, Cmd, Listing, Msg, Reply};
+pub use self::table::{COMMANDS, SlashCommand};
 
 use super::model::{App, Delivery, Entry, EntryKind, Pane, Room, RoomId, new_input};
 use super::text::unix_newlines;
@@ -116,9 +121,14 @@ fn close_room(app: &mut App, room: usize) {
 
 /// A local line in `room`, stamped now.
 fn note(app: &mut App, room: usize, kind: EntryKind, text: impl Into<String>) {
+    note_at(app, room, kind, app.now_ms, text);
+}
+
+/// A local line in `room`, stamped `ts` (when what it tells of happened).
+fn note_at(app: &mut App, room: usize, kind: EntryKind, ts: i64, text: impl Into<String>) {
     let entry = Entry {
         seq: None,
-        ts: app.now_ms,
+        ts,
         from: None,
         text: text.into(),
         kind,
@@ -144,7 +154,7 @@ fn mark_visible_read(app: &mut App) -> Vec<Cmd> {
             continue;
         }
         let room = &mut app.rooms[pane.room];
-        if let Some(channel) = room.channel().cloned() {
+        if let (Some(channel), None) = (room.channel().cloned(), &room.closed) {
             if room.last_seq > room.read_seq {
                 room.read_seq = room.last_seq;
                 cmds.push(Cmd::MarkRead {

@@ -7,7 +7,9 @@ use crate::app::model::RoomId;
 use crate::net::client::LocalServer;
 use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Audience, ChannelInfo, RelayBody, SessionInfo, Visibility};
+use crate::net::protocol::{
+    Audience, AuditEntry, ChannelAct, ChannelInfo, RelayBody, SessionInfo, Visibility,
+};
 
 /// Everything that can happen to the TUI.
 #[derive(Debug)]
@@ -68,11 +70,32 @@ pub enum Reply {
         id: u64,
         error: String,
     },
+    /// An invite token for `channel` (`/invite`).
+    Invite {
+        channel: Name,
+        token: String,
+        uses: u32,
+        /// Milliseconds since the epoch.
+        expires: i64,
+    },
+    /// A page of a channel's audit log, or why it could not be read; `older` pages back.
+    Audit {
+        channel: Name,
+        older: bool,
+        page: Result<AuditPage, String>,
+    },
     /// A request failed; `context` says which, for the person reading it.
     Failed {
         context: String,
         error: String,
     },
+}
+
+/// Audit entries, newest first, and whether older ones remain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub more: bool,
 }
 
 /// Why the channels are listed: what to do with the answer.
@@ -96,7 +119,11 @@ pub enum Cmd {
         user: Name,
         text: Option<String>,
     },
-    Join(Name),
+    /// `invite`: a token that lets the user into a private channel.
+    Join {
+        channel: Name,
+        invite: Option<String>,
+    },
     Leave(Name),
     Create(Name, Visibility),
     /// Post what I typed; `id` finds its pending entry when the answer comes.
@@ -135,6 +162,24 @@ pub enum Cmd {
         to: Option<SessionPath>,
         audience: Audience,
         body: RelayBody,
+    },
+    /// A moderation act or setting in `channel`; the channel hears of it as a `Moderation`
+    /// event, so success needs no reply.
+    Moderate {
+        channel: Name,
+        act: ChannelAct,
+        reason: Option<String>,
+    },
+    /// Make an invite token (`/invite`).
+    Invite {
+        channel: Name,
+        uses: Option<u32>,
+        ttl_ms: Option<u64>,
+    },
+    /// A page of the channel's audit log: the newest, or the one before entry `before`.
+    Audit {
+        channel: Name,
+        before: Option<u64>,
     },
     Bell,
     /// Take the mouse (wheel, clicks), or give it back so the terminal selects text.

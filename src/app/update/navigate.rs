@@ -4,7 +4,7 @@ use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 
 use super::{Cmd, error, open_room, set_input};
-use crate::app::model::App;
+use crate::app::model::{App, RoomId};
 use crate::app::widgets::messages::entry_height;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,20 +135,25 @@ pub(super) fn scroll(app: &mut App, how: Scroll) -> Vec<Cmd> {
     let going_up = pane.at_top.get();
     let scroll_now = pane.scroll;
     let room = &mut app.rooms[pane.room];
-    let Some(channel) = room.channel().cloned() else {
+    let Some(channel) = room.about().cloned() else {
         return Vec::new();
     };
-    if room.loading {
+    // A closed room has only what it kept.
+    if room.loading || room.closed.is_some() {
         return Vec::new();
     }
-    // Past the oldest loaded message: page older history in.
+    // Past the oldest loaded message (or audit entry): page older ones in.
     if going_up && scroll_now > 0 && !room.older_exhausted {
         if let Some(oldest) = room.oldest_seq() {
             room.loading = true;
-            return vec![Cmd::History {
-                channel,
-                before: Some(oldest),
-                after: None,
+            let before = Some(oldest);
+            return vec![match room.id {
+                RoomId::Audit(_) => Cmd::Audit { channel, before },
+                _ => Cmd::History {
+                    channel,
+                    before,
+                    after: None,
+                },
             }];
         }
     }

@@ -4,6 +4,7 @@ use crate::app::model::{App, Delivery, Entry, EntryKind, RoomId};
 use crate::app::text::mentions;
 
 use super::commands::post;
+use super::moderation::{apply_info, on_audit, on_invite};
 use super::{Cmd, Listing, Reply, close_room, error, note, open_room, room_for};
 use crate::net::protocol::{ChannelInfo, SessionInfo, SessionKind};
 
@@ -11,11 +12,17 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
     match reply {
         Reply::Channels { list, why } => {
             app.known_channels = list.iter().map(|c| c.name.clone()).collect();
+            for info in &list {
+                apply_info(app, info);
+            }
             match why {
                 Listing::Startup => list
                     .into_iter()
                     .filter(|c| c.member)
-                    .map(|c| Cmd::Join(c.name))
+                    .map(|c| Cmd::Join {
+                        channel: c.name,
+                        invite: None,
+                    })
                     .collect(),
                 Listing::Show => {
                     show_channels(app, &list);
@@ -80,7 +87,9 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                 app.known_channels.push(name.clone());
             }
             let room = room_for(app, RoomId::Channel(name.clone()));
+            apply_info(app, &receipt.channel);
             let r = &mut app.rooms[room];
+            r.closed = None;
             r.read_seq = receipt.read_seq;
             r.last_seq = r.last_seq.max(receipt.channel.last_seq);
             r.unread = r.last_seq.saturating_sub(r.read_seq) as usize;
@@ -188,7 +197,10 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                 EntryKind::Note,
                 format!("created #{} ({})", info.name, info.visibility),
             );
-            vec![Cmd::Join(info.name)]
+            vec![Cmd::Join {
+                channel: info.name,
+                invite: None,
+            }]
         }
         Reply::Left(channel) => {
             if let Some(room) = app.room_index(&RoomId::Channel(channel.clone())) {
@@ -237,6 +249,23 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                     r.entries[index].height = Default::default();
                 }
             }
+            Vec::new()
+        }
+        Reply::Invite {
+            channel,
+            token,
+            uses,
+            expires,
+        } => {
+            on_invite(app, channel, token, uses, expires);
+            Vec::new()
+        }
+        Reply::Audit {
+            channel,
+            older,
+            page,
+        } => {
+            on_audit(app, channel, older, page);
             Vec::new()
         }
         Reply::Failed {

@@ -10,9 +10,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 use unicode_width::UnicodeWidthStr;
 
-use crate::app::model::{App, Delivery, Entry, EntryKind, Pane, Room};
+use crate::app::model::{App, Delivery, Entry, EntryKind, Pane, Room, RoomId};
 use crate::app::settings::Action;
-use crate::app::text::wrap;
+use crate::app::text::{truncate, wrap};
 
 /// Width of the time column, `HH:MM `.
 const TIME_WIDTH: usize = 6;
@@ -39,22 +39,36 @@ fn local(app: &App, ts: i64) -> DateTime<FixedOffset> {
 }
 
 impl Messages<'_> {
-    fn title(&self, room: &Room) -> Line<'static> {
+    /// The room's name, its state, then its topic cut to what is left of `width`.
+    fn title(&self, room: &Room, width: usize) -> Line<'static> {
         let theme = &self.app.settings.theme;
+        let muted = Style::default().fg(theme.muted);
         let mut spans = vec![Span::styled(
             format!(" {} ", room.id.label()),
             Style::default()
                 .fg(theme.accent)
                 .add_modifier(Modifier::BOLD),
         )];
+        if room.closed.is_some() {
+            spans.push(Span::styled("closed ", Style::default().fg(theme.error)));
+        }
+        if room.archived {
+            spans.push(Span::styled("archived ", Style::default().fg(theme.error)));
+        }
         if self.pane.scroll > 0 {
-            spans.push(Span::styled(
-                "(scrolled) ",
-                Style::default().fg(theme.muted),
-            ));
+            spans.push(Span::styled("(scrolled) ", muted));
         }
         if room.loading {
-            spans.push(Span::styled("loading… ", Style::default().fg(theme.muted)));
+            spans.push(Span::styled("loading… ", muted));
+        }
+        if !room.topic.is_empty() {
+            // One column of the border stays visible after the title.
+            let used: usize = spans.iter().map(Span::width).sum();
+            let left = width.saturating_sub(used + 1);
+            if left > 4 {
+                let topic = truncate(&format!("· {}", room.topic), left - 1);
+                spans.push(Span::styled(format!("{topic} "), muted));
+            }
         }
         Line::from(spans)
     }
@@ -290,7 +304,7 @@ impl Widget for Messages<'_> {
         let block = Block::default()
             .borders(borders)
             .border_style(Style::default().fg(border))
-            .title(self.title(room));
+            .title(self.title(room, usize::from(area.width)));
         let inner = block.inner(area);
         block.render(area, buf);
         let height = inner.height as usize;
@@ -328,9 +342,11 @@ impl Widget for Messages<'_> {
         let text_area = Rect::new(inner.x, top, inner.width, visible.len() as u16);
         Paragraph::new(visible).render(text_area, buf);
         if room.entries.is_empty() {
-            let hint = match room.channel() {
-                Some(_) => "No messages yet.",
-                None => "Welcome to conclave. /join a channel, /help for keys.",
+            let hint = match (&room.id, room.loading) {
+                (RoomId::Home, _) => "Welcome to conclave. /join a channel, /help for keys.",
+                (RoomId::Audit(_), true) => "",
+                (RoomId::Audit(_), false) => "Nothing in the audit log yet.",
+                _ => "No messages yet.",
             };
             Paragraph::new(Line::styled(hint, Style::default().fg(theme.muted)))
                 .render(Rect::new(inner.x, inner.y, inner.width, 1), buf);

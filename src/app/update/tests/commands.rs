@@ -21,7 +21,13 @@ fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
     assert!(app.input.is_empty());
 
     type_text(&mut app, "/join #random");
-    assert_eq!(key(&mut app, KeyCode::Enter), [Cmd::Join(name("random"))]);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        [Cmd::Join {
+            channel: name("random"),
+            invite: None
+        }]
+    );
     update(
         &mut app,
         Msg::Done(Reply::Joined(JoinReceipt {
@@ -95,18 +101,11 @@ fn tab_completes_commands_channels_and_names() {
     let mut app = connected();
     update(
         &mut app,
-        Msg::Done(Reply::Who {
-            channel: Some(name("general")),
-            report: WhoReport {
-                sessions: vec![SessionInfo {
-                    path: path("bob/desk/api"),
-                    kind: SessionKind::Agent,
-                }],
-                members: vec![Name::user("alice").unwrap(), Name::user("bob").unwrap()],
-                truncated: false,
-            },
-            show: true,
-        }),
+        who_in_general(
+            &[("bob/desk/api", SessionKind::Agent)],
+            &["alice", "bob"],
+            true,
+        ),
     );
     let said = &app.focused_room().entries.back().unwrap().text;
     assert_eq!(

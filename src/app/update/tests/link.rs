@@ -36,7 +36,13 @@ fn first_connect_lists_channels_and_joins_the_member_ones() {
             why: Listing::Startup,
         }),
     );
-    assert_eq!(cmds, [Cmd::Join(name("general"))]);
+    assert_eq!(
+        cmds,
+        [Cmd::Join {
+            channel: name("general"),
+            invite: None
+        }]
+    );
     // A reconnect does not list again: the link re-joins on its own.
     let cmds = reconnect(&mut app);
     assert!(!cmds.contains(&Cmd::ListChannels(Listing::Startup)));
@@ -285,18 +291,7 @@ fn a_reconnect_asks_again_who_is_in_each_channel() {
     // The answer replaces what was shown before the restart.
     update(
         &mut app,
-        Msg::Done(Reply::Who {
-            channel: Some(name("general")),
-            report: WhoReport {
-                sessions: vec![SessionInfo {
-                    path: path("bob/desk/tail"),
-                    kind: SessionKind::Human,
-                }],
-                members: vec![Name::user("bob").unwrap()],
-                truncated: false,
-            },
-            show: false,
-        }),
+        who_in_general(&[("bob/desk/tail", SessionKind::Human)], &["bob"], false),
     );
     assert_eq!(room(&app, "general").online[0].path, path("bob/desk/tail"));
 }

@@ -15,8 +15,8 @@ use crate::app::settings::Settings;
 use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    Audience, Autonomy, ChannelAutonomy, ChannelInfo, ChatMessage, PresenceChange, RelayBody,
-    SessionInfo, SessionKind, Visibility, WhisperMessage,
+    Audience, Autonomy, ChannelAct, ChannelAutonomy, ChannelInfo, ChatMessage, ModerationEvent,
+    PresenceChange, RelayBody, SessionInfo, SessionKind, Visibility, WhisperMessage,
 };
 
 /// The test clock: every message arrives at this time unless a test says otherwise.
@@ -158,7 +158,64 @@ pub fn info(n: &str, member: bool, last_seq: u64) -> ChannelInfo {
     }
 }
 
+/// A user name.
+pub fn user(s: &str) -> Name {
+    Name::user(s).unwrap()
+}
+
+/// A moderation act in `channel` by `by`, arriving live.
+pub fn moderation(channel: &str, by: &str, act: ChannelAct, reason: Option<&str>) -> Msg {
+    Msg::Link(LinkEvent::Moderation(ModerationEvent {
+        channel: name(channel),
+        by: path(by),
+        act,
+        reason: reason.map(Into::into),
+        ts: NOW,
+    }))
+}
+
+/// The server's answer to who is in #general: `sessions` online, every member user.
+pub fn who_in_general(sessions: &[(&str, SessionKind)], members: &[&str], show: bool) -> Msg {
+    Msg::Done(Reply::Who {
+        channel: Some(name("general")),
+        report: WhoReport {
+            sessions: sessions
+                .iter()
+                .map(|(p, kind)| SessionInfo {
+                    path: path(p),
+                    kind: *kind,
+                })
+                .collect(),
+            members: members.iter().map(|m| user(m)).collect(),
+            truncated: false,
+        },
+        show,
+    })
+}
+
+/// The `Cmd` that asks for `act` in #general.
+pub fn asks(act: ChannelAct, reason: Option<&str>) -> Cmd {
+    Cmd::Moderate {
+        channel: name("general"),
+        act,
+        reason: reason.map(Into::into),
+    }
+}
+
+/// Types `line` and presses Enter; what that asks for.
+pub fn run(app: &mut App, line: &str) -> Vec<Cmd> {
+    type_text(app, line);
+    key(app, KeyCode::Enter)
+}
+
+/// The text of the newest entry of the focused room.
+pub fn last_line(app: &App) -> String {
+    app.focused_room().entries.back().unwrap().text.clone()
+}
+
 mod agents;
 mod commands;
+mod govern;
 mod keys;
 mod link;
+mod moderation;
