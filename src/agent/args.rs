@@ -113,12 +113,18 @@ pub struct LeaveArgs {
     pub channel: Name,
 }
 
-/// Your session path, the connection, your channels with autonomy and unread counts, open
-/// permission requests.
+/// Your session, connection, open permission requests, and per channel: autonomy, unread and
+/// its brakes (reply mode, agent turns left, slow mode, your mute, archived, topic, floor,
+/// whether it waits for a person). One server request per channel, at most 20.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "rmcp::schemars")]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// Only this channel (a leading # is fine); default: every channel you joined.
+    #[serde(default, deserialize_with = "optional_channel")]
+    #[schemars(with = "Option<String>")]
+    pub channel: Option<Name>,
+}
 
 /// A tool's arguments, under the tool's name.
 pub trait ToolArgs: DeserializeOwned + JsonSchema + 'static {
@@ -360,7 +366,7 @@ mod tests {
             e,
             "there is no argument `txt`; this tool takes `channel`, `text`"
         );
-        let e = parse::<StatusArgs>(&args(json!({"verbose": true}))).unwrap_err();
+        let e = parse::<UnreadArgs>(&args(json!({"verbose": true}))).unwrap_err();
         assert_eq!(
             e,
             "there is no argument `verbose`; this tool takes no arguments"

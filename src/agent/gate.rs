@@ -1,12 +1,13 @@
-//! What the agent lets through, free of I/O: flood control per sending user, and which
-//! permission verdicts count. Both remember a bounded number of entries, so neither a crowd
-//! of senders nor a pile of unanswered requests grows the agent without limit.
+//! What the agent lets through, free of I/O: flood control per sending user, the wait for a
+//! person in a channel whose floor the server closed to the agent, and which permission
+//! verdicts count. Each remembers a bounded number of entries, so neither a crowd of senders
+//! nor a pile of unanswered requests grows the agent without limit.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::SessionKind;
+use crate::net::names::{Name, SessionPath, mentions_in};
+use crate::net::protocol::{ChatMessage, SessionKind};
 
 /// Most senders the flood gate remembers; past it, idle ones are forgotten first, then the
 /// longest quiet. Keeps a crowd of one-message senders from growing the agent without limit.
@@ -130,6 +131,66 @@ impl FloodGate {
     }
 }
 
+/// One channel's floor as this agent last heard of it. The server refuses an agent's post
+/// with `floor_closed` when the channel waits for a person (its agent turn budget is spent,
+/// or it answers mentions only); from then on other agents' messages there are held from the
+/// agent, since it could not answer them anyway, until a person posts there or the agent
+/// posts there again. Held messages stay unread on the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Floor {
+    /// Agent messages held since the floor closed; `None` while it is open.
+    waiting: Option<u64>,
+}
+
+/// What the floor says about one channel message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorGate {
+    Pass,
+    /// Another agent's message while the floor is closed: not delivered.
+    Hold,
+    /// A person's message that ended the wait, after `held` agent messages were held.
+    Reopened {
+        held: u64,
+    },
+}
+
+impl Floor {
+    /// The server refused a post with `floor_closed`.
+    pub fn close(&mut self) {
+        self.waiting.get_or_insert(0);
+    }
+
+    /// The agent posted (or was given the floor): whatever it waited for happened.
+    pub fn open(&mut self) {
+        self.waiting = None;
+    }
+
+    /// Agent messages held so far, while waiting.
+    pub fn held(&self) -> Option<u64> {
+        self.waiting
+    }
+
+    /// Lets a message of the channel through or holds it. A person's message ends the wait;
+    /// an agent's that mentions `me` passes (in a mentions-only channel it is what lets the
+    /// agent answer); other agents' are held. A message of unknown kind passes.
+    pub fn check(&mut self, message: &ChatMessage, me: &SessionPath) -> FloorGate {
+        let Some(held) = self.waiting else {
+            return FloorGate::Pass;
+        };
+        match message.from_kind {
+            Some(SessionKind::Human) => {
+                self.waiting = None;
+                FloorGate::Reopened { held }
+            }
+            Some(SessionKind::Agent) if !mentions_in(&message.text).any(|t| me.answers_to(&t)) => {
+                self.waiting = Some(held.saturating_add(1));
+                FloorGate::Hold
+            }
+            _ => FloorGate::Pass,
+        }
+    }
+}
+
 /// An open permission request of the model's, waiting for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenRequest {
@@ -245,6 +306,41 @@ mod tests {
             input_preview: "{}".into(),
             expires: at + PERMISSION_TTL,
         }
+    }
+
+    fn said(from: &str, kind: SessionKind, text: &str) -> ChatMessage {
+        ChatMessage {
+            from_kind: Some(kind),
+            channel: Name::channel("ops").unwrap(),
+            seq: 1,
+            ts: 0,
+            from: path(from),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_closed_floor_holds_agent_chatter_until_a_person_posts() {
+        let me = path("alice/m/claude");
+        let mut floor = Floor::default();
+        let chatter = said("bob/m/bot", SessionKind::Agent, "more from me");
+        assert_eq!(floor.check(&chatter, &me), FloorGate::Pass, "open");
+        floor.close();
+        assert_eq!(floor.check(&chatter, &me), FloorGate::Hold);
+        assert_eq!(floor.check(&chatter, &me), FloorGate::Hold);
+        assert_eq!(floor.held(), Some(2));
+        // A mention of this agent passes (in a mentions-only channel it opens the floor) and
+        // leaves the wait as it was.
+        let asked = said("bob/m/bot", SessionKind::Agent, "what say you, @claude?");
+        assert_eq!(floor.check(&asked, &me), FloorGate::Pass);
+        let person = said("carol/m/tui", SessionKind::Human, "enough, both of you");
+        assert_eq!(floor.check(&person, &me), FloorGate::Reopened { held: 2 });
+        assert_eq!(floor.check(&chatter, &me), FloorGate::Pass);
+        assert_eq!(floor.held(), None);
+        // The agent's own post ends a wait too.
+        floor.close();
+        floor.open();
+        assert_eq!(floor.check(&chatter, &me), FloorGate::Pass);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! JSON lines: the agent for any program. One command per stdin line,
 //! `{"cmd": "send", "channel": "general", "text": "hi", "id": 1}`, answered by one line
-//! `{"id": 1, "ok": true, ...}` or `{"id": 1, "ok": false, "error": "..."}`; events arrive as
-//! lines with an `event` key. Commands are the agent's tools (`send`, `whisper`, `read`,
-//! `unread`, `channels`, `who`, `join`, `leave`, `status`). Autonomy does not apply here: the
-//! program acts as its user. Exits when stdin closes.
+//! `{"id": 1, "ok": true, ...}` or `{"id": 1, "ok": false, "error": "...", "code": "..."}`
+//! (`code` when the server refused: `floor_closed`, `rate_limited`, `forbidden`, ...); events
+//! arrive as lines with an `event` key. Commands are the agent's tools (`send`, `whisper`,
+//! `read`, `unread`, `channels`, `who`, `join`, `leave`, `status`). Autonomy does not apply
+//! here: the program acts as its user. The channel brakes do: after a `floor_closed` refusal,
+//! other agents' messages in that channel are not sent as events until a person posts there
+//! (they stay unread). Exits when stdin closes.
 
 use std::sync::Arc;
 
@@ -83,7 +86,13 @@ async fn answer(agent: &Agent, line: &str) -> Value {
             }
             reply
         }
-        Err(error) => json!({"id": id, "ok": false, "error": error}),
+        Err(error) => {
+            let mut reply = json!({"id": id, "ok": false, "error": error.message});
+            if let Some(code) = error.code {
+                reply["code"] = json!(code);
+            }
+            reply
+        }
     }
 }
 
@@ -103,6 +112,16 @@ fn event_json(agent: &Arc<Agent>, event: LinkEvent) -> Option<Value> {
             "event": "disconnected", "reason": reason, "retry_in_ms": retry_in.as_millis() as u64,
         })),
         LinkEvent::Closed { reason } => Some(json!({"event": "closed", "reason": reason})),
+        LinkEvent::Moderation(m) => Some(json!({
+            "event": "moderation",
+            "channel": m.channel.as_str(),
+            "by": m.by.to_string(),
+            "act": m.act,
+            "text": m.act.to_string(),
+            "reason": m.reason,
+            "ts": m.ts,
+            "removed": m.removes(&agent.me),
+        })),
         _ => None,
     };
     match agent.on_event(event) {
@@ -122,7 +141,7 @@ fn event_json(agent: &Arc<Agent>, event: LinkEvent) -> Option<Value> {
             "text": whisper.text,
         })),
         // Resolve only arises when a model reads (autonomy gating); never here.
-        Effect::Deliver(Inbound::Held { .. })
+        Effect::Deliver(Inbound::Held { .. } | Inbound::Notice { .. })
         | Effect::Resolve(_)
         | Effect::Verdict { .. }
         | Effect::None => status,

@@ -125,7 +125,7 @@ impl ServerHandler for Handler {
         let args = request.arguments.unwrap_or_default();
         let result = match tools::call(&self.agent, &request.name, &args).await {
             Ok(outcome) => CallToolResult::success(vec![ContentBlock::text(outcome.to_text())]),
-            Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(e.message)]),
         };
         Ok(result.into())
     }

@@ -1,11 +1,12 @@
 //! `conclave agent`: a headless client for Claude Code (an MCP stdio server acting as a
 //! channel, `mcp.rs`) and for any other program (JSON lines, `jsonl.rs`).
 //!
-//! This module owns the agent's live state (autonomy levels, read positions, open permission
-//! requests) and turns link events into what the front ends deliver. Decisions without I/O are
-//! in `core.rs`; the operations both front ends offer are in `tools.rs`, their typed arguments
-//! in `args.rs`. Reaches the server only through `net::link`; knows nothing of the server, the
-//! TUI or the CLI.
+//! This module owns the agent's live state (autonomy levels, read positions, each channel's
+//! floor, open permission requests) and turns link events into what the front ends deliver.
+//! Decisions without I/O are in `core.rs` and `gate.rs`; moderation acts in `moderation.rs`;
+//! the operations both front ends offer are in `tools.rs`, their typed arguments in `args.rs`.
+//! Reaches the server only through `net::link`; knows nothing of the server, the TUI or the
+//! CLI.
 
 mod args;
 pub mod core;
@@ -13,6 +14,7 @@ pub mod gate;
 pub mod jsonl;
 pub mod launch;
 pub mod mcp;
+mod moderation;
 mod relay;
 pub mod tools;
 
@@ -30,7 +32,7 @@ use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Autonomy, SessionKind, WhisperMessage};
 
 use self::core::{Inbound, Levels};
-use self::gate::{FloodGate, Gate, Permissions};
+use self::gate::{FloodGate, Floor, FloorGate, Gate, Permissions};
 
 pub use self::launch::{AgentArgs, main};
 
@@ -69,6 +71,10 @@ struct Mark {
     read_seq: u64,
     /// The newest sequence number seen.
     last_seq: u64,
+    /// Whether the server closed the floor to this agent, and what was held since.
+    floor: Floor,
+    /// Whether a person gave this agent the floor (as far as the agent heard).
+    holds_floor: bool,
 }
 
 struct State {
@@ -318,9 +324,11 @@ impl Agent {
             self.link.mark_read(channel, start).await?;
             read_seq = start;
         }
-        let mark = Mark { read_seq, last_seq };
-        self.lock().channels.insert(channel.clone(), mark);
-        Ok((mark.read_seq, mark.last_seq))
+        let mut state = self.lock();
+        let mark = state.channels.entry(channel.clone()).or_default();
+        mark.read_seq = read_seq;
+        mark.last_seq = last_seq;
+        Ok((read_seq, last_seq))
     }
 
     pub async fn leave(&self, channel: &Name) -> Result<(), crate::net::link::LinkError> {
@@ -350,18 +358,35 @@ impl Agent {
     pub fn on_event(self: &Arc<Self>, event: LinkEvent) -> Effect {
         match event {
             LinkEvent::Message(message) => {
-                let level = {
-                    let mut state = self.lock();
-                    if let Some(mark) = state.channels.get_mut(&message.channel) {
+                if message.from == self.me {
+                    if let Some(mark) = self.lock().channels.get_mut(&message.channel) {
                         mark.last_seq = mark.last_seq.max(message.seq);
                     }
-                    state.levels.channel(&message.channel)
-                };
-                if message.from == self.me {
                     return Effect::None;
                 }
+                let (level, floor) = {
+                    let mut state = self.lock();
+                    let floor = match state.channels.get_mut(&message.channel) {
+                        Some(mark) => {
+                            mark.last_seq = mark.last_seq.max(message.seq);
+                            mark.floor.check(&message, &self.me)
+                        }
+                        None => FloorGate::Pass,
+                    };
+                    (state.levels.channel(&message.channel), floor)
+                };
+                let reopened = match floor {
+                    FloorGate::Pass => None,
+                    FloorGate::Hold => return Effect::None,
+                    FloorGate::Reopened { held } => Some(held),
+                };
                 let (from, channel) = (message.from.clone(), Some(message.channel.clone()));
-                self.gate(level, &from, channel, Inbound::Message { message, level })
+                let item = Inbound::Message {
+                    message,
+                    level,
+                    reopened,
+                };
+                self.gate(level, &from, channel, item)
             }
             LinkEvent::Whisper(whisper) => match self.known_whisper_level(&whisper.from) {
                 Some(level) => {
@@ -398,7 +423,7 @@ impl Agent {
                 self.learn_kind(&presence.session.path, presence.session.kind);
                 Effect::None
             }
-            LinkEvent::Moderation(_) => Effect::None,
+            LinkEvent::Moderation(event) => self.on_moderation(event),
             LinkEvent::Relay {
                 from,
                 from_kind,

@@ -2,13 +2,18 @@
 //! `who`, `join`, `leave`, `status`. Each reads its typed arguments (`args.rs`) and returns an
 //! [`Outcome`] that renders as JSON (for programs) or as text (for a model, with message text
 //! quoted as untrusted). Errors are plain sentences the caller can act on. None of these can change
-//! autonomy or answer a permission request: only people can.
+//! autonomy, answer a permission request or moderate a channel: only people can.
+
+use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
 use crate::net::link::LinkError;
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{ChatMessage, MAX_HISTORY_PAGE, MAX_TEXT_BYTES};
+use crate::net::protocol::{
+    ChannelDetails, ChatMessage, ClientFrame, ErrorCode, FOREVER, MAX_HISTORY_PAGE, MAX_TEXT_BYTES,
+    ServerFrame, duration_in_words,
+};
 
 use super::Agent;
 use super::args::{
@@ -16,6 +21,7 @@ use super::args::{
     WhisperArgs, WhoArgs,
 };
 use super::core::quote_untrusted;
+use super::gate::Floor;
 
 /// Most messages `unread` returns per call; the rest wait for the next call.
 const UNREAD_PAGE: u32 = 50;
@@ -23,14 +29,47 @@ const UNREAD_PAGE: u32 = 50;
 /// Default and largest page of `read`.
 const READ_DEFAULT: u32 = 20;
 
+/// Most channels one `status` call describes (a server request each); it names the others.
+const STATUS_DETAILS: usize = 20;
+
+/// Why an operation failed: a sentence the caller can act on, and the server's error code
+/// when the server refused (JSON lines reports it as `code`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolError {
+    pub code: Option<ErrorCode>,
+    pub message: String,
+}
+
+impl From<String> for ToolError {
+    fn from(message: String) -> Self {
+        Self {
+            code: None,
+            message,
+        }
+    }
+}
+
+impl From<LinkError> for ToolError {
+    fn from(e: LinkError) -> Self {
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// What one operation does with its arguments.
 trait Tool: ToolArgs {
-    async fn run(self, agent: &Agent) -> Result<Outcome, String>;
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError>;
 }
 
 /// Runs one operation by name.
-pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Result<Outcome, String> {
-    async fn run<T: Tool>(agent: &Agent, args: &Map<String, Value>) -> Result<Outcome, String> {
+pub async fn call(
+    agent: &Agent,
+    name: &str,
+    args: &Map<String, Value>,
+) -> Result<Outcome, ToolError> {
+    async fn run<T: Tool>(agent: &Agent, args: &Map<String, Value>) -> Result<Outcome, ToolError> {
         args::parse::<T>(args)?.run(agent).await
     }
     match name {
@@ -45,7 +84,8 @@ pub async fn call(agent: &Agent, name: &str, args: &Map<String, Value>) -> Resul
         StatusArgs::NAME => run::<StatusArgs>(agent, args).await,
         other => Err(format!(
             "there is no tool `{other}`; the tools are send, whisper, read, unread, channels, who, join, leave, status"
-        )),
+        )
+        .into()),
     }
 }
 
@@ -264,36 +304,56 @@ fn next_page(
     }
 }
 
-fn server_err(e: LinkError) -> String {
-    e.to_string()
+/// The error of a post the server refused with `floor_closed`, in words a model acts on:
+/// what happened, not to retry, what ends the wait; then the server's own line.
+pub fn floor_closed(channel: &Name, server: &str) -> String {
+    format!(
+        "Not posted: #{channel} is waiting for a person. Do not retry or rephrase: conclave \
+         refuses agent messages there until a person posts (in a channel that answers mentions \
+         only, until someone mentions you or a person gives you the floor). Other agents' \
+         messages there are held from you until then; the next person's message is pushed to \
+         you as usual. The server said: {server}"
+    )
 }
 
 impl Tool for SendArgs {
-    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
         let Self { channel, text } = self;
         check_size(&text)?;
         exists(agent, &channel).await?;
         agent.may_reply(agent.level(&channel), &format!("#{channel}"))?;
-        let receipt = agent.link.send(&channel, &text).await.map_err(server_err)?;
-        Ok(Outcome::Sent {
-            channel,
-            seq: receipt.seq,
-        })
+        match agent.link.send(&channel, &text).await {
+            Ok(receipt) => {
+                agent.update_floor(&channel, Floor::open);
+                Ok(Outcome::Sent {
+                    channel,
+                    seq: receipt.seq,
+                })
+            }
+            Err(e) if e.code() == Some(ErrorCode::FloorClosed) => {
+                agent.update_floor(&channel, Floor::close);
+                Err(ToolError {
+                    code: e.code(),
+                    message: floor_closed(&channel, &e.to_string()),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
 impl Tool for WhisperArgs {
-    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
         let Self { to, text } = self;
         check_size(&text)?;
         agent.may_reply(agent.whisper_level(&to).await, &format!("whispers to {to}"))?;
-        agent.link.whisper(&to, &text).await.map_err(server_err)?;
+        agent.link.whisper(&to, &text).await?;
         Ok(Outcome::Whispered { to })
     }
 }
 
 impl Tool for ReadArgs {
-    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
         let Self {
             channel,
             since,
@@ -304,11 +364,7 @@ impl Tool for ReadArgs {
         let limit = limit.map_or(READ_DEFAULT, |l| {
             l.clamp(1, u64::from(MAX_HISTORY_PAGE)) as u32
         });
-        let page = agent
-            .link
-            .history(&channel, since, before, limit)
-            .await
-            .map_err(server_err)?;
+        let page = agent.link.history(&channel, since, before, limit).await?;
         let more = next_page(&channel, since, before, &page.messages, page.more);
         Ok(Outcome::Messages {
             messages: page.messages,
@@ -318,14 +374,14 @@ impl Tool for ReadArgs {
 }
 
 impl Tool for UnreadArgs {
-    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
         unread(agent).await
     }
 }
 
 impl Tool for ChannelsArgs {
-    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
-        let list = agent.link.list_channels().await.map_err(server_err)?;
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
+        let list = agent.link.list_channels().await?;
         let joined: Vec<Name> = agent.marks().into_iter().map(|(n, _, _)| n).collect();
         Ok(Outcome::Channels(
             list.iter()
@@ -344,9 +400,9 @@ impl Tool for ChannelsArgs {
 }
 
 impl Tool for WhoArgs {
-    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
         let channel = self.channel;
-        let report = agent.link.who(channel.as_ref()).await.map_err(server_err)?;
+        let report = agent.link.who(channel.as_ref()).await?;
         Ok(Outcome::Who {
             channel,
             sessions: report
@@ -360,9 +416,9 @@ impl Tool for WhoArgs {
 }
 
 impl Tool for JoinArgs {
-    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
         let channel = self.channel;
-        let (read_seq, last_seq) = agent.join(&channel).await.map_err(server_err)?;
+        let (read_seq, last_seq) = agent.join(&channel).await?;
         Ok(Outcome::Joined {
             channel,
             last_seq,
@@ -372,22 +428,22 @@ impl Tool for JoinArgs {
 }
 
 impl Tool for LeaveArgs {
-    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
         let channel = self.channel;
-        agent.leave(&channel).await.map_err(server_err)?;
+        agent.leave(&channel).await?;
         Ok(Outcome::Left { channel })
     }
 }
 
 impl Tool for StatusArgs {
-    async fn run(self, agent: &Agent) -> Result<Outcome, String> {
-        Ok(Outcome::Status(status(agent)))
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
+        status(agent, self.channel).await.map(Outcome::Status)
     }
 }
 
 /// Messages after this session's read positions, oldest channel first, at most a page; the
 /// positions advance on the server so the next call continues where this one stopped.
-async fn unread(agent: &Agent) -> Result<Outcome, String> {
+async fn unread(agent: &Agent) -> Result<Outcome, ToolError> {
     let mut out = Vec::new();
     let mut more = false;
     for (channel, read_seq, last_seq) in agent.marks() {
@@ -402,18 +458,13 @@ async fn unread(agent: &Agent) -> Result<Outcome, String> {
         let page = agent
             .link
             .history(&channel, Some(read_seq), None, budget)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let Some(newest) = page.messages.last().map(|m| m.seq) else {
             // Purged by retention: nothing left to read there.
             agent.set_read(&channel, last_seq);
             continue;
         };
-        agent
-            .link
-            .mark_read(&channel, newest)
-            .await
-            .map_err(|e| e.to_string())?;
+        agent.link.mark_read(&channel, newest).await?;
         agent.set_read(&channel, newest);
         more |= page.more;
         // Its own messages are not news to the agent.
@@ -425,20 +476,49 @@ async fn unread(agent: &Agent) -> Result<Outcome, String> {
     })
 }
 
-fn status(agent: &Agent) -> Value {
+/// The agent's standing: its session and levels, and for each joined channel (or the one
+/// asked) what the agent knows locally plus the channel's brakes as the server describes them,
+/// for at most `STATUS_DETAILS` channels.
+async fn status(agent: &Agent, only: Option<Name>) -> Result<Value, ToolError> {
+    let names = match &only {
+        Some(channel) => vec![channel.clone()],
+        None => agent.marks().into_iter().map(|(name, _, _)| name).collect(),
+    };
+    let mut channels = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let mut entry = Map::new();
+        entry.insert("channel".into(), json!(name.as_str()));
+        entry.insert("autonomy".into(), json!(agent.level(name)));
+        if let Some(mark) = agent.mark(name) {
+            entry.insert(
+                "unread".into(),
+                json!(mark.last_seq.saturating_sub(mark.read_seq)),
+            );
+            entry.insert(
+                "waiting_for_person".into(),
+                json!(mark.floor.held().is_some()),
+            );
+            if let Some(held) = mark.floor.held() {
+                entry.insert("held_agent_messages".into(), json!(held));
+            }
+        }
+        if i < STATUS_DETAILS {
+            match describe(agent, name).await {
+                Ok(details) => {
+                    let brakes = brakes_json(&details, &agent.me, now_ms());
+                    agent.set_holds_floor(name, brakes["holds_floor"] == json!(true));
+                    entry.extend(brakes);
+                }
+                Err(e) if only.is_some() => return Err(e.into()),
+                Err(e) => {
+                    entry.insert("details_error".into(), json!(e.to_string()));
+                }
+            }
+        }
+        channels.push(Value::Object(entry));
+    }
     let mut state = agent.lock();
-    let channels: Vec<Value> = state
-        .channels
-        .iter()
-        .map(|(name, mark)| {
-            json!({
-                "channel": name.as_str(),
-                "autonomy": state.levels.channel(name),
-                "unread": mark.last_seq.saturating_sub(mark.read_seq),
-            })
-        })
-        .collect();
-    json!({
+    let mut out = json!({
         "path": agent.me.to_string(),
         "server": agent.server,
         "connection": state.connection,
@@ -447,7 +527,63 @@ fn status(agent: &Agent) -> Value {
         "whispers_autonomy": state.levels.whispers(),
         "whispers_from_your_people_autonomy": state.levels.whispers_with(true),
         "open_permission_requests": state.permissions.pending(std::time::Instant::now()),
-    })
+    });
+    if names.len() > STATUS_DETAILS {
+        out["channels_without_details"] = json!(format!(
+            "only the first {STATUS_DETAILS} channels show their brakes; call status(channel=...) for another"
+        ));
+    }
+    Ok(out)
+}
+
+/// A channel in full, from the server.
+async fn describe(agent: &Agent, channel: &Name) -> Result<ChannelDetails, LinkError> {
+    let frame = ClientFrame::DescribeChannel {
+        id: 0,
+        channel: channel.clone(),
+    };
+    match agent.link.request(frame).await? {
+        ServerFrame::ChannelDetails { details, .. } => Ok(details),
+        other => Err(LinkError::Unexpected(other.kind())),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What a channel's settings mean for this agent, as `status` shows them.
+fn brakes_json(details: &ChannelDetails, me: &SessionPath, now_ms: i64) -> Map<String, Value> {
+    let turns_left = details
+        .agent_turns_left()
+        .map_or_else(|| json!("unlimited"), |left| json!(left));
+    let slow = match details.slow_seconds {
+        0 => "off".to_owned(),
+        s => format!("one message every {s}s per agent"),
+    };
+    let muted = match details.muted_until {
+        Some(FOREVER) => json!("until a moderator unmutes you"),
+        Some(until) if until > now_ms => json!(format!(
+            "for {}",
+            duration_in_words(u64::try_from(until - now_ms).unwrap_or(u64::MAX))
+        )),
+        _ => Value::Null,
+    };
+    let holds_floor = details
+        .floor
+        .as_deref()
+        .is_some_and(|floor| me.answers_to(floor));
+    Map::from_iter([
+        ("reply_mode".to_owned(), json!(details.reply_mode)),
+        ("agent_turns_left".to_owned(), turns_left),
+        ("slow_mode".to_owned(), json!(slow)),
+        ("muted".to_owned(), muted),
+        ("archived".to_owned(), json!(details.archived)),
+        ("topic".to_owned(), json!(details.topic)),
+        ("holds_floor".to_owned(), json!(holds_floor)),
+    ])
 }
 
 #[cfg(test)]
@@ -512,6 +648,56 @@ mod tests {
         assert_eq!(
             (json["more"].clone(), json["next"].clone()),
             (json!(true), json!({"before": 8}))
+        );
+    }
+
+    #[test]
+    fn status_says_what_the_brakes_mean_for_this_agent() {
+        use crate::net::protocol::{ReplyMode, Visibility};
+        let me = SessionPath::parse("alice/m/claude").unwrap();
+        let mut details = ChannelDetails {
+            name: Name::channel("ops").unwrap(),
+            visibility: Visibility::Public,
+            topic: "deploys".into(),
+            archived: false,
+            owner: None,
+            moderators: Vec::new(),
+            role: None,
+            muted_until: Some(1_000 + 540_000),
+            agent_turns: 20,
+            agent_run: 14,
+            reply_mode: ReplyMode::Mention,
+            slow_seconds: 30,
+            floor: Some("alice".into()),
+            last_seq: 9,
+        };
+        let brakes = Value::Object(brakes_json(&details, &me, 1_000));
+        assert_eq!(
+            brakes,
+            json!({
+                "reply_mode": "mention",
+                "agent_turns_left": 6,
+                "slow_mode": "one message every 30s per agent",
+                "muted": "for 9m",
+                "archived": false,
+                "topic": "deploys",
+                "holds_floor": true,
+            })
+        );
+        details.agent_turns = 0;
+        details.muted_until = Some(FOREVER);
+        details.slow_seconds = 0;
+        details.floor = Some("bob/m/bot".into());
+        let brakes = brakes_json(&details, &me, 1_000);
+        assert_eq!(brakes["agent_turns_left"], "unlimited");
+        assert_eq!(brakes["muted"], "until a moderator unmutes you");
+        assert_eq!(brakes["slow_mode"], "off");
+        assert_eq!(brakes["holds_floor"], false);
+        details.muted_until = Some(999);
+        assert_eq!(
+            brakes_json(&details, &me, 1_000)["muted"],
+            Value::Null,
+            "expired"
         );
     }
 }

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Longest user, machine, session or channel name, in bytes. Short enough to fit a sidebar.
 pub const MAX_NAME_LEN: usize = 32;
 
+/// Mentions read from one message.
+const MAX_MENTIONS_PER_MESSAGE: usize = 32;
+
 /// Why a name was refused; the text is shown to people as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -153,6 +156,34 @@ impl SessionPath {
             _ => Err(NameError::BadPath(input.to_owned())),
         }
     }
+
+    /// Whether `target` (a handle, a user or a full path, as written after `@` or given the
+    /// floor) names this session.
+    pub fn answers_to(&self, target: &str) -> bool {
+        target == self.session.as_str()
+            || target == self.user.as_str()
+            || target == self.to_string()
+    }
+}
+
+/// The `@targets` in a message, lowercased: a name or a `user/machine/session` path. The
+/// server counts them for reply mode `mention`; the agent lets them through while it waits.
+pub fn mentions_in(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split('@')
+        .skip(1)
+        .map(|after| {
+            after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/'))
+                .collect::<String>()
+                .trim_end_matches('/')
+                .to_ascii_lowercase()
+        })
+        // Anything longer or otherwise shaped names nobody, and is not kept.
+        .filter(|target| {
+            Name::parse("mention", target).is_ok() || SessionPath::parse(target).is_ok()
+        })
+        .take(MAX_MENTIONS_PER_MESSAGE)
 }
 
 impl TryFrom<String> for SessionPath {
@@ -223,6 +254,22 @@ mod tests {
             Name::handle("api").unwrap().with_suffix(2).as_str(),
             "api-2"
         );
+    }
+
+    #[test]
+    fn mentions_are_handles_users_and_paths() {
+        let found: Vec<_> =
+            mentions_in("@Claude please ask @bob/laptop/agent, cc @carol. a@ @a/b @x/y/z/w")
+                .collect();
+        assert_eq!(found, ["claude", "bob/laptop/agent", "carol"]);
+        let long = format!("@{}", "a".repeat(200));
+        assert_eq!(mentions_in(&long).count(), 0);
+        let agent = SessionPath::parse("bob/laptop/claude").unwrap();
+        assert!(agent.answers_to("claude"));
+        assert!(agent.answers_to("bob"));
+        assert!(agent.answers_to("bob/laptop/claude"));
+        assert!(!agent.answers_to("bob/laptop"));
+        assert!(!agent.answers_to("alice"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::common::{ChildGuard, Lines, Server, User, json as parse};
 use conclave::net::identity::Identity;
 use conclave::net::link::{LinkConfig, LinkEvent, LinkHandle, Login};
 use conclave::net::names::Name;
-use conclave::net::protocol::SessionKind;
+use conclave::net::protocol::{ChannelAct, ClientFrame, SessionKind};
 use conclave::net::ws::spawn_link;
 
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -234,4 +234,17 @@ pub async fn session(
         LinkEvent::Connected { .. } => (link, events),
         other => panic!("{other:?}"),
     }
+}
+
+/// Has a person's session do a moderation act (it must be allowed to).
+pub async fn moderate(person: &LinkHandle, channel: &str, act: ChannelAct, reason: Option<&str>) {
+    person
+        .request(ClientFrame::Moderate {
+            id: 0,
+            channel: Name::channel(channel).unwrap(),
+            act,
+            reason: reason.map(Into::into),
+        })
+        .await
+        .unwrap();
 }

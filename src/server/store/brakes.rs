@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::ChannelId;
-use crate::net::names::{Name, SessionPath};
+use crate::net::names::{Name, SessionPath, mentions_in};
 use crate::net::protocol::{ProtocolError, ReplyMode, SessionKind, duration_in_words};
 
 /// Mention targets remembered per channel; past it the oldest is forgotten.
@@ -18,9 +18,6 @@ const MAX_MENTIONS_PER_CHANNEL: usize = 256;
 /// Mention targets remembered over all channels; past it every channel starts afresh (agents
 /// then wait for a new mention, which is the safe way to fail).
 const MAX_MENTIONS: usize = 65_536;
-
-/// Mentions read from one message.
-const MAX_MENTIONS_PER_MESSAGE: usize = 32;
 
 /// Agent sessions remembered across all channels before the memory is pruned.
 const MAX_REMEMBERED_POSTERS: usize = 65_536;
@@ -46,30 +43,6 @@ pub struct Brakes {
     mentions: HashMap<ChannelId, HashMap<String, u64>>,
     /// Entries in `mentions`, over all channels.
     mention_count: usize,
-}
-
-/// Whether `target` (a handle, a user or a full path, as written after `@`) names `path`.
-pub fn names(target: &str, path: &SessionPath) -> bool {
-    target == path.session.as_str() || target == path.user.as_str() || target == path.to_string()
-}
-
-/// The `@targets` in a message, lowercased: each a name or a `user/machine/session` path
-/// (anything longer or otherwise shaped names nobody and is not kept).
-pub fn mentions_in(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split('@')
-        .skip(1)
-        .map(|after| {
-            after
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/'))
-                .collect::<String>()
-                .trim_end_matches('/')
-                .to_ascii_lowercase()
-        })
-        .filter(|target| {
-            Name::parse("mention", target).is_ok() || SessionPath::parse(target).is_ok()
-        })
-        .take(MAX_MENTIONS_PER_MESSAGE)
 }
 
 impl Brakes {
@@ -115,7 +88,11 @@ impl Brakes {
     /// In a `mention` channel: the agent holds the floor, or was mentioned since it last
     /// posted.
     fn may_answer(&self, id: ChannelId, settings: &Settings, from: &SessionPath) -> bool {
-        if settings.floor.as_deref().is_some_and(|f| names(f, from)) {
+        if settings
+            .floor
+            .as_deref()
+            .is_some_and(|f| from.answers_to(f))
+        {
             return true;
         }
         let since = self
@@ -126,7 +103,7 @@ impl Brakes {
         self.mentions.get(&id).is_some_and(|targets| {
             targets
                 .iter()
-                .any(|(target, &seq)| seq > since && names(target, from))
+                .any(|(target, &seq)| seq > since && from.answers_to(target))
         })
     }
 
@@ -220,22 +197,6 @@ mod tests {
 
     fn ops() -> Name {
         Name::channel("ops").unwrap()
-    }
-
-    #[test]
-    fn mentions_are_handles_users_and_paths() {
-        let found: Vec<_> =
-            mentions_in("@Claude please ask @bob/laptop/agent, cc @carol. a@ @a/b @x/y/z/w")
-                .collect();
-        assert_eq!(found, ["claude", "bob/laptop/agent", "carol"]);
-        let long = format!("@{}", "a".repeat(200));
-        assert_eq!(mentions_in(&long).count(), 0);
-        let agent = path("bob/laptop/claude");
-        assert!(names("claude", &agent));
-        assert!(names("bob", &agent));
-        assert!(names("bob/laptop/claude", &agent));
-        assert!(!names("bob/laptop", &agent));
-        assert!(!names("alice", &agent));
     }
 
     #[test]
