@@ -558,27 +558,40 @@ impl Hub {
     /// Disconnects every session of one machine except `keep` (its keys changed: each must
     /// sign in again with a key that still counts).
     pub fn end_machine_sessions(&self, user_id: UserId, machine: &Name, keep: &Attached) {
+        self.end_sessions(
+            user_id,
+            |path, live| &path.machine == machine && live.conn != keep.conn,
+            CloseReason::Revoked,
+            |path| {
+                format!(
+                    "the keys of {}/{} changed: sign in again",
+                    path.user, path.machine
+                )
+            },
+        );
+    }
+
+    /// Revokes the user's access and closes those of their sessions `which` picks, each told
+    /// `why` with `reason`.
+    fn end_sessions(
+        &self,
+        user_id: UserId,
+        which: impl Fn(&SessionPath, &Live) -> bool,
+        reason: CloseReason,
+        why: impl Fn(&SessionPath) -> String,
+    ) {
         let mut guard = self.lock();
         let state = &mut *guard;
         state.revoke(user_id);
         let ending: Vec<SessionPath> = state
             .sessions
             .iter()
-            .filter(|(path, live)| {
-                live.user_id == user_id && &path.machine == machine && live.conn != keep.conn
-            })
+            .filter(|(path, live)| live.user_id == user_id && which(path, live))
             .map(|(path, _)| path.clone())
             .collect();
         for path in ending {
-            Self::cut_off(
-                state,
-                &path,
-                CloseReason::Revoked,
-                format!(
-                    "the keys of {}/{} changed: sign in again",
-                    path.user, path.machine
-                ),
-            );
+            let why = why(&path);
+            Self::cut_off(state, &path, reason, why);
         }
     }
 
@@ -601,23 +614,12 @@ impl Hub {
 
     /// Disconnects every session of one machine (its key was removed).
     pub fn revoke_machine(&self, user_id: UserId, machine: &Name) {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        state.revoke(user_id);
-        let ending: Vec<SessionPath> = state
-            .sessions
-            .iter()
-            .filter(|(path, live)| live.user_id == user_id && &path.machine == machine)
-            .map(|(path, _)| path.clone())
-            .collect();
-        for path in ending {
-            Self::cut_off(
-                state,
-                &path,
-                CloseReason::Revoked,
-                format!("machine {}/{} was removed", path.user, path.machine),
-            );
-        }
+        self.end_sessions(
+            user_id,
+            |path, _| &path.machine == machine,
+            CloseReason::Revoked,
+            |path| format!("machine {}/{} was removed", path.user, path.machine),
+        );
     }
 }
 

@@ -83,18 +83,12 @@ impl Hub {
 
     /// Closes every session of a user banned from the server, telling each why.
     pub fn ban_user(&self, user_id: UserId, why: &str) {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        state.revoke(user_id);
-        let ending: Vec<SessionPath> = state
-            .sessions
-            .iter()
-            .filter(|(_, live)| live.user_id == user_id)
-            .map(|(path, _)| path.clone())
-            .collect();
-        for path in ending {
-            Self::cut_off(state, &path, CloseReason::Banned, why.to_owned());
-        }
+        self.end_sessions(
+            user_id,
+            |_, _| true,
+            CloseReason::Banned,
+            |_| why.to_owned(),
+        );
     }
 
     /// Live sessions of each of `users`.

@@ -89,6 +89,18 @@ fn checked_act(act: ChannelAct) -> Result<ChannelAct, ProtocolError> {
     Ok(act)
 }
 
+/// The channel as its manager sees it, and where the user stands in it.
+fn standing_in(
+    db: &mut Db,
+    channel: &Name,
+    user: UserId,
+    admin: bool,
+) -> Result<(Channel, Standing), ProtocolError> {
+    let found = db.managed_channel(channel, user, admin)?;
+    let role = db.role(found.id, user)?;
+    Ok((found, Standing { role, admin }))
+}
+
 /// What an act does to the rows, once the rules allowed it.
 fn apply(
     db: &mut Db,
@@ -212,11 +224,7 @@ pub(super) async fn moderate(
         .store
         .call(move |db| {
             let (found, target) = db.atomically(|db| {
-                let found = db.managed_channel(&channel, user, admin)?;
-                let actor = Standing {
-                    role: db.role(found.id, user)?,
-                    admin,
-                };
+                let (found, actor) = standing_in(db, &channel, user, admin)?;
                 // Rank first, so nobody without it learns which users exist.
                 rules::check(&found.name, actor, &act, None, false)?;
                 let target = match act.target_user() {
@@ -278,11 +286,7 @@ pub(super) async fn add_member(
         .store
         .call(move |db| {
             db.atomically(|db| {
-                let found = db.managed_channel(&channel, user, admin)?;
-                let actor = Standing {
-                    role: db.role(found.id, user)?,
-                    admin,
-                };
+                let (found, actor) = standing_in(db, &channel, user, admin)?;
                 if !rules::may_moderate(actor) {
                     return Err(ProtocolError::forbidden(format!(
                         "only moderators and the owner of #{channel} may add members"
@@ -382,11 +386,7 @@ pub(super) async fn create_invite(
         .store
         .call(move |db| {
             db.atomically(|db| {
-                let found = db.managed_channel(&channel, user, admin)?;
-                let actor = Standing {
-                    role: db.role(found.id, user)?,
-                    admin,
-                };
+                let (found, actor) = standing_in(db, &channel, user, admin)?;
                 rules::may_invite(&found.name, actor)?;
                 db.create_channel_invite(found.id, user, &stored, uses, expires)?;
                 db.record_audit(&AuditRecord {
