@@ -451,6 +451,15 @@ impl App {
         self.rooms.iter().position(|r| &r.id == id)
     }
 
+    /// The room holding the message I typed with this id, and where in it: found by the id,
+    /// since the room may have been renamed while the message was on its way.
+    pub fn pending_entry(&self, id: u64) -> Option<(usize, usize)> {
+        self.rooms
+            .iter()
+            .enumerate()
+            .find_map(|(room, r)| r.pending_index(id).map(|index| (room, index)))
+    }
+
     /// Whether some pane shows the room, scrolled to the newest messages.
     pub fn room_in_view(&self, room: usize) -> bool {
         self.panes.iter().any(|p| p.room == room && p.scroll == 0)

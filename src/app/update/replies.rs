@@ -209,18 +209,10 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             note(app, 0, EntryKind::Note, format!("left #{channel}"));
             Vec::new()
         }
-        Reply::Sent {
-            channel,
-            id,
-            seq,
-            ts,
-        } => {
-            let Some(room) = app.room_index(&RoomId::Channel(channel)) else {
-                return Vec::new();
-            };
-            let r = &mut app.rooms[room];
+        Reply::Sent { id, seq, ts, .. } => {
             // The echo may have come first and taken its place already.
-            if let Some(index) = r.pending_index(id) {
+            if let Some((room, index)) = app.pending_entry(id) {
+                let r = &mut app.rooms[room];
                 if let Some(mut entry) = r.entries.remove(index) {
                     entry.seq = Some(seq);
                     entry.ts = ts;
@@ -241,13 +233,11 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             }
             Vec::new()
         }
-        Reply::NotSent { room, id, error } => {
-            if let Some(room) = app.room_index(&room) {
-                let r = &mut app.rooms[room];
-                if let Some(index) = r.pending_index(id) {
-                    r.entries[index].delivery = Delivery::Failed { id, reason: error };
-                    r.entries[index].height = Default::default();
-                }
+        Reply::NotSent { id, error, .. } => {
+            if let Some((room, index)) = app.pending_entry(id) {
+                let entry = &mut app.rooms[room].entries[index];
+                entry.delivery = Delivery::Failed { id, reason: error };
+                entry.height = Default::default();
             }
             Vec::new()
         }

@@ -232,6 +232,35 @@ fn a_renamed_channel_changes_name_in_place() {
     ));
 }
 
+#[test]
+fn a_message_on_its_way_when_the_channel_is_renamed_is_still_acknowledged() {
+    let mut app = connected();
+    let cmds = run(&mut app, "on its way");
+    let [Cmd::Send { id, .. }] = cmds.as_slice() else {
+        panic!("{cmds:?}")
+    };
+    let id = *id;
+    let rename = ChannelAct::Rename {
+        name: name("lobby"),
+    };
+    update(
+        &mut app,
+        moderation("general", "bob/desk/tui", rename, None),
+    );
+    update(
+        &mut app,
+        Msg::Done(Reply::Sent {
+            channel: name("general"),
+            id,
+            seq: 1,
+            ts: NOW,
+        }),
+    );
+    let r = room(&app, "lobby");
+    let sent = r.entries.iter().find(|e| e.text == "on its way").unwrap();
+    assert_eq!((sent.delivery.clone(), sent.seq), (Delivery::Done, Some(1)));
+}
+
 fn entry(id: u64, detail: &str) -> AuditEntry {
     AuditEntry {
         id,
