@@ -114,7 +114,7 @@ enum Command {
     },
     /// The terminal client (with nothing configured: starts a local server and registers you)
     Tui {
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -127,7 +127,7 @@ enum Command {
         /// Read the human key's passphrase from stdin instead of the terminal
         #[arg(long, requires = "human")]
         passphrase_stdin: bool,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long, requires = "human")]
         server: Option<String>,
     },
@@ -135,7 +135,7 @@ enum Command {
     Register {
         /// The user name to claim
         name: String,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// This machine's name [default: the host name]
@@ -154,7 +154,7 @@ enum Command {
         /// An invite token from `conclave channel invite`
         #[arg(long, value_name = "TOKEN")]
         invite: Option<String>,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -162,7 +162,7 @@ enum Command {
     Leave {
         /// The channel to leave
         channel: String,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -172,7 +172,7 @@ enum Command {
         channel: String,
         /// The message; `-` reads it from stdin
         text: String,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// Session handle to send as
@@ -185,7 +185,7 @@ enum Command {
         path: String,
         /// The message; `-` reads it from stdin
         text: String,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -193,7 +193,7 @@ enum Command {
     Tail {
         /// The channel to print
         channel: String,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// Start after this sequence number
@@ -209,7 +209,7 @@ enum Command {
     Who {
         /// A channel: its members and who receives it [default: everyone online]
         channel: Option<String>,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -236,7 +236,7 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Where things are and whether they work: server, sign-in, config, local server, logs
     Status {
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// The local server's data directory [default: $XDG_DATA_HOME/conclave]
@@ -262,13 +262,13 @@ enum ChannelCommand {
         name: String,
         #[arg(long, value_enum, default_value = "public")]
         visibility: Visibility,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
     /// List the channels you can see
     List {
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -278,7 +278,7 @@ enum ChannelCommand {
         channel: String,
         /// The user to let in
         user: String,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -288,7 +288,7 @@ enum ChannelCommand {
         channel: String,
         /// The user whose membership ends
         user: String,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -316,7 +316,7 @@ enum MachineCommand {
     Invite {
         /// A name for the new machine
         name: String,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -330,7 +330,7 @@ enum MachineCommand {
     },
     /// List your machines
     List {
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -338,7 +338,7 @@ enum MachineCommand {
     Remove {
         /// The machine to remove
         name: String,
-        /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },

@@ -549,3 +549,39 @@ fn a_human_key_turns_the_verbs_into_agent_sessions_and_is_made_once() {
     let again = alice.fails(&["key", "--human", "--passphrase-stdin"]);
     assert!(again.contains("has a human key already"), "{again}");
 }
+
+#[test]
+fn a_list_of_addresses_reaches_the_one_that_answers_and_a_bad_one_is_named() {
+    let server = Server::start();
+    let (alice, bob) = two_users_in_general(&server);
+    // Nothing listens on a port just freed.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("ws://{}", listener.local_addr().unwrap())
+    };
+    let both = format!("{dead},{}", server.url());
+    let (_tail, lines, err) = bob.spawn(&["tail", "general", "--server", &both]);
+    err.wait_for(WAIT, |l| l.contains("tailing #general"));
+    alice.ok(&["send", "general", "through the list", "--server", &both]);
+    assert!(
+        lines
+            .wait_for(WAIT, |l| l.contains("through the list"))
+            .contains("alice/box/cli")
+    );
+    let e = alice.fails(&[
+        "send",
+        "general",
+        "nowhere",
+        "--server",
+        &format!("{dead},{dead}"),
+    ]);
+    assert!(e.contains(&format!("cannot reach {dead}")), "{e}");
+    let e = alice.fails(&[
+        "send",
+        "general",
+        "x",
+        "--server",
+        &format!("{},http://no", server.url()),
+    ]);
+    assert!(e.contains("`http://no` is not a server address"), "{e}");
+}

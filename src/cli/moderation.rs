@@ -27,7 +27,7 @@ pub struct At {
     /// The channel, e.g. ops or #ops
     #[arg(value_parser = Name::channel)]
     channel: Name,
-    /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
+    /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
     #[arg(long)]
     server: Option<String>,
 }

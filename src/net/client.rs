@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 
 use super::config::{ClientConfig, ConfigError, DEFAULT_BIND, DEFAULT_SERVER};
 use super::identity::{Identity, IdentityError};
-use super::link::{LinkConfig, LinkEvent, LinkHandle, Login};
+use super::link::{LinkConfig, LinkEvent, LinkHandle, Login, server_urls};
 use super::names::{Name, NameError, SessionPath};
 use super::protocol::SessionKind;
-use super::ws::spawn_link;
+use super::ws::{check_address, spawn_link};
 
 /// Names a PEM file of CA certificates to trust for `wss://` instead of the public roots.
 pub const CA_FILE_ENV: &str = "CONCLAVE_CA_FILE";
@@ -149,6 +149,10 @@ impl Started {
 pub async fn start(opening: Opening) -> Result<Started, ClientError> {
     let config = ClientConfig::load(&opening.config_dir)?;
     let server = config.server_or_default(opening.server.as_deref());
+    // Every address of a list, not only the first that answers: a typo shows at once.
+    for url in server_urls(&server) {
+        check_address(&url).map_err(|e| ClientError::Link(e.message))?;
+    }
     let mut local_server = None;
     let (identity, login) = match &opening.setup {
         Setup::Key => (Identity::load(&opening.config_dir)?, Login::Key),

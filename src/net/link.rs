@@ -30,7 +30,7 @@ pub use super::transport::{CONN_QUEUE, Conn, ConnectError};
 
 mod task;
 
-pub use task::{Backoff, spawn_with};
+pub use task::{Backoff, server_urls, spawn_with};
 
 /// How long the server may take to answer each handshake step.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -43,14 +43,20 @@ fn private_roots(ca_file: &Path) -> Result<Connector, ConnectError> {
     Ok(Connector::Rustls(Arc::new(config)))
 }
 
+/// Refuses what is not a WebSocket address, before anything is dialled.
+pub fn check_address(url: &str) -> Result<(), ConnectError> {
+    if url.starts_with("ws://") || url.starts_with("wss://") {
+        return Ok(());
+    }
+    Err(ConnectError::fatal(format!(
+        "`{url}` is not a server address: expected ws://HOST:PORT or wss://HOST:PORT"
+    )))
+}
+
 /// Dials `url` and starts the pumps. `wss://` trusts the public web roots, or only the CAs in
 /// `ca_file` when one is given.
 pub async fn connect(url: String, ca_file: Option<PathBuf>) -> Result<Conn, ConnectError> {
-    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-        return Err(ConnectError::fatal(format!(
-            "`{url}` is not a server address: expected ws://HOST:PORT or wss://HOST:PORT"
-        )));
-    }
+    check_address(&url)?;
     // rustls needs a process-wide crypto provider; a second install attempt is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = WebSocketConfig::default();

@@ -46,7 +46,7 @@ struct ChannelState {
 /// Starts a link over any connector (tests hand in channel pairs).
 pub fn spawn_with<C, F>(config: LinkConfig, connect: C) -> (LinkHandle, mpsc::Receiver<LinkEvent>)
 where
-    C: Fn(String) -> F + Send + 'static,
+    C: Fn(String) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Conn, ConnectError>> + Send + 'static,
 {
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
@@ -64,6 +64,8 @@ where
     let task = LinkTask {
         handle: config.handle.clone(),
         path: None,
+        next_url: 0,
+        server_id: None,
         on_conflict,
         instance: new_client_id(),
         config,
@@ -95,6 +97,11 @@ struct LinkTask {
     handle: Name,
     /// The path the server granted, once it has.
     path: Option<SessionPath>,
+    /// Which of the configured server addresses to try first (the one that answered last).
+    next_url: usize,
+    /// The id of the server first reached: with several addresses, every one must reach the
+    /// same server (instances of one deployment), or resuming by seq would be wrong.
+    server_id: Option<String>,
     on_conflict: OnConflict,
     /// Random id of this link, sent in every `Hello`.
     instance: String,
@@ -107,17 +114,60 @@ struct LinkTask {
     backoff: Backoff,
 }
 
+/// The server addresses in a `--server` value: one, or several separated by commas (instances
+/// of one server, tried in turn).
+pub fn server_urls(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Tries each address in turn, from `first`, until one answers; returns the outcome and the
+/// index of the address that answered (or of the first one tried, when none did).
+async fn dial<C, F>(
+    connect: &C,
+    urls: &[String],
+    first: usize,
+) -> (Result<Conn, ConnectError>, usize)
+where
+    C: Fn(String) -> F + Sync,
+    F: Future<Output = Result<Conn, ConnectError>>,
+{
+    if urls.is_empty() {
+        return (Err(ConnectError::fatal("no server address given")), 0);
+    }
+    let mut failures = Vec::new();
+    for step in 0..urls.len() {
+        let index = (first + step) % urls.len();
+        match connect(urls[index].clone()).await {
+            Ok(conn) => return (Ok(conn), index),
+            Err(e) if e.fatal => return (Err(e), index),
+            Err(e) => failures.push(e.message),
+        }
+    }
+    (
+        Err(ConnectError::transient(failures.join("; "))),
+        first % urls.len(),
+    )
+}
+
 impl LinkTask {
     async fn run<C, F>(mut self, connect: C)
     where
-        C: Fn(String) -> F,
+        C: Fn(String) -> F + Sync,
         F: Future<Output = Result<Conn, ConnectError>>,
     {
+        let urls = server_urls(&self.config.url);
         let reason = loop {
-            let attempt = tokio::select! {
-                result = connect(self.config.url.clone()) => result,
+            let dialing = dial(&connect, &urls, self.next_url);
+            let (attempt, answered) = tokio::select! {
+                result = dialing => result,
                 () = self.queue_commands_until_closed() => return,
             };
+            self.next_url = answered;
             let ended = match attempt {
                 Err(e) if e.fatal => Ended::Fatal(e.message),
                 Err(e) => Ended::Lost(e.message),
@@ -304,6 +354,9 @@ impl LinkTask {
             server_id,
             admin,
         } = welcome;
+        if let Some(ended) = self.check_same_server(&server_id) {
+            return ended;
+        }
         // Reconnects ask for the path granted now; the instance id lets the server hand it
         // back even before it notices the old connection is gone.
         self.handle = path.session.clone();
@@ -428,6 +481,22 @@ impl LinkTask {
                 tracing::debug!(kind = other.kind(), "ignored frame");
                 Ok(())
             }
+        }
+    }
+
+    /// With several server addresses, refuses an address that reaches another server than the
+    /// first one did.
+    fn check_same_server(&mut self, server_id: &str) -> Option<Ended> {
+        match &self.server_id {
+            None => {
+                self.server_id = Some(server_id.to_owned());
+                None
+            }
+            Some(first) if first == server_id || !self.config.url.contains(',') => None,
+            Some(first) => Some(Ended::Fatal(format!(
+                "{} reaches another server (id {server_id}) than the first address did (id {first}): every address in --server must be an instance of one server",
+                server_urls(&self.config.url)[self.next_url % server_urls(&self.config.url).len()]
+            ))),
         }
     }
 

@@ -25,6 +25,11 @@ impl FakeConn {
 
     /// Plays the server's side of the handshake and returns the Hello's handle and policy.
     async fn accept(&mut self, path: &str) -> (Name, OnConflict) {
+        self.accept_as(path, "fake").await
+    }
+
+    /// `accept` as the server with id `server_id`.
+    async fn accept_as(&mut self, path: &str, server_id: &str) -> (Name, OnConflict) {
         let (handle, policy) = match self.recv().await {
             ClientFrame::Hello {
                 handle,
@@ -35,13 +40,13 @@ impl FakeConn {
         };
         self.send(ServerFrame::Challenge {
             nonce: vec![0; 32],
-            server_id: "fake".into(),
+            server_id: server_id.into(),
         })
         .await;
         assert!(matches!(self.recv().await, ClientFrame::Auth { .. }));
         self.send(ServerFrame::Welcome {
             path: SessionPath::parse(path).unwrap(),
-            server_id: "fake".into(),
+            server_id: server_id.into(),
             version: PROTOCOL_VERSION,
             admin: false,
         })
@@ -203,6 +208,96 @@ async fn connects_after_failures_and_reports_the_retry() {
         LinkEvent::Connected { .. }
     ));
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
+}
+
+/// Every address a connector dialled, in order.
+type Tried = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A connector for several addresses: those in `down` refuse; the others hand the server end
+/// to the test, with the address dialled.
+fn addresses(
+    down: &'static [&'static str],
+) -> (
+    impl Fn(String) -> ConnectFuture + Send + Sync + 'static,
+    mpsc::UnboundedReceiver<(String, FakeConn)>,
+    Tried,
+) {
+    let tried = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (accepted_tx, accepted) = mpsc::unbounded_channel();
+    let log = tried.clone();
+    let connect = move |url: String| {
+        log.lock().unwrap().push(url.clone());
+        let accepted_tx = accepted_tx.clone();
+        Box::pin(async move {
+            if down.contains(&url.as_str()) {
+                return Err(ConnectError::transient(format!("cannot reach {url}")));
+            }
+            let (client_tx, server_rx) = mpsc::channel(64);
+            let (server_tx, client_rx) = mpsc::channel(64);
+            let conn = FakeConn {
+                rx: server_rx,
+                tx: server_tx,
+            };
+            accepted_tx.send((url, conn)).unwrap();
+            Ok(Conn {
+                tx: client_tx,
+                rx: client_rx,
+            })
+        }) as ConnectFuture
+    };
+    (connect, accepted, tried)
+}
+
+#[tokio::test(start_paused = true)]
+async fn several_addresses_are_tried_in_turn_and_the_one_that_answered_first_next_time() {
+    let (connect, mut accepted, tried) = addresses(&["ws://a"]);
+    let config = LinkConfig {
+        url: "ws://a, ws://b,ws://c".into(),
+        ..config(true)
+    };
+    let (_link, mut events) = spawn_with(config, connect);
+    let (url, mut server) = accepted.recv().await.unwrap();
+    assert_eq!(url, "ws://b");
+    server.accept("alice/laptop/tui").await;
+    assert!(matches!(
+        next_event(&mut events).await,
+        LinkEvent::Connected { .. }
+    ));
+    // b goes away: the next round starts at b again, which answers.
+    drop(server);
+    let (url, mut server) = accepted.recv().await.unwrap();
+    assert_eq!(url, "ws://b");
+    server.accept("alice/laptop/tui").await;
+    assert_eq!(*tried.lock().unwrap(), ["ws://a", "ws://b", "ws://b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_address_that_reaches_another_server_is_refused() {
+    let (connect, mut accepted, _) = addresses(&[]);
+    let config = LinkConfig {
+        url: "ws://a,ws://b".into(),
+        ..config(true)
+    };
+    let (_link, mut events) = spawn_with(config, connect);
+    let (_, mut server) = accepted.recv().await.unwrap();
+    server.accept_as("alice/laptop/tui", "one").await;
+    assert!(matches!(
+        next_event(&mut events).await,
+        LinkEvent::Connected { .. }
+    ));
+    drop(server);
+    let (_, mut other) = accepted.recv().await.unwrap();
+    other.accept_as("alice/laptop/tui", "two").await;
+    loop {
+        match next_event(&mut events).await {
+            LinkEvent::Closed { reason } => {
+                assert!(reason.contains("reaches another server"), "{reason}");
+                break;
+            }
+            LinkEvent::Disconnected { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]
