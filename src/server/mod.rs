@@ -29,7 +29,7 @@ use crate::net::names::Name;
 use self::admission::{Admission, Limits, MAX_REFUSING};
 use self::hub::Hub;
 use self::session::Shared;
-use self::store::{Appended, Store};
+use self::store::{Appended, Backend};
 
 /// How long shutdown waits for connections to flush and close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,7 +78,7 @@ pub async fn open(config: ServerConfig) -> Result<Opened> {
     let publish = Box::new(move |stored: Vec<Appended>| {
         fan_out.publish_all(stored.into_iter().map(|a| (a.channel_id, a.message)));
     });
-    let store = Store::open(config.data_dir.as_deref(), config.retention, publish)?;
+    let store = Backend::open(config.data_dir.as_deref(), config.retention, publish)?;
     let server_id = server_id::server_id(&store, config.data_dir.as_deref()).await?;
     let shared = Shared {
         hub,

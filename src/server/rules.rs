@@ -50,11 +50,25 @@ pub fn may_moderate(actor: Standing) -> bool {
 
 /// Making invites needs what a moderation act does.
 pub fn may_invite(channel: &Name, actor: Standing) -> Result<(), ProtocolError> {
+    moderators_may(channel, actor, "make invites")
+}
+
+/// Bringing someone in needs what a moderation act does.
+pub fn may_add_members(channel: &Name, actor: Standing) -> Result<(), ProtocolError> {
+    moderators_may(channel, actor, "add members")
+}
+
+/// A channel's audit log is for its moderators, owner and admins.
+pub fn may_read_audit(channel: &Name, actor: Standing) -> Result<(), ProtocolError> {
+    moderators_may(channel, actor, "read its audit log")
+}
+
+fn moderators_may(channel: &Name, actor: Standing, what: &str) -> Result<(), ProtocolError> {
     if may_moderate(actor) {
         return Ok(());
     }
     Err(ProtocolError::forbidden(format!(
-        "only moderators and the owner of #{channel} may make invites"
+        "only moderators and the owner of #{channel} may {what}"
     )))
 }
 

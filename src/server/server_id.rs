@@ -16,9 +16,9 @@ pub const ID_FILE: &str = "server-id";
 
 /// The id of the server in `dir` (or of an in-memory one), made and recorded on first start.
 /// Refuses a database that does not match the directory's id.
-pub async fn server_id(store: &Store, dir: Option<&Path>) -> Result<String> {
+pub async fn server_id(store: &impl Store, dir: Option<&Path>) -> Result<String> {
     let stored = store
-        .call(|db| db.stored_server_id())
+        .stored_server_id()
         .await
         .wrap_err("cannot read the server id")?;
     let Some(dir) = dir else {
@@ -58,13 +58,12 @@ pub async fn server_id(store: &Store, dir: Option<&Path>) -> Result<String> {
     }
 }
 
-async fn create(store: &Store) -> Result<String> {
+async fn create(store: &impl Store) -> Result<String> {
     let mut bytes = [0u8; 16];
     crate::net::identity::random_bytes(&mut bytes).wrap_err("no randomness for a server id")?;
     let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let saved = id.clone();
     store
-        .call(move |db| db.save_server_id(&saved))
+        .save_server_id(&id)
         .await
         .wrap_err("cannot record the server id")?;
     Ok(id)
@@ -89,9 +88,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::server::store::SqliteStore;
 
-    fn open(dir: &Path) -> Store {
-        Store::open(Some(dir), Duration::from_secs(3600), Box::new(|_| {})).unwrap()
+    fn open(dir: &Path) -> SqliteStore {
+        SqliteStore::open(Some(dir), Duration::from_secs(3600), Box::new(|_| {})).unwrap()
     }
 
     #[tokio::test]
@@ -126,7 +126,7 @@ mod tests {
     async fn a_database_from_before_the_file_gets_one() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.call(|db| db.save_server_id("old")).await.unwrap();
+        store.save_server_id("old").await.unwrap();
         assert_eq!(server_id(&store, Some(dir.path())).await.unwrap(), "old");
         let written = std::fs::read_to_string(dir.path().join(ID_FILE)).unwrap();
         assert_eq!(written.trim(), "old");

@@ -21,7 +21,7 @@ use crate::net::protocol::{
 
 use super::admission::{Admission, Slot, Spend};
 use super::hub::{Attached, Claim, Hub, Outbox, Refusal, RoomRef};
-use super::store::{Account, Append, INVITE_TTL_MS, Signer, Store, UserId, now_ms};
+use super::store::{Account, Actor, Append, Backend, INVITE_TTL_MS, Signer, Store, UserId, now_ms};
 
 /// Sends one session may have queued for the store at once.
 const MAX_SENDS_IN_FLIGHT: usize = 64;
@@ -51,7 +51,7 @@ pub enum Inbound {
 #[derive(Clone)]
 pub struct Shared {
     pub hub: Arc<Hub>,
-    pub store: Store,
+    pub store: Backend,
     pub server_id: String,
     pub admins: Arc<Vec<Name>>,
     /// Ping interval of every connection (see `ws.rs`).
@@ -74,6 +74,15 @@ struct Me {
 impl Me {
     fn path(&self) -> &SessionPath {
         &self.attached.path
+    }
+
+    /// This session as the author of an audited act.
+    fn actor(&self, shared: &Shared) -> Actor {
+        Actor {
+            user_id: self.user_id,
+            path: self.path().clone(),
+            admin: shared.admins.contains(&self.path().user),
+        }
     }
 }
 
@@ -234,20 +243,14 @@ async fn handshake(
     match first_contact {
         Some(FirstContact::Register { username, machine }) => {
             let now = Instant::now();
-            let key = public_key.clone();
-            let known = shared
-                .store
-                .call(move |db| db.account_by_key(&key))
-                .await?
-                .is_some();
+            let known = shared.store.account_by_key(&public_key).await?.is_some();
             // Re-running `register` with an enrolled key makes nothing, so it is not counted.
             if !known {
                 shared.admission.register(peer, now)?;
             }
-            let key = public_key.clone();
             let made = shared
                 .store
-                .call(move |db| db.register(&username, &machine, &key))
+                .register(&username, &machine, &public_key)
                 .await;
             if let Err(e) = made {
                 if !known {
@@ -257,16 +260,14 @@ async fn handshake(
             }
         }
         Some(FirstContact::Enroll { code }) => {
-            let key = public_key.clone();
-            shared.store.call(move |db| db.enroll(&code, &key)).await?;
+            shared.store.enroll(&code, &public_key).await?;
         }
         None => {}
     }
     let lookup = async || -> Result<Account, ProtocolError> {
-        let key = public_key.clone();
         shared
             .store
-            .call(move |db| db.account_by_key(&key))
+            .account_by_key(&public_key)
             .await?
             .ok_or_else(|| {
                 ProtocolError::forbidden(

@@ -3,6 +3,7 @@
 use super::governance::MAX_TOKEN_BYTES;
 use super::*;
 use crate::net::protocol::Visibility;
+use crate::server::store::NewChannel;
 
 /// `ClientFrame::CreateChannel`.
 pub(super) async fn create_channel(
@@ -12,15 +13,16 @@ pub(super) async fn create_channel(
     channel: Name,
     visibility: Visibility,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    let user = me.user_id;
-    let store = &shared.store;
     let admin = shared.admins.contains(&me.path().user);
     let limits = shared.admission.limits();
-    let max = (!admin).then_some(limits.max_channels_per_user);
-    let turns = limits.agent_turns;
-    let channel = store
-        .call(move |db| db.create_channel(&channel, visibility, user, max, turns))
-        .await?;
+    let new = NewChannel {
+        name: channel,
+        visibility,
+        creator: me.user_id,
+        max_per_creator: (!admin).then_some(limits.max_channels_per_user),
+        agent_turns: limits.agent_turns,
+    };
+    let channel = shared.store.create_channel(&new).await?;
     Ok(Some(ServerFrame::ChannelCreated { id, channel }))
 }
 
@@ -32,11 +34,10 @@ pub(super) async fn list_channels(
     after: Option<Name>,
     limit: Option<u32>,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    let user = me.user_id;
-    let store = &shared.store;
     let limit = limit.unwrap_or(MAX_CHANNEL_PAGE).clamp(1, MAX_CHANNEL_PAGE);
-    let (channels, more) = store
-        .call(move |db| db.list_channels(user, after.as_ref(), limit))
+    let (channels, more) = shared
+        .store
+        .list_channels(me.user_id, after.as_ref(), limit)
         .await?;
     Ok(Some(ServerFrame::Channels { id, channels, more }))
 }
@@ -50,17 +51,16 @@ pub(super) async fn join(
     invite: Option<String>,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     let user = me.user_id;
-    let store = &shared.store;
     if invite.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
         return Err(ProtocolError::invalid("that is not an invite token"));
     }
     let mut tries = 0;
     loop {
         let checked = shared.hub.epoch(user);
-        let handle = me.path().session.clone();
-        let (name, token) = (channel.clone(), invite.clone());
-        let joining = store
-            .call(move |db| db.join(&name, user, &handle, token.as_deref()))
+        let handle = &me.path().session;
+        let joining = shared
+            .store
+            .join(&channel, user, handle, invite.as_deref())
             .await?;
         let change = if joining.new_member {
             PresenceChange::Joined
@@ -109,15 +109,10 @@ pub(super) async fn leave(
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     let user = me.user_id;
     let store = &shared.store;
-    let name = channel.clone();
-    let found = store
-        .call(move |db| db.visible_channel(&name, user))
-        .await?;
+    let found = store.visible_channel(&channel, user).await?;
     let others_remain = shared.hub.unsubscribe(found.id, &me.attached);
     if !others_remain {
-        let removed = store
-            .call(move |db| db.remove_member(found.id, user))
-            .await?;
+        let removed = store.remove_member(found.id, user).await?;
         if !removed {
             return Err(ProtocolError::not_found(format!(
                 "you are not in #{channel}"
@@ -138,18 +133,14 @@ pub(super) async fn who(
     id: u64,
     channel: Option<Name>,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    let user = me.user_id;
-    let store = &shared.store;
     let (channel_id, mut members) = match &channel {
         None => (None, Vec::new()),
         Some(name) => {
-            let lookup = name.clone();
-            store
-                .call(move |db| {
-                    let found = db.readable_channel(&lookup, user)?;
-                    Ok((Some(found.id), db.members(found.id, MAX_WHO_ENTRIES + 1)?))
-                })
-                .await?
+            let (id, members) = shared
+                .store
+                .members(name, me.user_id, MAX_WHO_ENTRIES + 1)
+                .await?;
+            (Some(id), members)
         }
     };
     let mut sessions = shared.hub.who(channel_id);

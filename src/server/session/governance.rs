@@ -1,6 +1,7 @@
 //! The requests that govern the room, one named function each: moderation acts, channel
-//! invites, channel details, server bans, the user list and the audit log. Who may do what
-//! is `rules::check`; every act is written to the audit log in the same unit as the act.
+//! invites, channel details, server bans, the user list and the audit log. What an act
+//! carries is checked here; who may do it is `server::rules`, asked by the store inside the
+//! same unit that applies the act and writes it to the audit log.
 
 use super::*;
 use crate::net::protocol::{
@@ -9,8 +10,7 @@ use crate::net::protocol::{
     remaining_in_words,
 };
 use crate::server::hub::RoomEffect;
-use crate::server::rules::{self, Standing};
-use crate::server::store::{AuditRecord, AuditScope, Channel, Db, ServerBan, until};
+use crate::server::store::{AuditRecord, ChannelInvite, Moderated, Moderation, ServerBan, until};
 
 /// Most agent turns a channel may allow before waiting for a person (0 is unlimited).
 const MAX_AGENT_TURNS: u32 = 10_000;
@@ -89,86 +89,6 @@ fn checked_act(act: ChannelAct) -> Result<ChannelAct, ProtocolError> {
     Ok(act)
 }
 
-/// The channel as its manager sees it, and where the user stands in it.
-fn standing_in(
-    db: &mut Db,
-    channel: &Name,
-    user: UserId,
-    admin: bool,
-) -> Result<(Channel, Standing), ProtocolError> {
-    let found = db.managed_channel(channel, user, admin)?;
-    let role = db.role(found.id, user)?;
-    Ok((found, Standing { role, admin }))
-}
-
-/// What an act does to the rows, once the rules allowed it.
-fn apply(
-    db: &mut Db,
-    channel: &Channel,
-    act: &ChannelAct,
-    target: Option<UserId>,
-    reason: Option<&str>,
-    now: i64,
-) -> Result<(), ProtocolError> {
-    let name = &channel.name;
-    let target_id = || target.ok_or_else(|| ProtocolError::internal("the act has no target"));
-    match act {
-        ChannelAct::Kick {
-            target: KickTarget::User(user),
-            ban_for_ms,
-        } => match ban_for_ms {
-            Some(ms) => db.ban(channel.id, target_id()?, until(now, Some(*ms)), reason)?,
-            None if !db.remove_member(channel.id, target_id()?)? => {
-                return Err(ProtocolError::not_found(format!(
-                    "{user} is not in #{name}"
-                )));
-            }
-            None => {}
-        },
-        ChannelAct::Kick {
-            target: KickTarget::Session(_),
-            ban_for_ms: Some(ms),
-        } => db.ban(channel.id, target_id()?, until(now, Some(*ms)), reason)?,
-        ChannelAct::Kick { .. } => {}
-        ChannelAct::Ban { for_ms, .. } => {
-            db.ban(channel.id, target_id()?, until(now, *for_ms), reason)?;
-        }
-        ChannelAct::Unban { user } => {
-            if !db.unban(channel.id, target_id()?)? {
-                return Err(ProtocolError::not_found(format!(
-                    "{user} is not banned from #{name}"
-                )));
-            }
-        }
-        ChannelAct::Mute { for_ms, .. } => {
-            db.mute(channel.id, target_id()?, until(now, *for_ms))?
-        }
-        ChannelAct::Unmute { user } => {
-            if !db.unmute(channel.id, target_id()?)? {
-                return Err(ProtocolError::not_found(format!(
-                    "{user} is not muted in #{name}"
-                )));
-            }
-        }
-        ChannelAct::Role { role, .. } => db.set_role(channel, target_id()?, *role)?,
-        ChannelAct::Topic { topic } => db.set_topic(channel.id, topic)?,
-        ChannelAct::Rename { name: new_name } => db.rename_channel(channel.id, new_name)?,
-        ChannelAct::Archive => db.set_archived(channel.id, true)?,
-        ChannelAct::Unarchive => db.set_archived(channel.id, false)?,
-        ChannelAct::Delete => db.delete_channel(channel.id)?,
-        ChannelAct::Set { setting } => db.set_setting(channel.id, *setting)?,
-        ChannelAct::Floor { to } => db.set_floor(channel.id, to.as_deref())?,
-        ChannelAct::RevokeInvite { token } => {
-            if !db.revoke_channel_invite(channel.id, token)? {
-                return Err(ProtocolError::not_found(format!(
-                    "#{name} has no invite {token}"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// What the room sees of an act once it is done.
 fn effect(act: &ChannelAct, target: Option<UserId>) -> RoomEffect<'_> {
     match (act, target) {
@@ -202,70 +122,33 @@ pub(super) async fn moderate(
         one_line("a reason", reason, MAX_REASON_BYTES)?;
     }
     let act = checked_act(act)?;
-    let user = me.user_id;
-    let admin = shared.admins.contains(&me.path().user);
     let target_admin = act.target_user().is_some_and(|u| shared.admins.contains(u));
     let now = now_ms();
-    let record = AuditRecord {
-        ts: now,
-        actor_id: user,
-        by: me.path().clone(),
-        action: act.name().to_owned(),
-        channel: None,
-        target: match &act {
-            ChannelAct::Kick { target, .. } => Some(target.to_string()),
-            other => other.target_user().map(Name::to_string),
-        },
-        detail: act.to_string(),
-        reason: reason.clone(),
-    };
-    let (hub, by) = (shared.hub.clone(), me.path().clone());
+    let (hub, by, told) = (shared.hub.clone(), me.path().clone(), act.clone());
+    let event_reason = reason.clone();
+    let then = Box::new(move |done: &Moderated| {
+        if matches!(told, ChannelAct::RevokeInvite { .. }) {
+            return;
+        }
+        let event = ServerFrame::Moderation(ModerationEvent {
+            channel: done.channel.name.clone(),
+            by,
+            act: told.clone(),
+            reason: event_reason,
+            ts: now,
+        });
+        hub.moderate(done.channel.id, &event, effect(&told, done.target));
+    });
     shared
         .store
-        .call(move |db| {
-            let (found, target) = db.atomically(|db| {
-                let (found, actor) = standing_in(db, &channel, user, admin)?;
-                // Rank first, so nobody without it learns which users exist.
-                rules::check(&found.name, actor, &act, None, false)?;
-                let target = match act.target_user() {
-                    Some(name) => {
-                        let target_id = db.user_id(name)?;
-                        let standing = Standing {
-                            role: db.role(found.id, target_id)?,
-                            admin: target_admin,
-                        };
-                        Some((name.clone(), target_id, standing))
-                    }
-                    None => None,
-                };
-                rules::check(
-                    &found.name,
-                    actor,
-                    &act,
-                    target.as_ref().map(|(name, _, at)| (name, *at)),
-                    target.as_ref().is_some_and(|(_, t, _)| *t == user),
-                )?;
-                let target_id = target.map(|(_, t, _)| t);
-                apply(db, &found, &act, target_id, reason.as_deref(), now)?;
-                db.record_audit(&AuditRecord {
-                    channel: Some((found.id, found.name.clone())),
-                    ..record
-                })?;
-                Ok((found, target_id))
-            })?;
-            // On the store thread, right after the commit: nothing stored later (a message
-            // to a new channel that reuses a deleted one's id, say) reaches the room first.
-            if !matches!(act, ChannelAct::RevokeInvite { .. }) {
-                let event = ServerFrame::Moderation(ModerationEvent {
-                    channel: found.name,
-                    by,
-                    act: act.clone(),
-                    reason,
-                    ts: now,
-                });
-                hub.moderate(found.id, &event, effect(&act, target));
-            }
-            Ok(())
+        .moderate(Moderation {
+            channel,
+            by: me.actor(shared),
+            act,
+            target_admin,
+            reason,
+            now,
+            then,
         })
         .await?;
     Ok(Some(ServerFrame::Done { id }))
@@ -280,40 +163,9 @@ pub(super) async fn add_member(
     member: Name,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     audited_act(shared, me)?;
-    let (user, by, now) = (me.user_id, me.path().clone(), now_ms());
-    let admin = shared.admins.contains(&me.path().user);
     shared
         .store
-        .call(move |db| {
-            db.atomically(|db| {
-                let (found, actor) = standing_in(db, &channel, user, admin)?;
-                if !rules::may_moderate(actor) {
-                    return Err(ProtocolError::forbidden(format!(
-                        "only moderators and the owner of #{channel} may add members"
-                    )));
-                }
-                let member_id = db.user_id(&member)?;
-                if let Some(ban) = db.ban_of(found.id, member_id, now)? {
-                    return Err(ProtocolError::forbidden(format!(
-                        "{member} is banned from #{channel} {}; unban them first",
-                        remaining_in_words(ban.until, now)
-                    )));
-                }
-                if db.add_member(found.id, member_id)? {
-                    db.record_audit(&AuditRecord {
-                        ts: now,
-                        actor_id: user,
-                        by,
-                        action: "add-member".into(),
-                        channel: Some((found.id, found.name.clone())),
-                        target: Some(member.to_string()),
-                        detail: format!("added {member}"),
-                        reason: None,
-                    })?;
-                }
-                Ok(())
-            })
-        })
+        .add_member(&me.actor(shared), &channel, &member, now_ms())
         .await?;
     Ok(Some(ServerFrame::Done { id }))
 }
@@ -334,20 +186,8 @@ pub(super) async fn remove_member(
         };
         return moderate(shared, me, id, channel, kick, None).await;
     }
-    let user = me.user_id;
-    let channel_id = shared
-        .store
-        .call(move |db| {
-            let found = db.visible_channel(&channel, user)?;
-            if !db.remove_member(found.id, user)? {
-                return Err(ProtocolError::not_found(format!(
-                    "you are not in #{channel}"
-                )));
-            }
-            Ok(found.id)
-        })
-        .await?;
-    shared.hub.remove_user_from_room(channel_id, user);
+    let channel_id = shared.store.leave(&channel, me.user_id).await?;
+    shared.hub.remove_user_from_room(channel_id, me.user_id);
     Ok(Some(ServerFrame::Done { id }))
 }
 
@@ -379,39 +219,22 @@ pub(super) async fn create_invite(
     random_bytes(&mut bytes).map_err(|e| ProtocolError::internal(e.to_string()))?;
     let token = invite_code(&bytes);
     let now = now_ms();
-    let expires = now.saturating_add(ttl as i64);
-    let (user, admin) = (me.user_id, shared.admins.contains(&me.path().user));
-    let (stored, by) = (token.clone(), me.path().clone());
+    let invite = ChannelInvite {
+        channel,
+        token,
+        uses,
+        expires_at: now.saturating_add(ttl as i64),
+    };
     let channel = shared
         .store
-        .call(move |db| {
-            db.atomically(|db| {
-                let (found, actor) = standing_in(db, &channel, user, admin)?;
-                rules::may_invite(&found.name, actor)?;
-                db.create_channel_invite(found.id, user, &stored, uses, expires)?;
-                db.record_audit(&AuditRecord {
-                    ts: now,
-                    actor_id: user,
-                    by,
-                    action: "invite".into(),
-                    channel: Some((found.id, found.name.clone())),
-                    target: None,
-                    detail: format!(
-                        "made an invite for {uses} use(s), valid {}",
-                        remaining_in_words(expires, now)
-                    ),
-                    reason: None,
-                })?;
-                Ok(found.name)
-            })
-        })
+        .create_invite(&me.actor(shared), &invite, now)
         .await?;
     Ok(Some(ServerFrame::ChannelInvite {
         id,
         channel,
-        token,
+        token: invite.token,
         uses,
-        expires,
+        expires: invite.expires_at,
     }))
 }
 
@@ -423,14 +246,7 @@ pub(super) async fn describe_channel(
     id: u64,
     channel: Name,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    let user = me.user_id;
-    let details = shared
-        .store
-        .call(move |db| {
-            let found = db.readable_channel(&channel, user)?;
-            db.channel_details(&found, user)
-        })
-        .await?;
+    let details = shared.store.describe_channel(&channel, me.user_id).await?;
     Ok(Some(ServerFrame::ChannelDetails { id, details }))
 }
 
@@ -478,27 +294,9 @@ pub(super) async fn ban_user(
             .map(|r| format!(": {r}"))
             .unwrap_or_default()
     );
-    let (actor_id, by) = (me.user_id, me.path().clone());
-    let detail = format!("banned {target} {}", remaining_in_words(ban.until, now));
     let target_id = shared
         .store
-        .call(move |db| {
-            db.atomically(|db| {
-                let target_id = db.user_id(&target)?;
-                db.set_server_ban(target_id, Some(&ban))?;
-                db.record_audit(&AuditRecord {
-                    ts: now,
-                    actor_id,
-                    by,
-                    action: "ban-user".into(),
-                    channel: None,
-                    target: Some(target.to_string()),
-                    detail,
-                    reason,
-                })?;
-                Ok(target_id)
-            })
-        })
+        .ban_user(&me.actor(shared), &target, &ban, now)
         .await?;
     shared.hub.ban_user(target_id, &why);
     Ok(Some(ServerFrame::Done { id }))
@@ -513,30 +311,9 @@ pub(super) async fn unban_user(
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     admin_only(shared, me, "unban users")?;
     audited_act(shared, me)?;
-    let (actor_id, by, now) = (me.user_id, me.path().clone(), now_ms());
     shared
         .store
-        .call(move |db| {
-            db.atomically(|db| {
-                let target_id = db.user_id(&target)?;
-                if db.server_ban(target_id, now)?.is_none() {
-                    return Err(ProtocolError::not_found(format!(
-                        "{target} is not banned from this server"
-                    )));
-                }
-                db.set_server_ban(target_id, None)?;
-                db.record_audit(&AuditRecord {
-                    ts: now,
-                    actor_id,
-                    by,
-                    action: "unban-user".into(),
-                    channel: None,
-                    target: Some(target.to_string()),
-                    detail: format!("unbanned {target}"),
-                    reason: None,
-                })
-            })
-        })
+        .unban_user(&me.actor(shared), &target, now_ms())
         .await?;
     Ok(Some(ServerFrame::Done { id }))
 }
@@ -552,10 +329,7 @@ pub(super) async fn list_users(
     admin_only(shared, me, "list users")?;
     let limit = limit.unwrap_or(MAX_AUDIT_PAGE).clamp(1, MAX_AUDIT_PAGE);
     let now = now_ms();
-    let (page, more) = shared
-        .store
-        .call(move |db| db.list_users(after.as_ref(), limit, now))
-        .await?;
+    let (page, more) = shared.store.list_users(after.as_ref(), limit, now).await?;
     let ids: Vec<UserId> = page.iter().map(|(id, _)| *id).collect();
     let online = shared.hub.online_counts(&ids);
     let users = page
@@ -582,26 +356,9 @@ pub(super) async fn audit(
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     person_only(me)?;
     let limit = limit.clamp(1, MAX_AUDIT_PAGE);
-    let (user, admin) = (me.user_id, shared.admins.contains(&me.path().user));
     let (entries, more) = shared
         .store
-        .call(move |db| {
-            let scope = match &channel {
-                Some(name) => {
-                    let found = db.managed_channel(name, user, admin)?;
-                    let role = db.role(found.id, user)?;
-                    if !admin && role.is_none_or(|r| r == crate::net::protocol::Role::Member) {
-                        return Err(ProtocolError::forbidden(format!(
-                            "only moderators and the owner of #{name} may read its audit log"
-                        )));
-                    }
-                    AuditScope::Channel(found.id)
-                }
-                None if admin => AuditScope::All,
-                None => AuditScope::Reader(user),
-            };
-            db.audit_page(scope, before, limit)
-        })
+        .audit_page(&me.actor(shared), channel.as_ref(), before, limit)
         .await?;
     Ok(Some(ServerFrame::Audit { id, entries, more }))
 }
@@ -627,17 +384,11 @@ pub(super) async fn audit_relay(
         _ => return Ok(()),
     };
     let record = AuditRecord {
-        ts: now_ms(),
-        actor_id: me.user_id,
-        by: me.path().clone(),
-        action: action.into(),
-        channel: None,
         target: Some(match to {
             Some(path) => path.to_string(),
             None => format!("{}'s agents", me.path().user),
         }),
-        detail,
-        reason: None,
+        ..AuditRecord::new(&me.actor(shared), now_ms(), action, detail)
     };
-    shared.store.call(move |db| db.record_audit(&record)).await
+    shared.store.record_audit(&record).await
 }

@@ -9,16 +9,13 @@ pub(super) async fn invite_machine(
     id: u64,
     machine: Name,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    let user = me.user_id;
-    let store = &shared.store;
     let mut bytes = [0u8; INVITE_CODE_BYTES];
     random_bytes(&mut bytes).map_err(|e| ProtocolError::internal(e.to_string()))?;
     let code = invite_code(&bytes);
     let expires = now_ms() + INVITE_TTL_MS;
-    let (stored, invited) = (code.clone(), machine.clone());
-    let signer = me.signer;
-    store
-        .call(move |db| db.invite_machine(user, &invited, &stored, expires, signer))
+    shared
+        .store
+        .invite_machine(me.user_id, &machine, &code, expires, me.signer)
         .await?;
     Ok(Some(ServerFrame::MachineInvite {
         id,
@@ -38,7 +35,6 @@ pub(super) async fn set_human_key(
     signature: Vec<u8>,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     let user = me.user_id;
-    let store = &shared.store;
     let path = me.path();
     let signed = registration_message(&shared.server_id, &path.user, &path.machine, &public_key);
     if !verify(&public_key, &signed, &signature) {
@@ -46,9 +42,9 @@ pub(super) async fn set_human_key(
             "the signature does not match the human key",
         ));
     }
-    let (machine, signer_key) = (path.machine.clone(), me.signer_key.clone());
-    store
-        .call(move |db| db.set_human_key(user, &machine, &public_key, &signer_key))
+    shared
+        .store
+        .set_human_key(user, &path.machine, &public_key, &me.signer_key)
         .await?;
     // Every other session of the machine ends now: human ones signed in with the
     // machine key or a replaced human key, and whatever else held the old key.
@@ -65,9 +61,7 @@ pub(super) async fn list_machines(
     me: &Me,
     id: u64,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    let user = me.user_id;
-    let store = &shared.store;
-    let machines = store.call(move |db| db.list_machines(user)).await?;
+    let machines = shared.store.list_machines(me.user_id).await?;
     Ok(Some(ServerFrame::Machines { id, machines }))
 }
 
@@ -80,11 +74,9 @@ pub(super) async fn remove_machine(
     machine: Name,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     let user = me.user_id;
-    let store = &shared.store;
-    let removing = machine.clone();
-    let signer = me.signer;
-    store
-        .call(move |db| db.remove_machine(user, &removing, signer))
+    shared
+        .store
+        .remove_machine(user, &machine, me.signer)
         .await?;
     // Answer first: when the machine is this one, the answer must still get out.
     outbox.deliver_frame(&ServerFrame::Done { id });

@@ -2,6 +2,7 @@
 //! history and read positions.
 
 use super::*;
+use crate::server::store::HistoryRange;
 
 /// `ClientFrame::Send`.
 pub(super) async fn send(
@@ -14,7 +15,6 @@ pub(super) async fn send(
     text: String,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
     let user = me.user_id;
-    let store = &shared.store;
     check_text(&text)?;
     if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
         return Err(ProtocolError::invalid(format!(
@@ -33,7 +33,8 @@ pub(super) async fn send(
         .acquire_owned()
         .await
         .map_err(|_| ProtocolError::internal("the session is closing"))?;
-    store
+    shared
+        .store
         .append(Append {
             channel,
             sender_id: user,
@@ -92,16 +93,12 @@ pub(super) async fn history(
     before: Option<u64>,
     limit: u32,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    let user = me.user_id;
-    let store = &shared.store;
-    let limit = limit.clamp(1, MAX_HISTORY_PAGE);
-    let lookup = channel.clone();
-    let page = store
-        .call(move |db| {
-            let found = db.readable_channel(&lookup, user)?;
-            db.history(&found, after, before, limit)
-        })
-        .await?;
+    let range = HistoryRange {
+        after,
+        before,
+        limit: limit.clamp(1, MAX_HISTORY_PAGE),
+    };
+    let page = shared.store.history(&channel, me.user_id, range).await?;
     Ok(Some(ServerFrame::History {
         id,
         channel,
@@ -118,14 +115,9 @@ pub(super) async fn mark_read(
     channel: Name,
     seq: u64,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    let user = me.user_id;
-    let store = &shared.store;
-    let handle = me.path().session.clone();
-    store
-        .call(move |db| {
-            let found = db.visible_channel(&channel, user)?;
-            db.mark_read(user, &handle, found.id, seq.min(found.last_seq))
-        })
+    shared
+        .store
+        .mark_read(me.user_id, &me.path().session, &channel, seq)
         .await?;
     Ok(Some(ServerFrame::Done { id }))
 }

@@ -1,368 +1,248 @@
-//! Durable state in SQLite: users, machines, channels, memberships, messages, read positions.
+//! Durable state: users, machines, channels, memberships, messages, read positions,
+//! governance and the audit log, behind one API.
 //!
-//! One thread owns the connection (rusqlite is blocking and not `Sync`); async callers send it
-//! jobs and await the answer, so no tokio worker ever waits on the disk. Appends are grouped:
-//! every append waiting when the thread wakes goes into one transaction, and each append's
-//! continuation runs after the commit, in sequence order — that is what makes "persisted, then
-//! acknowledged, then fanned out" cheap. Presence is not stored; the hub keeps it in memory.
+//! `Store` names every unit of work a request needs, each taking and returning plain values
+//! (`types`), so any backend can implement the same list and the request handlers never see
+//! one. A unit that checks who may do something does so next to the data, inside the unit,
+//! asking `server::rules` for the rule itself: nothing between the check and the write can
+//! change the answer. `sqlite` is the embedded backend; `tests/store_conformance` holds the
+//! suite every backend must pass. Presence is not stored; the hub keeps it in memory.
+//!
+//! New work a handler needs becomes a new method here (and in every backend), never a
+//! closure handed to a backend.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
+use std::future::Future;
 
-use rusqlite::{Connection, OptionalExtension};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use crate::net::names::Name;
+use crate::net::protocol::{
+    AuditEntry, ChannelDetails, ChannelInfo, MachineInfo, ProtocolError, UserInfo,
+};
 
-use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{ChatMessage, ProtocolError, SessionKind, Visibility, from_name};
-
-/// How often the writer thread purges messages older than the retention window.
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
-
-/// Most appends committed in one transaction.
-const MAX_GROUP: usize = 512;
-
-mod accounts;
-mod audit;
 mod brakes;
-mod channels;
-mod governance;
-mod messages;
-mod schema;
+pub mod sqlite;
+mod types;
 
-pub use accounts::{INVITE_TTL_MS, Signer};
-pub use audit::{AuditRecord, AuditScope, ServerBan};
-pub use governance::{Ban, until};
+pub use sqlite::{SqliteStore, StoreError};
+pub use types::*;
 
-pub type UserId = i64;
-pub type ChannelId = i64;
+/// The backend a server runs on (an enum over the backends, implementing `Store` by
+/// delegation, once there is more than one).
+pub type Backend = SqliteStore;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+/// An answer from the store.
+pub type Answer<T> = Result<T, ProtocolError>;
 
-/// Who a key belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub user_id: UserId,
-    pub user: Name,
-    pub machine: Name,
-    /// Some machine of the user has a human key: the user's `human` sessions must sign in
-    /// with one.
-    pub uses_human_keys: bool,
-    /// The key looked up is that human key (not the machine key).
-    pub is_human_key: bool,
-    /// A server admin's ban in force.
-    pub banned: Option<ServerBan>,
-}
-
-/// A channel row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Channel {
-    pub id: ChannelId,
-    pub name: Name,
-    pub visibility: Visibility,
-    pub creator_id: UserId,
-    pub last_seq: u64,
-    pub topic: String,
-    pub archived: bool,
-}
-
-/// What a join needs to know.
-#[derive(Debug, Clone)]
-pub struct Joining {
-    pub channel: Channel,
-    /// The user was not a member before.
-    pub new_member: bool,
-    pub read_seq: u64,
-}
-
-/// A page of history.
-#[derive(Debug, Clone)]
-pub struct Page {
-    pub messages: Vec<ChatMessage>,
-    /// More messages match than this page holds.
-    pub more: bool,
-}
-
-/// One message to store.
-pub struct Append {
-    pub channel: Name,
-    pub sender_id: UserId,
-    pub from: SessionPath,
-    /// The brakes apply to `agent` sessions only.
-    pub kind: SessionKind,
-    pub client_id: String,
-    pub text: String,
-    /// Runs on the store thread after the commit (or the failure), in sequence order, before
-    /// the commit's messages are published.
-    pub then: Box<dyn FnOnce(Result<Appended, ProtocolError>) + Send>,
-}
-
-/// A stored message and whether this append stored it (false: an earlier one with the same
-/// client id did).
-#[derive(Debug, Clone)]
-pub struct Appended {
-    pub channel_id: ChannelId,
-    pub message: ChatMessage,
-    pub duplicate: bool,
-}
-
-type DbJob = Box<dyn FnOnce(&mut Db) + Send>;
-
-enum Job {
-    Call(DbJob),
-    Append(Append),
-}
-
-/// A job and its share of the queue's bound, given back once the job is done.
-type Queued = (Job, OwnedSemaphorePermit);
-
-/// Bytes of work that may wait for the store thread across all connections. Past it callers
-/// wait for room (and their connections stop being read), instead of growing the server.
-pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
-
-/// What a job counts against the bound beside its message body.
-const JOB_BYTES: usize = 256;
-
-/// Where stored messages go after each commit (the hub's fan-out), once per commit with every
-/// new message of it in sequence order, after each sender has been acknowledged.
-pub type Publish = Box<dyn Fn(Vec<Appended>) + Send>;
-
-/// The async face of the store. Cheap to clone; the thread stops when every clone is gone.
-#[derive(Clone)]
-pub struct Store {
-    jobs: std_mpsc::Sender<Queued>,
-    room: Arc<Semaphore>,
-    /// The bound `room` started with: no single job may need more.
-    max_queued_bytes: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot open the database at {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("cannot create {path}: {source}")]
-    Dir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot bring the database at {path} up to this version's schema: {source}")]
-    Migrate {
-        path: String,
-        source: rusqlite_migration::Error,
-    },
-}
-
-impl Store {
-    /// Opens (or creates) the database in `dir`, or an in-memory one, and starts its thread.
-    pub fn open(
-        dir: Option<&Path>,
-        retention: Duration,
-        publish: Publish,
-    ) -> Result<Self, StoreError> {
-        Self::open_bounded(dir, retention, publish, MAX_QUEUED_BYTES)
-    }
-
-    /// `open` with another bound on queued work (tests make it small).
-    pub fn open_bounded(
-        dir: Option<&Path>,
-        retention: Duration,
-        publish: Publish,
-        max_queued_bytes: usize,
-    ) -> Result<Self, StoreError> {
-        let mut db = Db::open(dir)?;
-        db.publish = publish;
-        let (jobs, rx) = std_mpsc::channel();
-        std::thread::Builder::new()
-            .name("conclave-store".into())
-            .spawn(move || writer_thread(db, rx, retention))
-            .map_err(|source| StoreError::Dir {
-                path: "store thread".into(),
-                source,
-            })?;
-        Ok(Self {
-            jobs,
-            room: Arc::new(Semaphore::new(max_queued_bytes)),
-            max_queued_bytes,
-        })
-    }
-
-    /// Waits until `bytes` more fit in the queue.
-    async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, ProtocolError> {
-        let bytes = u32::try_from(bytes.min(self.max_queued_bytes)).unwrap_or(u32::MAX);
-        self.room
-            .clone()
-            .acquire_many_owned(bytes)
-            .await
-            .map_err(|_| stopped())
-    }
-
-    /// Runs `f` on the store thread and returns its result.
-    pub async fn call<R, F>(&self, f: F) -> Result<R, ProtocolError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Db) -> Result<R, ProtocolError> + Send + 'static,
-    {
-        let permit = self.reserve(JOB_BYTES).await?;
-        let (tx, rx) = oneshot::channel();
-        let job: DbJob = Box::new(move |db| {
-            let _ = tx.send(f(db));
-        });
-        self.jobs
-            .send((Job::Call(job), permit))
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
-    }
-
-    /// Queues a message for storage, waiting for room in the queue first; `append.then` runs
-    /// once it is committed or has failed.
-    pub async fn append(&self, append: Append) {
-        let permit = match self.reserve(JOB_BYTES + append.text.len()).await {
-            Ok(permit) => permit,
-            Err(e) => return (append.then)(Err(e)),
-        };
-        if let Err(std_mpsc::SendError((Job::Append(append), _))) =
-            self.jobs.send((Job::Append(append), permit))
-        {
-            (append.then)(Err(stopped()));
-        }
-    }
-}
-
-fn stopped() -> ProtocolError {
-    ProtocolError::internal("the store has stopped")
-}
-
-fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Queued>, retention: Duration) {
-    let mut next_purge = std::time::Instant::now();
-    loop {
-        if std::time::Instant::now() >= next_purge {
-            let cutoff = now_ms() - retention.as_millis() as i64;
-            if let Err(e) = db.purge_audit_older_than(cutoff) {
-                tracing::warn!(%e, "audit purge failed");
-            }
-            match db.purge_older_than(cutoff) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(n, "purged messages past the retention window"),
-                Err(e) => tracing::warn!(%e, "purge failed"),
-            }
-            next_purge = std::time::Instant::now() + PURGE_EVERY;
-        }
-        let first = match jobs.recv_timeout(PURGE_EVERY) {
-            Ok(job) => job,
-            Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut appends = Vec::new();
-        // Given back after the commit, so queued-but-uncommitted appends still count.
-        let mut permits = Vec::new();
-        let mut job = Some(first);
-        while let Some((next, permit)) = job.take() {
-            match next {
-                Job::Call(f) => {
-                    // Keep order: appends queued before this call commit first.
-                    db.commit_appends(std::mem::take(&mut appends));
-                    permits.clear();
-                    f(&mut db);
-                    drop(permit);
-                }
-                Job::Append(a) => {
-                    appends.push(a);
-                    permits.push(permit);
-                }
-            }
-            if appends.len() < MAX_GROUP {
-                job = jobs.try_recv().ok();
-            }
-        }
-        db.commit_appends(appends);
-        drop(permits);
-    }
-}
-
-/// The connection and every query. Only the store thread holds one (tests open their own).
-pub struct Db {
-    conn: Connection,
-    publish: Publish,
-    brakes: brakes::Brakes,
-}
-
-fn internal(e: rusqlite::Error) -> ProtocolError {
-    tracing::error!(%e, "database error");
-    ProtocolError::internal(format!("the server could not use its database: {e}"))
-}
-
-fn visibility_from(text: &str) -> Visibility {
-    from_name(text).unwrap_or(Visibility::Public)
-}
-
-fn name_from(text: String) -> Result<Name, ProtocolError> {
-    Name::parse("stored name", &text).map_err(|e| ProtocolError::internal(e.to_string()))
-}
-
-impl Db {
-    pub fn open(dir: Option<&Path>) -> Result<Self, StoreError> {
-        let (conn, label) = match dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-                let path = dir.join("conclave.db");
-                (Connection::open(&path), path.display().to_string())
-            }
-            None => (Connection::open_in_memory(), ":memory:".to_owned()),
-        };
-        let open_err = |source| StoreError::Open {
-            path: label.clone(),
-            source,
-        };
-        let conn = conn.map_err(open_err)?;
-        // WAL + NORMAL: a commit survives the process being killed (the WAL is in the OS page
-        // cache); only a power cut can lose the newest commits. foreign_keys for cascades.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000;",
-        )
-        .map_err(open_err)?;
-        let mut conn = conn;
-        schema::migrate(&mut conn).map_err(|source| StoreError::Migrate {
-            path: label.clone(),
-            source,
-        })?;
-        Ok(Self {
-            conn,
-            publish: Box::new(|_| {}),
-            brakes: brakes::Brakes::default(),
-        })
-    }
+/// The store API. Every method is one unit of work: all of its writes happen or none do.
+/// Refusals are `ProtocolError`s worded for the person who asked.
+pub trait Store: Send + Sync {
+    // The server's identity.
 
     /// The id this database belongs to, if it was ever started (see `server::server_id`).
-    pub fn stored_server_id(&mut self) -> Result<Option<String>, ProtocolError> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = 'server_id'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(internal)
-    }
+    fn stored_server_id(&self) -> impl Future<Output = Answer<Option<String>>> + Send;
 
-    pub fn save_server_id(&mut self, id: &str) -> Result<(), ProtocolError> {
-        self.conn
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('server_id', ?1)",
-                [id],
-            )
-            .map_err(internal)?;
-        Ok(())
-    }
+    fn save_server_id(&self, id: &str) -> impl Future<Output = Answer<()>> + Send;
+
+    // Accounts and machines.
+
+    /// The machine `key` signs in as: its machine key, or its human key.
+    fn account_by_key(&self, key: &[u8]) -> impl Future<Output = Answer<Option<Account>>> + Send;
+
+    /// Claims `user` and enrolls `key` as its `machine`. Registering again with the same key
+    /// and name is a no-op, so `register` can be re-run safely.
+    fn register(
+        &self,
+        user: &Name,
+        machine: &Name,
+        key: &[u8],
+    ) -> impl Future<Output = Answer<Account>> + Send;
+
+    /// Uses up an invite `code` to enroll `key` (whose possession the caller has checked).
+    /// A refused key keeps the code.
+    fn enroll(&self, code: &str, key: &[u8]) -> impl Future<Output = Answer<Account>> + Send;
+
+    /// Records a one-time `code` that lets a new machine enroll its key under `user` as
+    /// `machine`, until `expires_at`. Once the account uses human keys only a person may.
+    fn invite_machine(
+        &self,
+        user: UserId,
+        machine: &Name,
+        code: &str,
+        expires_at: i64,
+        signer: Signer,
+    ) -> impl Future<Output = Answer<()>> + Send;
+
+    fn list_machines(&self, user: UserId) -> impl Future<Output = Answer<Vec<MachineInfo>>> + Send;
+
+    /// Removes a machine, and every open invite of the user with it; its key stops working at
+    /// once. The last machine cannot go. Once the account uses human keys only a person may.
+    fn remove_machine(
+        &self,
+        user: UserId,
+        machine: &Name,
+        signer: Signer,
+    ) -> impl Future<Output = Answer<()>> + Send;
+
+    /// Registers `key` as the human key of `user`'s `machine`, asked by a session signed in
+    /// with `signer_key`. Only that very human key replaces one; a machine's first may come
+    /// from its machine key while the account has none, or while the machine is newly
+    /// enrolled.
+    fn set_human_key(
+        &self,
+        user: UserId,
+        machine: &Name,
+        key: &[u8],
+        signer_key: &[u8],
+    ) -> impl Future<Output = Answer<()>> + Send;
+
+    // Channels and members.
+
+    /// Makes a channel with its creator as owner, under the creator's cap.
+    fn create_channel(&self, new: &NewChannel) -> impl Future<Output = Answer<ChannelInfo>> + Send;
+
+    /// One page of the channels `user` may see (public ones and their own), by name after
+    /// `after`; and whether another page follows.
+    fn list_channels(
+        &self,
+        user: UserId,
+        after: Option<&Name>,
+        limit: u32,
+    ) -> impl Future<Output = Answer<(Vec<ChannelInfo>, bool)>> + Send;
+
+    /// The channel, if `user` may see it. Private channels a user is not in are reported
+    /// exactly like missing ones, so their names never leak.
+    fn visible_channel(
+        &self,
+        name: &Name,
+        user: UserId,
+    ) -> impl Future<Output = Answer<Channel>> + Send;
+
+    /// Makes `user` a member (public and unlisted channels admit anyone not banned; private
+    /// ones their members, or whoever holds an invite) and reads `handle`'s read position.
+    fn join(
+        &self,
+        name: &Name,
+        user: UserId,
+        handle: &Name,
+        invite: Option<&str>,
+    ) -> impl Future<Output = Answer<Joining>> + Send;
+
+    /// Ends a membership (an owner hands the channel on); false if there was none.
+    fn remove_member(
+        &self,
+        channel: ChannelId,
+        user: UserId,
+    ) -> impl Future<Output = Answer<bool>> + Send;
+
+    /// Ends `user`'s own membership of a channel they can see; the channel's id.
+    fn leave(&self, name: &Name, user: UserId) -> impl Future<Output = Answer<ChannelId>> + Send;
+
+    /// The member users of a channel `user` may read, by name, at most `limit` of them.
+    fn members(
+        &self,
+        name: &Name,
+        user: UserId,
+        limit: usize,
+    ) -> impl Future<Output = Answer<(ChannelId, Vec<Name>)>> + Send;
+
+    /// A moderator (or admin) brings `member` in, unless banned; audited when it adds.
+    fn add_member(
+        &self,
+        by: &Actor,
+        channel: &Name,
+        member: &Name,
+        now: i64,
+    ) -> impl Future<Output = Answer<()>> + Send;
+
+    /// The channel in full as `user` sees it, if they may read it.
+    fn describe_channel(
+        &self,
+        name: &Name,
+        user: UserId,
+    ) -> impl Future<Output = Answer<ChannelDetails>> + Send;
+
+    // Messages.
+
+    /// Queues a message, waiting for room first. Once it is committed (seq assigned, or an
+    /// earlier one with its client id found) or refused, `append.then` runs; then the commit's
+    /// new messages are published. Appends that wait together commit together, in order.
+    fn append(&self, append: Append) -> impl Future<Output = ()> + Send;
+
+    /// A page of history of a channel `user` may read, oldest first. Pages stop at
+    /// `range.limit` messages or at `MAX_HISTORY_PAGE_BYTES` of text, whichever comes first
+    /// (always at least one message).
+    fn history(
+        &self,
+        name: &Name,
+        user: UserId,
+        range: HistoryRange,
+    ) -> impl Future<Output = Answer<Page>> + Send;
+
+    /// Moves `handle`'s read position in a channel forward to `seq` (never back, never past
+    /// the newest message).
+    fn mark_read(
+        &self,
+        user: UserId,
+        handle: &Name,
+        channel: &Name,
+        seq: u64,
+    ) -> impl Future<Output = Answer<()>> + Send;
+
+    /// Drops messages and audit entries older than `cutoff_ms` (the retention window).
+    fn purge(&self, cutoff_ms: i64) -> impl Future<Output = Answer<Purged>> + Send;
+
+    // Governance.
+
+    /// Looks up where the actor (and the target) stand, checks the act against
+    /// `server::rules`, applies it and writes it to the audit log, as one unit; then runs
+    /// `moderation.then`.
+    fn moderate(&self, moderation: Moderation) -> impl Future<Output = Answer<Moderated>> + Send;
+
+    /// Stores an invite token made by a moderator (or admin), audited; the channel's name.
+    fn create_invite(
+        &self,
+        by: &Actor,
+        invite: &ChannelInvite,
+        now: i64,
+    ) -> impl Future<Output = Answer<Name>> + Send;
+
+    /// Bans a user from the server (the caller has checked it may), audited; their id.
+    fn ban_user(
+        &self,
+        by: &Actor,
+        target: &Name,
+        ban: &ServerBan,
+        now: i64,
+    ) -> impl Future<Output = Answer<UserId>> + Send;
+
+    /// Lifts a server ban in force, audited.
+    fn unban_user(
+        &self,
+        by: &Actor,
+        target: &Name,
+        now: i64,
+    ) -> impl Future<Output = Answer<()>> + Send;
+
+    /// One page of users by name after `after` (live sessions and admin flags are the
+    /// caller's to fill in); and whether more follow.
+    fn list_users(
+        &self,
+        after: Option<&Name>,
+        limit: u32,
+        now: i64,
+    ) -> impl Future<Output = Answer<(Vec<(UserId, UserInfo)>, bool)>> + Send;
+
+    /// A page of the audit log as `reader` may see it, newest first, of entries older than
+    /// `before`; and whether more follow. With a channel: its log, for its moderators, owner
+    /// and admins. Without: everything for an admin; for anyone else their own acts and
+    /// those in the channels they moderate.
+    fn audit_page(
+        &self,
+        reader: &Actor,
+        channel: Option<&Name>,
+        before: Option<u64>,
+        limit: u32,
+    ) -> impl Future<Output = Answer<(Vec<AuditEntry>, bool)>> + Send;
+
+    /// Writes an act done elsewhere (a relayed verdict) to the audit log.
+    fn record_audit(&self, record: &AuditRecord) -> impl Future<Output = Answer<()>> + Send;
 }
-
-#[cfg(test)]
-mod tests;

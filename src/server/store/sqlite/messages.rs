@@ -3,30 +3,43 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::brakes::{Brakes, Settings};
-use super::{
-    Append, Appended, Channel, ChannelId, Db, Page, UserId, internal, now_ms, visibility_from,
-};
+use super::{Db, internal, visibility_from};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, ReplyMode, SessionKind, Visibility,
     from_name, remaining_in_words,
 };
+use crate::server::store::brakes::{Brakes, Settings};
+use crate::server::store::{
+    Append, Appended, Channel, ChannelId, HistoryRange, Page, Purged, UserId, now_ms,
+};
 
 impl Db {
-    /// A page of history for someone allowed to read the channel (members of private ones,
-    /// anyone for the others).
-    /// A page of history for someone allowed to read the channel, oldest first, and whether
-    /// more messages match. With `after` the page starts right after it; otherwise it ends
-    /// right before `before` (or at the newest). Pages stop at `limit` messages or at
-    /// `MAX_HISTORY_PAGE_BYTES` of text, whichever comes first (always at least one message).
+    /// A page of history of a channel `user` may read (see `Store::history`).
     pub fn history(
         &mut self,
-        channel: &Channel,
-        after: Option<u64>,
-        before: Option<u64>,
-        limit: u32,
+        name: &Name,
+        user: UserId,
+        range: HistoryRange,
     ) -> Result<Page, ProtocolError> {
+        let found = self.readable_channel(name, user)?;
+        self.page_of(&found, range)
+    }
+
+    /// A page of the channel's history, oldest first, and whether more messages match. With
+    /// `after` the page starts right after it; otherwise it ends right before `before` (or at
+    /// the newest). Pages stop at `limit` messages or at `MAX_HISTORY_PAGE_BYTES` of text,
+    /// whichever comes first (always at least one message).
+    pub fn page_of(
+        &mut self,
+        channel: &Channel,
+        range: HistoryRange,
+    ) -> Result<Page, ProtocolError> {
+        let HistoryRange {
+            after,
+            before,
+            limit,
+        } = range;
         let forward = after.is_some();
         let after = after.unwrap_or(0) as i64;
         let before = before.map_or(i64::MAX, |b| b as i64);
@@ -42,15 +55,7 @@ impl Db {
         let rows = stmt
             .query_map(
                 params![channel.id, after, before, i64::from(limit) + 1],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                    ))
-                },
+                message_row,
             )
             .map_err(internal)?;
         let mut messages = Vec::new();
@@ -65,15 +70,7 @@ impl Db {
                 more = true;
                 break;
             }
-            messages.push(ChatMessage {
-                channel: channel.name.clone(),
-                seq: seq as u64,
-                ts,
-                from: SessionPath::parse(&from)
-                    .map_err(|e| ProtocolError::internal(e.to_string()))?,
-                from_kind: kind.as_deref().and_then(from_name),
-                text,
-            });
+            messages.push(stored_message(&channel.name, (seq, ts, from, text, kind))?);
         }
         if !forward {
             messages.reverse();
@@ -81,7 +78,21 @@ impl Db {
         Ok(Page { messages, more })
     }
 
+    /// Moves `handle`'s read position in a channel `user` can see forward to `seq`, never past
+    /// its newest message.
     pub fn mark_read(
+        &mut self,
+        user: UserId,
+        handle: &Name,
+        name: &Name,
+        seq: u64,
+    ) -> Result<(), ProtocolError> {
+        let found = self.visible_channel(name, user)?;
+        self.advance_read(user, handle, found.id, seq.min(found.last_seq))
+    }
+
+    /// Moves a read position forward (never back).
+    pub fn advance_read(
         &mut self,
         user: UserId,
         handle: &Name,
@@ -98,10 +109,14 @@ impl Db {
         Ok(())
     }
 
-    pub fn purge_older_than(&mut self, cutoff_ms: i64) -> Result<usize, ProtocolError> {
-        self.conn
+    /// Drops messages and audit entries older than `cutoff_ms`.
+    pub fn purge(&mut self, cutoff_ms: i64) -> Result<Purged, ProtocolError> {
+        let audit = self.purge_audit_older_than(cutoff_ms)?;
+        let messages = self
+            .conn
             .execute("DELETE FROM messages WHERE ts < ?1", [cutoff_ms])
-            .map_err(internal)
+            .map_err(internal)?;
+        Ok(Purged { messages, audit })
     }
 
     /// Stores one message inside the caller's transaction, all of it or (on an error) none
@@ -184,30 +199,20 @@ impl Db {
                 a.channel
             )));
         };
-        let earlier: Option<(i64, i64, String, String, Option<String>)> = tx
+        let earlier: Option<MessageRow> = tx
             .prepare_cached(
                 "SELECT seq, ts, sender_path, body, sender_kind FROM messages
                  WHERE channel_id = ?1 AND sender_id = ?2 AND client_id = ?3",
             )
             .and_then(|mut s| {
-                s.query_row(params![channel_id, a.sender_id, a.client_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()
+                s.query_row(params![channel_id, a.sender_id, a.client_id], message_row)
+                    .optional()
             })
             .map_err(internal)?;
-        if let Some((seq, ts, from, text, kind)) = earlier {
+        if let Some(row) = earlier {
             return Ok(Appended {
                 channel_id,
-                message: ChatMessage {
-                    channel: a.channel.clone(),
-                    seq: seq as u64,
-                    ts,
-                    from: SessionPath::parse(&from)
-                        .map_err(|e| ProtocolError::internal(e.to_string()))?,
-                    from_kind: kind.as_deref().and_then(from_name),
-                    text,
-                },
+                message: stored_message(&a.channel, row)?,
                 duplicate: true,
             });
         }
@@ -313,6 +318,29 @@ impl Db {
             }
         }
     }
+}
+
+/// A stored message's columns: seq, ts, sender_path, body, sender_kind.
+type MessageRow = (i64, i64, String, String, Option<String>);
+
+/// Reads `MessageRow`'s columns, in its order.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+/// A message of `channel` as it was stored.
+fn stored_message(
+    channel: &Name,
+    (seq, ts, from, text, kind): MessageRow,
+) -> Result<ChatMessage, ProtocolError> {
+    Ok(ChatMessage {
+        channel: channel.clone(),
+        seq: seq as u64,
+        ts,
+        from: SessionPath::parse(&from).map_err(|e| ProtocolError::internal(e.to_string()))?,
+        from_kind: kind.as_deref().and_then(from_name),
+        text,
+    })
 }
 
 /// What a send needs to know of its channel.

@@ -1,24 +1,12 @@
 //! The audit log (who did what to whom, when and why), server-wide bans, and the user list
-//! admins read.
+//! admins read, as rows. Who may read which entries is decided in `moderation.rs`.
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{ChannelId, Db, UserId, internal, name_from};
+use super::{Db, internal, name_from};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{AuditEntry, ProtocolError, UserInfo};
-
-/// One act, as it is written to the log.
-#[derive(Debug, Clone)]
-pub struct AuditRecord {
-    pub ts: i64,
-    pub actor_id: UserId,
-    pub by: SessionPath,
-    pub action: String,
-    pub channel: Option<(ChannelId, Name)>,
-    pub target: Option<String>,
-    pub detail: String,
-    pub reason: Option<String>,
-}
+use crate::server::store::{AuditRecord, ChannelId, ServerBan, UserId};
 
 /// Whose entries a reader may see.
 #[derive(Debug, Clone, Copy)]
@@ -29,13 +17,6 @@ pub enum AuditScope {
     All,
     /// The reader's own acts and those in channels they moderate or own.
     Reader(UserId),
-}
-
-/// A server-wide ban of a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerBan {
-    pub until: i64,
-    pub reason: Option<String>,
 }
 
 impl Db {
@@ -68,7 +49,7 @@ impl Db {
 
     /// A page of the log, newest first, of entries older than `before`; and whether more
     /// follow.
-    pub fn audit_page(
+    pub fn audit_entries(
         &mut self,
         scope: AuditScope,
         before: Option<u64>,

@@ -213,7 +213,12 @@ mod tests {
             db.role(ops.id, 2).unwrap(),
             Some(crate::net::protocol::Role::Member)
         );
-        let page = db.history(&ops, None, None, 10).unwrap();
+        let range = crate::server::store::HistoryRange {
+            after: None,
+            before: None,
+            limit: 10,
+        };
+        let page = db.page_of(&ops, range).unwrap();
         assert_eq!(page.messages[0].text, "kept");
         assert_eq!(page.messages[0].from_kind, None);
         let details = db.channel_details(&ops, 2).unwrap();

@@ -3,11 +3,10 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{
-    Channel, ChannelId, Db, Joining, UserId, internal, name_from, now_ms, visibility_from,
-};
+use super::{Db, internal, name_from, visibility_from};
 use crate::net::names::Name;
 use crate::net::protocol::{ChannelInfo, ProtocolError, Visibility};
+use crate::server::store::{Channel, ChannelId, Joining, NewChannel, UserId, now_ms};
 
 impl Db {
     pub fn channel(&mut self, name: &Name) -> Result<Option<Channel>, ProtocolError> {
@@ -81,16 +80,18 @@ impl Db {
         self.visible_channel(name, user)
     }
 
-    pub fn create_channel(
-        &mut self,
-        name: &Name,
-        visibility: Visibility,
-        creator: UserId,
-        max_per_creator: Option<usize>,
-        agent_turns: u32,
-    ) -> Result<ChannelInfo, ProtocolError> {
+    /// Makes a channel with its creator as owner, under the creator's cap.
+    pub fn create_channel(&mut self, new: &NewChannel) -> Result<ChannelInfo, ProtocolError> {
+        let NewChannel {
+            name,
+            visibility,
+            creator,
+            max_per_creator,
+            agent_turns,
+        } = new;
+        let (visibility, creator, agent_turns) = (*visibility, *creator, *agent_turns);
         let tx = self.conn.transaction().map_err(internal)?;
-        if let Some(max) = max_per_creator {
+        if let Some(max) = *max_per_creator {
             let made: i64 = tx
                 .query_row(
                     "SELECT COUNT(*) FROM channels WHERE creator_id = ?1",
@@ -136,7 +137,6 @@ impl Db {
         })
     }
 
-    /// Public channels, plus every channel the user is a member of.
     /// One page of the channels `user` may see, by name after `after`; `more` says whether
     /// another page follows.
     pub fn list_channels(
@@ -202,7 +202,7 @@ impl Db {
             Some(token) => self.redeem_channel_invite(token, name, user)?,
             None => (self.readable_channel(name, user)?, false),
         };
-        let new_member = self.add_member(channel.id, user)? || invited;
+        let new_member = self.insert_member(channel.id, user)? || invited;
         let read_seq: Option<i64> = self
             .conn
             .prepare_cached("SELECT seq FROM read_positions WHERE user_id = ?1 AND handle = ?2 AND channel_id = ?3")
@@ -234,6 +234,15 @@ impl Db {
         Ok(removed > 0)
     }
 
+    /// Ends `user`'s own membership of a channel they can see; the channel's id.
+    pub fn leave(&mut self, name: &Name, user: UserId) -> Result<ChannelId, ProtocolError> {
+        let found = self.visible_channel(name, user)?;
+        if !self.remove_member(found.id, user)? {
+            return Err(ProtocolError::not_found(format!("you are not in #{name}")));
+        }
+        Ok(found.id)
+    }
+
     pub fn user_id(&mut self, user: &Name) -> Result<UserId, ProtocolError> {
         self.conn
             .prepare_cached("SELECT id FROM users WHERE name = ?1")
@@ -242,8 +251,12 @@ impl Db {
             .ok_or_else(|| ProtocolError::not_found(format!("there is no user `{user}`")))
     }
 
-    /// Adds a member by name; false if they were one already.
-    pub fn add_member(&mut self, channel: ChannelId, user: UserId) -> Result<bool, ProtocolError> {
+    /// Adds a member; false if they were one already.
+    pub fn insert_member(
+        &mut self,
+        channel: ChannelId,
+        user: UserId,
+    ) -> Result<bool, ProtocolError> {
         self.conn
             .prepare_cached("INSERT OR IGNORE INTO memberships (channel_id, user_id, joined_at) VALUES (?1, ?2, ?3)")
             .and_then(|mut s| s.execute(params![channel, user, now_ms()]))
@@ -251,8 +264,19 @@ impl Db {
             .map_err(internal)
     }
 
-    /// The channel's member users by name, at most `limit` of them.
+    /// The member users of a channel `user` may read, by name, at most `limit` of them.
     pub fn members(
+        &mut self,
+        name: &Name,
+        user: UserId,
+        limit: usize,
+    ) -> Result<(ChannelId, Vec<Name>), ProtocolError> {
+        let found = self.readable_channel(name, user)?;
+        Ok((found.id, self.member_names(found.id, limit)?))
+    }
+
+    /// The channel's member users by name, at most `limit` of them.
+    pub fn member_names(
         &mut self,
         channel: ChannelId,
         limit: usize,

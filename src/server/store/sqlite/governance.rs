@@ -1,55 +1,19 @@
 //! Governing a channel, as data: roles, bans and mutes, topic, name, archiving, deletion, the
 //! brakes' settings and invite tokens. Who may do each is decided before any of these runs
-//! (`server::rules`); here is only what each does to the rows.
+//! (`moderation.rs` asks `server::rules`); here is only what each does to the rows.
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Channel, ChannelId, Db, UserId, internal, name_from, now_ms};
+use super::{Db, internal, name_from};
 use crate::net::names::Name;
 use crate::net::protocol::{
-    ChannelDetails, ChannelSetting, FOREVER, MAX_LISTED_MODERATORS, ProtocolError, ReplyMode, Role,
-    Visibility, from_name, remaining_in_words,
+    ChannelDetails, ChannelSetting, MAX_LISTED_MODERATORS, ProtocolError, ReplyMode, Role,
+    from_name, remaining_in_words,
 };
-
-/// Invite tokens one user may have open at once.
-pub const MAX_OPEN_CHANNEL_INVITES: i64 = 100;
-
-/// A user's ban from one channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ban {
-    pub until: i64,
-    pub reason: Option<String>,
-}
-
-impl Ban {
-    /// The refusal a banned user gets: private channels still look missing to them.
-    pub fn refusal(&self, channel: &Channel) -> ProtocolError {
-        if channel.visibility == Visibility::Private {
-            return ProtocolError::not_found(format!("there is no channel #{}", channel.name));
-        }
-        let why = self
-            .reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        ProtocolError::forbidden(format!(
-            "you are banned from #{} {}{why}",
-            channel.name,
-            remaining_in_words(self.until, now_ms())
-        ))
-    }
-}
+use crate::server::store::{Ban, Channel, ChannelId, MAX_OPEN_CHANNEL_INVITES, UserId, now_ms};
 
 fn role_from(text: &str) -> Role {
     from_name(text).unwrap_or(Role::Member)
-}
-
-/// `now + ms`, or the end of time when there is no span.
-pub fn until(now: i64, for_ms: Option<u64>) -> i64 {
-    for_ms
-        .and_then(|ms| i64::try_from(ms).ok())
-        .and_then(|ms| now.checked_add(ms))
-        .unwrap_or(FOREVER)
 }
 
 impl Db {
@@ -438,7 +402,7 @@ impl Db {
                 remaining_in_words(ban.until, now)
             )));
         }
-        let added = self.add_member(channel_id, user)?;
+        let added = self.insert_member(channel_id, user)?;
         if added {
             self.conn
                 .execute(

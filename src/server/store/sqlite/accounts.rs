@@ -3,30 +3,14 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Account, Db, UserId, internal, name_from, now_ms};
+use super::{Db, internal, name_from};
 use crate::net::identity::format_public_key;
 use crate::net::names::Name;
 use crate::net::protocol::{MachineInfo, ProtocolError};
-
-/// How long a machine invite code stays usable.
-pub const INVITE_TTL_MS: i64 = 15 * 60 * 1000;
-
-/// How long after its enrollment a machine of an account that uses human keys may get its
-/// first human key from its machine key.
-pub const ENROLL_WINDOW_MS: i64 = 15 * 60 * 1000;
-
-/// Which of a machine's keys signed a session in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signer {
-    MachineKey,
-    HumanKey,
-}
-
-/// Open invite codes one user may have at once.
-const MAX_OPEN_INVITES: i64 = 10;
-
-/// Machines one user may have, so their list always fits an answer.
-pub const MAX_MACHINES: i64 = 100;
+use crate::server::store::{
+    Account, ENROLL_WINDOW_MS, MAX_MACHINES, MAX_OPEN_MACHINE_INVITES, ServerBan, Signer, UserId,
+    now_ms,
+};
 
 /// Refuses another machine for a user who has `MAX_MACHINES`.
 fn too_many_machines(conn: &rusqlite::Connection, user_id: UserId) -> Result<(), ProtocolError> {
@@ -90,7 +74,7 @@ impl Db {
                     machine: name_from(machine)?,
                     uses_human_keys,
                     is_human_key,
-                    banned: banned_until.map(|until| super::ServerBan { until, reason }),
+                    banned: banned_until.map(|until| ServerBan { until, reason }),
                 })
             },
         )
@@ -375,7 +359,7 @@ impl Db {
                 |r| r.get(0),
             )
             .map_err(internal)?;
-        if open >= MAX_OPEN_INVITES {
+        if open >= MAX_OPEN_MACHINE_INVITES {
             return Err(ProtocolError::rate_limited(format!(
                 "you have {open} machine invites open, the most allowed; use one or wait for them to expire"
             )));
@@ -412,196 +396,5 @@ impl Db {
             .map_err(internal)?;
         self.account_by_key(key)?
             .ok_or_else(|| ProtocolError::internal("the enrolled key was not found"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::super::tests::{name, setup};
-    use super::*;
-
-    #[test]
-    fn registration_claims_a_name_once() {
-        let (mut db, alice) = setup();
-        assert_eq!(
-            db.register(&name("alice"), &name("laptop"), &[1; 32])
-                .unwrap(),
-            alice
-        );
-        let e = db
-            .register(&name("alice"), &name("other"), &[2; 32])
-            .unwrap_err();
-        assert_eq!(e.code, crate::net::protocol::ErrorCode::Conflict);
-        let e = db.register(&name("bob"), &name("x"), &[1; 32]).unwrap_err();
-        assert!(
-            e.message.contains("already registered as alice/laptop"),
-            "{}",
-            e.message
-        );
-    }
-
-    #[test]
-    fn machines_can_be_added_listed_and_removed_but_not_the_last() {
-        let (mut db, alice) = setup();
-        db.add_machine(alice.user_id, &name("desk"), &[3; 32])
-            .unwrap();
-        assert_eq!(db.list_machines(alice.user_id).unwrap().len(), 2);
-        assert!(
-            db.add_machine(alice.user_id, &name("desk"), &[4; 32])
-                .is_err()
-        );
-        db.remove_machine(alice.user_id, &name("laptop"), Signer::MachineKey)
-            .unwrap();
-        assert!(db.account_by_key(&[1; 32]).unwrap().is_none());
-        let e = db
-            .remove_machine(alice.user_id, &name("desk"), Signer::MachineKey)
-            .unwrap_err();
-        assert_eq!(e.code, crate::net::protocol::ErrorCode::Forbidden);
-    }
-
-    #[test]
-    fn machines_per_user_are_capped() {
-        let (mut db, alice) = setup();
-        for n in 1..MAX_MACHINES {
-            let machine = name(&format!("m{n}"));
-            let code = format!("code-{n}");
-            db.invite_machine(
-                alice.user_id,
-                &machine,
-                &code,
-                now_ms() + INVITE_TTL_MS,
-                Signer::MachineKey,
-            )
-            .unwrap();
-            let mut key = [0u8; 32];
-            key[..8].copy_from_slice(&n.to_le_bytes());
-            key[31] = 0xee;
-            db.enroll(&code, &key).unwrap();
-        }
-        let full = db
-            .invite_machine(
-                alice.user_id,
-                &name("one-more"),
-                "x",
-                now_ms() + INVITE_TTL_MS,
-                Signer::MachineKey,
-            )
-            .unwrap_err();
-        assert!(full.message.contains("you have 100 machines"), "{full}");
-    }
-
-    #[test]
-    fn an_invite_code_enrolls_one_key_once_before_it_expires() {
-        let (mut db, alice) = setup();
-        db.invite_machine(
-            alice.user_id,
-            &name("desk"),
-            "code-1",
-            now_ms() + INVITE_TTL_MS,
-            Signer::MachineKey,
-        )
-        .unwrap();
-        // A key already enrolled is refused, and the code survives the refusal.
-        let taken = db.enroll("code-1", &[1; 32]).unwrap_err();
-        assert!(taken.message.contains("already enrolled"), "{taken}");
-        let desk = db.enroll("code-1", &[5; 32]).unwrap();
-        assert_eq!(
-            (desk.user.as_str(), desk.machine.as_str()),
-            ("alice", "desk")
-        );
-        let again = db.enroll("code-1", &[6; 32]).unwrap_err();
-        assert!(
-            again.message.contains("unknown, used or expired"),
-            "{again}"
-        );
-        db.invite_machine(
-            alice.user_id,
-            &name("box"),
-            "code-3",
-            now_ms() - 1,
-            Signer::MachineKey,
-        )
-        .unwrap();
-        assert!(db.enroll("code-3", &[7; 32]).is_err(), "expired");
-        let taken = db
-            .invite_machine(
-                alice.user_id,
-                &name("desk"),
-                "code-4",
-                now_ms() + 1000,
-                Signer::MachineKey,
-            )
-            .unwrap_err();
-        assert!(
-            taken
-                .message
-                .contains("already have a machine named `desk`")
-        );
-    }
-
-    #[test]
-    fn a_human_key_signs_in_as_its_machine_and_only_itself_replaces_it() {
-        let (mut db, alice) = setup();
-        db.set_human_key(alice.user_id, &name("laptop"), &[9; 32], &[1; 32])
-            .unwrap();
-        let by_machine_key = db.account_by_key(&[1; 32]).unwrap().unwrap();
-        assert!(by_machine_key.uses_human_keys && !by_machine_key.is_human_key);
-        let by_human_key = db.account_by_key(&[9; 32]).unwrap().unwrap();
-        assert!(by_human_key.uses_human_keys && by_human_key.is_human_key);
-        assert_eq!(by_human_key.machine, name("laptop"));
-        let swap = db
-            .set_human_key(alice.user_id, &name("laptop"), &[8; 32], &[1; 32])
-            .unwrap_err();
-        assert_eq!(swap.code, crate::net::protocol::ErrorCode::Forbidden);
-        let reuse = db
-            .set_human_key(alice.user_id, &name("laptop"), &[1; 32], &[9; 32])
-            .unwrap_err();
-        assert_eq!(reuse.code, crate::net::protocol::ErrorCode::Conflict);
-        db.set_human_key(alice.user_id, &name("laptop"), &[8; 32], &[9; 32])
-            .unwrap();
-        assert!(db.account_by_key(&[9; 32]).unwrap().is_none());
-    }
-
-    #[test]
-    fn once_an_account_uses_human_keys_only_they_manage_its_machines() {
-        let (mut db, alice) = setup();
-        let user = alice.user_id;
-        db.set_human_key(user, &name("laptop"), &[9; 32], &[1; 32])
-            .unwrap();
-        let soon = now_ms() + INVITE_TTL_MS;
-        // An agent holding only a machine key can neither mint a machine nor drop one.
-        let minted = db
-            .invite_machine(user, &name("ghost"), "c1", soon, Signer::MachineKey)
-            .unwrap_err();
-        assert!(minted.message.contains("uses human keys"), "{minted}");
-        assert!(
-            db.remove_machine(user, &name("laptop"), Signer::MachineKey)
-                .is_err()
-        );
-        // A person invites; the new machine gets its first human key while newly enrolled.
-        db.invite_machine(user, &name("desk"), "c2", soon, Signer::HumanKey)
-            .unwrap();
-        db.enroll("c2", &[5; 32]).unwrap();
-        db.set_human_key(user, &name("desk"), &[6; 32], &[5; 32])
-            .unwrap();
-        // A machine enrolled long ago cannot get a first human key from its machine key.
-        db.invite_machine(user, &name("box"), "c3", soon, Signer::HumanKey)
-            .unwrap();
-        db.enroll("c3", &[7; 32]).unwrap();
-        db.conn
-            .execute("UPDATE machines SET created_at = 0 WHERE name = 'box'", [])
-            .unwrap();
-        let late = db
-            .set_human_key(user, &name("box"), &[8; 32], &[7; 32])
-            .unwrap_err();
-        assert!(late.message.contains("within 15 minutes"), "{late}");
-        // Removing a machine (as a person) takes the user's open codes with it.
-        db.invite_machine(user, &name("spare"), "c4", soon, Signer::HumanKey)
-            .unwrap();
-        db.remove_machine(user, &name("box"), Signer::HumanKey)
-            .unwrap();
-        assert!(db.enroll("c4", &[3; 32]).is_err());
     }
 }

@@ -1,0 +1,289 @@
+//! The embedded backend: SQLite through rusqlite, in the data directory or in memory.
+//!
+//! One thread owns the connection (rusqlite is blocking and not `Sync`); async callers send it
+//! jobs and await the answer, so no tokio worker ever waits on the disk. Appends are grouped:
+//! every append waiting when the thread wakes goes into one transaction, and each append's
+//! continuation runs after the commit, in sequence order — that is what makes "persisted, then
+//! acknowledged, then fanned out" cheap. `api.rs` implements the `Store` API, one job per
+//! unit of work; the other files hold the queries by concern, on `Db`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use super::brakes;
+use super::{Append, Publish, now_ms};
+use crate::net::names::Name;
+use crate::net::protocol::{ProtocolError, Visibility, from_name};
+
+/// How often the writer thread purges messages older than the retention window.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Most appends committed in one transaction.
+const MAX_GROUP: usize = 512;
+
+mod accounts;
+mod api;
+mod audit;
+mod channels;
+mod governance;
+mod messages;
+mod moderation;
+mod schema;
+
+type DbJob = Box<dyn FnOnce(&mut Db) + Send>;
+
+enum Job {
+    Call(DbJob),
+    Append(Append),
+}
+
+/// A job and its share of the queue's bound, given back once the job is done.
+type Queued = (Job, OwnedSemaphorePermit);
+
+/// Bytes of work that may wait for the store thread across all connections. Past it callers
+/// wait for room (and their connections stop being read), instead of growing the server.
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a job counts against the bound beside its message body.
+const JOB_BYTES: usize = 256;
+
+/// The SQLite store. Cheap to clone; the thread stops when every clone is gone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    jobs: std_mpsc::Sender<Queued>,
+    room: Arc<Semaphore>,
+    /// The bound `room` started with: no single job may need more.
+    max_queued_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database at {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot bring the database at {path} up to this version's schema: {source}")]
+    Migrate {
+        path: String,
+        source: rusqlite_migration::Error,
+    },
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database in `dir`, or an in-memory one, and starts its thread.
+    pub fn open(
+        dir: Option<&Path>,
+        retention: Duration,
+        publish: Publish,
+    ) -> Result<Self, StoreError> {
+        Self::open_bounded(dir, retention, publish, MAX_QUEUED_BYTES)
+    }
+
+    /// `open` with another bound on queued work (tests make it small).
+    pub fn open_bounded(
+        dir: Option<&Path>,
+        retention: Duration,
+        publish: Publish,
+        max_queued_bytes: usize,
+    ) -> Result<Self, StoreError> {
+        let mut db = Db::open(dir)?;
+        db.publish = publish;
+        let (jobs, rx) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("conclave-store".into())
+            .spawn(move || writer_thread(db, rx, retention))
+            .map_err(|source| StoreError::Dir {
+                path: "store thread".into(),
+                source,
+            })?;
+        Ok(Self {
+            jobs,
+            room: Arc::new(Semaphore::new(max_queued_bytes)),
+            max_queued_bytes,
+        })
+    }
+
+    /// Waits until `bytes` more fit in the queue.
+    async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, ProtocolError> {
+        let bytes = u32::try_from(bytes.min(self.max_queued_bytes)).unwrap_or(u32::MAX);
+        self.room
+            .clone()
+            .acquire_many_owned(bytes)
+            .await
+            .map_err(|_| stopped())
+    }
+
+    /// Runs `f` on the store thread and returns its result.
+    async fn call<R, F>(&self, f: F) -> Result<R, ProtocolError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<R, ProtocolError> + Send + 'static,
+    {
+        let permit = self.reserve(JOB_BYTES).await?;
+        let (tx, rx) = oneshot::channel();
+        let job: DbJob = Box::new(move |db| {
+            let _ = tx.send(f(db));
+        });
+        self.jobs
+            .send((Job::Call(job), permit))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Queues a message for storage, waiting for room in the queue first; `append.then` runs
+    /// once it is committed or has failed.
+    async fn queue_append(&self, append: Append) {
+        let permit = match self.reserve(JOB_BYTES + append.text.len()).await {
+            Ok(permit) => permit,
+            Err(e) => return (append.then)(Err(e)),
+        };
+        if let Err(std_mpsc::SendError((Job::Append(append), _))) =
+            self.jobs.send((Job::Append(append), permit))
+        {
+            (append.then)(Err(stopped()));
+        }
+    }
+}
+
+fn stopped() -> ProtocolError {
+    ProtocolError::internal("the store has stopped")
+}
+
+fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Queued>, retention: Duration) {
+    let mut next_purge = std::time::Instant::now();
+    loop {
+        if std::time::Instant::now() >= next_purge {
+            let cutoff = now_ms() - retention.as_millis() as i64;
+            match db.purge(cutoff) {
+                Ok(purged) if purged.messages > 0 => tracing::info!(
+                    n = purged.messages,
+                    "purged messages past the retention window"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%e, "purge failed"),
+            }
+            next_purge = std::time::Instant::now() + PURGE_EVERY;
+        }
+        let first = match jobs.recv_timeout(PURGE_EVERY) {
+            Ok(job) => job,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut appends = Vec::new();
+        // Given back after the commit, so queued-but-uncommitted appends still count.
+        let mut permits = Vec::new();
+        let mut job = Some(first);
+        while let Some((next, permit)) = job.take() {
+            match next {
+                Job::Call(f) => {
+                    // Keep order: appends queued before this call commit first.
+                    db.commit_appends(std::mem::take(&mut appends));
+                    permits.clear();
+                    f(&mut db);
+                    drop(permit);
+                }
+                Job::Append(a) => {
+                    appends.push(a);
+                    permits.push(permit);
+                }
+            }
+            if appends.len() < MAX_GROUP {
+                job = jobs.try_recv().ok();
+            }
+        }
+        db.commit_appends(appends);
+        drop(permits);
+    }
+}
+
+/// The connection and every query. Only the store thread holds one (tests open their own).
+struct Db {
+    conn: Connection,
+    publish: Publish,
+    brakes: brakes::Brakes,
+}
+
+fn internal(e: rusqlite::Error) -> ProtocolError {
+    tracing::error!(%e, "database error");
+    ProtocolError::internal(format!("the server could not use its database: {e}"))
+}
+
+fn visibility_from(text: &str) -> Visibility {
+    from_name(text).unwrap_or(Visibility::Public)
+}
+
+fn name_from(text: String) -> Result<Name, ProtocolError> {
+    Name::parse("stored name", &text).map_err(|e| ProtocolError::internal(e.to_string()))
+}
+
+impl Db {
+    pub fn open(dir: Option<&Path>) -> Result<Self, StoreError> {
+        let (conn, label) = match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+                let path = dir.join("conclave.db");
+                (Connection::open(&path), path.display().to_string())
+            }
+            None => (Connection::open_in_memory(), ":memory:".to_owned()),
+        };
+        let open_err = |source| StoreError::Open {
+            path: label.clone(),
+            source,
+        };
+        let conn = conn.map_err(open_err)?;
+        // WAL + NORMAL: a commit survives the process being killed (the WAL is in the OS page
+        // cache); only a power cut can lose the newest commits. foreign_keys for cascades.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(open_err)?;
+        let mut conn = conn;
+        schema::migrate(&mut conn).map_err(|source| StoreError::Migrate {
+            path: label.clone(),
+            source,
+        })?;
+        Ok(Self {
+            conn,
+            publish: Box::new(|_| {}),
+            brakes: brakes::Brakes::default(),
+        })
+    }
+
+    /// The id this database belongs to, if it was ever started (see `server::server_id`).
+    pub fn stored_server_id(&mut self) -> Result<Option<String>, ProtocolError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'server_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(internal)
+    }
+
+    pub fn save_server_id(&mut self, id: &str) -> Result<(), ProtocolError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('server_id', ?1)",
+                [id],
+            )
+            .map_err(internal)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

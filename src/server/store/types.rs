@@ -1,0 +1,263 @@
+//! The plain values the store API takes and returns: every backend speaks these, so nothing
+//! here knows SQL. Small pure helpers that every backend needs the same way (a ban's refusal,
+//! the audit record of an act) live beside their types.
+
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{
+    ChannelAct, ChatMessage, FOREVER, ProtocolError, SessionKind, Visibility, remaining_in_words,
+};
+
+pub type UserId = i64;
+pub type ChannelId = i64;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `now + ms`, or the end of time when there is no span.
+pub fn until(now: i64, for_ms: Option<u64>) -> i64 {
+    for_ms
+        .and_then(|ms| i64::try_from(ms).ok())
+        .and_then(|ms| now.checked_add(ms))
+        .unwrap_or(FOREVER)
+}
+
+/// How long a machine invite code stays usable.
+pub const INVITE_TTL_MS: i64 = 15 * 60 * 1000;
+
+/// How long after its enrollment a machine of an account that uses human keys may get its
+/// first human key from its machine key.
+pub const ENROLL_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// Open machine invite codes one user may have at once.
+pub const MAX_OPEN_MACHINE_INVITES: i64 = 10;
+
+/// Machines one user may have, so their list always fits an answer.
+pub const MAX_MACHINES: i64 = 100;
+
+/// Channel invite tokens one user may have open at once.
+pub const MAX_OPEN_CHANNEL_INVITES: i64 = 100;
+
+/// Which of a machine's keys signed a session in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    MachineKey,
+    HumanKey,
+}
+
+/// Who a key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user_id: UserId,
+    pub user: Name,
+    pub machine: Name,
+    /// Some machine of the user has a human key: the user's `human` sessions must sign in
+    /// with one.
+    pub uses_human_keys: bool,
+    /// The key looked up is that human key (not the machine key).
+    pub is_human_key: bool,
+    /// A server admin's ban in force.
+    pub banned: Option<ServerBan>,
+}
+
+/// Who asks for an act that is checked against their standing and written to the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: UserId,
+    pub path: SessionPath,
+    /// A server admin (named by the operator, not stored).
+    pub admin: bool,
+}
+
+/// A channel row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub id: ChannelId,
+    pub name: Name,
+    pub visibility: Visibility,
+    pub creator_id: UserId,
+    pub last_seq: u64,
+    pub topic: String,
+    pub archived: bool,
+}
+
+/// A new channel and the limits it is made under.
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    pub name: Name,
+    pub visibility: Visibility,
+    pub creator: UserId,
+    /// Channels one creator may have made; `None` for admins.
+    pub max_per_creator: Option<usize>,
+    /// The brakes' turn budget the channel starts with.
+    pub agent_turns: u32,
+}
+
+/// What a join needs to know.
+#[derive(Debug, Clone)]
+pub struct Joining {
+    pub channel: Channel,
+    /// The user was not a member before.
+    pub new_member: bool,
+    pub read_seq: u64,
+}
+
+/// Which part of a channel's history to read: with `after` the page starts right after it;
+/// otherwise it ends right before `before` (or at the newest).
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryRange {
+    pub after: Option<u64>,
+    pub before: Option<u64>,
+    pub limit: u32,
+}
+
+/// A page of history.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub messages: Vec<ChatMessage>,
+    /// More messages match than this page holds.
+    pub more: bool,
+}
+
+/// One message to store.
+pub struct Append {
+    pub channel: Name,
+    pub sender_id: UserId,
+    pub from: SessionPath,
+    /// The brakes apply to `agent` sessions only.
+    pub kind: SessionKind,
+    pub client_id: String,
+    pub text: String,
+    /// Runs right after the commit (or the failure), in sequence order, before the commit's
+    /// messages are published.
+    pub then: Box<dyn FnOnce(Result<Appended, ProtocolError>) + Send>,
+}
+
+/// A stored message and whether this append stored it (false: an earlier one with the same
+/// client id did).
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub channel_id: ChannelId,
+    pub message: ChatMessage,
+    pub duplicate: bool,
+}
+
+/// Where stored messages go after each commit (the hub's fan-out), once per commit with every
+/// new message of it in sequence order, after each sender has been acknowledged.
+pub type Publish = Box<dyn Fn(Vec<Appended>) + Send>;
+
+/// What a retention purge dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub messages: usize,
+    pub audit: usize,
+}
+
+/// One moderation act, to be checked against the rules, applied and audited as one unit.
+pub struct Moderation {
+    pub channel: Name,
+    pub by: Actor,
+    pub act: ChannelAct,
+    /// The act's target user is a server admin.
+    pub target_admin: bool,
+    pub reason: Option<String>,
+    pub now: i64,
+    /// Runs right after the commit, before anything stored later is published: the room
+    /// hears of the act before any message that follows it.
+    pub then: Box<dyn FnOnce(&Moderated) + Send>,
+}
+
+/// A moderation act that was done.
+#[derive(Debug, Clone)]
+pub struct Moderated {
+    /// The channel as it was found (before a rename or a delete).
+    pub channel: Channel,
+    /// The act's target user, when it has one.
+    pub target: Option<UserId>,
+}
+
+/// An invite token to a channel.
+#[derive(Debug, Clone)]
+pub struct ChannelInvite {
+    pub channel: Name,
+    pub token: String,
+    pub uses: u32,
+    pub expires_at: i64,
+}
+
+/// One act, as it is written to the log.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub ts: i64,
+    pub actor_id: UserId,
+    pub by: SessionPath,
+    pub action: String,
+    pub channel: Option<(ChannelId, Name)>,
+    pub target: Option<String>,
+    pub detail: String,
+    pub reason: Option<String>,
+}
+
+impl AuditRecord {
+    /// A record of `action` by `by` at `ts`, with no channel, target or reason yet.
+    pub fn new(by: &Actor, ts: i64, action: &str, detail: String) -> Self {
+        Self {
+            ts,
+            actor_id: by.user_id,
+            by: by.path.clone(),
+            action: action.to_owned(),
+            channel: None,
+            target: None,
+            detail,
+            reason: None,
+        }
+    }
+
+    /// The record of a moderation act done in `channel`.
+    pub fn of_act(moderation: &Moderation, channel: &Channel) -> Self {
+        let act = &moderation.act;
+        Self {
+            channel: Some((channel.id, channel.name.clone())),
+            target: match act {
+                ChannelAct::Kick { target, .. } => Some(target.to_string()),
+                other => other.target_user().map(Name::to_string),
+            },
+            reason: moderation.reason.clone(),
+            ..Self::new(&moderation.by, moderation.now, act.name(), act.to_string())
+        }
+    }
+}
+
+/// A server-wide ban of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerBan {
+    pub until: i64,
+    pub reason: Option<String>,
+}
+
+/// A user's ban from one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub until: i64,
+    pub reason: Option<String>,
+}
+
+impl Ban {
+    /// The refusal a banned user gets: private channels still look missing to them.
+    pub fn refusal(&self, channel: &Channel) -> ProtocolError {
+        if channel.visibility == Visibility::Private {
+            return ProtocolError::not_found(format!("there is no channel #{}", channel.name));
+        }
+        let why = self
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        ProtocolError::forbidden(format!(
+            "you are banned from #{} {}{why}",
+            channel.name,
+            remaining_in_words(self.until, now_ms())
+        ))
+    }
+}

@@ -1,0 +1,83 @@
+//! The conformance suite of the store API: what every `Store` backend must do, asked through
+//! the trait alone. Each case is an `async fn(impl Store)` in the module of its concern
+//! (`accounts`, `channels`, `messages`, `governance`) and runs once per backend, on a store
+//! of its own with nothing in it.
+//!
+//! Backends: `conformance!(NAME, OPEN)` below, one line each. `OPEN` is an async fn returning
+//! `Option<impl Store>`: `None` skips the cases (they pass without running). SQLite always
+//! runs, in memory. A PostgreSQL backend adds one line, `conformance!(postgres,
+//! support::postgres)`, whose opener reads the database URL from `CONCLAVE_TEST_POSTGRES`,
+//! returns `None` when it is unset, and otherwise hands each case a store on an empty schema
+//! of its own (CI always sets the URL).
+//!
+//! A new case: write it in its module, then name it once in `cases!`.
+#![allow(clippy::unwrap_used)]
+
+mod accounts;
+mod channels;
+mod governance;
+mod messages;
+mod support;
+
+/// Every case of the suite, for one backend.
+macro_rules! cases {
+    ($open:path; $($module:ident :: $case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                if let Some(store) = $open().await {
+                    crate::$module::$case(store).await;
+                }
+            }
+        )+
+    };
+}
+
+/// The suite for one backend, as a module of its own.
+macro_rules! conformance {
+    ($backend:ident, $open:path) => {
+        mod $backend {
+            cases! {
+                $open;
+                accounts::the_server_id_is_kept_once_saved,
+                accounts::registration_claims_a_name_once,
+                accounts::a_key_signs_in_as_its_account_and_an_unknown_key_as_nobody,
+                accounts::machines_are_enrolled_listed_and_removed_but_not_the_last,
+                accounts::machines_per_user_are_capped,
+                accounts::an_invite_code_enrolls_one_key_once_before_it_expires,
+                accounts::a_human_key_signs_in_as_its_machine_and_only_itself_replaces_it,
+                accounts::once_an_account_uses_human_keys_only_they_manage_its_machines,
+                channels::a_new_channel_has_its_creator_as_owner_and_only_member,
+                channels::a_taken_name_is_not_available_whoever_asks,
+                channels::channels_per_creator_are_capped,
+                channels::the_channel_list_comes_in_pages_by_name,
+                channels::private_channels_stay_hidden_and_unlisted_ones_open_to_their_name,
+                channels::joining_twice_makes_one_membership_and_leaving_ends_it,
+                channels::members_come_by_name_up_to_a_limit,
+                channels::the_owner_leaving_hands_the_channel_to_a_moderator_first,
+                messages::a_resend_with_the_same_client_id_gets_the_same_seq,
+                messages::a_batch_of_appends_gets_gap_free_seqs_in_queue_order,
+                messages::non_members_cannot_post_and_private_channels_look_missing,
+                messages::history_pages_forward_and_backward,
+                messages::history_pages_are_cut_by_size,
+                messages::read_positions_only_move_forward_and_stop_at_the_newest,
+                messages::a_purge_drops_only_what_is_past_the_cutoff,
+                messages::an_agent_run_stops_at_the_turn_budget_until_a_person_posts,
+                governance::members_cannot_moderate_nor_learn_who_exists,
+                governance::a_ban_ends_the_membership_and_keeps_the_user_out,
+                governance::a_mute_stops_posts_but_not_reading,
+                governance::roles_come_from_the_owner_and_a_handover_keeps_the_old_owner_a_moderator,
+                governance::a_rename_keeps_the_history_and_frees_the_old_name,
+                governance::archiving_makes_a_channel_read_only_and_deleting_takes_it_away,
+                governance::the_hook_runs_after_a_done_act_and_never_after_a_refused_one,
+                governance::invites_admit_to_private_channels_for_their_uses,
+                governance::moderators_add_members_who_are_not_banned,
+                governance::a_server_ban_shows_at_sign_in_until_it_is_lifted,
+                governance::users_come_in_pages_by_name,
+                governance::the_audit_log_pages_newest_first_and_each_reader_sees_their_part,
+            }
+        }
+    };
+}
+
+conformance!(sqlite, crate::support::sqlite);
