@@ -9,6 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use color_eyre::eyre::Result;
 
 use conclave::app::TuiOptions;
+use conclave::cli::servers::on_server;
 use conclave::cli::{self, Env, Format};
 use conclave::net::config::{DEFAULT_BIND, default_data_dir};
 use conclave::net::names::Name;
@@ -131,7 +132,7 @@ enum Command {
         #[arg(long, requires = "human")]
         server: Option<String>,
     },
-    /// Claim a user name on a server and remember the server as the default
+    /// Claim a user name on a server and remember the server (the first one is the default)
     Register {
         /// The user name to claim
         name: String,
@@ -141,15 +142,23 @@ enum Command {
         /// This machine's name [default: the host name]
         #[arg(long)]
         machine: Option<String>,
+        /// What to call the server in `--server` and `CHANNEL@ALIAS` [default: its host name]
+        #[arg(long)]
+        alias: Option<String>,
     },
     /// Create and list channels, manage their members, and govern them (kick, ban, mute, roles, ...)
     Channel {
         #[command(subcommand)]
         command: ChannelCommand,
     },
+    /// The servers you belong to: list them (the default marked *), forget one, or choose the default
+    Servers {
+        #[command(subcommand)]
+        command: Option<cli::servers::ServersCommand>,
+    },
     /// Join a channel (with an invite token from `channel invite`: a private one too)
     Join {
-        /// The channel, e.g. general or #general
+        /// The channel, e.g. general or #general; general@ALIAS on another of your servers
         channel: String,
         /// An invite token from `conclave channel invite`
         #[arg(long, value_name = "TOKEN")]
@@ -160,7 +169,7 @@ enum Command {
     },
     /// Leave a channel
     Leave {
-        /// The channel to leave
+        /// The channel to leave (CHANNEL@ALIAS on another of your servers)
         channel: String,
         /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -168,7 +177,7 @@ enum Command {
     },
     /// Post a message (TEXT `-` reads stdin)
     Send {
-        /// The channel to post in
+        /// The channel to post in (CHANNEL@ALIAS on another of your servers)
         channel: String,
         /// The message; `-` reads it from stdin
         text: String,
@@ -191,7 +200,7 @@ enum Command {
     },
     /// Print a channel's messages as they arrive, across reconnects, until interrupted
     Tail {
-        /// The channel to print
+        /// The channel to print (CHANNEL@ALIAS on another of your servers)
         channel: String,
         /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -461,7 +470,11 @@ async fn run(cli: Cli) -> Result<()> {
             name,
             server,
             machine,
-        } => cli::register(&env, &name, server.as_deref(), machine.as_deref()).await,
+            alias,
+        } => {
+            let (machine, alias) = (machine.as_deref(), alias.as_deref());
+            cli::register(&env, &name, server.as_deref(), machine, alias).await
+        }
         Command::Channel { command } => match command {
             ChannelCommand::Create {
                 name,
@@ -483,18 +496,28 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Admin { command } => cli::admin::run(&env, command).await,
         Command::Audit(args) => cli::admin::audit(&env, args).await,
+        Command::Servers { command } => cli::servers::run(&env, command).await,
         Command::Join {
             channel,
             invite,
             server,
-        } => cli::join(&env, &channel, invite.as_deref(), server.as_deref()).await,
-        Command::Leave { channel, server } => cli::leave(&env, &channel, server.as_deref()).await,
+        } => {
+            let (channel, server) = on_server(&channel, server.as_deref())?;
+            cli::join(&env, channel, invite.as_deref(), server).await
+        }
+        Command::Leave { channel, server } => {
+            let (channel, server) = on_server(&channel, server.as_deref())?;
+            cli::leave(&env, channel, server).await
+        }
         Command::Send {
             channel,
             text,
             server,
             handle,
-        } => cli::send(&env, &channel, &text, server.as_deref(), handle.as_deref()).await,
+        } => {
+            let (channel, server) = on_server(&channel, server.as_deref())?;
+            cli::send(&env, channel, &text, server, handle.as_deref()).await
+        }
         Command::Whisper { path, text, server } => {
             cli::whisper(&env, &path, &text, server.as_deref()).await
         }
@@ -506,7 +529,8 @@ async fn run(cli: Cli) -> Result<()> {
             format,
         } => {
             let resume = cli::resume_from(since, last)?;
-            cli::tail(&env, &channel, server.as_deref(), resume, format).await
+            let (channel, server) = on_server(&channel, server.as_deref())?;
+            cli::tail(&env, channel, server, resume, format).await
         }
         Command::Who { channel, server } => {
             cli::who(&env, channel.as_deref(), server.as_deref()).await

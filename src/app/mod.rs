@@ -141,8 +141,11 @@ pub async fn run(options: TuiOptions) -> Result<()> {
         let mut next = Some(msg);
         let mut handled = 0;
         while let Some(msg) = next {
-            if let Msg::Link(LinkEvent::Connected { path, .. }) = &msg {
-                if let Err(e) = started.remember(path) {
+            if let Msg::Link(LinkEvent::Connected {
+                path, server_id, ..
+            }) = &msg
+            {
+                if let Err(e) = started.remember(path, server_id) {
                     tracing::warn!(%e, "cannot remember the registration");
                 }
             }

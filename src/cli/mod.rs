@@ -8,6 +8,7 @@ pub mod admin;
 pub mod bench;
 pub mod moderation;
 mod send;
+pub mod servers;
 mod status;
 
 pub use send::send;
@@ -197,6 +198,7 @@ pub async fn register(
     name: &str,
     server: Option<&str>,
     machine: Option<&str>,
+    alias: Option<&str>,
 ) -> Result<()> {
     let username = Name::user(name)?;
     let machine = Name::machine(
@@ -204,10 +206,22 @@ pub async fn register(
             .map_or_else(client::default_machine_name, str::to_owned)
             .as_str(),
     )?;
-    let setup = Setup::Register { username, machine };
+    let alias = alias.map(|a| Name::parse("alias", a)).transpose()?;
+    let setup = Setup::Register {
+        username,
+        machine,
+        alias,
+    };
     let client = env.one_shot_as(server, setup).await?;
+    let config = ClientConfig::load(&env.config_dir)?;
+    let alias = config
+        .servers()
+        .into_iter()
+        .find(|(_, entry)| entry.url == client.server)
+        .map(|(alias, _)| format!(" as `{alias}`"))
+        .unwrap_or_default();
     println!(
-        "registered {}/{} on {}",
+        "registered {}/{} on {}{alias}",
         client.path.user, client.path.machine, client.server
     );
     Ok(())

@@ -25,7 +25,7 @@ fn line(label: &str, value: impl std::fmt::Display) {
 pub async fn status(env: &Env, server: Option<&str>, data_dir: &Path) -> Result<()> {
     let config_dir = &env.config_dir;
     let config = ClientConfig::load(config_dir)?;
-    let url = config.server_or_default(server);
+    let url = config.resolve_server(server)?;
     let has_key = config_dir.join(KEY_FILE).exists();
     line("config", config_dir.join(CONFIG_FILE).display());
     line(

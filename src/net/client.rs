@@ -16,6 +16,7 @@ use super::identity::{Identity, IdentityError};
 use super::link::{LinkConfig, LinkEvent, LinkHandle, Login, server_urls};
 use super::names::{Name, NameError, SessionPath};
 use super::protocol::SessionKind;
+use super::servers::{ServerEntry, default_alias};
 use super::ws::{check_address, spawn_link};
 
 /// Names a PEM file of CA certificates to trust for `wss://` instead of the public roots.
@@ -32,6 +33,8 @@ pub enum ClientError {
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Name(#[from] NameError),
+    #[error(transparent)]
+    Servers(#[from] super::servers::ServersError),
     #[error("cannot start a local server: {0}")]
     LocalServer(String),
     /// The link gave up: the server refused us or could not be reached.
@@ -45,7 +48,12 @@ pub enum Setup {
     /// The key must be enrolled already (one-shot verbs).
     Key,
     /// Claim this user name with this machine name (`conclave register`).
-    Register { username: Name, machine: Name },
+    /// Claim a user name; the server is remembered under `alias` (else its host name).
+    Register {
+        username: Name,
+        machine: Name,
+        alias: Option<Name>,
+    },
     /// Enroll this machine's key with a code from an enrolled machine (`conclave machine enroll`).
     Enroll { code: String },
     /// Zero set-up: register the local user name on first use, and start a local server when
@@ -125,20 +133,33 @@ pub struct Started {
     /// The name zero set-up claims, and whether it came from `$USER` (if not, the person
     /// should hear which name was picked).
     pub claiming: Option<(Name, bool)>,
+    /// What `register --alias` named the server.
+    alias: Option<Name>,
     config_dir: PathBuf,
 }
 
 impl Started {
-    /// After the first welcome of a registering session, records the server and user name as
-    /// the defaults of later commands (once: later welcomes are reconnects).
-    pub fn remember(&mut self, path: &SessionPath) -> Result<(), ClientError> {
+    /// After the first welcome of a registering session, records the server among the
+    /// person's servers, the default if it is the first (once: later welcomes are
+    /// reconnects). Refused when another alias already reaches the same server.
+    pub fn remember(&mut self, path: &SessionPath, server_id: &str) -> Result<(), ClientError> {
         if !self.registering {
             return Ok(());
         }
         self.registering = false;
         let mut config = ClientConfig::load(&self.config_dir)?;
-        config.server = Some(self.server.clone());
-        config.user = Some(path.user.to_string());
+        let alias = self
+            .alias
+            .clone()
+            .unwrap_or_else(|| default_alias(&self.server));
+        let entry = ServerEntry {
+            url: self.server.clone(),
+            user: Some(path.user.to_string()),
+            server_id: Some(server_id.to_owned()),
+        };
+        config
+            .add_server(alias, entry)
+            .map_err(|e| ClientError::Link(e.to_string()))?;
         config.save(&self.config_dir)?;
         Ok(())
     }
@@ -148,7 +169,7 @@ impl Started {
 /// without waiting for it to connect.
 pub async fn start(opening: Opening) -> Result<Started, ClientError> {
     let config = ClientConfig::load(&opening.config_dir)?;
-    let server = config.server_or_default(opening.server.as_deref());
+    let server = config.resolve_server(opening.server.as_deref())?;
     // Every address of a list, not only the first that answers: a typo shows at once.
     for url in server_urls(&server) {
         check_address(&url).map_err(|e| ClientError::Link(e.message))?;
@@ -156,7 +177,9 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
     let mut local_server = None;
     let (identity, login) = match &opening.setup {
         Setup::Key => (Identity::load(&opening.config_dir)?, Login::Key),
-        Setup::Register { username, machine } => (
+        Setup::Register {
+            username, machine, ..
+        } => (
             Identity::load_or_create(&opening.config_dir)?.0,
             Login::Register {
                 username: username.clone(),
@@ -217,6 +240,10 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
         local_server,
         registering,
         claiming,
+        alias: match &opening.setup {
+            Setup::Register { alias, .. } => alias.clone(),
+            _ => None,
+        },
         config_dir: opening.config_dir,
     })
 }
@@ -233,7 +260,7 @@ pub async fn open(
             Some(LinkEvent::Connected {
                 path, server_id, ..
             }) => {
-                started.remember(&path)?;
+                started.remember(&path, &server_id)?;
                 return Ok(Session {
                     link: started.link,
                     events: started.events,

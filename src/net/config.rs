@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names::{Name, NameError};
 use super::protocol::Autonomy;
+use super::servers::ServerEntry;
 
 /// Where `conclave serve` listens and clients connect when nothing else is said.
 pub const DEFAULT_BIND: &str = "127.0.0.1:7420";
@@ -70,6 +71,8 @@ struct ConfigFile {
     server: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    servers: BTreeMap<Name, ServerEntry>,
     #[serde(default, skip_serializing_if = "AutonomyFile::is_empty")]
     autonomy: AutonomyFile,
     #[serde(default, skip_serializing_if = "TuiConfig::is_empty")]
@@ -214,6 +217,9 @@ pub struct ClientConfig {
     pub server: Option<String>,
     /// The user name registered on that server.
     pub user: Option<String>,
+    /// Every server registered, by alias (see `net::servers`); empty in a config from before
+    /// aliases, which `servers()` reads as its one server.
+    pub servers: BTreeMap<Name, ServerEntry>,
     /// Agents' autonomy: `[autonomy]` holds `default` (every other channel) and `whispers`,
     /// `[autonomy.channels]` one level per channel. Set with `conclave perm set`.
     pub autonomy: BTreeMap<AutonomyKey, Autonomy>,
@@ -251,6 +257,7 @@ impl ClientConfig {
             unknown_keys: file.unknown_keys(),
             server: file.server,
             user: file.user,
+            servers: file.servers,
             autonomy: file.autonomy.levels(),
             tui: file.tui,
         })
@@ -273,6 +280,7 @@ impl ClientConfig {
         };
         file.server.clone_from(&self.server);
         file.user.clone_from(&self.user);
+        file.servers.clone_from(&self.servers);
         file.autonomy.set_levels(&self.autonomy);
         let text = toml::to_string(&file).map_err(|e| ConfigError::Parse {
             path: path.clone(),
@@ -282,14 +290,6 @@ impl ClientConfig {
         let tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
         fs::write(&tmp, text).map_err(write)?;
         fs::rename(&tmp, &path).map_err(write)
-    }
-
-    /// The server to use: the explicit one, else the remembered one, else the local default.
-    pub fn server_or_default(&self, explicit: Option<&str>) -> String {
-        explicit
-            .map(str::to_owned)
-            .or_else(|| self.server.clone())
-            .unwrap_or_else(|| DEFAULT_SERVER.to_owned())
     }
 }
 
@@ -339,12 +339,7 @@ mod tests {
         };
         config.save(dir.path()).unwrap();
         assert_eq!(ClientConfig::load(dir.path()).unwrap(), config);
-        assert_eq!(config.server_or_default(None), "ws://example:1");
-        assert_eq!(config.server_or_default(Some("ws://x:2")), "ws://x:2");
-        assert_eq!(
-            ClientConfig::default().server_or_default(None),
-            DEFAULT_SERVER
-        );
+        assert_eq!(config.resolve_server(None).unwrap(), "ws://example:1");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod link;
 pub mod local;
 pub mod names;
 pub mod protocol;
+pub mod servers;
 pub mod text;
 pub mod transport;
 pub mod ws;
