@@ -4,9 +4,13 @@
 
 use super::*;
 
+mod addresses;
 mod backoff;
+mod delivery;
 mod handshake;
 
+use addresses::dial;
+pub use addresses::server_urls;
 pub use backoff::Backoff;
 use handshake::Welcome;
 
@@ -112,46 +116,6 @@ struct LinkTask {
     pending: BTreeMap<u64, Pending>,
     channels: HashMap<Name, ChannelState>,
     backoff: Backoff,
-}
-
-/// The server addresses in a `--server` value: one, or several separated by commas (instances
-/// of one server, tried in turn).
-pub fn server_urls(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Tries each address in turn, from `first`, until one answers; returns the outcome and the
-/// index of the address that answered (or of the first one tried, when none did).
-async fn dial<C, F>(
-    connect: &C,
-    urls: &[String],
-    first: usize,
-) -> (Result<Conn, ConnectError>, usize)
-where
-    C: Fn(String) -> F + Sync,
-    F: Future<Output = Result<Conn, ConnectError>>,
-{
-    if urls.is_empty() {
-        return (Err(ConnectError::fatal("no server address given")), 0);
-    }
-    let mut failures = Vec::new();
-    for step in 0..urls.len() {
-        let index = (first + step) % urls.len();
-        match connect(urls[index].clone()).await {
-            Ok(conn) => return (Ok(conn), index),
-            Err(e) if e.fatal => return (Err(e), index),
-            Err(e) => failures.push(e.message),
-        }
-    }
-    (
-        Err(ConnectError::transient(failures.join("; "))),
-        first % urls.len(),
-    )
 }
 
 impl LinkTask {
@@ -484,22 +448,6 @@ impl LinkTask {
         }
     }
 
-    /// With several server addresses, refuses an address that reaches another server than the
-    /// first one did.
-    fn check_same_server(&mut self, server_id: &str) -> Option<Ended> {
-        match &self.server_id {
-            None => {
-                self.server_id = Some(server_id.to_owned());
-                None
-            }
-            Some(first) if first == server_id || !self.config.url.contains(',') => None,
-            Some(first) => Some(Ended::Fatal(format!(
-                "{} reaches another server (id {server_id}) than the first address did (id {first}): every address in --server must be an instance of one server",
-                server_urls(&self.config.url)[self.next_url % server_urls(&self.config.url).len()]
-            ))),
-        }
-    }
-
     /// Keeps the joined channels true to a moderation act before passing it on: a channel
     /// this session was removed from is not re-joined, a renamed one is re-joined by its new
     /// name.
@@ -602,69 +550,6 @@ impl LinkTask {
                 Ok(())
             }
         }
-    }
-
-    async fn on_message(
-        &mut self,
-        message: ChatMessage,
-        outbox: &mut VecDeque<ClientFrame>,
-    ) -> Result<(), Ended> {
-        let Some(state) = self.channels.get_mut(&message.channel) else {
-            return Ok(());
-        };
-        let Some(delivered) = state.delivered else {
-            // Not joined yet on this connection's terms: the join answer sets the start.
-            return Ok(());
-        };
-        if message.seq <= delivered {
-            return Ok(());
-        }
-        if state.filling || message.seq > delivered + 1 {
-            if state.ahead.len() < MAX_GAP_BUFFER {
-                state.ahead.insert(message.seq, message.clone());
-            }
-            if !state.filling {
-                let channel = message.channel.clone();
-                self.fill_gap(&channel, outbox);
-            }
-            return Ok(());
-        }
-        self.deliver_in_order(message).await
-    }
-
-    /// Delivers `message` if it is the next one of its channel, dropping duplicates.
-    async fn deliver_in_order(&mut self, message: ChatMessage) -> Result<(), Ended> {
-        let Some(state) = self.channels.get_mut(&message.channel) else {
-            return Ok(());
-        };
-        let delivered = state.delivered.unwrap_or(0);
-        if message.seq <= delivered {
-            return Ok(());
-        }
-        state.delivered = Some(message.seq);
-        state.ahead.remove(&message.seq);
-        self.emit(LinkEvent::Message(message)).await
-    }
-
-    fn fill_gap(&mut self, channel: &Name, outbox: &mut VecDeque<ClientFrame>) {
-        let Some(state) = self.channels.get_mut(channel) else {
-            return;
-        };
-        state.filling = true;
-        let frame = ClientFrame::History {
-            id: 0,
-            channel: channel.clone(),
-            after: state.delivered,
-            before: None,
-            limit: MAX_HISTORY_PAGE,
-        };
-        let frame = self.queue_internal(
-            frame,
-            Purpose::GapFill {
-                channel: channel.clone(),
-            },
-        );
-        outbox.push_back(frame);
     }
 
     /// Hands an event to the caller. A caller that dropped its event stream still gets answers
