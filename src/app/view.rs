@@ -144,6 +144,9 @@ fn render_input(app: &App, frame: &mut Frame, area: Rect) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use ratatui::Terminal;
+    use ratatui::style::Modifier;
+
+    use crate::app::model::RoomId;
     use ratatui::backend::TestBackend;
     use ratatui::crossterm::event::{KeyCode, KeyModifiers};
 
@@ -216,6 +219,23 @@ mod tests {
             live(&mut app, message("ops", seq, "carol/ci/bot", "build ok"));
         }
         app
+    }
+
+    #[test]
+    fn a_room_closed_to_me_is_struck_through_in_the_sidebar() {
+        let mut app = busy();
+        let ops = app.room_index(&RoomId::Channel(name("ops"))).unwrap();
+        let terminal = draw(&app, 80, 20);
+        let row = |terminal: &Terminal<TestBackend>| {
+            let buffer = terminal.backend().buffer();
+            (0..20)
+                .find(|&y| buffer[(0, y)].symbol() == "#" && buffer[(1, y)].symbol() == "o")
+                .map(|y| buffer[(1, y)].modifier)
+                .unwrap()
+        };
+        assert!(!row(&terminal).contains(Modifier::CROSSED_OUT));
+        app.rooms[ops].closed = Some("kicked".into());
+        assert!(row(&draw(&app, 80, 20)).contains(Modifier::CROSSED_OUT));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The room list: the status room, channels, whispers, with unread counts and mention marks.
+//! The room list: the status room, channels, whispers, with unread counts and mention marks;
+//! a room closed to me (kicked, banned, deleted) is struck through.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -32,6 +33,9 @@ impl Widget for Sidebar<'_> {
             let mut style = Style::default();
             if room.unread > 0 {
                 style = style.add_modifier(Modifier::BOLD);
+            }
+            if room.closed.is_some() {
+                style = style.fg(theme.muted).add_modifier(Modifier::CROSSED_OUT);
             }
             if index == focused {
                 style = style.fg(theme.accent).add_modifier(Modifier::REVERSED);
