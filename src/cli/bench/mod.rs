@@ -24,7 +24,7 @@ mod flood;
 mod paced;
 mod probe;
 
-use crate::net::link::{LinkConfig, LinkEvent, LinkHandle, Login};
+use crate::net::link::{LinkConfig, LinkEvent, LinkHandle, Login, server_urls};
 use crate::net::names::Name;
 use crate::net::protocol::{SessionKind, Visibility};
 use crate::net::ws::spawn_link;
@@ -33,7 +33,8 @@ use probe::{Probe, Seen, cpu_seconds, stamped_body};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Measure this server instead of starting one (memory is then not measured)
+    /// Measure this server instead of starting one (memory is then not measured); several
+    /// instances of one server, separated by commas, share the subscribers in turn
     #[arg(long)]
     server: Option<String>,
     /// Print one JSON object instead of a table
@@ -233,11 +234,16 @@ impl Clients {
         self.connect_with(Login::Key).await
     }
 
-    /// A cheap subscriber to `channel` on its own socket (see `probe`).
+    /// A cheap subscriber to `channel` on its own socket (see `probe`), on the instances of
+    /// the server in turn.
     async fn probe(&mut self, channel: &Name) -> Result<Probe> {
         self.next += 1;
         let handle = Name::handle(&format!("p{}", self.next))?;
-        Probe::connect(&self.url, &self.identity, &handle, channel).await
+        let instances = server_urls(&self.url);
+        let url = instances
+            .get(self.next % instances.len().max(1))
+            .ok_or_else(|| eyre!("no server address in `{}`", self.url))?;
+        Probe::connect(url, &self.identity, &handle, channel).await
     }
 
     async fn connect_with(
