@@ -371,6 +371,7 @@ fn sign_in(
         login: Login::Key,
         persistent: false,
         ca_file: None,
+        pin: Default::default(),
     })
 }
 

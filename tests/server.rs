@@ -99,6 +99,7 @@ async fn defaulted_handles_take_a_suffix_and_chosen_ones_are_refused() {
         },
         persistent: false,
         ca_file: None,
+        pin: Default::default(),
     };
     let (_one, mut events_one) = spawn_link(config(true));
     let (_two, mut events_two) = spawn_link(config(true));
@@ -350,6 +351,7 @@ async fn read_positions_survive_a_server_restart() {
             login,
             persistent: false,
             ca_file: None,
+            pin: Default::default(),
         })
     };
 
@@ -440,6 +442,7 @@ async fn wss_works_through_tls_with_a_private_ca_and_refuses_an_unknown_one() {
         },
         persistent: false,
         ca_file,
+        pin: Default::default(),
     };
     let (link, mut events) = spawn_link(config(Some(ca)));
     match tokio::time::timeout(WAIT, events.recv())

@@ -9,7 +9,7 @@ use color_eyre::eyre::{Result, bail};
 use super::Env;
 use crate::net::client::CA_FILE_ENV;
 use crate::net::config::ClientConfig;
-use crate::net::link::server_urls;
+use crate::net::servers::server_urls;
 use crate::net::servers::split_channel;
 
 /// How long `servers` waits for each server to answer.

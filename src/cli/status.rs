@@ -40,7 +40,7 @@ pub async fn status(env: &Env, server: Option<&str>, data_dir: &Path) -> Result<
     line(
         "user",
         config
-            .user
+            .user_at(&url)
             .as_deref()
             .unwrap_or("not registered (`conclave tui` registers you on a local server)"),
     );

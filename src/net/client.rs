@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 
 use super::config::{ClientConfig, ConfigError, DEFAULT_BIND, DEFAULT_SERVER};
 use super::identity::{Identity, IdentityError};
-use super::link::{LinkConfig, LinkEvent, LinkHandle, Login, server_urls};
+use super::link::{LinkConfig, LinkEvent, LinkHandle, Login};
 use super::names::{Name, NameError, SessionPath};
 use super::protocol::SessionKind;
-use super::servers::{ServerEntry, default_alias};
+use super::servers::{ServerEntry, default_alias, server_urls};
 use super::ws::{check_address, spawn_link};
 
 /// Names a PEM file of CA certificates to trust for `wss://` instead of the public roots.
@@ -151,15 +151,15 @@ impl Started {
         let alias = self
             .alias
             .clone()
+            .or_else(|| config.alias_of(&self.server))
             .unwrap_or_else(|| default_alias(&self.server));
         let entry = ServerEntry {
             url: self.server.clone(),
             user: Some(path.user.to_string()),
             server_id: Some(server_id.to_owned()),
+            ..ServerEntry::default()
         };
-        config
-            .add_server(alias, entry)
-            .map_err(|e| ClientError::Link(e.to_string()))?;
+        config.add_server(alias, entry)?;
         config.save(&self.config_dir)?;
         Ok(())
     }
@@ -174,6 +174,7 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
     for url in server_urls(&server) {
         check_address(&url).map_err(|e| ClientError::Link(e.message))?;
     }
+    let pin = config.pin_for(&server);
     let mut local_server = None;
     let (identity, login) = match &opening.setup {
         Setup::Key => (Identity::load(&opening.config_dir)?, Login::Key),
@@ -195,7 +196,7 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
                 local_server = ensure_local_server(&opening.config_dir).await?;
             }
             let identity = Identity::load_or_create(&opening.config_dir)?.0;
-            let login = match (&config.user, &opening.setup) {
+            let login = match (&config.user_at(&server), &opening.setup) {
                 (_, Setup::AutoAs(name)) => Login::Register {
                     username: name.clone(),
                     machine: Name::machine(&default_machine_name())?,
@@ -232,6 +233,7 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
         login,
         persistent: opening.persistent,
         ca_file: std::env::var_os(CA_FILE_ENV).map(PathBuf::from),
+        pin,
     });
     Ok(Started {
         link,

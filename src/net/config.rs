@@ -87,10 +87,15 @@ impl ConfigFile {
         let dotted = |prefix: &str, table: &toml::Table| -> Vec<String> {
             table.keys().map(|k| format!("{prefix}{k}")).collect()
         };
+        let servers = self
+            .servers
+            .iter()
+            .flat_map(|(alias, entry)| dotted(&format!("servers.{alias}."), &entry.unknown));
         [
             dotted("", &self.unknown),
             dotted("autonomy.", &self.autonomy.unknown),
             dotted("tui.", &self.tui.unknown),
+            servers.collect(),
         ]
         .concat()
     }
@@ -237,6 +242,8 @@ impl ClientConfig {
         for key in &config.unknown_keys {
             let hint = if key.starts_with("tui.") {
                 "the terminal UI reads [tui.theme], [tui.keys] and [tui.bell]"
+            } else if key.starts_with("servers.") {
+                "a server's table holds url, user and server_id"
             } else {
                 "autonomy levels go in [autonomy] as default or whispers, and per channel in \
                  [autonomy.channels]"
@@ -429,13 +436,18 @@ mod tests {
             dir.path().join(CONFIG_FILE),
             "colour = \"red\"\n[autonomy]\ngeneral = \"act\"\nwhispers = \"converse\"\n\
              [autonomy.channels]\nops = \"mute\"\n[tui.bell]\ndefault = \"all\"\n\
-             [tui.colours]\naccent = \"red\"\n",
+             [tui.colours]\naccent = \"red\"\n[servers.work]\nurl = \"ws://w:1\"\nusr = \"x\"\n",
         )
         .unwrap();
         let mut config = ClientConfig::load(dir.path()).unwrap();
         assert_eq!(
             config.unknown_keys,
-            ["colour", "autonomy.general", "tui.colours"]
+            [
+                "colour",
+                "autonomy.general",
+                "tui.colours",
+                "servers.work.usr"
+            ]
         );
         assert_eq!(config.autonomy.len(), 2, "{config:?}");
         config
@@ -445,7 +457,12 @@ mod tests {
         let again = ClientConfig::load(dir.path()).unwrap();
         assert_eq!(
             again.unknown_keys,
-            ["colour", "autonomy.general", "tui.colours"]
+            [
+                "colour",
+                "autonomy.general",
+                "tui.colours",
+                "servers.work.usr"
+            ]
         );
         assert_eq!(again.tui.bell["default"].as_str(), Some("all"));
         assert_eq!(again.autonomy.len(), 3);

@@ -30,7 +30,7 @@ pub use super::transport::{CONN_QUEUE, Conn, ConnectError};
 
 mod task;
 
-pub use task::{Backoff, server_urls, spawn_with};
+pub use task::{Backoff, spawn_with};
 
 /// How long the server may take to answer each handshake step.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,6 +78,17 @@ pub struct LinkConfig {
     /// A PEM file of CA certificates to trust for `wss://` instead of the public roots (a
     /// server with a private CA; `CONCLAVE_CA_FILE`).
     pub ca_file: Option<std::path::PathBuf>,
+    /// Which server ids this link may sign for.
+    pub pin: ServerPin,
+}
+
+/// The server ids a link checks before signing a challenge (see `net::servers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerPin {
+    /// The id registered for this address, if it was.
+    pub expected: Option<String>,
+    /// The ids of the person's other servers, with their aliases: never signed for here.
+    pub others: Vec<(String, String)>,
 }
 
 /// What the caller hears from the link.

@@ -7,10 +7,22 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::config::{ClientConfig, DEFAULT_SERVER};
+use super::link::ServerPin;
 use super::names::Name;
 
+/// The server addresses in a `--server` value: one, or several separated by commas (instances
+/// of one server, tried in turn).
+pub fn server_urls(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// One server as `config.toml` remembers it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerEntry {
     /// One address, or several instances of the server separated by commas.
     pub url: String,
@@ -20,6 +32,9 @@ pub struct ServerEntry {
     /// The server's id as its welcome said: two addresses with the same id reach one server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_id: Option<String>,
+    /// Keys of `[servers.ALIAS]` this version does not know, kept for the person to fix.
+    #[serde(flatten)]
+    pub unknown: toml::Table,
 }
 
 /// Why a server could not be added, renamed or named.
@@ -35,35 +50,44 @@ pub enum ServersError {
     AliasTaken { alias: Name, url: String },
     #[error("no server is called `{0}`; `conclave servers` lists them")]
     Unknown(String),
-    #[error("`{0}` is not an alias: {1}")]
+    #[error("`{0}` is not a server alias: {1}")]
     BadAlias(String, String),
 }
 
-/// The alias a server gets when none is given: its host name, as a name (`team.example.com`
-/// becomes `team-example-com`; a local address, `local`).
+/// The alias a server gets when none is given: its host name, as a name, with its port unless
+/// it is the usual 7420 (`team.example.com` becomes `team-example-com`, `ws://team:9000`
+/// `team-9000`; this machine's usual server, `local`).
 pub fn default_alias(url: &str) -> Name {
-    let first = url.split(',').next().unwrap_or(url).trim();
+    let first = server_urls(url).into_iter().next().unwrap_or_default();
     let authority = first
         .split_once("://")
-        .map_or(first, |(_, rest)| rest)
+        .map_or(first.as_str(), |(_, rest)| rest)
         .split('/')
         .next()
         .unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, rest) = v6.split_once(']').unwrap_or((v6, ""));
+            (host, rest.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
     };
-    let local = matches!(host, "127.0.0.1" | "localhost" | "::1");
-    let spelled: String = host
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let spelled = spelled.trim_matches('-');
-    if local || spelled.is_empty() {
-        return Name::parse("alias", "local").unwrap_or_else(|_| unreachable!());
+    let host = match host {
+        "127.0.0.1" | "localhost" | "::1" => "local",
+        other => other,
+    };
+    let spelled: String = match port.filter(|p| *p != "7420" && !p.is_empty()) {
+        Some(port) => format!("{host}-{port}"),
+        None => host.to_owned(),
     }
-    Name::sanitize(spelled)
-        .unwrap_or_else(|| Name::parse("alias", "server").unwrap_or_else(|_| unreachable!()))
+    .chars()
+    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+    .collect();
+    let fallback = || Name::parse("alias", "server").unwrap_or_else(|_| unreachable!());
+    Name::sanitize(spelled.trim_matches('-')).unwrap_or_else(fallback)
 }
 
 impl ClientConfig {
@@ -79,20 +103,46 @@ impl ClientConfig {
                 ServerEntry {
                     url: url.clone(),
                     user: self.user.clone(),
-                    server_id: None,
+                    ..ServerEntry::default()
                 },
             )]),
             None => BTreeMap::new(),
         }
     }
 
-    /// The alias of the default server, if it has one.
-    pub fn default_alias(&self) -> Option<Name> {
-        let url = self.server.as_deref()?;
+    /// The alias under which `url` is registered, if it is.
+    pub fn alias_of(&self, url: &str) -> Option<Name> {
         self.servers()
             .into_iter()
             .find(|(_, entry)| entry.url == url)
             .map(|(alias, _)| alias)
+    }
+
+    /// The user registered at `url`, if it is registered.
+    pub fn user_at(&self, url: &str) -> Option<String> {
+        self.servers()
+            .into_values()
+            .find(|entry| entry.url == url)
+            .and_then(|entry| entry.user)
+    }
+
+    /// The ids a link to `url` may and may not sign for: the one registered for it, and
+    /// every other server's (see `ServerPin`).
+    pub fn pin_for(&self, url: &str) -> ServerPin {
+        let mut pin = ServerPin::default();
+        for (alias, entry) in self.servers() {
+            match (entry.url == url, entry.server_id) {
+                (true, id) => pin.expected = id,
+                (false, Some(id)) => pin.others.push((id, alias.to_string())),
+                (false, None) => {}
+            }
+        }
+        pin
+    }
+
+    /// The alias of the default server, if it has one.
+    pub fn default_alias(&self) -> Option<Name> {
+        self.alias_of(self.server.as_deref()?)
     }
 
     /// What a `--server` value names: an address as it is, else an alias's address; without
@@ -100,11 +150,17 @@ impl ClientConfig {
     pub fn resolve_server(&self, explicit: Option<&str>) -> Result<String, ServersError> {
         match explicit {
             Some(address) if address.contains("://") => Ok(address.to_owned()),
-            Some(alias) => Name::parse("alias", alias)
-                .ok()
-                .and_then(|name| self.servers().remove(&name))
-                .map(|entry| entry.url)
-                .ok_or_else(|| ServersError::Unknown(alias.to_owned())),
+            Some(alias) => match Name::parse("alias", alias) {
+                Ok(name) => self
+                    .servers()
+                    .remove(&name)
+                    .map(|entry| entry.url)
+                    .ok_or_else(|| ServersError::Unknown(alias.to_owned())),
+                Err(_) => Err(ServersError::BadAlias(
+                    alias.to_owned(),
+                    format!("an address starts with ws:// or wss:// (ws://{alias}?)"),
+                )),
+            },
             None => Ok(self
                 .server
                 .clone()
@@ -126,7 +182,8 @@ impl ClientConfig {
                     known: known.url.clone(),
                 });
             }
-            if *known_alias == alias && known.url != entry.url && !same_server {
+            // An id the new server claims never moves an alias to another address.
+            if *known_alias == alias && known.url != entry.url {
                 return Err(ServersError::AliasTaken {
                     alias,
                     url: known.url.clone(),
@@ -201,6 +258,7 @@ mod tests {
             url: url.into(),
             user: Some("alice".into()),
             server_id: Some(id.into()),
+            unknown: toml::Table::new(),
         }
     }
 
@@ -212,7 +270,10 @@ mod tests {
         );
         assert_eq!(default_alias("wss://Chat.Corp/x").as_str(), "chat-corp");
         assert_eq!(default_alias("ws://127.0.0.1:7420").as_str(), "local");
-        assert_eq!(default_alias("ws://a:1,ws://b:1").as_str(), "a");
+        assert_eq!(default_alias("ws://127.0.0.1:9000").as_str(), "local-9000");
+        assert_eq!(default_alias("ws://team:9000").as_str(), "team-9000");
+        assert_eq!(default_alias("ws://a:1,ws://b:1").as_str(), "a-1");
+        assert_eq!(default_alias(",wss://team").as_str(), "team");
         assert_eq!(default_alias("ws://[::1]:7420").as_str(), "local");
     }
 
@@ -258,6 +319,10 @@ mod tests {
         );
         let taken = config.add_server(name("home"), entry("ws://elsewhere:1", "E"));
         assert!(matches!(taken, Err(ServersError::AliasTaken { .. })));
+        // Claiming a known server's id moves no alias to another address.
+        let posing = config.add_server(name("work"), entry("ws://impostor:1", "W"));
+        assert!(matches!(posing, Err(ServersError::AliasTaken { .. })));
+        assert_eq!(config.resolve_server(None).unwrap(), "ws://w:1");
         config.set_default_server("home").unwrap();
         assert_eq!(config.resolve_server(None).unwrap(), "ws://h:1");
         config.remove_server("home").unwrap();

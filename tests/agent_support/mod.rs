@@ -225,6 +225,7 @@ pub async fn session(
         login: Login::Key,
         persistent: true,
         ca_file: None,
+        pin: Default::default(),
     });
     match tokio::time::timeout(WAIT, events.recv())
         .await

@@ -162,6 +162,7 @@ pub fn connect_as(
         login,
         persistent,
         ca_file: None,
+        pin: Default::default(),
     })
 }
 

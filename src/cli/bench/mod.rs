@@ -24,9 +24,10 @@ mod flood;
 mod paced;
 mod probe;
 
-use crate::net::link::{LinkConfig, LinkEvent, LinkHandle, Login, server_urls};
+use crate::net::link::{LinkConfig, LinkEvent, LinkHandle, Login};
 use crate::net::names::Name;
 use crate::net::protocol::{SessionKind, Visibility};
+use crate::net::servers::server_urls;
 use crate::net::ws::spawn_link;
 use paced::{Paced, paced};
 use probe::{Probe, Seen, cpu_seconds, stamped_body};
@@ -260,6 +261,7 @@ impl Clients {
             login,
             persistent: false,
             ca_file: None,
+            pin: Default::default(),
         });
         match events.recv().await {
             Some(LinkEvent::Connected { .. }) => Ok((link, events)),

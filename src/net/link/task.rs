@@ -9,8 +9,8 @@ mod backoff;
 mod delivery;
 mod handshake;
 
+use crate::net::servers::server_urls;
 use addresses::dial;
-pub use addresses::server_urls;
 pub use backoff::Backoff;
 use handshake::Welcome;
 
@@ -69,6 +69,7 @@ where
         handle: config.handle.clone(),
         path: None,
         next_url: 0,
+        served_stably: false,
         server_id: None,
         on_conflict,
         instance: new_client_id(),
@@ -103,6 +104,8 @@ struct LinkTask {
     path: Option<SessionPath>,
     /// Which of the configured server addresses to try first (the one that answered last).
     next_url: usize,
+    /// The last connection stayed up long enough to count as working (see `Backoff`).
+    served_stably: bool,
     /// The id of the server first reached: with several addresses, every one must reach the
     /// same server (instances of one deployment), or resuming by seq would be wrong.
     server_id: Option<String>,
@@ -135,7 +138,15 @@ impl LinkTask {
             let ended = match attempt {
                 Err(e) if e.fatal => Ended::Fatal(e.message),
                 Err(e) => Ended::Lost(e.message),
-                Ok(conn) => self.serve(conn).await,
+                Ok(conn) => {
+                    let ended = self.serve(conn).await;
+                    // An instance that answers and then fails (a broken database, a handshake
+                    // that never ends) must not stay first in line: the next one goes first.
+                    if matches!(ended, Ended::Lost(_)) && !self.served_stably {
+                        self.next_url = (self.next_url + 1) % urls.len().max(1);
+                    }
+                    ended
+                }
             };
             let reason = match ended {
                 Ended::HandlesDropped => return,
@@ -305,6 +316,7 @@ impl LinkTask {
 
     /// Handshake, catch-up, then pump frames until the connection ends.
     async fn serve(&mut self, mut conn: Conn) -> Ended {
+        self.served_stably = false;
         let welcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT * 2, self.handshake(&mut conn))
             .await
         {
@@ -318,9 +330,8 @@ impl LinkTask {
             server_id,
             admin,
         } = welcome;
-        if let Some(ended) = self.check_same_server(&server_id) {
-            return ended;
-        }
+        // With several addresses, later connections must reach this same server.
+        self.server_id.get_or_insert(server_id.clone());
         // Reconnects ask for the path granted now; the instance id lets the server hand it
         // back even before it notices the old connection is gone.
         self.handle = path.session.clone();
@@ -395,6 +406,7 @@ impl LinkTask {
         };
         if up_since.elapsed() >= Backoff::STABLE_AFTER {
             self.backoff.reset();
+            self.served_stably = true;
         }
         ended
     }

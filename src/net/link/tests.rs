@@ -5,6 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 
+/// The fake server's id (server ids are hex).
+const FAKE_ID: &str = "fa4e";
+
 /// The server's end of one fake connection.
 struct FakeConn {
     rx: mpsc::Receiver<ClientFrame>,
@@ -25,7 +28,7 @@ impl FakeConn {
 
     /// Plays the server's side of the handshake and returns the Hello's handle and policy.
     async fn accept(&mut self, path: &str) -> (Name, OnConflict) {
-        self.accept_as(path, "fake").await
+        self.accept_as(path, FAKE_ID).await
     }
 
     /// `accept` as the server with id `server_id`.
@@ -102,6 +105,7 @@ fn config(persistent: bool) -> LinkConfig {
         login: Login::Key,
         persistent,
         ca_file: None,
+        pin: ServerPin::default(),
     }
 }
 
@@ -263,12 +267,118 @@ async fn several_addresses_are_tried_in_turn_and_the_one_that_answered_first_nex
         next_event(&mut events).await,
         LinkEvent::Connected { .. }
     ));
-    // b goes away: the next round starts at b again, which answers.
+    // b goes away at once: the next round starts after it, with c.
     drop(server);
     let (url, mut server) = accepted.recv().await.unwrap();
-    assert_eq!(url, "ws://b");
+    assert_eq!(url, "ws://c");
     server.accept("alice/laptop/tui").await;
-    assert_eq!(*tried.lock().unwrap(), ["ws://a", "ws://b", "ws://b"]);
+    assert!(matches!(
+        next_event(&mut events).await,
+        LinkEvent::Disconnected { .. }
+    ));
+    // c stays up: after it drops, c is tried first again.
+    tokio::time::sleep(Backoff::STABLE_AFTER).await;
+    drop(server);
+    let (url, _server) = accepted.recv().await.unwrap();
+    assert_eq!(url, "ws://c");
+    assert_eq!(
+        *tried.lock().unwrap(),
+        ["ws://a", "ws://b", "ws://c", "ws://c"]
+    );
+}
+
+/// A link whose handshake is answered with `challenge_id`, under `pin`: what it sends back
+/// (an `auth` when it signs) and how it ends.
+async fn handshake_under(pin: ServerPin, challenge_id: &str, welcome_id: &str) -> (bool, String) {
+    handshake_as(Login::Key, pin, challenge_id, welcome_id).await
+}
+
+/// `handshake_under`, signing in the way `login` says.
+async fn handshake_as(
+    login: Login,
+    pin: ServerPin,
+    challenge_id: &str,
+    welcome_id: &str,
+) -> (bool, String) {
+    let (connect, mut accepted, _) = addresses(&[]);
+    let config = LinkConfig {
+        pin,
+        login,
+        ..config(false)
+    };
+    let (_link, mut events) = spawn_with(config, connect);
+    let (_, mut server) = accepted.recv().await.unwrap();
+    assert!(matches!(server.recv().await, ClientFrame::Hello { .. }));
+    server
+        .send(ServerFrame::Challenge {
+            nonce: vec![0; 32],
+            server_id: challenge_id.into(),
+        })
+        .await;
+    let signed = matches!(
+        tokio::time::timeout(Duration::from_secs(5), server.rx.recv()).await,
+        Ok(Some(
+            ClientFrame::Auth { .. } | ClientFrame::Register { .. }
+        ))
+    );
+    if signed {
+        server
+            .send(ServerFrame::Welcome {
+                path: SessionPath::parse("alice/laptop/tui").unwrap(),
+                server_id: welcome_id.into(),
+                version: PROTOCOL_VERSION,
+                admin: false,
+            })
+            .await;
+    }
+    match next_event(&mut events).await {
+        LinkEvent::Closed { reason } => (signed, reason),
+        LinkEvent::Connected { .. } => (signed, "connected".into()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_signed_for_a_server_that_is_not_the_one_registered() {
+    let pin = |expected: Option<&str>| ServerPin {
+        expected: expected.map(Into::into),
+        others: vec![("0a0a".into(), "work".into())],
+    };
+    // The registered id signs in.
+    assert_eq!(
+        handshake_under(pin(Some("1b1b")), "1b1b", "1b1b").await,
+        (true, "connected".into())
+    );
+    // Another id, another server's id (a relayed challenge), or one that is no id at all:
+    // refused before signing.
+    let (signed, why) = handshake_under(pin(Some("1b1b")), "2c2c", "2c2c").await;
+    assert!(
+        !signed && why.contains("is not the server registered here"),
+        "{why}"
+    );
+    assert_eq!(
+        handshake_under(pin(None), "0a0a", "0a0a").await,
+        (true, "connected".into()),
+        "an unregistered address of a known server is another way to it"
+    );
+    // Registering somewhere new that answers as `work` is refused before signing.
+    let register = Login::Register {
+        username: Name::user("alice").unwrap(),
+        machine: Name::machine("laptop").unwrap(),
+    };
+    let (signed, why) = handshake_as(register, pin(None), "0a0a", "0a0a").await;
+    assert!(
+        !signed && why.contains("answers as your server `work`"),
+        "{why}"
+    );
+    let (signed, why) = handshake_under(pin(None), "x\u{1b}[2J", "x").await;
+    assert!(!signed && why.contains("malformed server id"), "{why}");
+    // A welcome that names another server than the challenge did.
+    let (_, why) = handshake_under(pin(None), "1b1b", "2c2c").await;
+    assert!(
+        why.contains("another server id than its challenge"),
+        "{why}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -280,18 +390,27 @@ async fn an_address_that_reaches_another_server_is_refused() {
     };
     let (_link, mut events) = spawn_with(config, connect);
     let (_, mut server) = accepted.recv().await.unwrap();
-    server.accept_as("alice/laptop/tui", "one").await;
+    server.accept_as("alice/laptop/tui", "01").await;
     assert!(matches!(
         next_event(&mut events).await,
         LinkEvent::Connected { .. }
     ));
     drop(server);
     let (_, mut other) = accepted.recv().await.unwrap();
-    other.accept_as("alice/laptop/tui", "two").await;
+    assert!(matches!(other.recv().await, ClientFrame::Hello { .. }));
+    other
+        .send(ServerFrame::Challenge {
+            nonce: vec![0; 32],
+            server_id: "02".into(),
+        })
+        .await;
     loop {
         match next_event(&mut events).await {
             LinkEvent::Closed { reason } => {
-                assert!(reason.contains("reaches another server"), "{reason}");
+                assert!(
+                    reason.contains("is not the server registered here"),
+                    "{reason}"
+                );
                 break;
             }
             LinkEvent::Disconnected { .. } => {}

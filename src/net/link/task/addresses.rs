@@ -1,18 +1,8 @@
-//! The server addresses a link dials: one, or several instances of one server tried in turn,
-//! all of which must turn out to be the same server.
+//! The server addresses a link dials (one, or several instances of one server tried in
+//! turn) and the id each must answer with, checked before anything is signed.
 
 use super::*;
-
-/// The server addresses in a `--server` value: one, or several separated by commas (instances
-/// of one server, tried in turn).
-pub fn server_urls(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
+use crate::net::servers::server_urls;
 
 /// Tries each address in turn, from `first`, until one answers; returns the outcome and the
 /// index of the address that answered (or of the first one tried, when none did).
@@ -44,19 +34,56 @@ where
 }
 
 impl LinkTask {
-    /// With several server addresses, refuses an address that reaches another server than the
-    /// first one did.
-    pub(super) fn check_same_server(&mut self, server_id: &str) -> Option<Ended> {
-        match &self.server_id {
-            None => {
-                self.server_id = Some(server_id.to_owned());
-                None
+    /// Refuses, before anything is signed, a server whose id is not the one expected: the
+    /// one registered under this address's alias, else (with several addresses) the one the
+    /// first connection reached. Registering at an address that answers with the id of
+    /// another of the person's servers is refused too: a server relaying that one's challenge
+    /// would get a signature valid there. (An address never registered that answers with a
+    /// known id is taken as another way to that server, a proxy say.)
+    pub(super) fn check_server_id(&self, server_id: &str) -> Result<(), Ended> {
+        let well_formed = !server_id.is_empty()
+            && server_id.len() <= MAX_SERVER_ID_LEN
+            && server_id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !well_formed {
+            return Err(Ended::Fatal(format!(
+                "{} sent a malformed server id; not signing in",
+                self.current_url()
+            )));
+        }
+        let pin = &self.config.pin;
+        // Registering or enrolling at a new address that answers as one of the person's other
+        // servers: the new server may be passing that one's challenge on, to be let in there.
+        let first_contact = !matches!(self.config.login, Login::Key);
+        if let Some((_, alias)) = pin.others.iter().find(|(id, _)| id == server_id) {
+            if first_contact && pin.expected.as_deref() != Some(server_id) {
+                return Err(Ended::Fatal(format!(
+                    "{} answers as your server `{alias}`: not signing in there again (if it is `{alias}` reached another way, use --server {alias}; if not, it may be passing on `{alias}`'s challenge to sign in there as you)",
+                    self.current_url()
+                )));
             }
-            Some(first) if first == server_id || !self.config.url.contains(',') => None,
-            Some(first) => Some(Ended::Fatal(format!(
-                "{} reaches another server (id {server_id}) than the first address did (id {first}): every address in --server must be an instance of one server",
-                server_urls(&self.config.url)[self.next_url % server_urls(&self.config.url).len()]
+        }
+        let several = server_urls(&self.config.url).len() > 1;
+        let expected = pin
+            .expected
+            .as_deref()
+            .or(self.server_id.as_deref().filter(|_| several));
+        match expected {
+            Some(expected) if expected != server_id => Err(Ended::Fatal(format!(
+                "{} is not the server registered here (its id is {server_id}, not {expected}); if it was reset, register again",
+                self.current_url()
             ))),
+            _ => Ok(()),
         }
     }
+
+    /// The address dialled last.
+    fn current_url(&self) -> String {
+        let urls = server_urls(&self.config.url);
+        urls.get(self.next_url % urls.len().max(1))
+            .cloned()
+            .unwrap_or_default()
+    }
 }
+
+/// Longest server id a client accepts (ids are 32 hex digits).
+const MAX_SERVER_ID_LEN: usize = 64;

@@ -34,6 +34,7 @@ impl LinkTask {
             }
             None => return Err(lost("the handshake")),
         };
+        self.check_server_id(&server_id)?;
         let identity = &self.config.identity;
         let signature = identity
             .sign_challenge(&server_id, &nonce, &self.handle, self.config.kind)
@@ -63,14 +64,17 @@ impl LinkTask {
         match conn.rx.recv().await {
             Some(ServerFrame::Welcome {
                 path,
-                server_id,
+                server_id: welcomed,
                 admin,
                 ..
-            }) => Ok(Welcome {
+            }) if welcomed == server_id => Ok(Welcome {
                 path,
                 server_id,
                 admin,
             }),
+            Some(ServerFrame::Welcome { .. }) => Err(Ended::Fatal(
+                "the server's welcome names another server id than its challenge did".into(),
+            )),
             Some(ServerFrame::Error { code, message, .. }) => Err(handshake_error(code, message)),
             Some(other) => Err(Ended::Fatal(format!(
                 "server sent {} instead of welcome",
