@@ -19,9 +19,11 @@ use crate::net::protocol::{
 };
 
 mod brakes;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
+pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, StoreError};
 pub use types::*;
 
