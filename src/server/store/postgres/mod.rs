@@ -119,19 +119,42 @@ fn shown(config: &tokio_postgres::Config) -> String {
     format!("postgres://{user}{host}{port}/{db}")
 }
 
-/// An error's text on one line (the server's errors may carry a detail line).
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+/// An error and its causes on one line (the server's errors may carry a detail line, and the
+/// pool's leave the cause to `source`).
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = inner.source();
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `url` with its password, if it has one, blanked out.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    match authority.rsplit_once('@') {
+        Some((credentials, _)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or("");
+            let rest = rest.replacen(credentials, &format!("{user}:***"), 1);
+            format!("{scheme}://{rest}")
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Parses a `--store` URL. Only `postgres://` and `postgresql://` URLs naming a host and a
 /// database are taken (tokio-postgres would also take `key=value` strings).
 fn parse_url(url: &str) -> Result<tokio_postgres::Config, OpenError> {
     let bad = |reason: &str| OpenError::BadUrl {
-        url: url.split('@').next_back().unwrap_or(url).to_owned(),
+        url: redacted(url),
         reason: reason.to_owned(),
     };
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -189,7 +212,7 @@ impl PostgresStore {
     pub async fn open(url: &str, retention: Duration, publish: Publish) -> Result<Self, OpenError> {
         let config = parse_url(url)?;
         let label = shown(&config);
-        let unreachable = |e: &dyn std::fmt::Display| OpenError::Unreachable {
+        let unreachable = |e: &dyn std::error::Error| OpenError::Unreachable {
             url: label.clone(),
             reason: one_line(e),
         };

@@ -25,7 +25,7 @@ fn ours() -> i64 {
 /// Brings the database `conn` is on to the newest schema, or refuses a newer one. `url` is
 /// how errors name the database.
 pub async fn migrate(conn: &mut Object, url: &str) -> Result<(), OpenError> {
-    let failed = |e: &dyn std::fmt::Display| OpenError::Migrate {
+    let failed = |e: &dyn std::error::Error| OpenError::Migrate {
         url: url.to_owned(),
         reason: one_line(e),
     };
