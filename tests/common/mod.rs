@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod postgres;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_conclave");
 
 /// Kills the child when dropped, so a failing test leaves nothing running.

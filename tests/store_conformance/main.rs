@@ -5,19 +5,22 @@
 //!
 //! Backends: `conformance!(NAME, OPEN)` below, one line each. `OPEN` is an async fn returning
 //! `Option<impl Store>`: `None` skips the cases (they pass without running). SQLite always
-//! runs, in memory. A PostgreSQL backend adds one line, `conformance!(postgres,
-//! support::postgres)`, whose opener reads the database URL from `CONCLAVE_TEST_POSTGRES`,
-//! returns `None` when it is unset, and otherwise hands each case a store on an empty schema
-//! of its own (CI always sets the URL).
+//! runs, in memory. PostgreSQL's opener reads the database URL from `CONCLAVE_TEST_POSTGRES`,
+//! returns `None` when it is unset (or fails, with `CONCLAVE_REQUIRE_POSTGRES=1`, as in CI),
+//! and otherwise hands each case a store on an empty schema of its own.
 //!
-//! A new case: write it in its module, then name it once in `cases!`.
+//! A new case: write it in its module, then name it once in `cases!`. What only one backend
+//! has to prove lives beside it (`postgres_only`; SQLite's in `src/server/store/sqlite`).
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
 mod channels;
 mod governance;
 mod messages;
+mod postgres_only;
 mod support;
+#[path = "../common/postgres.rs"]
+mod test_postgres;
 
 /// Every case of the suite, for one backend.
 macro_rules! cases {
@@ -81,3 +84,4 @@ macro_rules! conformance {
 }
 
 conformance!(sqlite, crate::support::sqlite);
+conformance!(postgres, crate::support::postgres);
