@@ -22,11 +22,14 @@ use crate::net::protocol::{
 mod backend;
 mod brakes;
 pub mod postgres;
+mod queue;
+mod refusals;
 pub mod sqlite;
 mod types;
 
 pub use backend::{Backend, Location};
 pub use postgres::PostgresStore;
+pub use queue::MAX_QUEUED_BYTES;
 pub use sqlite::{SqliteStore, StoreError};
 pub use types::*;
 

@@ -130,8 +130,8 @@ pub struct Append {
     pub client_id: String,
     pub text: String,
     /// Runs right after the commit (or the failure), in sequence order, before the commit's
-    /// messages are published.
-    pub then: Box<dyn FnOnce(Result<Appended, ProtocolError>) + Send>,
+    /// messages are published. `Sync`, so a backend may hold the append across its awaits.
+    pub then: Box<dyn FnOnce(Result<Appended, ProtocolError>) + Send + Sync>,
 }
 
 /// A stored message and whether this append stored it (false: an earlier one with the same
@@ -146,6 +146,37 @@ pub struct Appended {
 /// Where stored messages go after each commit (the hub's fan-out), once per commit with every
 /// new message of it in sequence order, after each sender has been acknowledged.
 pub type Publish = Box<dyn Fn(Vec<Appended>) + Send>;
+
+/// The outcome of committing a group of appends: each one's, in order, or the error that
+/// kept the whole group from committing.
+pub type GroupOutcome = Result<Vec<Result<Appended, ProtocolError>>, ProtocolError>;
+
+/// Ends a group of appends once its transaction is over, the same way on every backend: each
+/// continuation runs in order with its outcome, then the new messages are published; when the
+/// group did not commit, every append hears why and nothing is published.
+pub fn finish_group(appends: Vec<Append>, outcome: GroupOutcome, publish: &Publish) {
+    match outcome {
+        Ok(results) => {
+            let mut stored = Vec::with_capacity(results.len());
+            for (append, result) in appends.into_iter().zip(results) {
+                if let Ok(appended) = &result {
+                    if !appended.duplicate {
+                        stored.push(appended.clone());
+                    }
+                }
+                (append.then)(result);
+            }
+            if !stored.is_empty() {
+                publish(stored);
+            }
+        }
+        Err(e) => {
+            for append in appends {
+                (append.then)(Err(e.clone()));
+            }
+        }
+    }
+}
 
 /// What a retention purge dropped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -164,8 +195,8 @@ pub struct Moderation {
     pub reason: Option<String>,
     pub now: i64,
     /// Runs right after the commit, before anything stored later is published: the room
-    /// hears of the act before any message that follows it.
-    pub then: Box<dyn FnOnce(&Moderated) + Send>,
+    /// hears of the act before any message that follows it. `Sync`, like `Append::then`.
+    pub then: Box<dyn FnOnce(&Moderated) + Send + Sync>,
 }
 
 /// A moderation act that was done.

@@ -7,10 +7,8 @@ use super::{Db, name_from};
 use crate::net::identity::format_public_key;
 use crate::net::names::Name;
 use crate::net::protocol::{MachineInfo, ProtocolError};
-use crate::server::store::{
-    Account, ENROLL_WINDOW_MS, MAX_MACHINES, MAX_OPEN_MACHINE_INVITES, ServerBan, Signer, UserId,
-    now_ms,
-};
+use crate::server::store::refusals;
+use crate::server::store::{Account, ServerBan, Signer, UserId, now_ms};
 
 impl Db<'_> {
     /// Locks the user's row until the unit ends: caps counted under it hold across instances.
@@ -29,12 +27,7 @@ impl Db<'_> {
             )
             .await?
             .get(0);
-        if machines >= MAX_MACHINES {
-            return Err(ProtocolError::rate_limited(format!(
-                "you have {machines} machines, the most one user may; remove one first"
-            )));
-        }
-        Ok(())
+        refusals::machines_cap(machines)
     }
 
     /// The machine `key` signs in as: its machine key, or its human key.
@@ -114,20 +107,13 @@ impl Db<'_> {
             return Err(ProtocolError::not_found(format!("no machine `{machine}`")));
         };
         let (current, enrolled_at): (Option<Vec<u8>>, i64) = (row.get(0), row.get(1));
-        match current {
-            Some(current) if current != signer_key => {
-                return Err(ProtocolError::forbidden(
-                    "this machine has a human key already; only a session signed in with it may replace it",
-                ));
-            }
-            None if uses_human_keys && now_ms() - enrolled_at > ENROLL_WINDOW_MS => {
-                return Err(ProtocolError::forbidden(format!(
-                    "this account uses human keys: a machine gets its first one within {} minutes of being enrolled; remove it and enroll it again",
-                    ENROLL_WINDOW_MS / 60_000
-                )));
-            }
-            _ => {}
-        }
+        refusals::may_set_human_key(
+            current.as_deref(),
+            signer_key,
+            uses_human_keys,
+            enrolled_at,
+            now_ms(),
+        )?;
         let changed = self
             .execute(
                 "UPDATE machines SET human_key = $3 WHERE user_id = $1 AND name = $2
@@ -322,11 +308,7 @@ impl Db<'_> {
             )
             .await?
             .get(0);
-        if open >= MAX_OPEN_MACHINE_INVITES {
-            return Err(ProtocolError::rate_limited(format!(
-                "you have {open} machine invites open, the most allowed; use one or wait for them to expire"
-            )));
-        }
+        refusals::machine_invites_cap(open)?;
         self.execute(
             "INSERT INTO machine_invites (code, user_id, machine, expires_at) VALUES ($1, $2, $3, $4)",
             &[&code, &user_id, &machine.as_str(), &expires_at],

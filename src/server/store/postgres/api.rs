@@ -2,7 +2,6 @@
 //! one transaction on the writer (arguments are copied into the job, which runs on another
 //! task), in the order it was asked for among this instance's writes and appends.
 
-use super::moderation::Act;
 use super::{Db, PostgresStore};
 use crate::net::names::Name;
 use crate::net::protocol::{AuditEntry, ChannelDetails, ChannelInfo, MachineInfo, UserInfo};
@@ -174,12 +173,12 @@ impl Store for PostgresStore {
             .await
     }
 
-    async fn moderate(&self, moderation: Moderation) -> Answer<Moderated> {
-        let (act, then) = Act::split(moderation);
+    async fn moderate(&self, mut moderation: Moderation) -> Answer<Moderated> {
+        let then = std::mem::replace(&mut moderation.then, Box::new(|_| {}));
         // `then` runs on the writer right after the commit: nothing this instance stores
         // later is published first.
         self.write_then(
-            move |db, brakes| Box::pin(async move { db.moderate(&act, brakes).await }),
+            move |db, brakes| Box::pin(async move { db.moderate(&moderation, brakes).await }),
             move |done| then(done),
         )
         .await

@@ -6,6 +6,7 @@ use tokio_postgres::Row;
 use super::{Db, name_from, visibility_from};
 use crate::net::names::Name;
 use crate::net::protocol::{ChannelInfo, ProtocolError, Visibility};
+use crate::server::store::refusals;
 use crate::server::store::{Channel, ChannelId, Joining, NewChannel, UserId, now_ms};
 
 /// The columns `channel_from` reads, in its order.
@@ -94,11 +95,7 @@ impl Db<'_> {
                 )
                 .await?
                 .get(0);
-            if usize::try_from(made).unwrap_or(usize::MAX) >= max {
-                return Err(ProtocolError::rate_limited(format!(
-                    "you have created {made} channels, the most one user may; ask a server admin"
-                )));
-            }
+            refusals::channels_cap(made, max)?;
         }
         let now = now_ms();
         let inserted = self

@@ -8,7 +8,8 @@ use crate::net::protocol::{
     ChannelDetails, ChannelSetting, MAX_LISTED_MODERATORS, ProtocolError, ReplyMode, Role,
     from_name, remaining_in_words,
 };
-use crate::server::store::{Ban, Channel, ChannelId, MAX_OPEN_CHANNEL_INVITES, UserId, now_ms};
+use crate::server::store::refusals;
+use crate::server::store::{Ban, Channel, ChannelId, UserId, now_ms};
 
 fn role_from(text: &str) -> Role {
     from_name(text).unwrap_or(Role::Member)
@@ -313,11 +314,7 @@ impl Db<'_> {
             )
             .await?
             .get(0);
-        if open >= MAX_OPEN_CHANNEL_INVITES {
-            return Err(ProtocolError::rate_limited(format!(
-                "you have {open} open invites, the most one user may; wait for some to expire"
-            )));
-        }
+        refusals::channel_invites_cap(open)?;
         self.execute(
             "INSERT INTO channel_invites (token, channel_id, creator_id, uses_left, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
@@ -408,17 +405,11 @@ impl Db<'_> {
                 &[&channel.id, &(MAX_LISTED_MODERATORS as i64 + 1)],
             )
             .await?;
-        let mut owner = None;
-        let mut moderators = Vec::new();
-        for member in staff {
-            match role_from(member.get(1)) {
-                Role::Owner => owner = Some(name_from(member.get(0))?),
-                _ if moderators.len() < MAX_LISTED_MODERATORS => {
-                    moderators.push(name_from(member.get(0))?)
-                }
-                _ => {}
-            }
-        }
+        let ranked = staff
+            .into_iter()
+            .map(|r| Ok((name_from(r.get(0))?, role_from(r.get(1)))))
+            .collect::<Result<Vec<_>, ProtocolError>>()?;
+        let (owner, moderators) = refusals::staff(ranked);
         let role: Option<&str> = row.get(7);
         let muted_until: Option<i64> = row.get(8);
         Ok(ChannelDetails {

@@ -7,12 +7,13 @@ use tokio_postgres::Row;
 use super::{Db, Writer, db_error, is_failure, narrow, visibility_from};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, ReplyMode, SessionKind, Visibility,
-    from_name, remaining_in_words,
+    ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, ReplyMode, SessionKind, from_name,
 };
 use crate::server::store::brakes::{Brakes, Settings};
+use crate::server::store::refusals;
 use crate::server::store::{
-    Append, Appended, Channel, ChannelId, HistoryRange, Page, Purged, UserId, now_ms,
+    Append, Appended, Channel, ChannelId, GroupOutcome, HistoryRange, Page, Purged, UserId,
+    finish_group, now_ms,
 };
 
 /// The advisory lock the retention purge runs under, so one instance purges at a time.
@@ -33,17 +34,6 @@ fn stored_message(channel: &Name, row: &Row) -> Result<ChatMessage, ProtocolErro
         from_kind: kind.and_then(from_name),
         text: row.get(3),
     })
-}
-
-/// An append's message without its continuation: what the queries read while the
-/// continuation (which is not `Sync`) waits for the commit.
-struct Post {
-    channel: Name,
-    sender_id: UserId,
-    from: SessionPath,
-    kind: SessionKind,
-    client_id: String,
-    text: String,
 }
 
 impl Db<'_> {
@@ -154,7 +144,7 @@ impl Db<'_> {
 
     /// Locks the rows of the channels a group posts to, in name order: two instances' groups
     /// then never wait on each other in a circle.
-    async fn lock_channels(self, posts: &[Post]) -> Result<(), ProtocolError> {
+    async fn lock_channels(self, posts: &[Append]) -> Result<(), ProtocolError> {
         let mut names: Vec<&str> = posts.iter().map(|p| p.channel.as_str()).collect();
         names.sort_unstable();
         names.dedup();
@@ -173,7 +163,7 @@ impl Db<'_> {
     async fn store_one(
         self,
         brakes: &mut Brakes,
-        a: &Post,
+        a: &Append,
         now: i64,
     ) -> Result<Appended, ProtocolError> {
         let row = self
@@ -205,17 +195,7 @@ impl Db<'_> {
         let member: bool = row.get(8);
         let muted_until: Option<i64> = row.get(9);
         if !member {
-            // A private channel a stranger names must look exactly like a missing one.
-            if visibility == Visibility::Private {
-                return Err(ProtocolError::not_found(format!(
-                    "there is no channel #{}",
-                    a.channel
-                )));
-            }
-            return Err(ProtocolError::forbidden(format!(
-                "join #{} before posting to it",
-                a.channel
-            )));
+            return Err(refusals::not_a_member(&a.channel, visibility));
         }
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages
@@ -231,19 +211,7 @@ impl Db<'_> {
                 duplicate: true,
             });
         }
-        if archived {
-            return Err(ProtocolError::forbidden(format!(
-                "#{} is archived: it is read-only",
-                a.channel
-            )));
-        }
-        if let Some(until) = muted_until.filter(|&until| until > now) {
-            return Err(ProtocolError::forbidden(format!(
-                "you are muted in #{} {}",
-                a.channel,
-                remaining_in_words(until, now)
-            )));
-        }
+        refusals::may_post(&a.channel, archived, muted_until, now)?;
         if a.kind == SessionKind::Agent {
             brakes.check((channel_id, &a.channel), &settings, &a.from, now)?;
         }
@@ -304,47 +272,12 @@ impl Writer {
         if appends.is_empty() {
             return;
         }
-        let mut posts = Vec::with_capacity(appends.len());
-        let mut thens = Vec::with_capacity(appends.len());
-        for a in appends {
-            posts.push(Post {
-                channel: a.channel,
-                sender_id: a.sender_id,
-                from: a.from,
-                kind: a.kind,
-                client_id: a.client_id,
-                text: a.text,
-            });
-            thens.push(a.then);
-        }
-        match self.store_group(&posts).await {
-            Ok(results) => {
-                let mut stored = Vec::with_capacity(results.len());
-                for (then, result) in thens.into_iter().zip(results) {
-                    if let Ok(appended) = &result {
-                        if !appended.duplicate {
-                            stored.push(appended.clone());
-                        }
-                    }
-                    then(result);
-                }
-                if !stored.is_empty() {
-                    (self.publish)(stored);
-                }
-            }
-            Err(e) => {
-                for then in thens {
-                    then(Err(e.clone()));
-                }
-            }
-        }
+        let outcome = self.store_group(&appends).await;
+        finish_group(appends, outcome, &self.publish);
     }
 
     /// Stores a group in one transaction: each post's outcome, once the commit is done.
-    async fn store_group(
-        &mut self,
-        posts: &[Post],
-    ) -> Result<Vec<Result<Appended, ProtocolError>>, ProtocolError> {
+    async fn store_group(&mut self, posts: &[Append]) -> GroupOutcome {
         let now = now_ms();
         let mut conn = self.connect().await?;
         let tx = conn.transaction().await.map_err(db_error)?;

@@ -16,17 +16,16 @@
 //!
 //! `api.rs` implements the `Store` API; the other files hold the queries by concern, on `Db`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
 use futures_util::future::BoxFuture;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::brakes::Brakes;
-use super::sqlite::MAX_QUEUED_BYTES;
+use super::queue::{JOB_BYTES, MAX_QUEUED_BYTES, Room, stopped};
 use super::{Append, Publish, now_ms};
 use crate::net::names::Name;
 use crate::net::protocol::{ProtocolError, Visibility, from_name};
@@ -53,9 +52,6 @@ const READ_POOL_SIZE: usize = 16;
 /// `unavailable`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What a job counts against the bound beside its message body.
-const JOB_BYTES: usize = 256;
-
 /// Answers a unit's caller once its transaction is over, given how the commit went.
 type Finish = Box<dyn FnOnce(Result<(), ProtocolError>) + Send>;
 
@@ -79,9 +75,7 @@ pub struct PostgresStore {
     pool: Pool,
     /// Work for the writer. Unbounded as a channel, bounded in bytes by `room`.
     jobs: mpsc::UnboundedSender<Queued>,
-    room: Arc<Semaphore>,
-    /// The bound `room` started with: no single job may need more.
-    max_queued_bytes: usize,
+    room: Room,
 }
 
 /// Why a PostgreSQL store would not open. Each reads as one line.
@@ -233,24 +227,13 @@ impl PostgresStore {
         Ok(Self {
             pool,
             jobs,
-            room: Arc::new(Semaphore::new(MAX_QUEUED_BYTES)),
-            max_queued_bytes: MAX_QUEUED_BYTES,
+            room: Room::new(MAX_QUEUED_BYTES),
         })
     }
 
     /// A connection from the pool, for reads.
     async fn conn(&self) -> Result<Object, ProtocolError> {
         self.pool.get().await.map_err(pool_error)
-    }
-
-    /// Waits until `bytes` more fit in the writer's queue.
-    async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, ProtocolError> {
-        let bytes = u32::try_from(bytes.min(self.max_queued_bytes)).unwrap_or(u32::MAX);
-        self.room
-            .clone()
-            .acquire_many_owned(bytes)
-            .await
-            .map_err(|_| stopped())
     }
 
     /// Runs `f` on the writer, in one transaction, and returns its result once committed.
@@ -274,7 +257,7 @@ impl PostgresStore {
             + 'static,
         A: FnOnce(&R) + Send + 'static,
     {
-        let permit = self.reserve(JOB_BYTES).await?;
+        let permit = self.room.reserve(JOB_BYTES).await?;
         let (tx, rx) = oneshot::channel();
         let job: WriteJob = Box::new(move |db, brakes| {
             Box::pin(async move {
@@ -299,7 +282,7 @@ impl PostgresStore {
     /// Queues a message for storage, waiting for room in the queue first; `append.then` runs
     /// once it is committed or has failed.
     async fn queue_append(&self, append: Append) {
-        let permit = match self.reserve(JOB_BYTES + append.text.len()).await {
+        let permit = match self.room.reserve(JOB_BYTES + append.text.len()).await {
             Ok(permit) => permit,
             Err(e) => return (append.then)(Err(e)),
         };
@@ -309,10 +292,6 @@ impl PostgresStore {
             (append.then)(Err(stopped()));
         }
     }
-}
-
-fn stopped() -> ProtocolError {
-    ProtocolError::internal("the store has stopped")
 }
 
 /// The one answer to "the database cannot be reached": nothing was stored.

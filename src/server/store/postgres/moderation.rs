@@ -16,60 +16,6 @@ use crate::server::store::{
     Actor, AuditRecord, Channel, ChannelInvite, Moderated, Moderation, ServerBan, UserId, until,
 };
 
-/// What runs once a moderation act is committed (`Moderation::then`).
-type Hook = Box<dyn FnOnce(&Moderated) + Send>;
-
-/// A moderation act without its hook: what the unit reads while the hook (which is not
-/// `Sync`) waits for the commit.
-pub(super) struct Act {
-    pub channel: Name,
-    pub by: Actor,
-    pub act: ChannelAct,
-    pub target_admin: bool,
-    pub reason: Option<String>,
-    pub now: i64,
-}
-
-impl Act {
-    /// The act's data, and its hook.
-    pub fn split(m: Moderation) -> (Self, Hook) {
-        let Moderation {
-            channel,
-            by,
-            act,
-            target_admin,
-            reason,
-            now,
-            then,
-        } = m;
-        let act = Self {
-            channel,
-            by,
-            act,
-            target_admin,
-            reason,
-            now,
-        };
-        (act, then)
-    }
-
-    /// The act's record in the audit log.
-    fn record(&self, channel: &Channel) -> AuditRecord {
-        AuditRecord::of_act(
-            &Moderation {
-                channel: self.channel.clone(),
-                by: self.by.clone(),
-                act: self.act.clone(),
-                target_admin: self.target_admin,
-                reason: self.reason.clone(),
-                now: self.now,
-                then: Box::new(|_| {}),
-            },
-            channel,
-        )
-    }
-}
-
 impl Db<'_> {
     /// The channel as its manager sees it, and where the user stands in it.
     async fn standing_in(
@@ -87,7 +33,7 @@ impl Db<'_> {
     /// forget what a deleted channel, or one that left mention mode, no longer needs.
     pub(super) async fn moderate(
         self,
-        m: &Act,
+        m: &Moderation,
         brakes: &mut Brakes,
     ) -> Result<Moderated, ProtocolError> {
         let (user, act) = (m.by.user_id, &m.act);
@@ -115,7 +61,7 @@ impl Db<'_> {
         let target = target.map(|(_, t, _)| t);
         self.apply(&found, act, target, m.reason.as_deref(), m.now)
             .await?;
-        self.record_audit(&m.record(&found)).await?;
+        self.record_audit(&AuditRecord::of_act(m, &found)).await?;
         match act {
             ChannelAct::Delete => brakes.forget(found.id),
             ChannelAct::Set {

@@ -7,11 +7,12 @@ use super::{Db, internal, visibility_from};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, ReplyMode, SessionKind, Visibility,
-    from_name, remaining_in_words,
+    from_name,
 };
 use crate::server::store::brakes::{Brakes, Settings};
+use crate::server::store::refusals;
 use crate::server::store::{
-    Append, Appended, Channel, ChannelId, HistoryRange, Page, Purged, UserId, now_ms,
+    Append, Appended, Channel, ChannelId, HistoryRange, Page, Purged, UserId, finish_group, now_ms,
 };
 
 impl Db {
@@ -187,17 +188,7 @@ impl Db {
             })
             .map_err(internal)?;
         let Some(muted_until) = standing else {
-            // A private channel a stranger names must look exactly like a missing one.
-            if row.visibility == Visibility::Private {
-                return Err(ProtocolError::not_found(format!(
-                    "there is no channel #{}",
-                    a.channel
-                )));
-            }
-            return Err(ProtocolError::forbidden(format!(
-                "join #{} before posting to it",
-                a.channel
-            )));
+            return Err(refusals::not_a_member(&a.channel, row.visibility));
         };
         let earlier: Option<MessageRow> = tx
             .prepare_cached(
@@ -216,19 +207,7 @@ impl Db {
                 duplicate: true,
             });
         }
-        if row.archived {
-            return Err(ProtocolError::forbidden(format!(
-                "#{} is archived: it is read-only",
-                a.channel
-            )));
-        }
-        if let Some(until) = muted_until.filter(|&until| until > now) {
-            return Err(ProtocolError::forbidden(format!(
-                "you are muted in #{} {}",
-                a.channel,
-                remaining_in_words(until, now)
-            )));
-        }
+        refusals::may_post(&a.channel, row.archived, muted_until, now)?;
         if a.kind == SessionKind::Agent {
             brakes.check((channel_id, &a.channel), &row.brakes, &a.from, now)?;
         }
@@ -296,27 +275,7 @@ impl Db {
             tx.commit().map_err(internal)?;
             Ok::<_, ProtocolError>(results)
         })();
-        match outcome {
-            Ok(results) => {
-                let mut stored = Vec::with_capacity(results.len());
-                for (append, result) in appends.into_iter().zip(results) {
-                    if let Ok(appended) = &result {
-                        if !appended.duplicate {
-                            stored.push(appended.clone());
-                        }
-                    }
-                    (append.then)(result);
-                }
-                if !stored.is_empty() {
-                    (self.publish)(stored);
-                }
-            }
-            Err(e) => {
-                for append in appends {
-                    (append.then)(Err(e.clone()));
-                }
-            }
-        }
+        finish_group(appends, outcome, &self.publish);
     }
 }
 
