@@ -19,6 +19,7 @@ use crate::net::protocol::{
     AuditEntry, ChannelDetails, ChannelInfo, MachineInfo, ProtocolError, UserInfo,
 };
 
+mod acts;
 mod backend;
 mod brakes;
 pub mod postgres;

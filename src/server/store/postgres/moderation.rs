@@ -7,13 +7,14 @@ use super::Db;
 use super::audit::AuditScope;
 use crate::net::names::Name;
 use crate::net::protocol::{
-    AuditEntry, ChannelAct, ChannelDetails, ChannelSetting, KickTarget, ProtocolError, ReplyMode,
+    AuditEntry, ChannelAct, ChannelDetails, ChannelSetting, ProtocolError, ReplyMode,
     remaining_in_words,
 };
 use crate::server::rules::{self, Standing};
+use crate::server::store::acts::{self, Step, changed};
 use crate::server::store::brakes::Brakes;
 use crate::server::store::{
-    Actor, AuditRecord, Channel, ChannelInvite, Moderated, Moderation, ServerBan, UserId, until,
+    Actor, AuditRecord, Channel, ChannelInvite, Moderated, Moderation, ServerBan, UserId,
 };
 
 impl Db<'_> {
@@ -75,7 +76,7 @@ impl Db<'_> {
         })
     }
 
-    /// What an act does to the rows, once the rules allowed it.
+    /// What an act does to the rows, once the rules allowed it (see `store::acts`).
     async fn apply(
         self,
         channel: &Channel,
@@ -84,74 +85,28 @@ impl Db<'_> {
         reason: Option<&str>,
         now: i64,
     ) -> Result<(), ProtocolError> {
-        let name = &channel.name;
-        let target_id = || target.ok_or_else(|| ProtocolError::internal("the act has no target"));
-        match act {
-            ChannelAct::Kick {
-                target: KickTarget::User(user),
-                ban_for_ms,
-            } => match ban_for_ms {
-                Some(ms) => {
-                    self.ban(channel.id, target_id()?, until(now, Some(*ms)), reason)
-                        .await?
-                }
-                None => {
-                    if !self.remove_member(channel.id, target_id()?).await? {
-                        return Err(ProtocolError::not_found(format!(
-                            "{user} is not in #{name}"
-                        )));
-                    }
-                }
-            },
-            ChannelAct::Kick {
-                target: KickTarget::Session(_),
-                ban_for_ms: Some(ms),
-            } => {
-                self.ban(channel.id, target_id()?, until(now, Some(*ms)), reason)
-                    .await?
+        let id = channel.id;
+        let target = || target.ok_or_else(|| ProtocolError::internal("the act has no target"));
+        match acts::step(&channel.name, act, now) {
+            Step::Ban { until } => self.ban(id, target()?, until, reason).await,
+            Step::RemoveMember { missing } => {
+                changed(self.remove_member(id, target()?).await?, missing)
             }
-            ChannelAct::Kick { .. } => {}
-            ChannelAct::Ban { for_ms, .. } => {
-                self.ban(channel.id, target_id()?, until(now, *for_ms), reason)
-                    .await?;
+            Step::Unban { missing } => changed(self.unban(id, target()?).await?, missing),
+            Step::Mute { until } => self.mute(id, target()?, until).await,
+            Step::Unmute { missing } => changed(self.unmute(id, target()?).await?, missing),
+            Step::Role(role) => self.set_role(channel, target()?, role).await,
+            Step::Topic(topic) => self.set_topic(id, topic).await,
+            Step::Rename(name) => self.rename_channel(id, name).await,
+            Step::Archived(archived) => self.set_archived(id, archived).await,
+            Step::Delete => self.delete_channel(id).await,
+            Step::Set(setting) => self.set_setting(id, setting).await,
+            Step::Floor(to) => self.set_floor(id, to).await,
+            Step::RevokeInvite { token, missing } => {
+                changed(self.revoke_channel_invite(id, token).await?, missing)
             }
-            ChannelAct::Unban { user } => {
-                if !self.unban(channel.id, target_id()?).await? {
-                    return Err(ProtocolError::not_found(format!(
-                        "{user} is not banned from #{name}"
-                    )));
-                }
-            }
-            ChannelAct::Mute { for_ms, .. } => {
-                self.mute(channel.id, target_id()?, until(now, *for_ms))
-                    .await?
-            }
-            ChannelAct::Unmute { user } => {
-                if !self.unmute(channel.id, target_id()?).await? {
-                    return Err(ProtocolError::not_found(format!(
-                        "{user} is not muted in #{name}"
-                    )));
-                }
-            }
-            ChannelAct::Role { role, .. } => self.set_role(channel, target_id()?, *role).await?,
-            ChannelAct::Topic { topic } => self.set_topic(channel.id, topic).await?,
-            ChannelAct::Rename { name: new_name } => {
-                self.rename_channel(channel.id, new_name).await?
-            }
-            ChannelAct::Archive => self.set_archived(channel.id, true).await?,
-            ChannelAct::Unarchive => self.set_archived(channel.id, false).await?,
-            ChannelAct::Delete => self.delete_channel(channel.id).await?,
-            ChannelAct::Set { setting } => self.set_setting(channel.id, *setting).await?,
-            ChannelAct::Floor { to } => self.set_floor(channel.id, to.as_deref()).await?,
-            ChannelAct::RevokeInvite { token } => {
-                if !self.revoke_channel_invite(channel.id, token).await? {
-                    return Err(ProtocolError::not_found(format!(
-                        "#{name} has no invite {token}"
-                    )));
-                }
-            }
+            Step::Nothing => Ok(()),
         }
-        Ok(())
     }
 
     /// See `Store::add_member`.
