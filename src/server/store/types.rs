@@ -4,7 +4,8 @@
 
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ChannelAct, ChatMessage, FOREVER, ProtocolError, SessionKind, Visibility, remaining_in_words,
+    ChannelAct, ChatMessage, FOREVER, MAX_HISTORY_PAGE_BYTES, ProtocolError, SessionKind,
+    Visibility, remaining_in_words,
 };
 
 pub type UserId = i64;
@@ -112,12 +113,65 @@ pub struct HistoryRange {
     pub limit: u32,
 }
 
+/// Where a history query reads: the order, the seqs it lies strictly between, and how many
+/// rows to fetch (one beyond the limit tells whether there is more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub forward: bool,
+    pub after: i64,
+    pub before: i64,
+    pub fetch: i64,
+}
+
+impl HistoryRange {
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            forward: self.after.is_some(),
+            after: self
+                .after
+                .map_or(0, |a| i64::try_from(a).unwrap_or(i64::MAX)),
+            before: self
+                .before
+                .map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+            fetch: i64::from(self.limit) + 1,
+        }
+    }
+}
+
 /// A page of history.
 #[derive(Debug, Clone)]
 pub struct Page {
     pub messages: Vec<ChatMessage>,
     /// More messages match than this page holds.
     pub more: bool,
+}
+
+impl Page {
+    /// The page of `range` from the messages its `bounds` query returned, in that order: at
+    /// most `range.limit` of them and `MAX_HISTORY_PAGE_BYTES` of text (always at least one),
+    /// oldest first.
+    pub fn cut(
+        range: HistoryRange,
+        rows: impl IntoIterator<Item = Result<ChatMessage, ProtocolError>>,
+    ) -> Result<Self, ProtocolError> {
+        let limit = range.limit as usize;
+        let mut messages: Vec<ChatMessage> = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        for row in rows {
+            let message = row?;
+            bytes += message.text.len();
+            if messages.len() >= limit || (bytes > MAX_HISTORY_PAGE_BYTES && !messages.is_empty()) {
+                more = true;
+                break;
+            }
+            messages.push(message);
+        }
+        if range.after.is_none() {
+            messages.reverse();
+        }
+        Ok(Self { messages, more })
+    }
 }
 
 /// One message to store.

@@ -6,13 +6,11 @@ use tokio_postgres::Row;
 
 use super::{Db, Writer, db_error, is_failure, narrow, visibility_from};
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{
-    ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, ReplyMode, SessionKind, from_name,
-};
+use crate::net::protocol::{ChatMessage, ProtocolError, ReplyMode, SessionKind, from_name};
 use crate::server::store::brakes::{Brakes, Settings};
 use crate::server::store::refusals;
 use crate::server::store::{
-    Append, Appended, Channel, ChannelId, GroupOutcome, HistoryRange, Page, Purged, UserId,
+    Append, Appended, Bounds, Channel, ChannelId, GroupOutcome, HistoryRange, Page, Purged, UserId,
     finish_group, now_ms,
 };
 
@@ -55,43 +53,24 @@ impl Db<'_> {
         channel: &Channel,
         range: HistoryRange,
     ) -> Result<Page, ProtocolError> {
-        let HistoryRange {
+        let Bounds {
+            forward,
             after,
             before,
-            limit,
-        } = range;
-        let forward = after.is_some();
-        let after = i64::try_from(after.unwrap_or(0)).unwrap_or(i64::MAX);
-        let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+            fetch,
+        } = range.bounds();
         let order = if forward { "ASC" } else { "DESC" };
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages
              WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4"
         );
-        // One row beyond the limit tells whether there is more.
         let rows = self
-            .query(
-                &sql,
-                &[&channel.id, &after, &before, &(i64::from(limit) + 1)],
-            )
+            .query(&sql, &[&channel.id, &after, &before, &fetch])
             .await?;
-        let mut messages = Vec::new();
-        let mut bytes = 0;
-        let mut more = false;
-        for row in rows {
-            bytes += row.get::<_, &str>(3).len();
-            if messages.len() >= limit as usize
-                || (bytes > MAX_HISTORY_PAGE_BYTES && !messages.is_empty())
-            {
-                more = true;
-                break;
-            }
-            messages.push(stored_message(&channel.name, &row)?);
-        }
-        if !forward {
-            messages.reverse();
-        }
-        Ok(Page { messages, more })
+        Page::cut(
+            range,
+            rows.iter().map(|row| stored_message(&channel.name, row)),
+        )
     }
 
     /// Moves `handle`'s read position in a channel `user` can see forward to `seq`, never past

@@ -6,13 +6,13 @@ use rusqlite::{OptionalExtension, params};
 use super::{Db, internal, visibility_from};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, ReplyMode, SessionKind, Visibility,
-    from_name,
+    ChatMessage, ProtocolError, ReplyMode, SessionKind, Visibility, from_name,
 };
 use crate::server::store::brakes::{Brakes, Settings};
 use crate::server::store::refusals;
 use crate::server::store::{
-    Append, Appended, Channel, ChannelId, HistoryRange, Page, Purged, UserId, finish_group, now_ms,
+    Append, Appended, Bounds, Channel, ChannelId, HistoryRange, Page, Purged, UserId, finish_group,
+    now_ms,
 };
 
 impl Db {
@@ -36,14 +36,12 @@ impl Db {
         channel: &Channel,
         range: HistoryRange,
     ) -> Result<Page, ProtocolError> {
-        let HistoryRange {
+        let Bounds {
+            forward,
             after,
             before,
-            limit,
-        } = range;
-        let forward = after.is_some();
-        let after = after.unwrap_or(0) as i64;
-        let before = before.map_or(i64::MAX, |b| b as i64);
+            fetch,
+        } = range.bounds();
         let sql = if forward {
             "SELECT seq, ts, sender_path, body, sender_kind FROM messages
              WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq ASC LIMIT ?4"
@@ -52,31 +50,13 @@ impl Db {
              WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
         };
         let mut stmt = self.conn.prepare_cached(sql).map_err(internal)?;
-        // One row beyond the limit tells whether there is more.
         let rows = stmt
-            .query_map(
-                params![channel.id, after, before, i64::from(limit) + 1],
-                message_row,
-            )
+            .query_map(params![channel.id, after, before, fetch], message_row)
             .map_err(internal)?;
-        let mut messages = Vec::new();
-        let mut bytes = 0;
-        let mut more = false;
-        for row in rows {
-            let (seq, ts, from, text, kind) = row.map_err(internal)?;
-            bytes += text.len();
-            if messages.len() >= limit as usize
-                || (bytes > MAX_HISTORY_PAGE_BYTES && !messages.is_empty())
-            {
-                more = true;
-                break;
-            }
-            messages.push(stored_message(&channel.name, (seq, ts, from, text, kind))?);
-        }
-        if !forward {
-            messages.reverse();
-        }
-        Ok(Page { messages, more })
+        Page::cut(
+            range,
+            rows.map(|row| stored_message(&channel.name, row.map_err(internal)?)),
+        )
     }
 
     /// Moves `handle`'s read position in a channel `user` can see forward to `seq`, never past
