@@ -7,7 +7,9 @@ use crate::net::protocol::{
     MAX_LISTED_MODERATORS, ProtocolError, Role, Visibility, remaining_in_words,
 };
 
-use super::{ENROLL_WINDOW_MS, MAX_MACHINES, MAX_OPEN_CHANNEL_INVITES, MAX_OPEN_MACHINE_INVITES};
+use super::{
+    Ban, ENROLL_WINDOW_MS, MAX_MACHINES, MAX_OPEN_CHANNEL_INVITES, MAX_OPEN_MACHINE_INVITES,
+};
 
 /// Refuses another machine to a user who has `machines` of them.
 pub fn machines_cap(machines: i64) -> Result<(), ProtocolError> {
@@ -47,6 +49,39 @@ pub fn channels_cap(made: i64, max: usize) -> Result<(), ProtocolError> {
         )));
     }
     Ok(())
+}
+
+/// Whether a user with `count` machines may remove `machine` (`exists`: it is one of them).
+/// The last one cannot go: the account would be unreachable.
+pub fn may_remove_machine(machine: &Name, exists: bool, count: i64) -> Result<(), ProtocolError> {
+    if !exists {
+        return Err(ProtocolError::not_found(format!(
+            "you have no machine named `{machine}`"
+        )));
+    }
+    if count <= 1 {
+        return Err(ProtocolError::forbidden(
+            "this is your only machine; add another before removing it",
+        ));
+    }
+    Ok(())
+}
+
+/// The refusal of an invite token to `channel` that is unknown, used up, expired or revoked.
+pub fn invalid_invite(channel: &Name) -> ProtocolError {
+    ProtocolError::forbidden(format!(
+        "that invite to #{channel} is not valid: it expired, was used up or was revoked"
+    ))
+}
+
+/// The refusal of an invite's holder who is banned from the channel (the invite shows the
+/// channel exists, so even a private one is named).
+pub fn banned_despite_invite(channel: &Name, ban: Ban, now: i64) -> ProtocolError {
+    let why = ban.reason.map(|r| format!(": {r}")).unwrap_or_default();
+    ProtocolError::forbidden(format!(
+        "you are banned from #{channel} {}{why}",
+        remaining_in_words(ban.until, now)
+    ))
 }
 
 /// Whether a session signed in with `signer_key` may give a machine (whose human key is

@@ -248,16 +248,7 @@ impl Db<'_> {
             )
             .await?;
         let (count, exists): (i64, bool) = (row.get(0), row.get(1));
-        if !exists {
-            return Err(ProtocolError::not_found(format!(
-                "you have no machine named `{machine}`"
-            )));
-        }
-        if count <= 1 {
-            return Err(ProtocolError::forbidden(
-                "this is your only machine; add another before removing it",
-            ));
-        }
+        refusals::may_remove_machine(machine, exists, count)?;
         self.execute(
             "DELETE FROM machines WHERE user_id = $1 AND name = $2",
             &[&user_id, &machine.as_str()],

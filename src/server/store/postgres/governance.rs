@@ -6,7 +6,7 @@ use super::{Db, name_from, narrow};
 use crate::net::names::Name;
 use crate::net::protocol::{
     ChannelDetails, ChannelSetting, MAX_LISTED_MODERATORS, ProtocolError, ReplyMode, Role,
-    from_name, remaining_in_words,
+    from_name,
 };
 use crate::server::store::refusals;
 use crate::server::store::{Ban, Channel, ChannelId, UserId, now_ms};
@@ -332,11 +332,7 @@ impl Db<'_> {
         name: &Name,
         user: UserId,
     ) -> Result<(Channel, bool), ProtocolError> {
-        let invalid = || {
-            ProtocolError::forbidden(format!(
-                "that invite to #{name} is not valid: it expired, was used up or was revoked"
-            ))
-        };
+        let invalid = || refusals::invalid_invite(name);
         let now = now_ms();
         // Locked: two instances redeeming the last use cannot both spend it.
         let channel_id: ChannelId = self
@@ -351,11 +347,7 @@ impl Db<'_> {
             .ok_or_else(invalid)?;
         let channel = self.channel(name).await?.ok_or_else(invalid)?;
         if let Some(ban) = self.ban_of(channel_id, user, now).await? {
-            let why = ban.reason.map(|r| format!(": {r}")).unwrap_or_default();
-            return Err(ProtocolError::forbidden(format!(
-                "you are banned from #{name} {}{why}",
-                remaining_in_words(ban.until, now)
-            )));
+            return Err(refusals::banned_despite_invite(name, ban, now));
         }
         let added = self.insert_member(channel_id, user).await?;
         if added {

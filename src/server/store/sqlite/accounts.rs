@@ -286,16 +286,7 @@ impl Db {
                 |r| r.get(0),
             )
             .map_err(internal)?;
-        if !exists {
-            return Err(ProtocolError::not_found(format!(
-                "you have no machine named `{machine}`"
-            )));
-        }
-        if count <= 1 {
-            return Err(ProtocolError::forbidden(
-                "this is your only machine; add another before removing it",
-            ));
-        }
+        refusals::may_remove_machine(machine, exists, count)?;
         self.conn
             .execute(
                 "DELETE FROM machines WHERE user_id = ?1 AND name = ?2",
