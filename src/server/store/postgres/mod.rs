@@ -32,6 +32,7 @@ use crate::net::protocol::{ProtocolError, Visibility, from_name};
 
 mod accounts;
 mod api;
+mod appends;
 mod audit;
 mod channels;
 mod governance;
@@ -337,13 +338,6 @@ fn db_error(e: tokio_postgres::Error) -> ProtocolError {
 fn pool_error(e: PoolError) -> ProtocolError {
     tracing::warn!(e = %one_line(&e), "no database connection");
     unavailable()
-}
-
-/// Whether an answer means the unit's transaction cannot go on (the database failed, rather
-/// than a check refusing).
-fn is_failure(e: &ProtocolError) -> bool {
-    use crate::net::protocol::ErrorCode;
-    matches!(e.code, ErrorCode::Internal | ErrorCode::Unavailable)
 }
 
 fn visibility_from(text: &str) -> Visibility {
