@@ -60,6 +60,7 @@ macro_rules! conformance {
                 channels::the_owner_leaving_hands_the_channel_to_a_moderator_first,
                 messages::a_resend_with_the_same_client_id_gets_the_same_seq,
                 messages::a_batch_of_appends_gets_gap_free_seqs_in_queue_order,
+                messages::a_resend_queued_right_behind_its_first_send_is_stored_once,
                 messages::non_members_cannot_post_and_private_channels_look_missing,
                 messages::history_pages_forward_and_backward,
                 messages::history_pages_are_cut_by_size,
