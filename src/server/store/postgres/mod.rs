@@ -14,7 +14,8 @@
 //! connections and connects again on the next request, so the server recovers by itself.
 //! Periodic work (retention) runs under an advisory lock, on one instance at a time.
 //!
-//! `api.rs` implements the `Store` API; the other files hold the queries by concern, on `Db`.
+//! `api.rs` implements the `Store` API, `appends.rs` the group commit; the other files hold the
+//! queries by concern, on `Db`.
 
 use std::time::Duration;
 
