@@ -101,6 +101,10 @@ enum Command {
         /// Keep everything in memory; nothing survives a restart
         #[arg(long)]
         ephemeral: bool,
+        /// Keep everything in a PostgreSQL database, shared by every instance started with
+        /// the same URL: postgres://USER[:PASS]@HOST[:PORT]/DB
+        #[arg(long, value_name = "URL", conflicts_with_all = ["data_dir", "ephemeral"])]
+        store: Option<String>,
         /// A user with server-wide admin rights (repeatable)
         #[arg(long = "admin", value_name = "USER")]
         admins: Vec<String>,
@@ -420,6 +424,7 @@ async fn run(cli: Cli) -> Result<()> {
             bind,
             data_dir,
             ephemeral,
+            store,
             admins,
             retention_days,
             limits,
@@ -434,7 +439,8 @@ async fn run(cli: Cli) -> Result<()> {
                 .map(|a| Name::user(a))
                 .collect::<Result<_, _>>()?;
             let config = ServerConfig {
-                data_dir: (!ephemeral).then_some(data_dir),
+                data_dir: (!ephemeral && store.is_none()).then_some(data_dir),
+                store,
                 admins,
                 retention: Duration::from_secs(u64::from(retention_days) * 24 * 3600),
                 heartbeat: server::DEFAULT_HEARTBEAT,

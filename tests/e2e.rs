@@ -1,13 +1,15 @@
 //! End-to-end: the real `conclave` binary, a real server on loopback, real files.
 #![allow(clippy::unwrap_used)]
 
+mod agent_support;
 mod common;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Server, User, json};
+use agent_support::Mcp;
+use common::{Server, User, json, postgres};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -584,4 +586,98 @@ fn a_list_of_addresses_reaches_the_one_that_answers_and_a_bad_one_is_named() {
         &format!("{},http://no", server.url()),
     ]);
     assert!(e.contains("`http://no` is not a server address"), "{e}");
+}
+
+/// The messages an agent's `unread` returns, by text.
+fn unread(reader: &mut Mcp, id: u64) -> Vec<String> {
+    reader.write(&format!(r#"{{"cmd":"unread","id":{id}}}"#));
+    let reply = loop {
+        let line = reader.next_line();
+        if line["id"] == id {
+            break line;
+        }
+    };
+    assert_eq!(reply["ok"], true, "{reply}");
+    let messages = reply["messages"].as_array().unwrap();
+    messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn on_postgres_history_and_read_positions_survive_a_restart() {
+    let Some(url) = postgres::test_url() else {
+        return;
+    };
+    let mut server = Server::start_on_store(&postgres::fresh_schema_blocking(&url));
+    let (alice, bob) = two_users_in_general(&server);
+    alice.ok(&["send", "general", "m1"]);
+    bob.ok(&["send", "general", "m2"]);
+    let here = tempfile::tempdir().unwrap();
+    let reader = ["--format", "jsonl", "--as", "reader", "--join", "general"];
+    let mut agent = Mcp::spawn(&bob, here.path(), &reader);
+    assert_eq!(agent.next_line()["event"], "ready");
+    assert_eq!(unread(&mut agent, 1), ["m1", "m2"]);
+    drop(agent);
+
+    let status = server.stop("TERM");
+    assert!(status.success(), "SIGTERM should exit 0, got {status}");
+    server.restart();
+    alice.ok(&["send", "general", "m3"]);
+
+    // bob's reader left off at m2 before the restart, and the database remembers.
+    let mut agent = Mcp::spawn(&bob, here.path(), &reader);
+    assert_eq!(agent.next_line()["event"], "ready");
+    assert_eq!(unread(&mut agent, 1), ["m3"]);
+    let (_tail, lines, _err) = bob.spawn(&["tail", "general", "--since", "0", "--format", "json"]);
+    let history: Vec<(i64, String)> = (0..3)
+        .map(|_| {
+            let v = json(&lines.wait_for(WAIT, |_| true));
+            let text = v["text"].as_str().unwrap().to_owned();
+            (v["seq"].as_i64().unwrap(), text)
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [(1, "m1".into()), (2, "m2".into()), (3, "m3".into())]
+    );
+}
+
+#[test]
+fn a_store_that_will_not_open_ends_serve_with_one_line() {
+    let refused = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "serve {args:?} should fail");
+        assert!(out.stdout.is_empty(), "it must not say it listens");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let bad = refused(&["--store", "postgres://bad"]);
+    assert_eq!(bad.lines().count(), 1, "{bad}");
+    assert!(
+        bad.contains("`postgres://bad` is not a PostgreSQL URL"),
+        "{bad}"
+    );
+    // Nothing listens on a port just freed; the password never shows.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("postgres://u:hunter2@127.0.0.1:{dead}/db");
+    let unreachable = refused(&["--store", &url]);
+    assert_eq!(unreachable.lines().count(), 1, "{unreachable}");
+    assert!(
+        unreachable.contains(&format!(
+            "cannot reach the database postgres://u@127.0.0.1:{dead}/db"
+        )),
+        "{unreachable}"
+    );
+    assert!(!unreachable.contains("hunter2"), "{unreachable}");
+    let both = refused(&["--store", "postgres://h/db", "--ephemeral"]);
+    assert!(both.contains("cannot be used with"), "{both}");
 }

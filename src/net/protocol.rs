@@ -132,6 +132,8 @@ pub enum ErrorCode {
     /// An agent may not post in the channel now: it is waiting for a person (the agent turn
     /// budget is spent, or reply mode `mention` and nobody mentioned the agent).
     FloorClosed,
+    /// The server's database cannot be reached: nothing was stored; retry.
+    Unavailable,
 }
 
 /// An error as it travels in a frame.
@@ -183,6 +185,9 @@ impl ProtocolError {
     }
     pub fn floor_closed(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::FloorClosed, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
     }
     /// The one wording of every size limit: `message is 20 KiB; the limit is 16 KiB`.
     pub fn over_limit(what: &str, size: usize, limit: usize) -> Self {

@@ -29,7 +29,7 @@ use crate::net::names::Name;
 use self::admission::{Admission, Limits, MAX_REFUSING};
 use self::hub::Hub;
 use self::session::Shared;
-use self::store::{Appended, Backend};
+use self::store::{Appended, Backend, Location};
 
 /// How long shutdown waits for connections to flush and close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,8 +37,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Everything `serve` is told on the command line.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Where the database lives; `None` keeps everything in memory.
+    /// Where the database lives; `None` keeps everything in memory (or in `store`).
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL URL: the shared store, instead of SQLite in `data_dir` (which is then
+    /// `None`). Several instances may run on one database.
+    pub store: Option<String>,
     /// Users with server-wide administration rights.
     pub admins: Vec<Name>,
     /// How long messages are kept.
@@ -57,6 +60,7 @@ impl ServerConfig {
     pub fn ephemeral() -> Self {
         Self {
             data_dir: None,
+            store: None,
             admins: Vec::new(),
             retention: Duration::from_secs(30 * 24 * 3600),
             heartbeat: DEFAULT_HEARTBEAT,
@@ -78,7 +82,11 @@ pub async fn open(config: ServerConfig) -> Result<Opened> {
     let publish = Box::new(move |stored: Vec<Appended>| {
         fan_out.publish_all(stored.into_iter().map(|a| (a.channel_id, a.message)));
     });
-    let store = Backend::open(config.data_dir.as_deref(), config.retention, publish)?;
+    let location = match &config.store {
+        Some(url) => Location::Postgres(url),
+        None => Location::Sqlite(config.data_dir.as_deref()),
+    };
+    let store = Backend::open(location, config.retention, publish).await?;
     let server_id = server_id::server_id(&store, config.data_dir.as_deref()).await?;
     let shared = Shared {
         hub,
@@ -166,14 +174,22 @@ pub async fn serve(bind: &str, mut config: ServerConfig) -> Result<()> {
     let addr = listener.local_addr()?;
     match &config.data_dir {
         Some(dir) => tracing::info!(data_dir = %dir.display(), "using data directory"),
-        None => tracing::info!("ephemeral: nothing is written to disk"),
+        None if config.store.is_none() => {
+            tracing::info!("ephemeral: nothing is written to disk")
+        }
+        None => {}
     }
     // Before the store opens: two servers on one database would hand out the same seqs.
     let _lock = match &config.data_dir {
         Some(dir) => Some(PidLock::acquire(dir, &addr.to_string())?),
         None => None,
     };
+    let shared_store = config.store.is_some();
     let opened = open(config).await?;
+    if shared_store {
+        // Only once it opened: a URL that does not work ends `serve` with one line.
+        tracing::info!("using the shared PostgreSQL store");
+    }
     // Only now: whoever waits for this line may rely on a working server.
     println!("listening on {addr}");
     let shutdown = CancellationToken::new();

@@ -14,8 +14,10 @@ use super::store::Store;
 /// The file beside the database that names the server it belongs to.
 pub const ID_FILE: &str = "server-id";
 
-/// The id of the server in `dir` (or of an in-memory one), made and recorded on first start.
-/// Refuses a database that does not match the directory's id.
+/// The id of the server in `dir` (or of one with no directory: in memory, or on PostgreSQL),
+/// made and recorded on first start. Refuses a database that does not match the directory's
+/// id. A PostgreSQL store keeps only the database's copy: there is no directory beside it for
+/// a witness file, and the instances sharing it must all read the one id.
 pub async fn server_id(store: &impl Store, dir: Option<&Path>) -> Result<String> {
     let stored = store
         .stored_server_id()

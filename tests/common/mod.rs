@@ -4,12 +4,14 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+pub mod postgres;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_conclave");
 
@@ -61,11 +63,12 @@ impl Lines {
     }
 }
 
-/// A `conclave serve` child on a loopback port with its own data dir.
+/// A `conclave serve` child on a loopback port with its own data dir (or a PostgreSQL store).
 pub struct Server {
     pub data: TempDir,
     pub addr: String,
-    /// `serve` flags beyond the address and data dir (e.g. `--admin root`), kept for restarts.
+    /// `serve` flags beyond the address (the data dir or store, and e.g. `--admin root`),
+    /// kept for restarts.
     flags: Vec<String>,
     child: Option<ChildGuard>,
 }
@@ -78,8 +81,18 @@ impl Server {
     /// A server started with extra `serve` flags, e.g. `&["--admin", "root"]`.
     pub fn start_with(flags: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
-        let (child, addr) = try_spawn_server(data.path(), "127.0.0.1:0", &flags).unwrap();
+        let dir = data.path().to_str().unwrap().to_owned();
+        Self::spawn(data, ["--data-dir", &dir].iter().chain(flags))
+    }
+
+    /// A server on the PostgreSQL database at `url` (see `postgres::fresh_schema`).
+    pub fn start_on_store(url: &str) -> Self {
+        Self::spawn(tempfile::tempdir().unwrap(), &["--store", url])
+    }
+
+    fn spawn<'a>(data: TempDir, flags: impl IntoIterator<Item = &'a &'a str>) -> Self {
+        let flags: Vec<String> = flags.into_iter().map(|f| (*f).to_owned()).collect();
+        let (child, addr) = try_spawn_server("127.0.0.1:0", &flags).unwrap();
         Self {
             data,
             addr,
@@ -119,12 +132,12 @@ impl Server {
         }
     }
 
-    /// Starts the server again on the same address and data dir.
+    /// Starts the server again on the same address and data dir (or store).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server first");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match try_spawn_server(self.data.path(), &self.addr, &self.flags) {
+            match try_spawn_server(&self.addr, &self.flags) {
                 Ok((child, _)) => {
                     self.child = Some(child);
                     return;
@@ -139,14 +152,9 @@ impl Server {
     }
 }
 
-fn try_spawn_server(
-    data: &Path,
-    bind: &str,
-    flags: &[String],
-) -> Result<(ChildGuard, String), String> {
+fn try_spawn_server(bind: &str, flags: &[String]) -> Result<(ChildGuard, String), String> {
     let mut child = Command::new(BIN)
-        .args(["serve", "--bind", bind, "--data-dir"])
-        .arg(data)
+        .args(["serve", "--bind", bind])
         .args(flags)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

@@ -5,19 +5,22 @@
 //!
 //! Backends: `conformance!(NAME, OPEN)` below, one line each. `OPEN` is an async fn returning
 //! `Option<impl Store>`: `None` skips the cases (they pass without running). SQLite always
-//! runs, in memory. A PostgreSQL backend adds one line, `conformance!(postgres,
-//! support::postgres)`, whose opener reads the database URL from `CONCLAVE_TEST_POSTGRES`,
-//! returns `None` when it is unset, and otherwise hands each case a store on an empty schema
-//! of its own (CI always sets the URL).
+//! runs, in memory. PostgreSQL's opener reads the database URL from `CONCLAVE_TEST_POSTGRES`,
+//! returns `None` when it is unset (or fails, with `CONCLAVE_REQUIRE_POSTGRES=1`, as in CI),
+//! and otherwise hands each case a store on an empty schema of its own.
 //!
-//! A new case: write it in its module, then name it once in `cases!`.
+//! A new case: write it in its module, then name it once in `cases!`. What only one backend
+//! has to prove lives beside it (`postgres_only`; SQLite's in `src/server/store/sqlite`).
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
 mod channels;
 mod governance;
 mod messages;
+mod postgres_only;
 mod support;
+#[path = "../common/postgres.rs"]
+mod test_postgres;
 
 /// Every case of the suite, for one backend.
 macro_rules! cases {
@@ -57,6 +60,7 @@ macro_rules! conformance {
                 channels::the_owner_leaving_hands_the_channel_to_a_moderator_first,
                 messages::a_resend_with_the_same_client_id_gets_the_same_seq,
                 messages::a_batch_of_appends_gets_gap_free_seqs_in_queue_order,
+                messages::a_resend_queued_right_behind_its_first_send_is_stored_once,
                 messages::non_members_cannot_post_and_private_channels_look_missing,
                 messages::history_pages_forward_and_backward,
                 messages::history_pages_are_cut_by_size,
@@ -81,3 +85,4 @@ macro_rules! conformance {
 }
 
 conformance!(sqlite, crate::support::sqlite);
+conformance!(postgres, crate::support::postgres);

@@ -79,6 +79,24 @@ pub async fn a_batch_of_appends_gets_gap_free_seqs_in_queue_order(store: impl St
     );
 }
 
+pub async fn a_resend_queued_right_behind_its_first_send_is_stored_once(store: impl Store) {
+    let alice = setup(&store).await;
+    let (first, first_outcome) = message(&alice, SessionKind::Human, "general", "c1", "once");
+    let (again, again_outcome) = message(&alice, SessionKind::Human, "general", "c1", "once");
+    store.append(first).await;
+    store.append(again).await;
+    let (first, again) = (
+        first_outcome.await.unwrap().unwrap(),
+        again_outcome.await.unwrap().unwrap(),
+    );
+    assert!(!first.duplicate && again.duplicate);
+    assert_eq!((first.message.seq, again.message.seq), (1, 1));
+    assert_eq!(
+        seqs(&page(&store, alice.user_id, Some(0), None, 10).await),
+        [1]
+    );
+}
+
 pub async fn non_members_cannot_post_and_private_channels_look_missing(store: impl Store) {
     let alice = setup(&store).await;
     let bob = user(&store, "bob", 2).await;

@@ -1,18 +1,30 @@
 //! What the cases share: opening each backend, names, a first user with a channel, and
 //! appends awaited to their outcome. Everything goes through the `Store` trait.
+//! `postgres` needs a database (see `tests/common/postgres.rs`).
 
 use std::time::Duration;
 
 use conclave::net::names::{Name, SessionPath};
 use conclave::net::protocol::{ChannelAct, ErrorCode, ProtocolError, SessionKind, Visibility};
 use conclave::server::store::{
-    Account, Actor, Append, Appended, Moderated, Moderation, NewChannel, SqliteStore, Store, now_ms,
+    Account, Actor, Append, Appended, Moderated, Moderation, NewChannel, PostgresStore,
+    SqliteStore, Store, now_ms,
 };
 use tokio::sync::oneshot;
 
 /// A fresh SQLite store in memory.
 pub async fn sqlite() -> Option<SqliteStore> {
     Some(SqliteStore::open(None, Duration::from_secs(3600), Box::new(|_| {})).unwrap())
+}
+
+/// A fresh PostgreSQL store on an empty schema of its own (so cases run in parallel on one
+/// database), or `None` when no test database is configured.
+pub async fn postgres() -> Option<PostgresStore> {
+    let url = crate::test_postgres::fresh_schema(&crate::test_postgres::test_url()?).await;
+    let store = PostgresStore::open(&url, Duration::from_secs(3600), Box::new(|_| {}))
+        .await
+        .unwrap();
+    Some(store)
 }
 
 pub fn name(text: &str) -> Name {

@@ -5,8 +5,9 @@
 //! (`types`), so any backend can implement the same list and the request handlers never see
 //! one. A unit that checks who may do something does so next to the data, inside the unit,
 //! asking `server::rules` for the rule itself: nothing between the check and the write can
-//! change the answer. `sqlite` is the embedded backend; `tests/store_conformance` holds the
-//! suite every backend must pass. Presence is not stored; the hub keeps it in memory.
+//! change the answer. `sqlite` is the embedded backend, `postgres` the shared one, and
+//! `Backend` the one a server runs on; `tests/store_conformance` holds the suite every
+//! backend must pass. Presence is not stored; the hub keeps it in memory.
 //!
 //! New work a handler needs becomes a new method here (and in every backend), never a
 //! closure handed to a backend.
@@ -18,16 +19,20 @@ use crate::net::protocol::{
     AuditEntry, ChannelDetails, ChannelInfo, MachineInfo, ProtocolError, UserInfo,
 };
 
+mod acts;
+mod backend;
 mod brakes;
+pub mod postgres;
+mod queue;
+mod refusals;
 pub mod sqlite;
 mod types;
 
+pub use backend::{Backend, Location};
+pub use postgres::PostgresStore;
+pub use queue::MAX_QUEUED_BYTES;
 pub use sqlite::{SqliteStore, StoreError};
 pub use types::*;
-
-/// The backend a server runs on (an enum over the backends, implementing `Store` by
-/// delegation, once there is more than one).
-pub type Backend = SqliteStore;
 
 /// An answer from the store.
 pub type Answer<T> = Result<T, ProtocolError>;

@@ -4,7 +4,8 @@
 
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ChannelAct, ChatMessage, FOREVER, ProtocolError, SessionKind, Visibility, remaining_in_words,
+    ChannelAct, ChatMessage, FOREVER, MAX_HISTORY_PAGE_BYTES, ProtocolError, SessionKind,
+    Visibility, remaining_in_words,
 };
 
 pub type UserId = i64;
@@ -112,12 +113,65 @@ pub struct HistoryRange {
     pub limit: u32,
 }
 
+/// Where a history query reads: the order, the seqs it lies strictly between, and how many
+/// rows to fetch (one beyond the limit tells whether there is more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub forward: bool,
+    pub after: i64,
+    pub before: i64,
+    pub fetch: i64,
+}
+
+impl HistoryRange {
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            forward: self.after.is_some(),
+            after: self
+                .after
+                .map_or(0, |a| i64::try_from(a).unwrap_or(i64::MAX)),
+            before: self
+                .before
+                .map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+            fetch: i64::from(self.limit) + 1,
+        }
+    }
+}
+
 /// A page of history.
 #[derive(Debug, Clone)]
 pub struct Page {
     pub messages: Vec<ChatMessage>,
     /// More messages match than this page holds.
     pub more: bool,
+}
+
+impl Page {
+    /// The page of `range` from the messages its `bounds` query returned, in that order: at
+    /// most `range.limit` of them and `MAX_HISTORY_PAGE_BYTES` of text (always at least one),
+    /// oldest first.
+    pub fn cut(
+        range: HistoryRange,
+        rows: impl IntoIterator<Item = Result<ChatMessage, ProtocolError>>,
+    ) -> Result<Self, ProtocolError> {
+        let limit = range.limit as usize;
+        let mut messages: Vec<ChatMessage> = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        for row in rows {
+            let message = row?;
+            bytes += message.text.len();
+            if messages.len() >= limit || (bytes > MAX_HISTORY_PAGE_BYTES && !messages.is_empty()) {
+                more = true;
+                break;
+            }
+            messages.push(message);
+        }
+        if range.after.is_none() {
+            messages.reverse();
+        }
+        Ok(Self { messages, more })
+    }
 }
 
 /// One message to store.
@@ -130,8 +184,8 @@ pub struct Append {
     pub client_id: String,
     pub text: String,
     /// Runs right after the commit (or the failure), in sequence order, before the commit's
-    /// messages are published.
-    pub then: Box<dyn FnOnce(Result<Appended, ProtocolError>) + Send>,
+    /// messages are published. `Sync`, so a backend may hold the append across its awaits.
+    pub then: Box<dyn FnOnce(Result<Appended, ProtocolError>) + Send + Sync>,
 }
 
 /// A stored message and whether this append stored it (false: an earlier one with the same
@@ -146,6 +200,37 @@ pub struct Appended {
 /// Where stored messages go after each commit (the hub's fan-out), once per commit with every
 /// new message of it in sequence order, after each sender has been acknowledged.
 pub type Publish = Box<dyn Fn(Vec<Appended>) + Send>;
+
+/// The outcome of committing a group of appends: each one's, in order, or the error that
+/// kept the whole group from committing.
+pub type GroupOutcome = Result<Vec<Result<Appended, ProtocolError>>, ProtocolError>;
+
+/// Ends a group of appends once its transaction is over, the same way on every backend: each
+/// continuation runs in order with its outcome, then the new messages are published; when the
+/// group did not commit, every append hears why and nothing is published.
+pub fn finish_group(appends: Vec<Append>, outcome: GroupOutcome, publish: &Publish) {
+    match outcome {
+        Ok(results) => {
+            let mut stored = Vec::with_capacity(results.len());
+            for (append, result) in appends.into_iter().zip(results) {
+                if let Ok(appended) = &result {
+                    if !appended.duplicate {
+                        stored.push(appended.clone());
+                    }
+                }
+                (append.then)(result);
+            }
+            if !stored.is_empty() {
+                publish(stored);
+            }
+        }
+        Err(e) => {
+            for append in appends {
+                (append.then)(Err(e.clone()));
+            }
+        }
+    }
+}
 
 /// What a retention purge dropped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -164,8 +249,8 @@ pub struct Moderation {
     pub reason: Option<String>,
     pub now: i64,
     /// Runs right after the commit, before anything stored later is published: the room
-    /// hears of the act before any message that follows it.
-    pub then: Box<dyn FnOnce(&Moderated) + Send>,
+    /// hears of the act before any message that follows it. `Sync`, like `Append::then`.
+    pub then: Box<dyn FnOnce(&Moderated) + Send + Sync>,
 }
 
 /// A moderation act that was done.

@@ -88,7 +88,9 @@ impl LinkTask {
 /// Handshake refusals are final, except a server that is busy or broken for a moment.
 fn handshake_error(code: ErrorCode, message: String) -> Ended {
     match code {
-        ErrorCode::Internal | ErrorCode::RateLimited => Ended::Lost(message),
+        ErrorCode::Internal | ErrorCode::RateLimited | ErrorCode::Unavailable => {
+            Ended::Lost(message)
+        }
         _ => Ended::Fatal(message),
     }
 }

@@ -7,10 +7,8 @@ use super::{Db, internal, name_from};
 use crate::net::identity::format_public_key;
 use crate::net::names::Name;
 use crate::net::protocol::{MachineInfo, ProtocolError};
-use crate::server::store::{
-    Account, ENROLL_WINDOW_MS, MAX_MACHINES, MAX_OPEN_MACHINE_INVITES, ServerBan, Signer, UserId,
-    now_ms,
-};
+use crate::server::store::refusals;
+use crate::server::store::{Account, ServerBan, Signer, UserId, now_ms};
 
 /// Refuses another machine for a user who has `MAX_MACHINES`.
 fn too_many_machines(conn: &rusqlite::Connection, user_id: UserId) -> Result<(), ProtocolError> {
@@ -21,12 +19,7 @@ fn too_many_machines(conn: &rusqlite::Connection, user_id: UserId) -> Result<(),
             |r| r.get(0),
         )
         .map_err(internal)?;
-    if machines >= MAX_MACHINES {
-        return Err(ProtocolError::rate_limited(format!(
-            "you have {machines} machines, the most one user may; remove one first"
-        )));
-    }
-    Ok(())
+    refusals::machines_cap(machines)
 }
 
 impl Db {
@@ -134,20 +127,13 @@ impl Db {
         let Some((current, enrolled_at)) = row else {
             return Err(ProtocolError::not_found(format!("no machine `{machine}`")));
         };
-        match current {
-            Some(current) if current != signer_key => {
-                return Err(ProtocolError::forbidden(
-                    "this machine has a human key already; only a session signed in with it may replace it",
-                ));
-            }
-            None if uses_human_keys && now_ms() - enrolled_at > ENROLL_WINDOW_MS => {
-                return Err(ProtocolError::forbidden(format!(
-                    "this account uses human keys: a machine gets its first one within {} minutes of being enrolled; remove it and enroll it again",
-                    ENROLL_WINDOW_MS / 60_000
-                )));
-            }
-            _ => {}
-        }
+        refusals::may_set_human_key(
+            current.as_deref(),
+            signer_key,
+            uses_human_keys,
+            enrolled_at,
+            now_ms(),
+        )?;
         let in_use: bool = tx
             .query_row(
                 "SELECT EXISTS(SELECT 1 FROM machines WHERE public_key = ?1 OR human_key = ?1)",
@@ -300,16 +286,7 @@ impl Db {
                 |r| r.get(0),
             )
             .map_err(internal)?;
-        if !exists {
-            return Err(ProtocolError::not_found(format!(
-                "you have no machine named `{machine}`"
-            )));
-        }
-        if count <= 1 {
-            return Err(ProtocolError::forbidden(
-                "this is your only machine; add another before removing it",
-            ));
-        }
+        refusals::may_remove_machine(machine, exists, count)?;
         self.conn
             .execute(
                 "DELETE FROM machines WHERE user_id = ?1 AND name = ?2",
@@ -359,11 +336,7 @@ impl Db {
                 |r| r.get(0),
             )
             .map_err(internal)?;
-        if open >= MAX_OPEN_MACHINE_INVITES {
-            return Err(ProtocolError::rate_limited(format!(
-                "you have {open} machine invites open, the most allowed; use one or wait for them to expire"
-            )));
-        }
+        refusals::machine_invites_cap(open)?;
         tx.execute(
             "INSERT INTO machine_invites (code, user_id, machine, expires_at) VALUES (?1, ?2, ?3, ?4)",
             params![code, user_id, machine.as_str(), expires_at],

@@ -6,6 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{Db, internal, name_from, visibility_from};
 use crate::net::names::Name;
 use crate::net::protocol::{ChannelInfo, ProtocolError, Visibility};
+use crate::server::store::refusals;
 use crate::server::store::{Channel, ChannelId, Joining, NewChannel, UserId, now_ms};
 
 impl Db {
@@ -99,11 +100,7 @@ impl Db {
                     |r| r.get(0),
                 )
                 .map_err(internal)?;
-            if usize::try_from(made).unwrap_or(usize::MAX) >= max {
-                return Err(ProtocolError::rate_limited(format!(
-                    "you have created {made} channels, the most one user may; ask a server admin"
-                )));
-            }
+            refusals::channels_cap(made, max)?;
         }
         let now = now_ms();
         let inserted = tx

@@ -8,9 +8,10 @@ use super::{Db, internal, name_from};
 use crate::net::names::Name;
 use crate::net::protocol::{
     ChannelDetails, ChannelSetting, MAX_LISTED_MODERATORS, ProtocolError, ReplyMode, Role,
-    from_name, remaining_in_words,
+    from_name,
 };
-use crate::server::store::{Ban, Channel, ChannelId, MAX_OPEN_CHANNEL_INVITES, UserId, now_ms};
+use crate::server::store::refusals;
+use crate::server::store::{Ban, Channel, ChannelId, UserId, now_ms};
 
 fn role_from(text: &str) -> Role {
     from_name(text).unwrap_or(Role::Member)
@@ -354,11 +355,7 @@ impl Db {
                 |r| r.get(0),
             )
             .map_err(internal)?;
-        if open >= MAX_OPEN_CHANNEL_INVITES {
-            return Err(ProtocolError::rate_limited(format!(
-                "you have {open} open invites, the most one user may; wait for some to expire"
-            )));
-        }
+        refusals::channel_invites_cap(open)?;
         self.conn
             .execute(
                 "INSERT INTO channel_invites (token, channel_id, creator_id, uses_left, expires_at)
@@ -377,11 +374,7 @@ impl Db {
         name: &Name,
         user: UserId,
     ) -> Result<(Channel, bool), ProtocolError> {
-        let invalid = || {
-            ProtocolError::forbidden(format!(
-                "that invite to #{name} is not valid: it expired, was used up or was revoked"
-            ))
-        };
+        let invalid = || refusals::invalid_invite(name);
         let now = now_ms();
         let channel_id: ChannelId = self
             .conn
@@ -396,11 +389,7 @@ impl Db {
             .ok_or_else(invalid)?;
         let channel = self.channel(name)?.ok_or_else(invalid)?;
         if let Some(ban) = self.ban_of(channel_id, user, now)? {
-            let why = ban.reason.map(|r| format!(": {r}")).unwrap_or_default();
-            return Err(ProtocolError::forbidden(format!(
-                "you are banned from #{name} {}{why}",
-                remaining_in_words(ban.until, now)
-            )));
+            return Err(refusals::banned_despite_invite(name, ban, now));
         }
         let added = self.insert_member(channel_id, user)?;
         if added {
@@ -470,15 +459,11 @@ impl Db {
             .collect::<Result<Vec<_>, _>>()
             .map_err(internal)?;
         drop(stmt);
-        let mut owner = None;
-        let mut moderators = Vec::new();
-        for (name, role) in staff {
-            match role_from(&role) {
-                Role::Owner => owner = Some(name_from(name)?),
-                _ if moderators.len() < MAX_LISTED_MODERATORS => moderators.push(name_from(name)?),
-                _ => {}
-            }
-        }
+        let ranked = staff
+            .into_iter()
+            .map(|(name, role)| Ok((name_from(name)?, role_from(&role))))
+            .collect::<Result<Vec<_>, ProtocolError>>()?;
+        let (owner, moderators) = refusals::staff(ranked);
         let (role, muted_until) = self
             .conn
             .prepare_cached(

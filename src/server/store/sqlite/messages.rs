@@ -6,12 +6,13 @@ use rusqlite::{OptionalExtension, params};
 use super::{Db, internal, visibility_from};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ChatMessage, MAX_HISTORY_PAGE_BYTES, ProtocolError, ReplyMode, SessionKind, Visibility,
-    from_name, remaining_in_words,
+    ChatMessage, ProtocolError, ReplyMode, SessionKind, Visibility, from_name,
 };
 use crate::server::store::brakes::{Brakes, Settings};
+use crate::server::store::refusals;
 use crate::server::store::{
-    Append, Appended, Channel, ChannelId, HistoryRange, Page, Purged, UserId, now_ms,
+    Append, Appended, Bounds, Channel, ChannelId, HistoryRange, Page, Purged, UserId, finish_group,
+    now_ms,
 };
 
 impl Db {
@@ -35,14 +36,12 @@ impl Db {
         channel: &Channel,
         range: HistoryRange,
     ) -> Result<Page, ProtocolError> {
-        let HistoryRange {
+        let Bounds {
+            forward,
             after,
             before,
-            limit,
-        } = range;
-        let forward = after.is_some();
-        let after = after.unwrap_or(0) as i64;
-        let before = before.map_or(i64::MAX, |b| b as i64);
+            fetch,
+        } = range.bounds();
         let sql = if forward {
             "SELECT seq, ts, sender_path, body, sender_kind FROM messages
              WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq ASC LIMIT ?4"
@@ -51,31 +50,13 @@ impl Db {
              WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
         };
         let mut stmt = self.conn.prepare_cached(sql).map_err(internal)?;
-        // One row beyond the limit tells whether there is more.
         let rows = stmt
-            .query_map(
-                params![channel.id, after, before, i64::from(limit) + 1],
-                message_row,
-            )
+            .query_map(params![channel.id, after, before, fetch], message_row)
             .map_err(internal)?;
-        let mut messages = Vec::new();
-        let mut bytes = 0;
-        let mut more = false;
-        for row in rows {
-            let (seq, ts, from, text, kind) = row.map_err(internal)?;
-            bytes += text.len();
-            if messages.len() >= limit as usize
-                || (bytes > MAX_HISTORY_PAGE_BYTES && !messages.is_empty())
-            {
-                more = true;
-                break;
-            }
-            messages.push(stored_message(&channel.name, (seq, ts, from, text, kind))?);
-        }
-        if !forward {
-            messages.reverse();
-        }
-        Ok(Page { messages, more })
+        Page::cut(
+            range,
+            rows.map(|row| stored_message(&channel.name, row.map_err(internal)?)),
+        )
     }
 
     /// Moves `handle`'s read position in a channel `user` can see forward to `seq`, never past
@@ -187,17 +168,7 @@ impl Db {
             })
             .map_err(internal)?;
         let Some(muted_until) = standing else {
-            // A private channel a stranger names must look exactly like a missing one.
-            if row.visibility == Visibility::Private {
-                return Err(ProtocolError::not_found(format!(
-                    "there is no channel #{}",
-                    a.channel
-                )));
-            }
-            return Err(ProtocolError::forbidden(format!(
-                "join #{} before posting to it",
-                a.channel
-            )));
+            return Err(refusals::not_a_member(&a.channel, row.visibility));
         };
         let earlier: Option<MessageRow> = tx
             .prepare_cached(
@@ -216,19 +187,7 @@ impl Db {
                 duplicate: true,
             });
         }
-        if row.archived {
-            return Err(ProtocolError::forbidden(format!(
-                "#{} is archived: it is read-only",
-                a.channel
-            )));
-        }
-        if let Some(until) = muted_until.filter(|&until| until > now) {
-            return Err(ProtocolError::forbidden(format!(
-                "you are muted in #{} {}",
-                a.channel,
-                remaining_in_words(until, now)
-            )));
-        }
+        refusals::may_post(&a.channel, row.archived, muted_until, now)?;
         if a.kind == SessionKind::Agent {
             brakes.check((channel_id, &a.channel), &row.brakes, &a.from, now)?;
         }
@@ -296,27 +255,7 @@ impl Db {
             tx.commit().map_err(internal)?;
             Ok::<_, ProtocolError>(results)
         })();
-        match outcome {
-            Ok(results) => {
-                let mut stored = Vec::with_capacity(results.len());
-                for (append, result) in appends.into_iter().zip(results) {
-                    if let Ok(appended) = &result {
-                        if !appended.duplicate {
-                            stored.push(appended.clone());
-                        }
-                    }
-                    (append.then)(result);
-                }
-                if !stored.is_empty() {
-                    (self.publish)(stored);
-                }
-            }
-            Err(e) => {
-                for append in appends {
-                    (append.then)(Err(e.clone()));
-                }
-            }
-        }
+        finish_group(appends, outcome, &self.publish);
     }
 }
 

@@ -8,14 +8,14 @@
 //! unit of work; the other files hold the queries by concern, on `Db`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::brakes;
+use super::queue::{JOB_BYTES, MAX_QUEUED_BYTES, Room, stopped};
 use super::{Append, Publish, now_ms};
 use crate::net::names::Name;
 use crate::net::protocol::{ProtocolError, Visibility, from_name};
@@ -45,20 +45,11 @@ enum Job {
 /// A job and its share of the queue's bound, given back once the job is done.
 type Queued = (Job, OwnedSemaphorePermit);
 
-/// Bytes of work that may wait for the store thread across all connections. Past it callers
-/// wait for room (and their connections stop being read), instead of growing the server.
-pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
-
-/// What a job counts against the bound beside its message body.
-const JOB_BYTES: usize = 256;
-
 /// The SQLite store. Cheap to clone; the thread stops when every clone is gone.
 #[derive(Clone)]
 pub struct SqliteStore {
     jobs: std_mpsc::Sender<Queued>,
-    room: Arc<Semaphore>,
-    /// The bound `room` started with: no single job may need more.
-    max_queued_bytes: usize,
+    room: Room,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,19 +100,8 @@ impl SqliteStore {
             })?;
         Ok(Self {
             jobs,
-            room: Arc::new(Semaphore::new(max_queued_bytes)),
-            max_queued_bytes,
+            room: Room::new(max_queued_bytes),
         })
-    }
-
-    /// Waits until `bytes` more fit in the queue.
-    async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, ProtocolError> {
-        let bytes = u32::try_from(bytes.min(self.max_queued_bytes)).unwrap_or(u32::MAX);
-        self.room
-            .clone()
-            .acquire_many_owned(bytes)
-            .await
-            .map_err(|_| stopped())
     }
 
     /// Runs `f` on the store thread and returns its result.
@@ -130,7 +110,7 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&mut Db) -> Result<R, ProtocolError> + Send + 'static,
     {
-        let permit = self.reserve(JOB_BYTES).await?;
+        let permit = self.room.reserve(JOB_BYTES).await?;
         let (tx, rx) = oneshot::channel();
         let job: DbJob = Box::new(move |db| {
             let _ = tx.send(f(db));
@@ -144,7 +124,7 @@ impl SqliteStore {
     /// Queues a message for storage, waiting for room in the queue first; `append.then` runs
     /// once it is committed or has failed.
     async fn queue_append(&self, append: Append) {
-        let permit = match self.reserve(JOB_BYTES + append.text.len()).await {
+        let permit = match self.room.reserve(JOB_BYTES + append.text.len()).await {
             Ok(permit) => permit,
             Err(e) => return (append.then)(Err(e)),
         };
@@ -154,10 +134,6 @@ impl SqliteStore {
             (append.then)(Err(stopped()));
         }
     }
-}
-
-fn stopped() -> ProtocolError {
-    ProtocolError::internal("the store has stopped")
 }
 
 fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Queued>, retention: Duration) {

@@ -7,11 +7,12 @@ use super::Db;
 use super::audit::AuditScope;
 use crate::net::names::Name;
 use crate::net::protocol::{
-    AuditEntry, ChannelAct, ChannelDetails, KickTarget, ProtocolError, remaining_in_words,
+    AuditEntry, ChannelAct, ChannelDetails, ProtocolError, remaining_in_words,
 };
 use crate::server::rules::{self, Standing};
+use crate::server::store::acts::{self, Step, changed};
 use crate::server::store::{
-    Actor, AuditRecord, Channel, ChannelInvite, Moderated, Moderation, ServerBan, UserId, until,
+    Actor, AuditRecord, Channel, ChannelInvite, Moderated, Moderation, ServerBan, UserId,
 };
 
 impl Db {
@@ -62,7 +63,7 @@ impl Db {
         })
     }
 
-    /// What an act does to the rows, once the rules allowed it.
+    /// What an act does to the rows, once the rules allowed it (see `store::acts`).
     fn apply(
         &mut self,
         channel: &Channel,
@@ -71,63 +72,26 @@ impl Db {
         reason: Option<&str>,
         now: i64,
     ) -> Result<(), ProtocolError> {
-        let name = &channel.name;
-        let target_id = || target.ok_or_else(|| ProtocolError::internal("the act has no target"));
-        match act {
-            ChannelAct::Kick {
-                target: KickTarget::User(user),
-                ban_for_ms,
-            } => match ban_for_ms {
-                Some(ms) => self.ban(channel.id, target_id()?, until(now, Some(*ms)), reason)?,
-                None if !self.remove_member(channel.id, target_id()?)? => {
-                    return Err(ProtocolError::not_found(format!(
-                        "{user} is not in #{name}"
-                    )));
-                }
-                None => {}
-            },
-            ChannelAct::Kick {
-                target: KickTarget::Session(_),
-                ban_for_ms: Some(ms),
-            } => self.ban(channel.id, target_id()?, until(now, Some(*ms)), reason)?,
-            ChannelAct::Kick { .. } => {}
-            ChannelAct::Ban { for_ms, .. } => {
-                self.ban(channel.id, target_id()?, until(now, *for_ms), reason)?;
+        let id = channel.id;
+        let target = || target.ok_or_else(|| ProtocolError::internal("the act has no target"));
+        match acts::step(&channel.name, act, now) {
+            Step::Ban { until } => self.ban(id, target()?, until, reason),
+            Step::RemoveMember { missing } => changed(self.remove_member(id, target()?)?, missing),
+            Step::Unban { missing } => changed(self.unban(id, target()?)?, missing),
+            Step::Mute { until } => self.mute(id, target()?, until),
+            Step::Unmute { missing } => changed(self.unmute(id, target()?)?, missing),
+            Step::Role(role) => self.set_role(channel, target()?, role),
+            Step::Topic(topic) => self.set_topic(id, topic),
+            Step::Rename(name) => self.rename_channel(id, name),
+            Step::Archived(archived) => self.set_archived(id, archived),
+            Step::Delete => self.delete_channel(id),
+            Step::Set(setting) => self.set_setting(id, setting),
+            Step::Floor(to) => self.set_floor(id, to),
+            Step::RevokeInvite { token, missing } => {
+                changed(self.revoke_channel_invite(id, token)?, missing)
             }
-            ChannelAct::Unban { user } => {
-                if !self.unban(channel.id, target_id()?)? {
-                    return Err(ProtocolError::not_found(format!(
-                        "{user} is not banned from #{name}"
-                    )));
-                }
-            }
-            ChannelAct::Mute { for_ms, .. } => {
-                self.mute(channel.id, target_id()?, until(now, *for_ms))?
-            }
-            ChannelAct::Unmute { user } => {
-                if !self.unmute(channel.id, target_id()?)? {
-                    return Err(ProtocolError::not_found(format!(
-                        "{user} is not muted in #{name}"
-                    )));
-                }
-            }
-            ChannelAct::Role { role, .. } => self.set_role(channel, target_id()?, *role)?,
-            ChannelAct::Topic { topic } => self.set_topic(channel.id, topic)?,
-            ChannelAct::Rename { name: new_name } => self.rename_channel(channel.id, new_name)?,
-            ChannelAct::Archive => self.set_archived(channel.id, true)?,
-            ChannelAct::Unarchive => self.set_archived(channel.id, false)?,
-            ChannelAct::Delete => self.delete_channel(channel.id)?,
-            ChannelAct::Set { setting } => self.set_setting(channel.id, *setting)?,
-            ChannelAct::Floor { to } => self.set_floor(channel.id, to.as_deref())?,
-            ChannelAct::RevokeInvite { token } => {
-                if !self.revoke_channel_invite(channel.id, token)? {
-                    return Err(ProtocolError::not_found(format!(
-                        "#{name} has no invite {token}"
-                    )));
-                }
-            }
+            Step::Nothing => Ok(()),
         }
-        Ok(())
     }
 
     /// See `Store::add_member`.

@@ -65,7 +65,7 @@ fn message(
     who: &Account,
     client_id: &str,
     text: &str,
-    then: impl FnOnce(Result<Appended, ProtocolError>) + Send + 'static,
+    then: impl FnOnce(Result<Appended, ProtocolError>) + Send + Sync + 'static,
 ) -> Append {
     Append {
         channel: name("general"),

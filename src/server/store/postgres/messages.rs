@@ -1,0 +1,120 @@
+//! Messages: history pages, read positions and retention (appends are `appends.rs`).
+
+use tokio_postgres::Row;
+
+use super::{Db, narrow};
+use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::{ChatMessage, ProtocolError, from_name};
+use crate::server::store::{Bounds, Channel, HistoryRange, Page, Purged, UserId};
+
+/// The advisory lock the retention purge runs under, so one instance purges at a time.
+const PURGE_LOCK: i64 = 0x636f_6e63_6c61_7602;
+
+/// The columns `stored_message` reads, in its order.
+const MESSAGE_COLUMNS: &str = "seq, ts, sender_path, body, sender_kind";
+
+/// A message of `channel` from a row with `MESSAGE_COLUMNS` from column `at` on.
+pub(super) fn stored_message(
+    channel: &Name,
+    row: &Row,
+    at: usize,
+) -> Result<ChatMessage, ProtocolError> {
+    let from: &str = row.get(at + 2);
+    let kind: Option<&str> = row.get(at + 4);
+    Ok(ChatMessage {
+        channel: channel.clone(),
+        seq: u64::try_from(row.get::<_, i64>(at)).unwrap_or(0),
+        ts: row.get(at + 1),
+        from: SessionPath::parse(from).map_err(|e| ProtocolError::internal(e.to_string()))?,
+        from_kind: kind.and_then(from_name),
+        text: row.get(at + 3),
+    })
+}
+
+impl Db<'_> {
+    /// A page of history of a channel `user` may read (see `Store::history`).
+    pub async fn history(
+        self,
+        name: &Name,
+        user: UserId,
+        range: HistoryRange,
+    ) -> Result<Page, ProtocolError> {
+        let found = self.readable_channel(name, user).await?;
+        self.page_of(&found, range).await
+    }
+
+    /// A page of the channel's history, oldest first, and whether more messages match (see
+    /// `Store::history`).
+    pub async fn page_of(
+        self,
+        channel: &Channel,
+        range: HistoryRange,
+    ) -> Result<Page, ProtocolError> {
+        let Bounds {
+            forward,
+            after,
+            before,
+            fetch,
+        } = range.bounds();
+        let order = if forward { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4"
+        );
+        let rows = self
+            .query(&sql, &[&channel.id, &after, &before, &fetch])
+            .await?;
+        Page::cut(
+            range,
+            rows.iter().map(|row| stored_message(&channel.name, row, 0)),
+        )
+    }
+
+    /// Moves `handle`'s read position in a channel `user` can see forward to `seq`, never past
+    /// its newest message.
+    pub async fn mark_read(
+        self,
+        user: UserId,
+        handle: &Name,
+        name: &Name,
+        seq: u64,
+    ) -> Result<(), ProtocolError> {
+        let found = self.visible_channel(name, user).await?;
+        let seq = i64::try_from(seq.min(found.last_seq)).unwrap_or(i64::MAX);
+        self.execute(
+            "INSERT INTO read_positions (user_id, handle, channel_id, seq) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, handle, channel_id)
+             DO UPDATE SET seq = GREATEST(read_positions.seq, excluded.seq)",
+            &[&user, &handle.as_str(), &found.id, &seq],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Drops messages and audit entries older than `cutoff_ms`, under the purge lock: with
+    /// `wait` after whoever holds it, otherwise not at all when another instance is purging.
+    pub async fn purge(self, cutoff_ms: i64, wait: bool) -> Result<Purged, ProtocolError> {
+        if wait {
+            self.execute("SELECT pg_advisory_xact_lock($1)", &[&PURGE_LOCK])
+                .await?;
+        } else {
+            let got: bool = self
+                .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PURGE_LOCK])
+                .await?
+                .get(0);
+            if !got {
+                return Ok(Purged::default());
+            }
+        }
+        let audit = self
+            .execute("DELETE FROM audit WHERE ts < $1", &[&cutoff_ms])
+            .await?;
+        let messages = self
+            .execute("DELETE FROM messages WHERE ts < $1", &[&cutoff_ms])
+            .await?;
+        Ok(Purged {
+            messages: narrow(i64::try_from(messages).unwrap_or(i64::MAX)),
+            audit: narrow(i64::try_from(audit).unwrap_or(i64::MAX)),
+        })
+    }
+}
