@@ -2,16 +2,20 @@
 # Throw-away PostgreSQL and NATS servers on loopback for the tests that need them.
 #
 #   services=$(scripts/test-services.sh start) && eval "$services"   # starts both, prints the exports below
-#   scripts/test-services.sh stop              # stops what `start` started
+#   scripts/test-services.sh stop              # stops what that `start` started
 #
 # Exports CONCLAVE_TEST_POSTGRES (postgres://...) and CONCLAVE_TEST_NATS (nats://...), and
-# CONCLAVE_TEST_SERVICES (the temp dir holding both). PostgreSQL refuses to run as root, so
-# as root it runs as the `postgres` user. Fails, never skips, when either cannot be had.
+# CONCLAVE_TEST_SERVICES (the temp dir holding both, which is how `stop` finds them, so runs
+# side by side never stop each other's). PostgreSQL refuses to run as root, so as root it runs
+# as the `postgres` user. Fails, never skips, when either cannot be had.
 set -euo pipefail
 
-state_file="${TMPDIR:-/tmp}/conclave-test-services"
-
-fail() { echo "test-services: $*" >&2; exit 1; }
+# Says why and stops whatever this `start` already started (bash scoping lets it see `dir`).
+fail() {
+  echo "test-services: $*" >&2
+  [ -n "${dir:-}" ] && CONCLAVE_TEST_SERVICES=$dir stop
+  exit 1
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -49,7 +53,6 @@ as_pg() {
 }
 
 start() {
-  [ -e "$state_file" ] && fail "already started (see $state_file); run stop first"
   install_missing
   local bin dir pg_port nats_port
   bin=$(pg_bin) || fail "no PostgreSQL found under /usr/lib/postgresql"
@@ -75,24 +78,21 @@ start() {
   done
   (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null || fail "nats-server did not start"
 
-  cat >"$state_file" <<EOF
+  cat <<EOF
 export CONCLAVE_TEST_SERVICES=$dir
 export CONCLAVE_TEST_POSTGRES=postgres://postgres@127.0.0.1:$pg_port/conclave_test
 export CONCLAVE_TEST_NATS=nats://127.0.0.1:$nats_port
 EOF
-  cat "$state_file"
 }
 
 stop() {
-  [ -e "$state_file" ] || return 0
-  # shellcheck disable=SC1090
-  source "$state_file"
-  local dir=$CONCLAVE_TEST_SERVICES bin
+  local dir=${CONCLAVE_TEST_SERVICES:-} bin
+  [ -n "$dir" ] && [ -d "$dir" ] || return 0
   if bin=$(pg_bin); then
     as_pg "$bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
   [ -e "$dir/nats.pid" ] && kill "$(cat "$dir/nats.pid")" 2>/dev/null || true
-  rm -rf "$dir" "$state_file"
+  rm -rf "$dir"
 }
 
 case "${1:-}" in

@@ -185,6 +185,10 @@ pub async fn serve(bind: &str, mut config: ServerConfig) -> Result<()> {
         None => None,
     };
     let shared_store = config.store.is_some();
+    let _sole = match &config.store {
+        Some(url) => Some(store::postgres::SoleInstance::claim(url).await?),
+        None => None,
+    };
     let opened = open(config).await?;
     if shared_store {
         // Only once it opened: a URL that does not work ends `serve` with one line.

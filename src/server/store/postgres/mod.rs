@@ -93,6 +93,51 @@ pub enum OpenError {
     Newer { url: String, found: i64, ours: i64 },
     #[error("cannot bring the database {url} up to this version's schema: {reason}")]
     Migrate { url: String, reason: String },
+    #[error(
+        "another conclave instance serves the database {url}: several instances on one database need a bus between them, which this version does not have yet"
+    )]
+    Taken { url: String },
+}
+
+/// Which advisory lock marks a database (and schema) as served; the second key is the schema.
+const SOLE_INSTANCE_LOCK: i32 = 0x636f_6e63;
+
+/// This instance's claim on its database, held while it serves. Until instances tell each
+/// other about new messages (the bus), a second instance would leave each one's clients blind
+/// to what the other stores, so it is refused. The claim is a session advisory lock on a
+/// connection of its own: it ends with this process, killed or not.
+pub struct SoleInstance {
+    _client: tokio_postgres::Client,
+}
+
+impl SoleInstance {
+    /// Claims the database at `url`, or says which rule refuses.
+    pub async fn claim(url: &str) -> Result<Self, OpenError> {
+        let config = parse_url(url)?;
+        let label = shown(&config);
+        let unreachable = |e: &tokio_postgres::Error| OpenError::Unreachable {
+            url: label.clone(),
+            reason: one_line(e),
+        };
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| unreachable(&e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(%e, "the connection holding this instance's claim ended");
+            }
+        });
+        let taken: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                &[&SOLE_INSTANCE_LOCK],
+            )
+            .await
+            .map_err(|e| unreachable(&e))?
+            .get(0);
+        if !taken {
+            return Err(OpenError::Taken { url: label });
+        }
+        Ok(Self { _client: client })
+    }
 }
 
 /// Where a store is, as it may be shown: the URL without its password.
