@@ -220,7 +220,7 @@ enum Command {
     },
     /// Who is online on the server, or in a channel
     Who {
-        /// A channel: its members and who receives it [default: everyone online]
+        /// A channel (CHANNEL@ALIAS on another of your servers): its members and who receives it [default: everyone online]
         channel: Option<String>,
         /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -538,9 +538,13 @@ async fn run(cli: Cli) -> Result<()> {
             let (channel, server) = on_server(&channel, server.as_deref())?;
             cli::tail(&env, channel, server, resume, format).await
         }
-        Command::Who { channel, server } => {
-            cli::who(&env, channel.as_deref(), server.as_deref()).await
-        }
+        Command::Who { channel, server } => match channel.as_deref() {
+            Some(channel) => {
+                let (channel, server) = on_server(channel, server.as_deref())?;
+                cli::who(&env, Some(channel), server).await
+            }
+            None => cli::who(&env, None, server.as_deref()).await,
+        },
         Command::Machine { command } => match command {
             MachineCommand::Invite { name, server } => {
                 cli::machine_invite(&env, &name, server.as_deref()).await

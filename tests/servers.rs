@@ -52,6 +52,7 @@ fn one_person_on_two_servers_by_alias() {
     let (_tail, lines, err) = alice.spawn(&["tail", "ops@home"]);
     err.wait_for(WAIT, |l| l.contains("tailing #ops"));
     alice.ok(&["send", "ops@home", "at home"]);
+    assert!(alice.ok(&["who", "ops@home"]).contains("alice"));
     lines.wait_for(WAIT, |l| l.contains("at home"));
     let e = alice.fails(&["send", "ops", "not at work"]);
     assert!(e.contains("there is no channel #ops"), "{e}");
