@@ -119,7 +119,7 @@ enum Command {
     },
     /// The terminal client (with nothing configured: starts a local server and registers you)
     Tui {
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -132,7 +132,7 @@ enum Command {
         /// Read the human key's passphrase from stdin instead of the terminal
         #[arg(long, requires = "human")]
         passphrase_stdin: bool,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long, requires = "human")]
         server: Option<String>,
     },
@@ -140,7 +140,7 @@ enum Command {
     Register {
         /// The user name to claim
         name: String,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// This machine's name [default: the host name]
@@ -167,7 +167,7 @@ enum Command {
         /// An invite token from `conclave channel invite`
         #[arg(long, value_name = "TOKEN")]
         invite: Option<String>,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -175,7 +175,7 @@ enum Command {
     Leave {
         /// The channel to leave (CHANNEL@ALIAS on another of your servers)
         channel: String,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -185,7 +185,7 @@ enum Command {
         channel: String,
         /// The message; `-` reads it from stdin
         text: String,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// Session handle to send as
@@ -198,7 +198,7 @@ enum Command {
         path: String,
         /// The message; `-` reads it from stdin
         text: String,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -206,7 +206,7 @@ enum Command {
     Tail {
         /// The channel to print (CHANNEL@ALIAS on another of your servers)
         channel: String,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// Start after this sequence number
@@ -222,7 +222,7 @@ enum Command {
     Who {
         /// A channel (CHANNEL@ALIAS on another of your servers): its members and who receives it [default: everyone online]
         channel: Option<String>,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -249,7 +249,7 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Where things are and whether they work: server, sign-in, config, local server, logs
     Status {
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
         /// The local server's data directory [default: $XDG_DATA_HOME/conclave]
@@ -275,13 +275,13 @@ enum ChannelCommand {
         name: String,
         #[arg(long, value_enum, default_value = "public")]
         visibility: Visibility,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
     /// List the channels you can see
     List {
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -291,7 +291,7 @@ enum ChannelCommand {
         channel: String,
         /// The user to let in
         user: String,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -301,7 +301,7 @@ enum ChannelCommand {
         channel: String,
         /// The user whose membership ends
         user: String,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -329,7 +329,7 @@ enum MachineCommand {
     Invite {
         /// A name for the new machine
         name: String,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -343,7 +343,7 @@ enum MachineCommand {
     },
     /// List your machines
     List {
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -351,7 +351,7 @@ enum MachineCommand {
     Remove {
         /// The machine to remove
         name: String,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },

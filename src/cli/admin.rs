@@ -22,7 +22,7 @@ pub enum AdminCommand {
     Ban {
         #[command(flatten)]
         sanction: Sanction,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -31,13 +31,13 @@ pub enum AdminCommand {
         /// The banned user
         #[arg(value_parser = Name::user)]
         user: Name,
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
     /// List every user: machines, sessions online, admin, ban
     Users {
-        /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
         server: Option<String>,
     },
@@ -56,7 +56,7 @@ pub struct AuditArgs {
     last: u32,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
-    /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+    /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
     #[arg(long)]
     server: Option<String>,
 }

@@ -27,7 +27,7 @@ pub struct At {
     /// The channel, e.g. ops or #ops
     #[arg(value_parser = Name::channel)]
     channel: Name,
-    /// Server address, ws://HOST:PORT, or several instances of one server separated by commas [default: the registered one, else ws://127.0.0.1:7420]
+    /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
     #[arg(long)]
     server: Option<String>,
 }
