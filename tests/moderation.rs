@@ -220,12 +220,21 @@ fn invites_open_private_channels_as_often_as_they_say_and_never_to_the_banned() 
         "conclave: you are banned from #hideout for good: spam"
     );
 
+    // The open tokens are listed for moderators, so any of them can be revoked.
+    let listed = alice.ok(&["channel", "invite", "hideout", "--list"]);
+    assert!(
+        listed.starts_with(&format!("{token}  by alice")),
+        "{listed}"
+    );
+    assert!(listed.contains("5 use(s) left"), "{listed}");
     // A revoked token admits nobody.
     let said = alice.ok(&["channel", "invite", "hideout", "--revoke", &token]);
     assert_eq!(said.trim(), "#hideout: revoked an invite");
     alice.ok(&["channel", "unban", "hideout", "carol"]);
     let e = carol.fails(&["join", "hideout", "--invite", &token]);
     assert!(e.contains("not valid"), "{e}");
+    let listed = alice.ok(&["channel", "invite", "hideout", "--list"]);
+    assert_eq!(listed.trim(), "#hideout has no open invites");
 
     let e = carol.fails(&["channel", "invite", "hideout", "--ttl", "soon"]);
     assert!(e.contains("`soon` is not a duration"), "{e}");

@@ -152,6 +152,9 @@ pub enum ChannelModeration {
         /// Revoke this token instead of making one
         #[arg(long, value_name = "TOKEN", conflicts_with_all = ["uses", "ttl"])]
         revoke: Option<String>,
+        /// List the channel's open tokens instead of making one
+        #[arg(long, conflicts_with_all = ["uses", "ttl", "revoke"])]
+        list: bool,
     },
     /// Set a brake on agents: agent-turns N | reply-mode open|mention | slow SECONDS
     Set {
@@ -207,11 +210,13 @@ pub async fn run(env: &Env, command: ChannelModeration) -> Result<()> {
     let (at, what, reason) = match command {
         C::Topic { at, text: None } => return show_topic(env, &at).await,
         C::Delete { at, yes } => return delete(env, &at, yes).await,
+        C::Invite { at, list: true, .. } => return invites(env, &at).await,
         C::Invite {
             at,
             uses,
             ttl,
             revoke: None,
+            ..
         } => return invite(env, &at, uses, ttl).await,
         C::Info { at } => return info(env, &at).await,
         C::Kick {
@@ -350,6 +355,36 @@ async fn invite(env: &Env, at: &At, uses: Option<u32>, ttl: Option<Duration>) ->
         remaining_in_words(expires, now),
         client.server
     );
+    Ok(())
+}
+
+/// `channel invite CHANNEL --list`: the open tokens, with who made them and what is left.
+async fn invites(env: &Env, at: &At) -> Result<()> {
+    let client = env.as_person(at.server.as_deref()).await?;
+    let frame = ClientFrame::ListInvites {
+        id: 0,
+        channel: at.channel.clone(),
+    };
+    let ServerFrame::Invites {
+        channel, invites, ..
+    } = client.link.request(frame).await?
+    else {
+        bail!("unexpected answer from the server to a list of invites");
+    };
+    if invites.is_empty() {
+        println!("#{channel} has no open invites");
+        return Ok(());
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    for invite in invites {
+        println!(
+            "{}  by {:<12} {} use(s) left, valid {}",
+            invite.token,
+            invite.by.as_str(),
+            invite.uses_left,
+            remaining_in_words(invite.expires, now)
+        );
+    }
     Ok(())
 }
 

@@ -53,6 +53,11 @@ pub fn may_invite(channel: &Name, actor: Standing) -> Result<(), ProtocolError> 
     moderators_may(channel, actor, "make invites")
 }
 
+/// Seeing a channel's open invites needs what making one does.
+pub fn may_list_invites(channel: &Name, actor: Standing) -> Result<(), ProtocolError> {
+    moderators_may(channel, actor, "see its invites")
+}
+
 /// Bringing someone in needs what a moderation act does.
 pub fn may_add_members(channel: &Name, actor: Standing) -> Result<(), ProtocolError> {
     moderators_may(channel, actor, "add members")

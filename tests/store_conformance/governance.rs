@@ -336,8 +336,23 @@ pub async fn invites_admit_to_private_channels_for_their_uses(store: impl Store)
         .create_invite(&owner, &invite("secret", "t3", 5), now_ms())
         .await
         .unwrap();
+    // Moderators see every open token, so they can revoke one; members see none.
+    let listed = store
+        .list_invites(&owner, &name("secret"), now_ms())
+        .await
+        .unwrap();
+    let tokens: Vec<(&str, u32)> = listed
+        .iter()
+        .map(|i| (i.token.as_str(), i.uses_left))
+        .collect();
+    assert_eq!(tokens, [("t3", 5)], "t1 is used up, t2 was refused");
+    assert_eq!(listed[0].by.as_str(), "alice");
+    let member = store.list_invites(&as_bob, &name("secret"), now_ms()).await;
+    refused(member, ErrorCode::Forbidden, "may see its invites");
     let revoke = ChannelAct::RevokeInvite { token: "t3".into() };
     act(&store, &owner, "secret", revoke).await.unwrap();
+    let listed = store.list_invites(&owner, &name("secret"), now_ms()).await;
+    assert!(listed.unwrap().is_empty());
     let revoked = store
         .join(&secret, carol.user_id, &name("cli"), Some("t3"))
         .await;

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Audience, AuditEntry, ChannelAct, ChannelDetails, ChannelInfo, ChatMessage, CloseReason,
-    ErrorCode, MachineInfo, ModerationEvent, OnConflict, PresenceEvent, ProtocolError, RelayBody,
-    SessionInfo, SessionKind, UserInfo, Visibility, WhisperMessage,
+    ErrorCode, InviteInfo, MachineInfo, ModerationEvent, OnConflict, PresenceEvent, ProtocolError,
+    RelayBody, SessionInfo, SessionKind, UserInfo, Visibility, WhisperMessage,
 };
 use crate::net::names::{Name, SessionPath};
 
@@ -234,6 +234,12 @@ pub enum ClientFrame {
         before: Option<u64>,
         limit: u32,
     },
+    /// The open invite tokens of a channel (moderators, owner and admins). Answered with
+    /// `Invites`.
+    ListInvites {
+        id: u64,
+        channel: Name,
+    },
 }
 
 impl ClientFrame {
@@ -268,6 +274,7 @@ impl ClientFrame {
             Self::UnbanUser { .. } => "unban_user",
             Self::ListUsers { .. } => "list_users",
             Self::Audit { .. } => "audit",
+            Self::ListInvites { .. } => "list_invites",
         }
     }
 
@@ -301,7 +308,8 @@ impl ClientFrame {
             | Self::BanUser { id, .. }
             | Self::UnbanUser { id, .. }
             | Self::ListUsers { id, .. }
-            | Self::Audit { id, .. } => Some(*id),
+            | Self::Audit { id, .. }
+            | Self::ListInvites { id, .. } => Some(*id),
         }
     }
 
@@ -335,7 +343,8 @@ impl ClientFrame {
             | Self::BanUser { id, .. }
             | Self::UnbanUser { id, .. }
             | Self::ListUsers { id, .. }
-            | Self::Audit { id, .. } => *id = new_id,
+            | Self::Audit { id, .. }
+            | Self::ListInvites { id, .. } => *id = new_id,
         }
         self
     }
@@ -489,6 +498,12 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         more: bool,
     },
+    /// Answer to `ListInvites`.
+    Invites {
+        id: u64,
+        channel: Name,
+        invites: Vec<InviteInfo>,
+    },
 }
 
 impl ServerFrame {
@@ -518,6 +533,7 @@ impl ServerFrame {
             Self::ChannelDetails { .. } => "channel_details",
             Self::Users { .. } => "users",
             Self::Audit { .. } => "audit",
+            Self::Invites { .. } => "invites",
         }
     }
 
@@ -538,7 +554,8 @@ impl ServerFrame {
             | Self::ChannelInvite { id, .. }
             | Self::ChannelDetails { id, .. }
             | Self::Users { id, .. }
-            | Self::Audit { id, .. } => Some(*id),
+            | Self::Audit { id, .. }
+            | Self::Invites { id, .. } => Some(*id),
             Self::Challenge { .. }
             | Self::Welcome { .. }
             | Self::Message(_)

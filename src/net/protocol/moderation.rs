@@ -383,6 +383,20 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
+/// An open invite token of a channel, as its moderators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteInfo {
+    pub token: String,
+    /// Who made it.
+    pub by: Name,
+    pub uses_left: u32,
+    /// Milliseconds since the epoch.
+    pub expires: i64,
+}
+
+/// Most invites one `invites` answer lists (the newest to expire last first).
+pub const MAX_LISTED_INVITES: u32 = 500;
+
 /// A user as a server admin's list shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserInfo {

@@ -238,6 +238,26 @@ pub(super) async fn create_invite(
     }))
 }
 
+/// `ClientFrame::ListInvites`: the channel's open tokens, so a moderator can revoke one made
+/// by someone else.
+pub(super) async fn list_invites(
+    shared: &Shared,
+    me: &Me,
+    id: u64,
+    channel: Name,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    person_only(me)?;
+    let invites = shared
+        .store
+        .list_invites(&me.actor(shared), &channel, now_ms())
+        .await?;
+    Ok(Some(ServerFrame::Invites {
+        id,
+        channel,
+        invites,
+    }))
+}
+
 /// `ClientFrame::DescribeChannel`: anyone who may read the channel, agents included (their
 /// `status` tool shows the brakes).
 pub(super) async fn describe_channel(

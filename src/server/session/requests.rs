@@ -91,6 +91,9 @@ pub(super) async fn handle(
             uses,
             ttl_ms,
         } => governance::create_invite(shared, me, id, channel, uses, ttl_ms).await,
+        ClientFrame::ListInvites { id, channel } => {
+            governance::list_invites(shared, me, id, channel).await
+        }
         ClientFrame::DescribeChannel { id, channel } => {
             governance::describe_channel(shared, me, id, channel).await
         }

@@ -13,7 +13,9 @@ use super::{
     Signer, SqliteStore, Store, UserId,
 };
 use crate::net::names::Name;
-use crate::net::protocol::{AuditEntry, ChannelDetails, ChannelInfo, MachineInfo, UserInfo};
+use crate::net::protocol::{
+    AuditEntry, ChannelDetails, ChannelInfo, InviteInfo, MachineInfo, UserInfo,
+};
 
 /// Where a server keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +183,10 @@ impl Store for Backend {
 
     async fn create_invite(&self, by: &Actor, invite: &ChannelInvite, now: i64) -> Answer<Name> {
         delegate!(self, s => s.create_invite(by, invite, now).await)
+    }
+
+    async fn list_invites(&self, by: &Actor, channel: &Name, now: i64) -> Answer<Vec<InviteInfo>> {
+        delegate!(self, s => s.list_invites(by, channel, now).await)
     }
 
     async fn ban_user(

@@ -16,7 +16,7 @@ use std::future::Future;
 
 use crate::net::names::Name;
 use crate::net::protocol::{
-    AuditEntry, ChannelDetails, ChannelInfo, MachineInfo, ProtocolError, UserInfo,
+    AuditEntry, ChannelDetails, ChannelInfo, InviteInfo, MachineInfo, ProtocolError, UserInfo,
 };
 
 mod acts;
@@ -209,6 +209,15 @@ pub trait Store: Send + Sync {
         invite: &ChannelInvite,
         now: i64,
     ) -> impl Future<Output = Answer<Name>> + Send;
+
+    /// The channel's open invites, for its moderators: at most `MAX_LISTED_INVITES`, those
+    /// that expire last first.
+    fn list_invites(
+        &self,
+        by: &Actor,
+        channel: &Name,
+        now: i64,
+    ) -> impl Future<Output = Answer<Vec<InviteInfo>>> + Send;
 
     /// Bans a user from the server (the caller has checked it may), audited; their id.
     fn ban_user(

@@ -4,7 +4,9 @@
 
 use super::{Db, PostgresStore};
 use crate::net::names::Name;
-use crate::net::protocol::{AuditEntry, ChannelDetails, ChannelInfo, MachineInfo, UserInfo};
+use crate::net::protocol::{
+    AuditEntry, ChannelDetails, ChannelInfo, InviteInfo, MachineInfo, UserInfo,
+};
 use crate::server::store::{
     Account, Actor, Answer, Append, AuditRecord, Channel, ChannelId, ChannelInvite, HistoryRange,
     Joining, Moderated, Moderation, NewChannel, Page, Purged, ServerBan, Signer, Store, UserId,
@@ -187,6 +189,12 @@ impl Store for PostgresStore {
     async fn create_invite(&self, by: &Actor, invite: &ChannelInvite, now: i64) -> Answer<Name> {
         let (by, invite) = (by.clone(), invite.clone());
         self.write(move |db, _| Box::pin(async move { db.create_invite(&by, &invite, now).await }))
+            .await
+    }
+
+    async fn list_invites(&self, by: &Actor, channel: &Name, now: i64) -> Answer<Vec<InviteInfo>> {
+        Db::on(&self.conn().await?)
+            .list_invites(by, channel, now)
             .await
     }
 

@@ -3,13 +3,14 @@
 //! writer's one transaction, so nothing between the check and the write changes the answer.
 //! The rows each act changes are `governance.rs`; who may do what is `server::rules`.
 
-use super::Db;
 use super::audit::AuditScope;
+use super::{Db, name_from};
 use crate::net::names::Name;
 use crate::net::protocol::{
     AuditEntry, ChannelAct, ChannelDetails, ChannelSetting, ProtocolError, ReplyMode,
     remaining_in_words,
 };
+use crate::net::protocol::{InviteInfo, MAX_LISTED_INVITES};
 use crate::server::rules::{self, Standing};
 use crate::server::store::acts::{self, Step, changed};
 use crate::server::store::brakes::Brakes;
@@ -164,6 +165,36 @@ impl Db<'_> {
         })
         .await?;
         Ok(found.name)
+    }
+
+    /// See `Store::list_invites`.
+    pub async fn list_invites(
+        self,
+        by: &Actor,
+        channel: &Name,
+        now: i64,
+    ) -> Result<Vec<InviteInfo>, ProtocolError> {
+        let (found, actor) = self.standing_in(channel, by.user_id, by.admin).await?;
+        rules::may_list_invites(&found.name, actor)?;
+        let rows = self
+            .query(
+                "SELECT i.token, u.name, i.uses_left, i.expires_at
+                 FROM channel_invites i JOIN users u ON u.id = i.creator_id
+                 WHERE i.channel_id = $1 AND i.expires_at > $2 AND i.uses_left > 0
+                 ORDER BY i.expires_at DESC, i.token LIMIT $3",
+                &[&found.id, &now, &i64::from(MAX_LISTED_INVITES)],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(InviteInfo {
+                    token: row.get(0),
+                    by: name_from(row.get(1))?,
+                    uses_left: u32::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+                    expires: row.get(3),
+                })
+            })
+            .collect()
     }
 
     /// See `Store::ban_user`.

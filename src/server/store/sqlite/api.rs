@@ -4,7 +4,9 @@
 
 use super::SqliteStore;
 use crate::net::names::Name;
-use crate::net::protocol::{AuditEntry, ChannelDetails, ChannelInfo, MachineInfo, UserInfo};
+use crate::net::protocol::{
+    AuditEntry, ChannelDetails, ChannelInfo, InviteInfo, MachineInfo, UserInfo,
+};
 use crate::server::store::{
     Account, Actor, Answer, Append, AuditRecord, Channel, ChannelId, ChannelInvite, HistoryRange,
     Joining, Moderated, Moderation, NewChannel, Page, Purged, ServerBan, Signer, Store, UserId,
@@ -167,6 +169,12 @@ impl Store for SqliteStore {
     async fn create_invite(&self, by: &Actor, invite: &ChannelInvite, now: i64) -> Answer<Name> {
         let (by, invite) = (by.clone(), invite.clone());
         self.call(move |db| db.create_invite(&by, &invite, now))
+            .await
+    }
+
+    async fn list_invites(&self, by: &Actor, channel: &Name, now: i64) -> Answer<Vec<InviteInfo>> {
+        let (by, channel) = (by.clone(), channel.clone());
+        self.call(move |db| db.list_invites(&by, &channel, now))
             .await
     }
 

@@ -3,12 +3,13 @@
 //! savepoint, so nothing between the check and the write changes the answer. The rows each
 //! act changes are `governance.rs`; who may do what is `server::rules`, never here.
 
-use super::Db;
 use super::audit::AuditScope;
+use super::{Db, internal, name_from};
 use crate::net::names::Name;
 use crate::net::protocol::{
     AuditEntry, ChannelAct, ChannelDetails, ProtocolError, remaining_in_words,
 };
+use crate::net::protocol::{InviteInfo, MAX_LISTED_INVITES};
 use crate::server::rules::{self, Standing};
 use crate::server::store::acts::{self, Step, changed};
 use crate::server::store::{
@@ -150,6 +151,49 @@ impl Db {
             })?;
             Ok(found.name)
         })
+    }
+
+    /// See `Store::list_invites`.
+    pub fn list_invites(
+        &mut self,
+        by: &Actor,
+        channel: &Name,
+        now: i64,
+    ) -> Result<Vec<InviteInfo>, ProtocolError> {
+        let (found, actor) = self.standing_in(channel, by.user_id, by.admin)?;
+        rules::may_list_invites(&found.name, actor)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT i.token, u.name, i.uses_left, i.expires_at
+                 FROM channel_invites i JOIN users u ON u.id = i.creator_id
+                 WHERE i.channel_id = ?1 AND i.expires_at > ?2 AND i.uses_left > 0
+                 ORDER BY i.expires_at DESC, i.token LIMIT ?3",
+            )
+            .map_err(internal)?;
+        let rows = stmt
+            .query_map(
+                rusqlite::params![found.id, now, i64::from(MAX_LISTED_INVITES)],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, u32>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .map_err(internal)?;
+        rows.map(|row| {
+            let (token, by, uses_left, expires) = row.map_err(internal)?;
+            Ok(InviteInfo {
+                token,
+                by: name_from(by)?,
+                uses_left,
+                expires,
+            })
+        })
+        .collect()
     }
 
     /// See `Store::ban_user`.
