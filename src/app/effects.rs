@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use crate::net::link::{LinkError, LinkHandle, Resume};
 use crate::net::protocol::{ClientFrame, RelayBody, ServerFrame};
 
-use super::model::{PAGE, RoomId};
+use super::model::PAGE;
 use super::update::{AuditPage, Cmd, Listing, Reply};
 
 /// Starts the task that sends typed messages one after another, and returns its queue.
@@ -24,13 +24,10 @@ pub fn spawn_sender(link: LinkHandle, replies: mpsc::Sender<Reply>) -> mpsc::Unb
 
 /// The failure of a send that never reached the link.
 pub fn not_sent(cmd: Cmd, error: &str) -> Option<Reply> {
-    let (room, id) = match cmd {
-        Cmd::Send { channel, id, .. } => (RoomId::Channel(channel), id),
-        Cmd::Whisper { to, id, .. } => (RoomId::Whisper(to), id),
-        _ => return None,
+    let (Cmd::Send { id, .. } | Cmd::Whisper { id, .. }) = cmd else {
+        return None;
     };
     Some(Reply::NotSent {
-        room,
         id,
         error: error.to_owned(),
     })
@@ -74,13 +71,11 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply
         },
         Cmd::Send { channel, text, id } => match link.send(&channel, &text).await {
             Ok(receipt) => Some(Reply::Sent {
-                channel,
                 id,
                 seq: receipt.seq,
                 ts: receipt.ts,
             }),
             Err(e) => Some(Reply::NotSent {
-                room: RoomId::Channel(channel),
                 id,
                 error: e.to_string(),
             }),
@@ -88,7 +83,6 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply
         Cmd::Whisper { to, text, id } => match link.whisper(&to, &text).await {
             Ok(()) => Some(Reply::Whispered { to, id }),
             Err(e) => Some(Reply::NotSent {
-                room: RoomId::Whisper(to),
                 id,
                 error: e.to_string(),
             }),

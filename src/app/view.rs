@@ -365,7 +365,6 @@ mod tests {
         update(
             &mut app,
             Msg::Done(Reply::NotSent {
-                room: crate::app::model::RoomId::Channel(name("general")),
                 id: 2,
                 error: "you are not a member of #general".into(),
             }),

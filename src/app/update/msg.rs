@@ -3,7 +3,6 @@
 
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
-use crate::app::model::RoomId;
 use crate::net::client::LocalServer;
 use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
 use crate::net::names::{Name, SessionPath};
@@ -53,9 +52,9 @@ pub enum Reply {
     },
     Created(ChannelInfo),
     Left(Name),
-    /// The server stored message `id` as `seq`.
+    /// The server stored message `id` as `seq` (found by its id: its channel may have been
+    /// renamed meanwhile).
     Sent {
-        channel: Name,
         id: u64,
         seq: u64,
         ts: i64,
@@ -66,7 +65,6 @@ pub enum Reply {
     },
     /// Message or whisper `id` was not delivered; its entry keeps the text.
     NotSent {
-        room: RoomId,
         id: u64,
         error: String,
     },

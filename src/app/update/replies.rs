@@ -209,7 +209,7 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             note(app, 0, EntryKind::Note, format!("left #{channel}"));
             Vec::new()
         }
-        Reply::Sent { id, seq, ts, .. } => {
+        Reply::Sent { id, seq, ts } => {
             // The echo may have come first and taken its place already.
             if let Some((room, index)) = app.pending_entry(id) {
                 let r = &mut app.rooms[room];
@@ -233,7 +233,7 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             }
             Vec::new()
         }
-        Reply::NotSent { id, error, .. } => {
+        Reply::NotSent { id, error } => {
             if let Some((room, index)) = app.pending_entry(id) {
                 let entry = &mut app.rooms[room].entries[index];
                 entry.delivery = Delivery::Failed { id, reason: error };

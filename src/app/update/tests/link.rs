@@ -206,7 +206,6 @@ fn typed_messages_show_at_once_marked_pending_and_none_is_dropped() {
     update(
         &mut app,
         Msg::Done(Reply::Sent {
-            channel: name("general"),
             id: 1,
             seq: 7,
             ts: NOW,
@@ -222,7 +221,6 @@ fn typed_messages_show_at_once_marked_pending_and_none_is_dropped() {
     update(
         &mut app,
         Msg::Done(Reply::Sent {
-            channel: name("general"),
             id: 2,
             seq: 8,
             ts: NOW,
@@ -236,7 +234,6 @@ fn typed_messages_show_at_once_marked_pending_and_none_is_dropped() {
     update(
         &mut app,
         Msg::Done(Reply::NotSent {
-            room: RoomId::Channel(name("general")),
             id: 3,
             error: "the link is closed".into(),
         }),

@@ -250,7 +250,6 @@ fn a_message_on_its_way_when_the_channel_is_renamed_is_still_acknowledged() {
     update(
         &mut app,
         Msg::Done(Reply::Sent {
-            channel: name("general"),
             id,
             seq: 1,
             ts: NOW,
