@@ -68,6 +68,7 @@ where
     let task = LinkTask {
         handle: config.handle.clone(),
         path: None,
+        urls: server_urls(&config.url),
         next_url: 0,
         served_stably: false,
         server_id: None,
@@ -102,7 +103,9 @@ struct LinkTask {
     handle: Name,
     /// The path the server granted, once it has.
     path: Option<SessionPath>,
-    /// Which of the configured server addresses to try first (the one that answered last).
+    /// The server's addresses (`config.url` read once): one, or instances tried in turn.
+    urls: Vec<String>,
+    /// Which of `urls` to try first (the one that answered last).
     next_url: usize,
     /// The last connection stayed up long enough to count as working (see `Backoff`).
     served_stably: bool,
@@ -127,7 +130,7 @@ impl LinkTask {
         C: Fn(String) -> F + Sync,
         F: Future<Output = Result<Conn, ConnectError>>,
     {
-        let urls = server_urls(&self.config.url);
+        let urls = self.urls.clone();
         let reason = loop {
             let dialing = dial(&connect, &urls, self.next_url);
             let (attempt, answered) = tokio::select! {

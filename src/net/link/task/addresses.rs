@@ -2,7 +2,6 @@
 //! turn) and the id each must answer with, checked before anything is signed.
 
 use super::*;
-use crate::net::servers::server_urls;
 
 /// Tries each address in turn, from `first`, until one answers; returns the outcome and the
 /// index of the address that answered (or of the first one tried, when none did).
@@ -62,7 +61,7 @@ impl LinkTask {
                 )));
             }
         }
-        let several = server_urls(&self.config.url).len() > 1;
+        let several = self.urls.len() > 1;
         let expected = pin
             .expected
             .as_deref()
@@ -77,11 +76,10 @@ impl LinkTask {
     }
 
     /// The address dialled last.
-    fn current_url(&self) -> String {
-        let urls = server_urls(&self.config.url);
-        urls.get(self.next_url % urls.len().max(1))
-            .cloned()
-            .unwrap_or_default()
+    fn current_url(&self) -> &str {
+        self.urls
+            .get(self.next_url % self.urls.len().max(1))
+            .map_or("", String::as_str)
     }
 }
 
