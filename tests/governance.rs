@@ -7,8 +7,8 @@ mod inproc;
 use conclave::net::link::{LinkError, LinkEvent, Resume};
 use conclave::net::names::{Name, SessionPath};
 use conclave::net::protocol::{
-    ChannelAct, ChannelSetting, ClientFrame, ErrorCode, KickTarget, ReplyMode, Role, ServerFrame,
-    Visibility,
+    Audience, Autonomy, ChannelAct, ChannelSetting, ClientFrame, ErrorCode, KickTarget, RelayBody,
+    ReplyMode, Role, ServerFrame, Visibility,
 };
 use conclave::server::ServerConfig;
 use inproc::*;
@@ -592,5 +592,69 @@ async fn a_mute_outlives_leaving_and_an_owner_who_leaves_hands_the_channel_on() 
     let details = describe(&r.bob, &r.ops).await;
     assert_eq!(details.owner.unwrap().as_str(), "carol");
     assert!(details.moderators.is_empty());
+    r.server.stop().await;
+}
+
+#[tokio::test]
+async fn verdicts_and_autonomy_changes_relayed_to_an_agent_are_audited_once_delivered() {
+    let r = room(Visibility::Public).await;
+    let relay = |to: Option<&str>, body: RelayBody| ClientFrame::Relay {
+        id: 0,
+        to: to.map(|p| SessionPath::parse(p).unwrap()),
+        audience: Some(Audience::Agents),
+        body,
+    };
+    let autonomy = RelayBody::SetAutonomy {
+        channel: channel("ops"),
+        level: Autonomy::Converse,
+    };
+    r.alice.link.request(relay(None, autonomy)).await.unwrap();
+    let verdict = RelayBody::PermissionVerdict {
+        request_id: "r1".into(),
+        allow: false,
+    };
+    r.alice
+        .link
+        .request(relay(Some("alice/m/agent"), verdict))
+        .await
+        .unwrap();
+    // A verdict that reached nobody did nothing, and is not written down.
+    let lost = RelayBody::PermissionVerdict {
+        request_id: "r2".into(),
+        allow: true,
+    };
+    let (code, _) = refusal(
+        r.alice
+            .link
+            .request(relay(Some("alice/m/gone"), lost))
+            .await,
+    );
+    assert_eq!(code, ErrorCode::NotFound);
+    let ServerFrame::Audit { entries, .. } = r
+        .alice
+        .link
+        .request(ClientFrame::Audit {
+            id: 0,
+            channel: None,
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let seen: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("permission-verdict", "denied permission request r1"),
+            ("autonomy", "set autonomy converse in #ops"),
+        ]
+    );
+    assert_eq!(entries[0].target.as_deref(), Some("alice/m/agent"));
     r.server.stop().await;
 }

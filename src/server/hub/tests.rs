@@ -633,3 +633,25 @@ fn a_server_ban_closes_only_that_user_s_sessions() {
     );
     assert_eq!(hub.online_counts(&[1, 2])[&1], 1);
 }
+
+#[test]
+fn a_deletion_holds_up_joins_but_never_a_login() {
+    let hub = Hub::default();
+    let checked = hub.epoch(7);
+    let event = ServerFrame::Closing {
+        reason: CloseReason::Shutdown,
+        message: "stand-in for the moderation event".into(),
+    };
+    hub.moderate(1, &event, RoomEffect::Close);
+    let (o, _rx) = outbox(8);
+    let login = claim(
+        7,
+        path("carol/m/tui"),
+        SessionKind::Human,
+        OnConflict::Refuse,
+    );
+    assert!(
+        hub.attach(login, o, checked).is_ok(),
+        "someone else's deletion"
+    );
+}
