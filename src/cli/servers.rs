@@ -41,7 +41,7 @@ async fn list(env: &Env) -> Result<()> {
         println!("no servers yet: `conclave register NAME --server URL` adds one");
         return Ok(());
     }
-    let default = config.default_alias();
+    let default = config.default_server_alias();
     let checks = servers
         .values()
         .map(|entry| reachable(entry.url.clone()))
@@ -88,7 +88,7 @@ fn remove(env: &Env, alias: &str) -> Result<()> {
     let removed = config.remove_server(alias)?;
     config.save(&env.config_dir)?;
     println!("forgot `{alias}` ({})", removed.url);
-    if let Some(default) = config.default_alias() {
+    if let Some(default) = config.default_server_alias() {
         println!("the default is `{default}`");
     }
     Ok(())

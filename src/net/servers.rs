@@ -141,7 +141,7 @@ impl ClientConfig {
     }
 
     /// The alias of the default server, if it has one.
-    pub fn default_alias(&self) -> Option<Name> {
+    pub fn default_server_alias(&self) -> Option<Name> {
         self.alias_of(self.server.as_deref()?)
     }
 
@@ -193,7 +193,7 @@ impl ClientConfig {
         if self.server.is_none() {
             self.server = Some(entry.url.clone());
             self.user.clone_from(&entry.user);
-        } else if self.default_alias().as_ref() == Some(&alias) {
+        } else if self.default_server_alias().as_ref() == Some(&alias) {
             // The default's address or user changed: keep the top-level keys in step.
             self.server = Some(entry.url.clone());
             self.user.clone_from(&entry.user);
@@ -287,7 +287,7 @@ mod tests {
         let servers = old.servers();
         assert_eq!(servers.len(), 1);
         assert_eq!(servers[&name("team")].url, "ws://team:7420");
-        assert_eq!(old.default_alias(), Some(name("team")));
+        assert_eq!(old.default_server_alias(), Some(name("team")));
         assert_eq!(old.resolve_server(Some("team")).unwrap(), "ws://team:7420");
         assert_eq!(old.resolve_server(Some("ws://x:1")).unwrap(), "ws://x:1");
         assert_eq!(old.resolve_server(None).unwrap(), "ws://team:7420");
