@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use color_eyre::eyre::Result;
+use color_eyre::eyre::{Result, bail};
 
 use conclave::app::TuiOptions;
 use conclave::cli::servers::on_server;
@@ -105,6 +105,10 @@ enum Command {
         /// the same URL: postgres://USER[:PASS]@HOST[:PORT]/DB
         #[arg(long, value_name = "URL", conflicts_with_all = ["data_dir", "ephemeral"])]
         store: Option<String>,
+        /// The NATS server the instances sharing a PostgreSQL store talk over (every
+        /// instance on one store needs the same): nats://HOST:PORT
+        #[arg(long, value_name = "URL")]
+        bus: Option<String>,
         /// A user with server-wide admin rights (repeatable)
         #[arg(long = "admin", value_name = "USER")]
         admins: Vec<String>,
@@ -425,6 +429,7 @@ async fn run(cli: Cli) -> Result<()> {
             data_dir,
             ephemeral,
             store,
+            bus,
             admins,
             retention_days,
             limits,
@@ -434,6 +439,11 @@ async fn run(cli: Cli) -> Result<()> {
             if stop {
                 return cli::stop_server(&data_dir).await;
             }
+            if bus.is_some() && store.is_none() {
+                bail!(
+                    "--bus links instances that share one PostgreSQL store: give --store postgres://... as well (a SQLite server is one instance and needs no bus)"
+                );
+            }
             let admins = admins
                 .iter()
                 .map(|a| Name::user(a))
@@ -441,6 +451,7 @@ async fn run(cli: Cli) -> Result<()> {
             let config = ServerConfig {
                 data_dir: (!ephemeral && store.is_none()).then_some(data_dir),
                 store,
+                bus,
                 admins,
                 retention: Duration::from_secs(u64::from(retention_days) * 24 * 3600),
                 heartbeat: server::DEFAULT_HEARTBEAT,

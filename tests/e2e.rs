@@ -681,26 +681,3 @@ fn a_store_that_will_not_open_ends_serve_with_one_line() {
     let both = refused(&["--store", "postgres://h/db", "--ephemeral"]);
     assert!(both.contains("cannot be used with"), "{both}");
 }
-
-#[test]
-fn a_second_instance_on_one_database_is_refused_until_there_is_a_bus() {
-    let Some(url) = postgres::test_url() else {
-        return;
-    };
-    let store = postgres::fresh_schema_blocking(&url);
-    let mut first = Server::start_on_store(&store);
-    let second = std::process::Command::new(common::BIN)
-        .args(["serve", "--bind", "127.0.0.1:0", "--store", &store])
-        .output()
-        .unwrap();
-    assert!(!second.status.success());
-    let said = String::from_utf8(second.stderr).unwrap();
-    assert_eq!(said.lines().count(), 1, "{said}");
-    assert!(
-        said.contains("another conclave instance serves the database"),
-        "{said}"
-    );
-    // The claim ends with the instance, however it ends.
-    first.stop("KILL");
-    first.restart();
-}

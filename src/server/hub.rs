@@ -6,10 +6,11 @@
 //! reconnects and catches up from history) rather than slowing the room or growing memory.
 //! Nothing here touches the database.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 
 use crate::net::codec;
 use crate::net::names::{Name, SessionPath};
@@ -20,7 +21,9 @@ use crate::net::protocol::{
 
 pub use super::outbox::{Control, Outbox};
 use super::store::{ChannelId, UserId};
+pub use forward::{Forward, Outgoing};
 pub use governance::RoomEffect;
+pub use revoke::UserEffect;
 
 /// Most suffixes tried for a defaulted handle before giving up.
 const MAX_SUFFIX: u32 = 1000;
@@ -42,10 +45,18 @@ struct Subscriber {
 }
 
 struct Room {
+    id: ChannelId,
     name: Name,
     /// The newest sequence number fanned out (or known from the store when subscribing).
     last_seq: u64,
+    /// The newest sequence number known to be stored; above `last_seq` is a gap to fill from
+    /// the store before anything later is delivered (see `order.rs`).
+    known_seq: u64,
+    /// Messages that arrived after a gap, held until it is filled (bounded).
+    pending: BTreeMap<u64, Bytes>,
     subscribers: HashMap<SessionPath, Subscriber>,
+    /// Where this room's presence changes go for the other instances.
+    forward: Forward,
 }
 
 #[derive(Default)]
@@ -61,6 +72,10 @@ struct State {
     /// Channels deleted: a join that read a channel before its deletion must not bring its
     /// room back.
     deletions: u64,
+    /// Rooms whose subscribers wait for a gap to be filled from the store.
+    gaps: HashSet<ChannelId>,
+    /// Where events for the other instances go.
+    forward: Forward,
 }
 
 impl State {
@@ -128,6 +143,8 @@ impl From<ProtocolError> for Refusal {
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub user_id: UserId,
+    /// Paths of this user and machine live on other instances (none on a server of one).
+    pub elsewhere: HashSet<SessionPath>,
     /// `user/machine/handle` as requested.
     pub base: SessionPath,
     pub kind: SessionKind,
@@ -148,6 +165,10 @@ pub struct Attached {
 pub struct Hub {
     state: Mutex<State>,
     max_sessions_per_user: usize,
+    /// Wakes the gap filler.
+    gap_found: Notify,
+    /// Wakes the bus when a room gets its first subscriber here.
+    interest_grew: Notify,
 }
 
 impl Default for Hub {
@@ -161,7 +182,15 @@ impl Hub {
         Self {
             state: Mutex::default(),
             max_sessions_per_user,
+            gap_found: Notify::new(),
+            interest_grew: Notify::new(),
         }
+    }
+
+    /// Sends what the other instances must hear of to `forward` from now on. Called before
+    /// the first session attaches.
+    pub fn forward_to(&self, forward: Forward) {
+        self.lock().forward = forward;
     }
 
     /// The revocation count, read before checking access in the store.
@@ -188,6 +217,7 @@ impl Hub {
     ) -> Result<Attached, Refusal> {
         let Claim {
             user_id,
+            elsewhere,
             base,
             kind,
             policy,
@@ -201,8 +231,9 @@ impl Hub {
         }
         let mut path = base.clone();
         let mut replacing = false;
-        if let Some(live) = state.sessions.get(&path) {
-            let same_instance = instance.is_some() && live.instance == instance;
+        let here = state.sessions.get(&path);
+        if here.is_some() || elsewhere.contains(&path) {
+            let same_instance = instance.is_some() && here.is_some_and(|l| l.instance == instance);
             let policy = if same_instance {
                 OnConflict::Replace
             } else {
@@ -234,7 +265,7 @@ impl Hub {
                                 base.session.with_suffix(n),
                             )
                         })
-                        .find(|p| !state.sessions.contains_key(p));
+                        .find(|p| !state.sessions.contains_key(p) && !elsewhere.contains(p));
                     path = free.ok_or_else(|| {
                         ProtocolError::conflict("too many sessions with this handle")
                     })?;
@@ -289,8 +320,10 @@ impl Hub {
     }
 
     /// Tells every other subscriber of `room` about a presence change of `path`.
+    /// The other instances hear of it too: `path` is a session of this one.
     fn announce(room: &Room, path: &SessionPath, kind: SessionKind, change: PresenceChange) {
-        if room.subscribers.keys().all(|p| p == path) {
+        let others_here = room.subscribers.keys().any(|p| p != path);
+        if !others_here && !room.forward.is_on() {
             return;
         }
         let frame = ServerFrame::Presence(PresenceEvent {
@@ -310,6 +343,11 @@ impl Hub {
                 sub.outbox.deliver(bytes.clone());
             }
         }
+        room.forward.send(Outgoing::Room {
+            channel: room.id,
+            frame: bytes,
+            effect: RoomEffect::Nothing,
+        });
     }
 
     /// Starts delivering `channel` to the session. `joined` builds the answer from the room's
@@ -344,13 +382,16 @@ impl Hub {
         let Some(live) = state.sessions.get_mut(&attached.path) else {
             return Ok(());
         };
-        let room = state.rooms.entry(channel_id).or_insert_with(|| Room {
-            name: channel.clone(),
-            last_seq: 0,
-            subscribers: HashMap::new(),
-        });
-        room.last_seq = room.last_seq.max(stored_last_seq);
+        let forward = &state.forward;
+        let room = state
+            .rooms
+            .entry(channel_id)
+            .or_insert_with(|| Room::new(channel_id, channel.clone(), forward.clone()));
+        let gap = room.note_stored(stored_last_seq);
         live.outbox.deliver_frame(&joined(room.last_seq));
+        if room.subscribers.is_empty() {
+            self.interest_grew.notify_one();
+        }
         let already = room.subscribers.contains_key(&attached.path);
         live.rooms.insert(channel_id);
         room.subscribers.insert(
@@ -363,6 +404,10 @@ impl Hub {
         );
         if !already {
             Self::announce(room, &attached.path, live.kind, change);
+        }
+        if gap {
+            state.gaps.insert(channel_id);
+            self.gap_found.notify_one();
         }
         Ok(())
     }
@@ -404,9 +449,10 @@ impl Hub {
         self.publish_all([(channel_id, message)]);
     }
 
-    /// Fans stored messages out to their channels' subscribers. Called by the store thread
-    /// once per commit, in sequence order: the whole burst goes out under one lock, so each
-    /// connection's writer wakes once for it and writes it in one go.
+    /// Fans stored messages out to their channels' subscribers, and forwards them to the other
+    /// instances. Called by the store once per commit, in sequence order: the whole burst goes
+    /// out under one lock, so each connection's writer wakes once for it and writes it in one
+    /// go.
     pub fn publish_all(&self, messages: impl IntoIterator<Item = (ChannelId, ChatMessage)>) {
         // Encoded outside the lock, once for every recipient.
         let encoded: Vec<(ChannelId, Name, u64, Bytes)> = messages
@@ -422,79 +468,70 @@ impl Hub {
                 }
             })
             .collect();
-        let mut state = self.lock();
+        let mut forwarded: Vec<(ChannelId, Vec<(u64, Bytes)>)> = Vec::new();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         for (channel_id, channel, seq, bytes) in encoded {
             // The room is made even with nobody in it: a join racing this message reads the
             // newest sequence from here, so its answer is never behind what was fanned out.
-            let room = state.rooms.entry(channel_id).or_insert_with(|| Room {
-                name: channel,
-                last_seq: 0,
-                subscribers: HashMap::new(),
-            });
-            room.last_seq = room.last_seq.max(seq);
-            for sub in room.subscribers.values() {
-                sub.outbox.deliver(bytes.clone());
+            let forward = &state.forward;
+            let room = state
+                .rooms
+                .entry(channel_id)
+                .or_insert_with(|| Room::new(channel_id, channel, forward.clone()));
+            if room.offer(seq, bytes.clone()) {
+                state.gaps.insert(channel_id);
+                self.gap_found.notify_one();
+            }
+            if state.forward.is_on() {
+                match forwarded.last_mut() {
+                    Some((id, frames)) if *id == channel_id => frames.push((seq, bytes)),
+                    _ => forwarded.push((channel_id, vec![(seq, bytes)])),
+                }
             }
         }
+        for (channel, frames) in forwarded {
+            state.forward.send(Outgoing::Messages { channel, frames });
+        }
     }
 
-    /// Queues a whisper for exactly one live session.
-    pub fn whisper(&self, to: &SessionPath, frame: &ServerFrame) -> Result<(), ProtocolError> {
-        let bytes = codec::encode(frame)?;
+    /// Queues an encoded whisper for one session, if it is here.
+    pub fn whisper(&self, to: &SessionPath, bytes: &Bytes) -> bool {
         let state = self.lock();
-        let live = state
-            .sessions
-            .get(to)
-            .ok_or_else(|| ProtocolError::not_found(format!("{to} is not online")))?;
-        live.outbox.deliver(bytes.into());
-        Ok(())
+        let Some(live) = state.sessions.get(to) else {
+            return false;
+        };
+        live.outbox.deliver(bytes.clone());
+        true
     }
 
-    /// Queues a relay for the sender's own sessions: `to`, or else every live session of the
-    /// sender's user of the `audience` kind. Returns how many got it.
+    /// Queues a relay for sessions of `user_id` here other than `sender`: `to`, or else every
+    /// one of the `audience` kind. Returns how many got it.
     pub fn relay(
         &self,
-        sender: &Attached,
+        user_id: UserId,
+        sender: &SessionPath,
         to: Option<&SessionPath>,
         audience: Audience,
-        frame: &ServerFrame,
-    ) -> Result<usize, ProtocolError> {
-        let bytes = Bytes::from(codec::encode(frame)?);
-        let state = self.lock();
-        let user_id = state
-            .sessions
-            .get(&sender.path)
-            .map(|l| l.user_id)
-            .ok_or_else(|| ProtocolError::internal("this session is not registered"))?;
-        if let Some(to) = to {
-            let live = state
-                .sessions
-                .get(to)
-                .filter(|l| l.user_id == user_id && to != &sender.path)
-                .ok_or_else(|| {
-                    ProtocolError::not_found(format!("{to} is not one of your online sessions"))
-                })?;
-            live.outbox.deliver(bytes);
-            return Ok(1);
-        }
+        bytes: &Bytes,
+    ) -> usize {
         let kind = match audience {
             Audience::Humans => SessionKind::Human,
             Audience::Agents => SessionKind::Agent,
         };
+        let state = self.lock();
         let mut delivered = 0;
         for (path, live) in &state.sessions {
-            if live.user_id == user_id && live.kind == kind && path != &sender.path {
+            let picked = match to {
+                Some(to) => path == to,
+                None => live.kind == kind,
+            };
+            if picked && live.user_id == user_id && path != sender {
                 live.outbox.deliver(bytes.clone());
                 delivered += 1;
             }
         }
-        if delivered == 0 {
-            return Err(ProtocolError::not_found(format!(
-                "none of your {} sessions is online",
-                kind
-            )));
-        }
-        Ok(delivered)
+        delivered
     }
 
     /// Live sessions on the server, or receiving one channel, sorted by path.
@@ -530,7 +567,12 @@ impl Hub {
     }
 }
 
+mod forward;
 mod governance;
+mod order;
+#[cfg(test)]
+mod order_tests;
+mod remote;
 mod revoke;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 //! `store` owns the database. Depends only on `net`.
 
 pub mod admission;
+pub mod bus;
 pub mod hub;
 pub mod outbox;
 pub mod rules;
@@ -27,6 +28,7 @@ use crate::net::local::PidLock;
 use crate::net::names::Name;
 
 use self::admission::{Admission, Limits, MAX_REFUSING};
+use self::bus::{Bus, Cluster};
 use self::hub::Hub;
 use self::session::Shared;
 use self::store::{Appended, Backend, Location};
@@ -40,8 +42,10 @@ pub struct ServerConfig {
     /// Where the database lives; `None` keeps everything in memory (or in `store`).
     pub data_dir: Option<PathBuf>,
     /// A PostgreSQL URL: the shared store, instead of SQLite in `data_dir` (which is then
-    /// `None`). Several instances may run on one database.
+    /// `None`). Several instances may run on one database, given a bus.
     pub store: Option<String>,
+    /// A NATS URL: the bus between the instances sharing `store`.
+    pub bus: Option<String>,
     /// Users with server-wide administration rights.
     pub admins: Vec<Name>,
     /// How long messages are kept.
@@ -61,6 +65,7 @@ impl ServerConfig {
         Self {
             data_dir: None,
             store: None,
+            bus: None,
             admins: Vec::new(),
             retention: Duration::from_secs(30 * 24 * 3600),
             heartbeat: DEFAULT_HEARTBEAT,
@@ -72,6 +77,8 @@ impl ServerConfig {
 /// A server whose store is open and identity settled, ready to accept connections.
 pub struct Opened {
     shared: Shared,
+    /// Stops the server's own tasks (the bus, the gap filler) once it stops accepting.
+    tasks: CancellationToken,
 }
 
 /// Opens the store and settles the server's identity. Everything that can refuse to start
@@ -88,15 +95,29 @@ pub async fn open(config: ServerConfig) -> Result<Opened> {
     };
     let store = Backend::open(location, config.retention, publish).await?;
     let server_id = server_id::server_id(&store, config.data_dir.as_deref()).await?;
+    let tasks = CancellationToken::new();
+    let bus = match &config.bus {
+        Some(url) => {
+            let bus = Cluster::start(url, &server_id, hub.clone(), store.clone(), tasks.clone());
+            bus.await?
+        }
+        None => Bus::Local,
+    };
+    tokio::spawn(bus::gaps::fill_gaps(
+        hub.clone(),
+        store.clone(),
+        tasks.clone(),
+    ));
     let shared = Shared {
         hub,
+        bus,
         store,
         server_id,
         admins: Arc::new(config.admins),
         heartbeat: config.heartbeat,
         admission: Admission::new(config.limits),
     };
-    Ok(Opened { shared })
+    Ok(Opened { shared, tasks })
 }
 
 /// Opens the server (see `open`) and accepts connections on `listener` until `shutdown`.
@@ -115,7 +136,8 @@ pub async fn accept(
     opened: Opened,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let Opened { shared } = opened;
+    let Opened { shared, tasks } = opened;
+    let _stop_tasks = tasks.drop_guard();
     let tracker = TaskTracker::new();
     // Refusals in progress: each costs a task while it says why; past this many, a refused
     // connection is simply closed.
@@ -185,8 +207,8 @@ pub async fn serve(bind: &str, mut config: ServerConfig) -> Result<()> {
         None => None,
     };
     let shared_store = config.store.is_some();
-    let _sole = match &config.store {
-        Some(url) => Some(store::postgres::SoleInstance::claim(url).await?),
+    let _claim = match &config.store {
+        Some(url) => Some(store::postgres::InstanceClaim::claim(url, config.bus.is_some()).await?),
         None => None,
     };
     let opened = open(config).await?;

@@ -20,6 +20,7 @@ use crate::net::protocol::{
 };
 
 use super::admission::{Admission, Slot, Spend};
+use super::bus::Bus;
 use super::hub::{Attached, Claim, Hub, Outbox, Refusal, RoomRef};
 use super::store::{Account, Actor, Append, Backend, INVITE_TTL_MS, Signer, Store, UserId, now_ms};
 
@@ -51,6 +52,8 @@ pub enum Inbound {
 #[derive(Clone)]
 pub struct Shared {
     pub hub: Arc<Hub>,
+    /// The other instances, if any.
+    pub bus: Bus,
     pub store: Backend,
     pub server_id: String,
     pub admins: Arc<Vec<Name>>,
@@ -303,8 +306,10 @@ async fn handshake(
             account.machine.clone(),
             handle.clone(),
         );
+        let elsewhere = shared.bus.claim(&base, instance.as_deref(), policy).await;
         let claim = Claim {
             user_id: account.user_id,
+            elsewhere,
             base,
             kind,
             policy,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod nats;
 pub mod postgres;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_conclave");
@@ -88,6 +89,12 @@ impl Server {
     /// A server on the PostgreSQL database at `url` (see `postgres::fresh_schema`).
     pub fn start_on_store(url: &str) -> Self {
         Self::spawn(tempfile::tempdir().unwrap(), &["--store", url])
+    }
+
+    /// One instance of a cluster: the PostgreSQL store at `store`, the NATS bus at `bus`.
+    pub fn start_in_cluster(store: &str, bus: &str, flags: &[&str]) -> Self {
+        let base = ["--store", store, "--bus", bus];
+        Self::spawn(tempfile::tempdir().unwrap(), base.iter().chain(flags))
     }
 
     fn spawn<'a>(data: TempDir, flags: impl IntoIterator<Item = &'a &'a str>) -> Self {

@@ -66,6 +66,7 @@ macro_rules! conformance {
                 messages::history_pages_are_cut_by_size,
                 messages::read_positions_only_move_forward_and_stop_at_the_newest,
                 messages::a_purge_drops_only_what_is_past_the_cutoff,
+                messages::an_instance_catches_up_on_a_channel_by_seq_range,
                 messages::an_agent_run_stops_at_the_turn_budget_until_a_person_posts,
                 governance::members_cannot_moderate_nor_learn_who_exists,
                 governance::a_ban_ends_the_membership_and_keeps_the_user_out,

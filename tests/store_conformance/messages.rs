@@ -247,3 +247,20 @@ pub async fn an_agent_run_stops_at_the_turn_budget_until_a_person_posts(store: i
     store.append(append).await;
     outcome.await.unwrap().unwrap();
 }
+
+pub async fn an_instance_catches_up_on_a_channel_by_seq_range(store: impl Store) {
+    let alice = setup(&store).await;
+    let mut id = 0;
+    for i in 1..=5 {
+        let stored = post(&store, &alice, "general", &format!("c{i}"), &format!("m{i}")).await;
+        id = stored.unwrap().channel_id;
+    }
+    let missed = store.catch_up(id, 1, 4, 10).await.unwrap();
+    let got: Vec<(u64, &str)> = missed.iter().map(|m| (m.seq, m.text.as_str())).collect();
+    assert_eq!(got, [(2, "m2"), (3, "m3"), (4, "m4")]);
+    assert_eq!(missed[0].channel, name("general"));
+    let page = store.catch_up(id, 0, 5, 2).await.unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(store.last_seqs(&[id, id + 1000]).await.unwrap(), [(id, 5)]);
+    assert!(store.catch_up(id + 1000, 0, 5, 10).await.unwrap().is_empty());
+}

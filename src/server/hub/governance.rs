@@ -6,29 +6,33 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::{Hub, State};
+use serde::{Deserialize, Serialize};
+
+use super::{Hub, Outgoing, State};
 use crate::net::codec;
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{CloseReason, PresenceChange, ServerFrame};
+use crate::net::protocol::{PresenceChange, ServerFrame};
 use crate::server::store::{ChannelId, UserId};
 
-/// What an act does to a room once its subscribers have heard of it.
-#[derive(Debug, Clone, Copy)]
-pub enum RoomEffect<'a> {
+/// What an act does to a room once its subscribers have heard of it. Sent as it is to the
+/// other instances, which apply it to their own sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoomEffect {
     Nothing,
     /// Every session of the user stops receiving (their membership ended).
     RemoveUser(UserId),
     /// One session stops receiving (its user stays a member).
-    RemoveSession(&'a SessionPath),
-    Rename(&'a Name),
+    RemoveSession(SessionPath),
+    Rename(Name),
     /// The channel is gone.
     Close,
 }
 
 impl Hub {
     /// Tells the room's subscribers about an act (`event`), then applies its effect; the
-    /// sessions an act removes hear of it before they stop receiving.
-    pub fn moderate(&self, channel_id: ChannelId, event: &ServerFrame, effect: RoomEffect<'_>) {
+    /// sessions an act removes hear of it before they stop receiving. Other instances do the
+    /// same for theirs.
+    pub fn moderate(&self, channel_id: ChannelId, event: &ServerFrame, effect: RoomEffect) {
         let bytes = match codec::encode(event) {
             Ok(bytes) => Bytes::from(bytes),
             Err(e) => {
@@ -36,8 +40,22 @@ impl Hub {
                 return;
             }
         };
-        let mut guard = self.lock();
-        let state = &mut *guard;
+        let mut state = self.lock();
+        Self::apply_to_room(&mut state, channel_id, &bytes, &effect);
+        state.forward.send(Outgoing::Room {
+            channel: channel_id,
+            frame: bytes,
+            effect,
+        });
+    }
+
+    /// An act or a presence change another instance reports for a room: its subscribers here
+    /// hear of it and the effect applies to the sessions here.
+    pub fn receive_room_event(&self, channel_id: ChannelId, frame: &Bytes, effect: &RoomEffect) {
+        Self::apply_to_room(&mut self.lock(), channel_id, frame, effect);
+    }
+
+    fn apply_to_room(state: &mut State, channel_id: ChannelId, bytes: &Bytes, effect: &RoomEffect) {
         if let Some(room) = state.rooms.get(&channel_id) {
             for sub in room.subscribers.values() {
                 sub.outbox.deliver(bytes.clone());
@@ -46,7 +64,7 @@ impl Hub {
         match effect {
             RoomEffect::Nothing => {}
             RoomEffect::RemoveUser(user_id) => {
-                Self::drop_user_from_room(state, channel_id, user_id);
+                Self::drop_user_from_room(state, channel_id, *user_id);
             }
             RoomEffect::RemoveSession(path) => {
                 Self::drop_session_from_room(state, channel_id, path)
@@ -79,16 +97,6 @@ impl Hub {
         if let Some(live) = state.sessions.get_mut(path) {
             live.rooms.remove(&channel_id);
         }
-    }
-
-    /// Closes every session of a user banned from the server, telling each why.
-    pub fn ban_user(&self, user_id: UserId, why: &str) {
-        self.end_sessions(
-            user_id,
-            |_, _| true,
-            CloseReason::Banned,
-            |_| why.to_owned(),
-        );
     }
 
     /// Live sessions of each of `users`.

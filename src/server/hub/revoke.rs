@@ -1,14 +1,110 @@
-//! Access taken away at once: a membership ended, a machine removed, a machine's keys changed.
-//! Each counts as a revocation of the user (see `Epoch`), so a join or a login that checked
-//! the store before it checks again.
+//! Access taken away at once: a membership ended, a machine removed, a machine's keys changed,
+//! a user banned. Each counts as a revocation of the user (see `Epoch`), so a join or a login
+//! that checked the store before it checks again. Every instance applies each to its own
+//! sessions: the one where it happened forwards it over the bus.
+
+use serde::{Deserialize, Serialize};
 
 use super::*;
+
+/// Access a user lost, as every instance applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserEffect {
+    /// Their membership of a channel ended: their sessions stop receiving it.
+    LeftRoom { channel: ChannelId, user: UserId },
+    /// A machine was removed: its sessions close.
+    MachineRemoved { user: UserId, machine: Name },
+    /// A machine's keys changed: its sessions close (but the one that changed them).
+    MachineRekeyed { user: UserId, machine: Name },
+    /// Banned from the server: every session closes, told `why`.
+    Banned { user: UserId, why: String },
+}
 
 impl Hub {
     /// Stops delivering a channel to every session of one user (their membership ended),
     /// telling the room they left.
     pub fn remove_user_from_room(&self, channel_id: ChannelId, user_id: UserId) {
-        Self::drop_user_from_room(&mut self.lock(), channel_id, user_id);
+        self.revoke_everywhere(
+            UserEffect::LeftRoom {
+                channel: channel_id,
+                user: user_id,
+            },
+            None,
+        );
+    }
+
+    /// Disconnects every session of one machine except `keep` (its keys changed: each must
+    /// sign in again with a key that still counts).
+    pub fn end_machine_sessions(&self, user_id: UserId, machine: &Name, keep: &Attached) {
+        let effect = UserEffect::MachineRekeyed {
+            user: user_id,
+            machine: machine.clone(),
+        };
+        self.revoke_everywhere(effect, Some(keep.conn));
+    }
+
+    /// Disconnects every session of one machine (its key was removed).
+    pub fn revoke_machine(&self, user_id: UserId, machine: &Name) {
+        let effect = UserEffect::MachineRemoved {
+            user: user_id,
+            machine: machine.clone(),
+        };
+        self.revoke_everywhere(effect, None);
+    }
+
+    /// Closes every session of a user banned from the server, telling each why.
+    pub fn ban_user(&self, user_id: UserId, why: &str) {
+        let effect = UserEffect::Banned {
+            user: user_id,
+            why: why.to_owned(),
+        };
+        self.revoke_everywhere(effect, None);
+    }
+
+    /// What another instance reports a user lost, applied to the sessions here.
+    pub fn receive_user_effect(&self, effect: &UserEffect) {
+        Self::revoke(&mut self.lock(), effect, None);
+    }
+
+    fn revoke_everywhere(&self, effect: UserEffect, keep: Option<u64>) {
+        let mut state = self.lock();
+        Self::revoke(&mut state, &effect, keep);
+        state.forward.send(Outgoing::User(effect));
+    }
+
+    /// Applies `effect` to the sessions here, sparing the connection `keep`.
+    fn revoke(state: &mut State, effect: &UserEffect, keep: Option<u64>) {
+        match effect {
+            UserEffect::LeftRoom { channel, user } => {
+                Self::drop_user_from_room(state, *channel, *user);
+            }
+            UserEffect::MachineRemoved { user, machine } => Self::end_sessions(
+                state,
+                *user,
+                |path, _| &path.machine == machine,
+                CloseReason::Revoked,
+                |path| format!("machine {}/{} was removed", path.user, path.machine),
+            ),
+            UserEffect::MachineRekeyed { user, machine } => Self::end_sessions(
+                state,
+                *user,
+                |path, live| &path.machine == machine && Some(live.conn) != keep,
+                CloseReason::Revoked,
+                |path| {
+                    format!(
+                        "the keys of {}/{} changed: sign in again",
+                        path.user, path.machine
+                    )
+                },
+            ),
+            UserEffect::Banned { user, why } => Self::end_sessions(
+                state,
+                *user,
+                |_, _| true,
+                CloseReason::Banned,
+                |_| why.clone(),
+            ),
+        }
     }
 
     pub(super) fn drop_user_from_room(state: &mut State, channel_id: ChannelId, user_id: UserId) {
@@ -31,33 +127,15 @@ impl Hub {
         }
     }
 
-    /// Disconnects every session of one machine except `keep` (its keys changed: each must
-    /// sign in again with a key that still counts).
-    pub fn end_machine_sessions(&self, user_id: UserId, machine: &Name, keep: &Attached) {
-        self.end_sessions(
-            user_id,
-            |path, live| &path.machine == machine && live.conn != keep.conn,
-            CloseReason::Revoked,
-            |path| {
-                format!(
-                    "the keys of {}/{} changed: sign in again",
-                    path.user, path.machine
-                )
-            },
-        );
-    }
-
     /// Revokes the user's access and closes those of their sessions `which` picks, each told
     /// `why` with `reason`.
-    pub(super) fn end_sessions(
-        &self,
+    fn end_sessions(
+        state: &mut State,
         user_id: UserId,
         which: impl Fn(&SessionPath, &Live) -> bool,
         reason: CloseReason,
         why: impl Fn(&SessionPath) -> String,
     ) {
-        let mut guard = self.lock();
-        let state = &mut *guard;
         state.revoke(user_id);
         let ending: Vec<SessionPath> = state
             .sessions
@@ -86,15 +164,5 @@ impl Hub {
                 Self::announce(room, path, kind, PresenceChange::Offline);
             }
         }
-    }
-
-    /// Disconnects every session of one machine (its key was removed).
-    pub fn revoke_machine(&self, user_id: UserId, machine: &Name) {
-        self.end_sessions(
-            user_id,
-            |path, _| &path.machine == machine,
-            CloseReason::Revoked,
-            |path| format!("machine {}/{} was removed", path.user, path.machine),
-        );
     }
 }

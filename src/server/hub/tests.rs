@@ -3,16 +3,16 @@ use super::*;
 use crate::server::outbox::{Frames, MAX_QUEUED_BYTES};
 use tokio_util::sync::CancellationToken;
 
-fn path(s: &str) -> SessionPath {
+pub(super) fn path(s: &str) -> SessionPath {
     SessionPath::parse(s).unwrap()
 }
 
-fn outbox(capacity: usize) -> (Outbox, Frames) {
+pub(super) fn outbox(capacity: usize) -> (Outbox, Frames) {
     let control = Control::new(&CancellationToken::new());
     Outbox::new(capacity, MAX_QUEUED_BYTES, control)
 }
 
-fn attach(hub: &Hub, claim: Claim, outbox: Outbox) -> Result<Attached, ProtocolError> {
+pub(super) fn attach(hub: &Hub, claim: Claim, outbox: Outbox) -> Result<Attached, ProtocolError> {
     let checked = hub.epoch(claim.user_id);
     hub.attach(claim, outbox, checked).map_err(|r| match r {
         Refusal::Refused(e) => e,
@@ -20,7 +20,7 @@ fn attach(hub: &Hub, claim: Claim, outbox: Outbox) -> Result<Attached, ProtocolE
     })
 }
 
-fn subscribe(
+pub(super) fn subscribe(
     hub: &Hub,
     channel_id: ChannelId,
     channel: &Name,
@@ -42,11 +42,11 @@ fn subscribe(
     );
 }
 
-fn decode(bytes: &Bytes) -> ServerFrame {
+pub(super) fn decode(bytes: &Bytes) -> ServerFrame {
     codec::decode(bytes).unwrap()
 }
 
-fn message(seq: u64) -> ChatMessage {
+pub(super) fn message(seq: u64) -> ChatMessage {
     ChatMessage {
         from_kind: None,
         channel: Name::channel("general").unwrap(),
@@ -57,9 +57,15 @@ fn message(seq: u64) -> ChatMessage {
     }
 }
 
-fn claim(user_id: UserId, base: SessionPath, kind: SessionKind, policy: OnConflict) -> Claim {
+pub(super) fn claim(
+    user_id: UserId,
+    base: SessionPath,
+    kind: SessionKind,
+    policy: OnConflict,
+) -> Claim {
     Claim {
         user_id,
+        elsewhere: HashSet::new(),
         base,
         kind,
         policy,
@@ -67,7 +73,7 @@ fn claim(user_id: UserId, base: SessionPath, kind: SessionKind, policy: OnConfli
     }
 }
 
-fn joined_frame(last_seq: u64) -> ServerFrame {
+pub(super) fn joined_frame(last_seq: u64) -> ServerFrame {
     ServerFrame::Done { id: last_seq }
 }
 
@@ -294,11 +300,10 @@ fn whispers_reach_only_live_paths() {
         a,
     )
     .unwrap();
-    let frame = ServerFrame::Done { id: 1 };
-    hub.whisper(&path("alice/laptop/tui"), &frame).unwrap();
+    let frame = Bytes::from_static(b"whisper");
+    assert!(hub.whisper(&path("alice/laptop/tui"), &frame));
     assert!(ra.try_recv().is_some());
-    let e = hub.whisper(&path("alice/laptop/gone"), &frame).unwrap_err();
-    assert_eq!(e.code, crate::net::protocol::ErrorCode::NotFound);
+    assert!(!hub.whisper(&path("alice/laptop/gone"), &frame));
 }
 
 #[test]
@@ -389,34 +394,22 @@ fn relays_stay_within_one_user_and_reach_the_chosen_kind() {
         other,
     )
     .unwrap();
-    let frame = ServerFrame::Done { id: 9 };
-    assert_eq!(
-        hub.relay(&agent, None, Audience::Humans, &frame).unwrap(),
-        1
-    );
+    let frame = Bytes::from_static(b"relay");
+    let sender = &agent.path;
+    assert_eq!(hub.relay(1, sender, None, Audience::Humans, &frame), 1);
     assert!(r_tui.try_recv().is_some());
     assert!(
         r_other.try_recv().is_none(),
         "another user's session got the relay"
     );
     assert!(r_bot.try_recv().is_none(), "the sender got its own relay");
-    let e = hub
-        .relay(
-            &agent,
-            Some(&path("bob/desk/tui")),
-            Audience::Humans,
-            &frame,
-        )
-        .unwrap_err();
-    assert_eq!(e.code, crate::net::protocol::ErrorCode::NotFound);
-    let e = hub
-        .relay(&agent, None, Audience::Agents, &frame)
-        .unwrap_err();
-    assert!(
-        e.message.contains("none of your agent sessions"),
-        "{}",
-        e.message
+    let bobs = path("bob/desk/tui");
+    assert_eq!(
+        hub.relay(1, sender, Some(&bobs), Audience::Humans, &frame),
+        0,
+        "a relay reached another user's session"
     );
+    assert_eq!(hub.relay(1, sender, None, Audience::Agents, &frame), 0);
 }
 
 #[test]

@@ -144,6 +144,9 @@ pub(super) async fn who(
         }
     };
     let mut sessions = shared.hub.who(channel_id);
+    sessions.extend(shared.bus.who(channel_id).await);
+    sessions.sort_by(|a, b| a.path.cmp(&b.path));
+    sessions.dedup_by(|a, b| a.path == b.path);
     let truncated = sessions.len() > MAX_WHO_ENTRIES || members.len() > MAX_WHO_ENTRIES;
     sessions.truncate(MAX_WHO_ENTRIES);
     members.truncate(MAX_WHO_ENTRIES);

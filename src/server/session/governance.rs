@@ -90,7 +90,7 @@ fn checked_act(act: ChannelAct) -> Result<ChannelAct, ProtocolError> {
 }
 
 /// What the room sees of an act once it is done.
-fn effect(act: &ChannelAct, target: Option<UserId>) -> RoomEffect<'_> {
+fn effect(act: &ChannelAct, target: Option<UserId>) -> RoomEffect {
     match (act, target) {
         (
             ChannelAct::Kick {
@@ -98,11 +98,11 @@ fn effect(act: &ChannelAct, target: Option<UserId>) -> RoomEffect<'_> {
                 ban_for_ms: None,
             },
             _,
-        ) => RoomEffect::RemoveSession(path),
+        ) => RoomEffect::RemoveSession(path.clone()),
         (ChannelAct::Kick { .. } | ChannelAct::Ban { .. }, Some(user)) => {
             RoomEffect::RemoveUser(user)
         }
-        (ChannelAct::Rename { name }, _) => RoomEffect::Rename(name),
+        (ChannelAct::Rename { name }, _) => RoomEffect::Rename(name.clone()),
         (ChannelAct::Delete, _) => RoomEffect::Close,
         _ => RoomEffect::Nothing,
     }

@@ -79,7 +79,10 @@ pub(super) async fn whisper(
         ts: now_ms(),
         text,
     });
-    shared.hub.whisper(&to, &frame)?;
+    let bytes = Bytes::from(codec::encode(&frame)?);
+    if !shared.hub.whisper(&to, &bytes) && !shared.bus.whisper(&to, &bytes).await {
+        return Err(ProtocolError::not_found(format!("{to} is not online")));
+    }
     Ok(Some(ServerFrame::Done { id }))
 }
 

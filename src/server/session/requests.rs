@@ -148,9 +148,24 @@ pub(super) async fn relay(
         body,
     };
     let audience = audience.unwrap_or(Audience::Humans);
-    shared
+    let bytes = Bytes::from(codec::encode(&frame)?);
+    let (user, sender) = (me.user_id, me.path());
+    let mut delivered = shared
         .hub
-        .relay(&me.attached, to.as_ref(), audience, &frame)?;
+        .relay(user, sender, to.as_ref(), audience, &bytes);
+    let only_here = to.is_some() && delivered > 0;
+    if !only_here {
+        delivered += (shared.bus)
+            .relay(user, sender, to.as_ref(), audience, &bytes)
+            .await;
+    }
+    if delivered == 0 {
+        return Err(ProtocolError::not_found(match (&to, audience) {
+            (Some(to), _) => format!("{to} is not one of your online sessions"),
+            (None, Audience::Humans) => "none of your human sessions is online".to_owned(),
+            (None, Audience::Agents) => "none of your agent sessions is online".to_owned(),
+        }));
+    }
     // Written once delivered: a relay that reached nobody did nothing to record.
     if let (true, ServerFrame::Relay { body, .. }) = (audited, &frame) {
         governance::audit_relay(shared, me, to.as_ref(), body).await?;

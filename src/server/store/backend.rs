@@ -14,7 +14,7 @@ use super::{
 };
 use crate::net::names::Name;
 use crate::net::protocol::{
-    AuditEntry, ChannelDetails, ChannelInfo, InviteInfo, MachineInfo, UserInfo,
+    AuditEntry, ChannelDetails, ChannelInfo, ChatMessage, InviteInfo, MachineInfo, UserInfo,
 };
 
 /// Where a server keeps its state.
@@ -167,6 +167,20 @@ impl Store for Backend {
 
     async fn history(&self, name: &Name, user: UserId, range: HistoryRange) -> Answer<Page> {
         delegate!(self, s => s.history(name, user, range).await)
+    }
+
+    async fn catch_up(
+        &self,
+        channel: ChannelId,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> Answer<Vec<ChatMessage>> {
+        delegate!(self, s => s.catch_up(channel, after, upto, limit).await)
+    }
+
+    async fn last_seqs(&self, channels: &[ChannelId]) -> Answer<Vec<(ChannelId, u64)>> {
+        delegate!(self, s => s.last_seqs(channels).await)
     }
 
     async fn mark_read(&self, user: UserId, handle: &Name, channel: &Name, seq: u64) -> Answer<()> {

@@ -16,7 +16,8 @@ use std::future::Future;
 
 use crate::net::names::Name;
 use crate::net::protocol::{
-    AuditEntry, ChannelDetails, ChannelInfo, InviteInfo, MachineInfo, ProtocolError, UserInfo,
+    AuditEntry, ChannelDetails, ChannelInfo, ChatMessage, InviteInfo, MachineInfo, ProtocolError,
+    UserInfo,
 };
 
 mod acts;
@@ -181,6 +182,23 @@ pub trait Store: Send + Sync {
         user: UserId,
         range: HistoryRange,
     ) -> impl Future<Output = Answer<Page>> + Send;
+
+    /// Stored messages of a channel with seqs after `after`, up to `upto`, oldest first, at
+    /// most `limit`: what an instance missed of a channel (no reader's rights apply; the hub
+    /// delivers them only to the channel's subscribers). A channel that is gone has none.
+    fn catch_up(
+        &self,
+        channel: ChannelId,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> impl Future<Output = Answer<Vec<ChatMessage>>> + Send;
+
+    /// The newest seq of each of `channels` that still exists.
+    fn last_seqs(
+        &self,
+        channels: &[ChannelId],
+    ) -> impl Future<Output = Answer<Vec<(ChannelId, u64)>>> + Send;
 
     /// Moves `handle`'s read position in a channel forward to `seq` (never back, never past
     /// the newest message).

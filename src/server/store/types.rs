@@ -11,6 +11,11 @@ use crate::net::protocol::{
 pub type UserId = i64;
 pub type ChannelId = i64;
 
+/// A seq as the databases store it (their integers are signed).
+pub fn as_sql_seq(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -5,7 +5,7 @@
 use super::{Db, PostgresStore};
 use crate::net::names::Name;
 use crate::net::protocol::{
-    AuditEntry, ChannelDetails, ChannelInfo, InviteInfo, MachineInfo, UserInfo,
+    AuditEntry, ChannelDetails, ChannelInfo, ChatMessage, InviteInfo, MachineInfo, UserInfo,
 };
 use crate::server::store::{
     Account, Actor, Answer, Append, AuditRecord, Channel, ChannelId, ChannelInvite, HistoryRange,
@@ -160,6 +160,22 @@ impl Store for PostgresStore {
 
     async fn history(&self, name: &Name, user: UserId, range: HistoryRange) -> Answer<Page> {
         Db::on(&self.conn().await?).history(name, user, range).await
+    }
+
+    async fn catch_up(
+        &self,
+        channel: ChannelId,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> Answer<Vec<ChatMessage>> {
+        Db::on(&self.conn().await?)
+            .catch_up(channel, after, upto, limit)
+            .await
+    }
+
+    async fn last_seqs(&self, channels: &[ChannelId]) -> Answer<Vec<(ChannelId, u64)>> {
+        Db::on(&self.conn().await?).last_seqs(channels).await
     }
 
     async fn mark_read(&self, user: UserId, handle: &Name, channel: &Name, seq: u64) -> Answer<()> {

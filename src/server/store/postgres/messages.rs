@@ -2,10 +2,12 @@
 
 use tokio_postgres::Row;
 
-use super::{Db, narrow};
+use super::{Db, name_from, narrow};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{ChatMessage, ProtocolError, from_name};
-use crate::server::store::{Bounds, Channel, HistoryRange, Page, Purged, UserId};
+use crate::server::store::{
+    Bounds, Channel, ChannelId, HistoryRange, Page, Purged, UserId, as_sql_seq,
+};
 
 /// The advisory lock the retention purge runs under, so one instance purges at a time.
 const PURGE_LOCK: i64 = 0x636f_6e63_6c61_7602;
@@ -68,6 +70,54 @@ impl Db<'_> {
             range,
             rows.iter().map(|row| stored_message(&channel.name, row, 0)),
         )
+    }
+
+    /// Messages after `after` up to `upto` (see `Store::catch_up`).
+    pub async fn catch_up(
+        self,
+        channel: ChannelId,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, ProtocolError> {
+        let Some(row) = self
+            .query_opt("SELECT name FROM channels WHERE id = $1", &[&channel])
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let name = name_from(row.get(0))?;
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE channel_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq ASC LIMIT $4"
+        );
+        let (after, upto) = (as_sql_seq(after), as_sql_seq(upto));
+        let rows = self
+            .query(&sql, &[&channel, &after, &upto, &i64::from(limit)])
+            .await?;
+        rows.iter()
+            .map(|row| stored_message(&name, row, 0))
+            .collect()
+    }
+
+    /// The newest seq of each channel that still exists.
+    pub async fn last_seqs(
+        self,
+        channels: &[ChannelId],
+    ) -> Result<Vec<(ChannelId, u64)>, ProtocolError> {
+        let rows = self
+            .query(
+                "SELECT id, last_seq FROM channels WHERE id = ANY($1)",
+                &[&channels],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let seq: i64 = row.get(1);
+                (row.get(0), u64::try_from(seq).unwrap_or(0))
+            })
+            .collect())
     }
 
     /// Moves `handle`'s read position in a channel `user` can see forward to `seq`, never past

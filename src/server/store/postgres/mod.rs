@@ -94,25 +94,30 @@ pub enum OpenError {
     #[error("cannot bring the database {url} up to this version's schema: {reason}")]
     Migrate { url: String, reason: String },
     #[error(
-        "another conclave instance serves the database {url}: several instances on one database need a bus between them, which this version does not have yet"
+        "another conclave instance serves the database {url} without a bus: give every instance the same `--bus nats://HOST:PORT`"
     )]
-    Taken { url: String },
+    TakenAlone { url: String },
+    #[error(
+        "another conclave instance serves the database {url} with a bus: start this one with the same `--bus nats://HOST:PORT`"
+    )]
+    TakenByCluster { url: String },
 }
 
 /// Which advisory lock marks a database (and schema) as served; the second key is the schema.
-const SOLE_INSTANCE_LOCK: i32 = 0x636f_6e63;
+const INSTANCE_LOCK: i32 = 0x636f_6e63;
 
-/// This instance's claim on its database, held while it serves. Until instances tell each
-/// other about new messages (the bus), a second instance would leave each one's clients blind
-/// to what the other stores, so it is refused. The claim is a session advisory lock on a
-/// connection of its own: it ends with this process, killed or not.
-pub struct SoleInstance {
+/// This instance's claim on its database, held while it serves. Instances without a bus
+/// would leave each other's clients blind to what the other stores, so an instance without
+/// one must be the only one (an exclusive lock), and instances with a bus may be many (a
+/// shared lock). The claim is a session advisory lock on a connection of its own: it ends
+/// with this process, killed or not.
+pub struct InstanceClaim {
     _client: tokio_postgres::Client,
 }
 
-impl SoleInstance {
+impl InstanceClaim {
     /// Claims the database at `url`, or says which rule refuses.
-    pub async fn claim(url: &str) -> Result<Self, OpenError> {
+    pub async fn claim(url: &str, with_bus: bool) -> Result<Self, OpenError> {
         let config = parse_url(url)?;
         let label = shown(&config);
         let unreachable = |e: &tokio_postgres::Error| OpenError::Unreachable {
@@ -125,18 +130,31 @@ impl SoleInstance {
                 tracing::warn!(%e, "the connection holding this instance's claim ended");
             }
         });
+        const SHARED: &str = "SELECT pg_try_advisory_lock_shared($1, hashtext(current_schema()))";
+        const EXCLUSIVE: &str = "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))";
+        let lock = if with_bus { SHARED } else { EXCLUSIVE };
         let taken: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
-                &[&SOLE_INSTANCE_LOCK],
-            )
+            .query_one(lock, &[&INSTANCE_LOCK])
             .await
             .map_err(|e| unreachable(&e))?
             .get(0);
-        if !taken {
-            return Err(OpenError::Taken { url: label });
+        if taken {
+            return Ok(Self { _client: client });
         }
-        Ok(Self { _client: client })
+        // A shared claim refused means an instance without a bus holds it; an exclusive one
+        // refused may mean either, which a shared try tells apart (this connection is
+        // dropped right after, and its claim with it).
+        let cluster_holds = !with_bus
+            && client
+                .query_one(SHARED, &[&INSTANCE_LOCK])
+                .await
+                .map_err(|e| unreachable(&e))?
+                .get::<_, bool>(0);
+        Err(if cluster_holds {
+            OpenError::TakenByCluster { url: label }
+        } else {
+            OpenError::TakenAlone { url: label }
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 use super::SqliteStore;
 use crate::net::names::Name;
 use crate::net::protocol::{
-    AuditEntry, ChannelDetails, ChannelInfo, InviteInfo, MachineInfo, UserInfo,
+    AuditEntry, ChannelDetails, ChannelInfo, ChatMessage, InviteInfo, MachineInfo, UserInfo,
 };
 use crate::server::store::{
     Account, Actor, Answer, Append, AuditRecord, Channel, ChannelId, ChannelInvite, HistoryRange,
@@ -143,6 +143,22 @@ impl Store for SqliteStore {
     async fn history(&self, name: &Name, user: UserId, range: HistoryRange) -> Answer<Page> {
         let name = name.clone();
         self.call(move |db| db.history(&name, user, range)).await
+    }
+
+    async fn catch_up(
+        &self,
+        channel: ChannelId,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> Answer<Vec<ChatMessage>> {
+        self.call(move |db| db.catch_up(channel, after, upto, limit))
+            .await
+    }
+
+    async fn last_seqs(&self, channels: &[ChannelId]) -> Answer<Vec<(ChannelId, u64)>> {
+        let channels = channels.to_vec();
+        self.call(move |db| db.last_seqs(&channels)).await
     }
 
     async fn mark_read(&self, user: UserId, handle: &Name, channel: &Name, seq: u64) -> Answer<()> {

@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Db, internal, visibility_from};
+use super::{Db, internal, name_from, visibility_from};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     ChatMessage, ProtocolError, ReplyMode, SessionKind, Visibility, from_name,
@@ -11,8 +11,8 @@ use crate::net::protocol::{
 use crate::server::store::brakes::{Brakes, Settings};
 use crate::server::store::refusals;
 use crate::server::store::{
-    Append, Appended, Bounds, Channel, ChannelId, HistoryRange, Page, Purged, UserId, finish_group,
-    now_ms,
+    Append, Appended, Bounds, Channel, ChannelId, HistoryRange, Page, Purged, UserId, as_sql_seq,
+    finish_group, now_ms,
 };
 
 impl Db {
@@ -57,6 +57,62 @@ impl Db {
             range,
             rows.map(|row| stored_message(&channel.name, row.map_err(internal)?)),
         )
+    }
+
+    /// Messages after `after` up to `upto` (see `Store::catch_up`).
+    pub fn catch_up(
+        &mut self,
+        channel: ChannelId,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, ProtocolError> {
+        let name: Option<String> = self
+            .conn
+            .query_row("SELECT name FROM channels WHERE id = ?1", [channel], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(internal)?;
+        let Some(name) = name else {
+            return Ok(Vec::new());
+        };
+        let name = name_from(name)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, ts, sender_path, body, sender_kind FROM messages
+                 WHERE channel_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq ASC LIMIT ?4",
+            )
+            .map_err(internal)?;
+        let (after, upto) = (as_sql_seq(after), as_sql_seq(upto));
+        let rows = stmt
+            .query_map(params![channel, after, upto, limit], message_row)
+            .map_err(internal)?;
+        rows.map(|row| stored_message(&name, row.map_err(internal)?))
+            .collect()
+    }
+
+    /// The newest seq of each channel that still exists.
+    pub fn last_seqs(
+        &mut self,
+        channels: &[ChannelId],
+    ) -> Result<Vec<(ChannelId, u64)>, ProtocolError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT last_seq FROM channels WHERE id = ?1")
+            .map_err(internal)?;
+        let mut found = Vec::with_capacity(channels.len());
+        for &id in channels {
+            let seq: Option<i64> = stmt
+                .query_row([id], |r| r.get(0))
+                .optional()
+                .map_err(internal)?;
+            if let Some(seq) = seq {
+                found.push((id, u64::try_from(seq).unwrap_or(0)));
+            }
+        }
+        Ok(found)
     }
 
     /// Moves `handle`'s read position in a channel `user` can see forward to `seq`, never past

@@ -1,0 +1,311 @@
+//! Several `conclave serve` instances on one PostgreSQL store and one NATS bus: users on
+//! different instances talk as if there were one server, and losing an instance or the bus
+//! loses no acknowledged message. Needs `CONCLAVE_TEST_POSTGRES` and `CONCLAVE_TEST_NATS`
+//! (`scripts/test-services.sh start`); skips without them unless CI requires them.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{Lines, Server, User, json, nats, postgres};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Room for the load the tests put on the instances, which the defaults rightly refuse.
+const GENEROUS: [&str; 6] = [
+    "--agent-turns",
+    "0",
+    "--agent-sends-per-minute",
+    "1000000",
+    "--human-sends-per-minute",
+    "1000000",
+];
+
+/// A fresh store and the bus, or `None` to skip.
+fn services() -> Option<(String, String)> {
+    let store = postgres::test_url()?;
+    let bus = nats::test_url()?;
+    Some((postgres::fresh_schema_blocking(&store), bus))
+}
+
+fn cluster(store: &str, bus: &str, n: usize) -> Vec<Server> {
+    (0..n)
+        .map(|_| Server::start_in_cluster(store, bus, &GENEROUS))
+        .collect()
+}
+
+/// Every instance's URL, starting with instance `first`'s.
+fn urls_from(servers: &[Server], first: usize) -> String {
+    let n = servers.len();
+    (0..n)
+        .map(|i| servers[(first + i) % n].url())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Reads JSON message lines until `n` messages arrived; returns seq → text.
+fn messages(lines: &Lines, n: usize) -> BTreeMap<u64, String> {
+    let mut got = BTreeMap::new();
+    let mut order = Vec::new();
+    while got.len() < n {
+        let line = json(&lines.wait_for(WAIT, |l| l.contains("\"message\"")));
+        let seq = line["seq"].as_u64().unwrap();
+        order.push(seq);
+        let text = line["text"].as_str().unwrap().to_owned();
+        assert!(got.insert(seq, text).is_none(), "seq {seq} arrived twice");
+    }
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {order:?}"
+    );
+    got
+}
+
+#[test]
+fn users_on_three_instances_share_channels_presence_and_whispers() {
+    let Some((store, bus)) = services() else {
+        return;
+    };
+    let servers = cluster(&store, &bus, 3);
+    let alice = User::register("alice", &servers[0]);
+    let bob = User::register("bob", &servers[1]);
+    let carol = User::register("carol", &servers[2]);
+    alice.ok(&["channel", "create", "general"]);
+    for user in [&alice, &bob, &carol] {
+        user.ok(&["join", "general"]);
+    }
+    let (_tail, lines, err) = bob.spawn(&["tail", "general", "--format", "json"]);
+    err.wait_for(WAIT, |l| l.contains("tailing #general as"));
+
+    // Sent through A and C in turn, seen on B once each and in order.
+    for i in 1..=10 {
+        let (user, text) = if i % 2 == 0 {
+            (&carol, format!("from c {i}"))
+        } else {
+            (&alice, format!("from a {i}"))
+        };
+        let acked = user.ok(&["send", "general", &text]);
+        assert_eq!(acked.trim(), format!("#general {i}"));
+    }
+    let got = messages(&lines, 10);
+    assert_eq!(
+        got.keys().copied().collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(got[&3], "from a 3");
+    assert_eq!(got[&4], "from c 4");
+
+    // `who` on A lists the session on B; a whisper from C reaches it.
+    let who = alice.ok(&["who", "general"]);
+    assert!(who.contains("bob/box/tail"), "{who}");
+    let everyone = carol.ok(&["who"]);
+    assert!(everyone.contains("bob/box/tail"), "{everyone}");
+    carol.ok(&["whisper", "bob/box/tail", "psst"]);
+    let whisper = json(&lines.wait_for(WAIT, |l| l.contains("\"whisper\"")));
+    assert_eq!(whisper["from"], "carol/box/cli");
+    assert_eq!(whisper["text"], "psst");
+    let e = carol.fails(&["whisper", "bob/box/nobody", "hi"]);
+    assert!(e.contains("bob/box/nobody is not online"), "{e}");
+
+    // A second tail of bob's, on C, while the first lives on B: the handle takes a suffix
+    // instead of pushing the first one off.
+    let c_url = servers[2].url();
+    let (mut second, second_lines, second_err) =
+        bob.spawn(&["tail", "general", "--format", "json", "--server", &c_url]);
+    let ready = second_err.wait_for(WAIT, |l| l.contains("tailing #general as"));
+    assert!(ready.ends_with("bob/box/tail-2"), "{ready}");
+    alice.ok(&["send", "general", "to both"]);
+    assert_eq!(messages(&lines, 1)[&11], "to both");
+    assert_eq!(messages(&second_lines, 1)[&11], "to both");
+
+    // A kick from A ends the session on B at once.
+    alice.ok(&["channel", "kick", "general", "bob/box/tail-2"]);
+    second_err.wait_for(WAIT, |l| l.contains("you no longer receive #general"));
+    let deadline = Instant::now() + WAIT;
+    while second.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the kicked tail did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn killing_an_instance_under_load_loses_no_acknowledged_message() {
+    let Some((store, bus)) = services() else {
+        return;
+    };
+    let mut servers = cluster(&store, &bus, 3);
+    let owner = User::register("owner", &servers[1]);
+    owner.ok(&["channel", "create", "load"]);
+    let senders: Vec<User> = (0..10)
+        .map(|i| {
+            let user = User::register(&format!("sender{i}"), &servers[1]);
+            user.ok(&["join", "load"]);
+            user
+        })
+        .collect();
+    let (_tail, lines, err) = owner.spawn(&[
+        "tail",
+        "load",
+        "--format",
+        "json",
+        "--server",
+        &urls_from(&servers, 1),
+    ]);
+    err.wait_for(WAIT, |l| l.contains("tailing #load as"));
+
+    const EACH: usize = 12;
+    let victim_pid = servers[0].pid();
+    let acked: Vec<Vec<(u64, String)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = senders
+            .iter()
+            .enumerate()
+            .map(|(i, user)| {
+                // Most senders start on the instance about to die.
+                let urls = urls_from(&servers, if i < 7 { 0 } else { 2 });
+                scope.spawn(move || {
+                    let mut acked = Vec::new();
+                    for n in 0..EACH {
+                        let text = format!("{} #{n}", user.name);
+                        let out = user.run(&["send", "load", &text, "--server", &urls]);
+                        if out.status.success() {
+                            let said = String::from_utf8(out.stdout).unwrap();
+                            let seq = said.trim().rsplit(' ').next().unwrap().parse().unwrap();
+                            acked.push((seq, text));
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(700));
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &victim_pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    servers[0].exited();
+    let acked: Vec<(u64, String)> = acked.into_iter().flatten().collect();
+    assert!(
+        acked.len() >= EACH * 5,
+        "most sends should succeed: {}",
+        acked.len()
+    );
+
+    // Everything acknowledged is stored once, under the seq it was acknowledged with, with
+    // no gap; the tail that was on a surviving instance saw all of it in order.
+    let newest = acked.iter().map(|(seq, _)| *seq).max().unwrap();
+    let seen = messages(&lines, usize::try_from(newest).unwrap());
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (1..=newest).collect::<Vec<_>>(),
+        "a gap in the seqs"
+    );
+    for (seq, text) in &acked {
+        assert_eq!(seen.get(seq), Some(text), "acknowledged message {seq} lost");
+    }
+    let mut texts: Vec<&String> = seen.values().collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), seen.len(), "a message was stored twice");
+}
+
+#[test]
+fn the_bus_going_away_and_back_loses_nothing() {
+    let Some(store) = postgres::test_url() else {
+        return;
+    };
+    let store = postgres::fresh_schema_blocking(&store);
+    let mut bus = nats::Private::start();
+    let servers = cluster(&store, &bus.url(), 2);
+    let alice = User::register("alice", &servers[0]);
+    let bob = User::register("bob", &servers[1]);
+    alice.ok(&["channel", "create", "general"]);
+    alice.ok(&["join", "general"]);
+    bob.ok(&["join", "general"]);
+    let (_tail, lines, err) = bob.spawn(&["tail", "general", "--format", "json"]);
+    err.wait_for(WAIT, |l| l.contains("tailing #general as"));
+
+    let send = |i: u64| {
+        let acked = alice.ok(&["send", "general", &format!("m{i}")]);
+        assert_eq!(acked.trim(), format!("#general {i}"));
+    };
+    for i in 1..=5 {
+        send(i);
+    }
+    assert_eq!(messages(&lines, 5).len(), 5);
+    bus.kill();
+    // Without the bus the instances still check the database, so messages keep arriving,
+    // later than usual.
+    let started = Instant::now();
+    for i in 6..=10 {
+        send(i);
+    }
+    let during = messages(&lines, 5);
+    assert_eq!(
+        during.keys().copied().collect::<Vec<_>>(),
+        (6..=10).collect::<Vec<_>>()
+    );
+    assert!(started.elapsed() < WAIT);
+    bus.restart();
+    for i in 11..=15 {
+        send(i);
+    }
+    let after = messages(&lines, 5);
+    assert_eq!(
+        after.keys().copied().collect::<Vec<_>>(),
+        (11..=15).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_instance_must_run_as_its_store_s_other_instances_do() {
+    let Some((store, bus)) = services() else {
+        return;
+    };
+    let refused = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "serve {args:?} should fail");
+        let said = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(said.lines().count(), 1, "{said}");
+        said
+    };
+    let said = refused(&["--bus", &bus, "--ephemeral"]);
+    assert!(
+        said.contains("--bus links instances that share one PostgreSQL store"),
+        "{said}"
+    );
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let said = refused(&[
+        "--store",
+        &store,
+        "--bus",
+        &format!("nats://127.0.0.1:{dead}"),
+    ]);
+    assert!(said.contains("cannot reach the NATS server"), "{said}");
+
+    // Alone on the store: a second instance is refused, with or without a bus.
+    let mut alone = Server::start_on_store(&store);
+    let said = refused(&["--store", &store]);
+    assert!(said.contains("without a bus"), "{said}");
+    let said = refused(&["--store", &store, "--bus", &bus]);
+    assert!(said.contains("without a bus"), "{said}");
+    // The claim ends with the instance, however it ends.
+    alone.stop("KILL");
+    let _first = Server::start_in_cluster(&store, &bus, &[]);
+    let _second = Server::start_in_cluster(&store, &bus, &[]);
+    let said = refused(&["--store", &store]);
+    assert!(said.contains("with a bus"), "{said}");
+}
