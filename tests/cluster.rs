@@ -68,7 +68,7 @@ fn users_on_three_instances_share_channels_presence_and_whispers() {
     let Some((store, bus)) = services() else {
         return;
     };
-    let servers = cluster(&store, &bus, 3);
+    let mut servers = cluster(&store, &bus, 3);
     let alice = User::register("alice", &servers[0]);
     let bob = User::register("bob", &servers[1]);
     let carol = User::register("carol", &servers[2]);
@@ -128,6 +128,18 @@ fn users_on_three_instances_share_channels_presence_and_whispers() {
         assert!(Instant::now() < deadline, "the kicked tail did not end");
         std::thread::sleep(Duration::from_millis(20));
     }
+
+    // Presence crosses instances, and an instance that dies takes its sessions with it.
+    let (_watch, _, watch_err) = alice.spawn(&["tail", "general"]);
+    watch_err.wait_for(WAIT, |l| l.contains("tailing #general as"));
+    let (_carols, _, carol_err) = carol.spawn(&["tail", "general"]);
+    carol_err.wait_for(WAIT, |l| l.contains("tailing #general as"));
+    watch_err.wait_for(WAIT, |l| l == "* carol/box/tail is online #general");
+    servers[2].stop("KILL");
+    watch_err.wait_for(WAIT, |l| l == "* carol/box/tail went offline #general");
+    let who = alice.ok(&["who", "general"]);
+    assert!(!who.contains("carol/box/tail"), "{who}");
+    assert!(who.contains("bob/box/tail"), "{who}");
 }
 
 #[test]

@@ -326,15 +326,15 @@ impl Hub {
         if !others_here && !room.forward.is_on() {
             return;
         }
-        let frame = ServerFrame::Presence(PresenceEvent {
+        let event = PresenceEvent {
             channel: room.name.clone(),
             session: SessionInfo {
                 path: path.clone(),
                 kind,
             },
             change,
-        });
-        let Ok(bytes) = codec::encode(&frame) else {
+        };
+        let Ok(bytes) = codec::encode(&ServerFrame::Presence(event.clone())) else {
             return;
         };
         let bytes = Bytes::from(bytes);
@@ -343,10 +343,10 @@ impl Hub {
                 sub.outbox.deliver(bytes.clone());
             }
         }
-        room.forward.send(Outgoing::Room {
+        room.forward.send(Outgoing::Presence {
             channel: room.id,
+            event,
             frame: bytes,
-            effect: RoomEffect::Nothing,
         });
     }
 

@@ -252,7 +252,14 @@ pub async fn an_instance_catches_up_on_a_channel_by_seq_range(store: impl Store)
     let alice = setup(&store).await;
     let mut id = 0;
     for i in 1..=5 {
-        let stored = post(&store, &alice, "general", &format!("c{i}"), &format!("m{i}")).await;
+        let stored = post(
+            &store,
+            &alice,
+            "general",
+            &format!("c{i}"),
+            &format!("m{i}"),
+        )
+        .await;
         id = stored.unwrap().channel_id;
     }
     let missed = store.catch_up(id, 1, 4, 10).await.unwrap();
@@ -262,5 +269,11 @@ pub async fn an_instance_catches_up_on_a_channel_by_seq_range(store: impl Store)
     let page = store.catch_up(id, 0, 5, 2).await.unwrap();
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(store.last_seqs(&[id, id + 1000]).await.unwrap(), [(id, 5)]);
-    assert!(store.catch_up(id + 1000, 0, 5, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .catch_up(id + 1000, 0, 5, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

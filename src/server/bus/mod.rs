@@ -13,6 +13,7 @@
 
 pub mod gaps;
 pub mod nats;
+mod presence;
 mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -27,8 +28,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use self::nats::{Incoming, Nats};
+use self::presence::RemotePresence;
 use self::wire::{Answer, Question, Wire};
-use super::hub::{Forward, Hub, Outgoing};
+use super::hub::{Forward, Hub, Outgoing, RoomEffect};
 use super::store::{Backend, ChannelId, Store, UserId};
 use crate::net::names::SessionPath;
 use crate::net::protocol::{Audience, OnConflict, SessionInfo};
@@ -153,6 +155,8 @@ pub struct Cluster {
     hub: Arc<Hub>,
     /// When each other instance was last heard from.
     peers: Mutex<HashMap<String, Instant>>,
+    /// Their sessions in rooms, announced offline here when they fall silent.
+    remote: Mutex<RemotePresence>,
     questions: Mutex<HashMap<u64, mpsc::Sender<Answer>>>,
     next_question: AtomicU64,
 }
@@ -176,6 +180,7 @@ impl Cluster {
             nats,
             hub: hub.clone(),
             peers: Mutex::default(),
+            remote: Mutex::default(),
             questions: Mutex::default(),
             next_question: AtomicU64::new(0),
         });
@@ -232,7 +237,7 @@ impl Cluster {
                 () = shutdown.cancelled() => return,
             };
             let Some(event) = event else { return };
-            for (room, wire) in Wire::from_outgoing(event) {
+            for (room, wire) in Wire::from_outgoing(event, &self.instance) {
                 let subject = match room {
                     Some(id) => self.room_subject(id),
                     None => self.all_subject(),
@@ -247,7 +252,13 @@ impl Cluster {
         while let Some(event) = incoming.recv().await {
             match event {
                 // Whatever was published while away is missing: compare with the database.
-                Incoming::Connected => self.check_rooms(&store).await,
+                Incoming::Connected => {
+                    // Nobody could be heard while the bus was away: everyone gets a fresh
+                    // chance to beat before being judged silent.
+                    let now = Instant::now();
+                    self.lock_peers().values_mut().for_each(|heard| *heard = now);
+                    self.check_rooms(&store).await;
+                }
                 Incoming::Message { payload, .. } => {
                     if let Some(wire) = Wire::decode(&payload) {
                         self.receive(wire);
@@ -273,6 +284,17 @@ impl Cluster {
             } => {
                 let frame = Bytes::from(frame.into_vec());
                 self.hub.receive_room_event(channel, &frame, &effect);
+            }
+            Wire::Presence {
+                from,
+                channel,
+                event,
+                frame,
+            } => {
+                self.lock_remote().heard(&from, channel, &event);
+                let frame = Bytes::from(frame.into_vec());
+                self.hub
+                    .receive_room_event(channel, &frame, &RoomEffect::Nothing);
             }
             Wire::User(effect) => self.hub.receive_user_effect(&effect),
             Wire::Beat { instance } => self.heard_from(instance),
@@ -371,9 +393,38 @@ impl Cluster {
     }
 
     fn live_peers(&self) -> usize {
-        let mut peers = self.lock_peers();
-        peers.retain(|_, heard| heard.elapsed() < PEER_TIMEOUT);
-        peers.len()
+        let peers = self.lock_peers();
+        peers
+            .values()
+            .filter(|heard| heard.elapsed() < PEER_TIMEOUT)
+            .count()
+    }
+
+    /// Takes the instances not heard from in time for dead, and tells the rooms here their
+    /// sessions went offline.
+    fn reap_silent_peers(&self) {
+        if !self.nats.is_connected() {
+            // Silence is ours, not theirs: they are judged once the bus is back.
+            return;
+        }
+        let silent: Vec<String> = {
+            let mut peers = self.lock_peers();
+            let silent = peers
+                .iter()
+                .filter(|(_, heard)| heard.elapsed() >= PEER_TIMEOUT)
+                .map(|(id, _)| id.clone())
+                .collect();
+            peers.retain(|_, heard| heard.elapsed() < PEER_TIMEOUT);
+            silent
+        };
+        for instance in silent {
+            tracing::warn!(%instance, "an instance fell silent: its sessions are gone");
+            let offline = self.lock_remote().forget(&instance);
+            for (channel, frame) in offline {
+                self.hub
+                    .receive_room_event(channel, &frame, &RoomEffect::Nothing);
+            }
+        }
     }
 
     /// Beats, follows the rooms with subscribers here, and checks them against the database.
@@ -383,6 +434,7 @@ impl Cluster {
             tokio::select! {
                 _ = tick.tick() => {
                     self.publish(self.all_subject(), &self.beat_message());
+                    self.reap_silent_peers();
                     self.follow_rooms();
                     self.check_rooms(&store).await;
                 }
@@ -411,6 +463,10 @@ impl Cluster {
 
     fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_remote(&self) -> std::sync::MutexGuard<'_, RemotePresence> {
+        self.remote.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_questions(&self) -> std::sync::MutexGuard<'_, HashMap<u64, mpsc::Sender<Answer>>> {

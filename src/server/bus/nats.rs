@@ -10,6 +10,7 @@
 //! larger than `MAX_INCOMING_PAYLOAD` end the connection.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,6 +72,7 @@ struct Interest {
 pub struct Nats {
     publishes: mpsc::Sender<Publish>,
     interest: Arc<Interest>,
+    connected: Arc<AtomicBool>,
 }
 
 impl Nats {
@@ -88,8 +90,10 @@ impl Nats {
             .await
             .map_err(|_| eyre!("the NATS server at {url} did not answer in time"))?
             .wrap_err_with(|| format!("cannot reach the NATS server at {url}"))?;
+        let connected = Arc::new(AtomicBool::new(false));
         let task = Connection {
             address,
+            connected: connected.clone(),
             interest: interest.clone(),
             publishes: publish_rx,
             incoming: incoming_tx,
@@ -99,6 +103,7 @@ impl Nats {
             Self {
                 publishes: publish_tx,
                 interest,
+                connected,
             },
             incoming_rx,
         ))
@@ -127,6 +132,12 @@ impl Nats {
             *current = subjects;
             self.interest.changed.notify_one();
         }
+    }
+
+    /// Whether the server is reachable now (so silence from the other instances means
+    /// something).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
     }
 
     /// Adds one subscription.
@@ -223,6 +234,7 @@ async fn read_line(reader: &mut BufReader<OwnedReadHalf>) -> Result<String> {
 /// The task that owns the connection, and reconnects it.
 struct Connection {
     address: String,
+    connected: Arc<AtomicBool>,
     interest: Arc<Interest>,
     publishes: mpsc::Receiver<Publish>,
     incoming: mpsc::Sender<Incoming>,
@@ -239,6 +251,7 @@ impl Connection {
                     ended = self.serve(live) => ended,
                     () = shutdown.cancelled() => return,
                 };
+                self.connected.store(false, Ordering::Relaxed);
                 if let Err(e) = ended {
                     tracing::warn!(%e, "lost the NATS server; reconnecting");
                 }
@@ -271,6 +284,7 @@ impl Connection {
         let mut next_sid = 0u64;
         self.sync_interest(&mut writer, &mut subscribed, &mut next_sid)
             .await?;
+        self.connected.store(true, Ordering::Relaxed);
         if self.incoming.send(Incoming::Connected).await.is_err() {
             return Ok(());
         }

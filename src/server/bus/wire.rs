@@ -10,7 +10,7 @@ use serde_bytes::ByteBuf;
 
 use super::nats::MAX_PAYLOAD;
 use crate::net::names::SessionPath;
-use crate::net::protocol::{Audience, OnConflict, SessionInfo};
+use crate::net::protocol::{Audience, OnConflict, PresenceEvent, SessionInfo};
 use crate::server::hub::{Outgoing, RoomEffect, UserEffect};
 use crate::server::store::{ChannelId, UserId};
 
@@ -25,6 +25,13 @@ pub enum Wire {
         channel: ChannelId,
         frame: ByteBuf,
         effect: RoomEffect,
+    },
+    /// A session of instance `from` started or stopped receiving a room.
+    Presence {
+        from: String,
+        channel: ChannelId,
+        event: PresenceEvent,
+        frame: ByteBuf,
     },
     User(UserEffect),
     /// An instance is alive.
@@ -95,9 +102,9 @@ impl Wire {
         }
     }
 
-    /// The bus messages for one event of the hub: a burst of messages is cut into pieces
-    /// that each fit in a NATS message.
-    pub fn from_outgoing(event: Outgoing) -> Vec<(Option<ChannelId>, Self)> {
+    /// The bus messages for one event of `instance`'s hub: a burst of messages is cut into
+    /// pieces that each fit in a NATS message.
+    pub fn from_outgoing(event: Outgoing, instance: &str) -> Vec<(Option<ChannelId>, Self)> {
         match event {
             Outgoing::Messages { channel, frames } => {
                 let mut pieces = Vec::new();
@@ -127,6 +134,19 @@ impl Wire {
                     channel,
                     frame: ByteBuf::from(frame.to_vec()),
                     effect,
+                },
+            )],
+            Outgoing::Presence {
+                channel,
+                event,
+                frame,
+            } => vec![(
+                Some(channel),
+                Self::Presence {
+                    from: instance.to_owned(),
+                    channel,
+                    event,
+                    frame: ByteBuf::from(frame.to_vec()),
                 },
             )],
             Outgoing::User(effect) => vec![(None, Self::User(effect))],

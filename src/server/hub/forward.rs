@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{RoomEffect, UserEffect};
+use crate::net::protocol::PresenceEvent;
 use crate::server::store::ChannelId;
 
 /// Events that may wait for the bus.
@@ -27,6 +28,12 @@ pub enum Outgoing {
         channel: ChannelId,
         frame: Bytes,
         effect: RoomEffect,
+    },
+    /// A session here started or stopped receiving a room, and the encoded event.
+    Presence {
+        channel: ChannelId,
+        event: PresenceEvent,
+        frame: Bytes,
     },
     User(UserEffect),
 }
