@@ -321,3 +321,94 @@ fn an_instance_must_run_as_its_store_s_other_instances_do() {
     let said = refused(&["--store", &store]);
     assert!(said.contains("with a bus"), "{said}");
 }
+
+#[test]
+fn the_database_going_away_and_back_fails_sends_clearly_and_loses_nothing() {
+    let Some((store, bus)) = services() else {
+        return;
+    };
+    let config: tokio_postgres::Config = store.parse().unwrap();
+    let target = match (&config.get_hosts()[0], config.get_ports()[0]) {
+        (tokio_postgres::config::Host::Tcp(host), port) => format!("{host}:{port}"),
+        other => panic!("the test database must be on TCP, not {other:?}"),
+    };
+    let proxy = common::LosableProxy::start(&target);
+    let through_proxy = store.replacen(&target, &proxy.addr, 1);
+    let servers = cluster(&through_proxy, &bus, 2);
+    let alice = User::register("alice", &servers[0]);
+    let bob = User::register("bob", &servers[1]);
+    alice.ok(&["channel", "create", "general"]);
+    alice.ok(&["join", "general"]);
+    bob.ok(&["join", "general"]);
+    let (_tail, lines, err) = bob.spawn(&["tail", "general", "--format", "json"]);
+    err.wait_for(WAIT, |l| l.contains("tailing #general as"));
+
+    let mut acked = Vec::new();
+    for i in 1..=3 {
+        let said = alice.ok(&["send", "general", &format!("before {i}")]);
+        acked.push(said.trim().to_owned());
+    }
+    proxy.cut();
+    let e = alice.fails(&["send", "general", "while it is down"]);
+    assert!(e.contains("database"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    proxy.restore();
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        let out = alice.run(&["send", "general", "after"]);
+        if out.status.success() {
+            break String::from_utf8(out.stdout).unwrap();
+        }
+        assert!(Instant::now() < deadline, "the instances did not recover");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    acked.push(after.trim().to_owned());
+    assert_eq!(
+        acked,
+        ["#general 1", "#general 2", "#general 3", "#general 4"]
+    );
+    let seen = messages(&lines, 4);
+    assert_eq!(seen[&3], "before 3");
+    assert_eq!(seen[&4], "after");
+
+    // The instances take their claims on the database again; then one without a bus is
+    // refused as before.
+    let deadline = Instant::now() + WAIT;
+    while shared_claims(&store) < 2 {
+        assert!(Instant::now() < deadline, "the claims were not taken again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = std::process::Command::new("timeout")
+        .args(["20", common::BIN, "serve", "--bind", "127.0.0.1:0"])
+        .args(["--store", &through_proxy])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let said = String::from_utf8(out.stderr).unwrap();
+    assert!(said.contains("with a bus"), "{said}");
+}
+
+/// How many instances hold a claim on the schema of `store` (the advisory lock `serve` takes:
+/// two keys, the second the schema's hash).
+fn shared_claims(store: &str) -> i64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(store, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
+                 AND mode = 'ShareLock' AND granted
+                 AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    })
+}

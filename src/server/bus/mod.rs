@@ -256,7 +256,9 @@ impl Cluster {
                     // Nobody could be heard while the bus was away: everyone gets a fresh
                     // chance to beat before being judged silent.
                     let now = Instant::now();
-                    self.lock_peers().values_mut().for_each(|heard| *heard = now);
+                    self.lock_peers()
+                        .values_mut()
+                        .for_each(|heard| *heard = now);
                     self.check_rooms(&store).await;
                 }
                 Incoming::Message { payload, .. } => {
