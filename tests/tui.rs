@@ -74,15 +74,20 @@ impl Tmux {
     }
 
     fn wait_for(&self, what: &str) -> String {
+        self.wait_until(&format!("`{what}` showing"), |screen| screen.contains(what))
+    }
+
+    /// Waits until `done` holds for the screen; `what` says what was awaited.
+    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let screen = self.screen();
-            if screen.contains(what) {
+            if done(&screen) {
                 return screen;
             }
             assert!(
                 Instant::now() < deadline,
-                "`{what}` never showed; the screen:\n{screen}"
+                "{what}: never; the screen:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -317,4 +322,74 @@ fn a_person_sets_the_topic_and_mutes_someone_from_the_tui() {
     tui.wait_for("alice/box/tui muted bob for 10m (spamming)");
     tui.keys(&["Escape"]);
     tui.wait_for(" to #general ");
+}
+
+#[test]
+fn one_tui_shows_two_servers_and_keeps_working_on_one_while_the_other_restarts() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let mut work = Server::start();
+    let home = Server::start();
+    let alice = User::unregistered("alice");
+    for (server, alias) in [(&work, "work"), (&home, "home")] {
+        let url = server.url();
+        alice.ok(&[
+            "register",
+            "alice",
+            "--server",
+            &url,
+            "--alias",
+            alias,
+            "--machine",
+            "box",
+        ]);
+    }
+    alice.ok(&["channel", "create", "general"]);
+    alice.ok(&["join", "general"]);
+    alice.ok(&["channel", "create", "ops", "--server", "home"]);
+    alice.ok(&["join", "ops@home"]);
+    let bob = User::register("bob", &home);
+    bob.ok(&["join", "ops"]);
+
+    let tui = Tmux::start(&alice, 100, 24);
+    tui.wait_for("#general");
+    let screen = tui.wait_for("#ops");
+    assert!(
+        screen.contains("work") && screen.contains("home"),
+        "{screen}"
+    );
+    bob.ok(&["send", "ops", "from home"]);
+    tui.wait_until("#ops shows 1 unread", |s| {
+        sidebar(s, "#ops").ends_with(" 1")
+    });
+
+    // The default server goes away: its rooms wait, the other server's keep coming.
+    work.stop("TERM");
+    tui.wait_until("work reconnecting", |s| sidebar(s, "work").ends_with('⟳'));
+    bob.ok(&["send", "ops", "still here"]);
+    tui.wait_until("#ops shows 2 unread", |s| {
+        sidebar(s, "#ops").ends_with(" 2")
+    });
+    tui.type_line("/join ops@home");
+    tui.wait_for("still here");
+    let (_tail, lines, err) = bob.spawn(&["tail", "ops", "--format", "json"]);
+    err.wait_for(WAIT, |l| l.contains("tailing #ops"));
+    tui.type_line("hello bob");
+    let said = json(&lines.wait_for(WAIT, |l| l.contains("hello bob")));
+    assert_eq!(said["from"], "alice/box/tui");
+    work.restart();
+    tui.wait_for("connected │ alice/box/tui │ home");
+    tui.wait_until("work reconnected", |s| sidebar(s, "work") == "work");
+}
+
+/// The sidebar row that starts with `start`, trimmed ("" when there is none).
+fn sidebar(screen: &str, start: &str) -> String {
+    screen
+        .lines()
+        .filter_map(|line| line.split('│').next())
+        .map(str::trim_end)
+        .find(|row| row.starts_with(start))
+        .unwrap_or_default()
+        .to_owned()
 }

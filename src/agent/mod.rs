@@ -139,6 +139,7 @@ pub async fn run(options: AgentOptions) -> Result<()> {
         persistent: true,
         setup: Setup::Auto,
         identity: None,
+        registry: None,
     };
     let session = client::open(opening, |reason, retry_in| {
         tracing::warn!(%reason, ?retry_in, "cannot connect yet");

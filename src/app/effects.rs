@@ -1,5 +1,6 @@
-//! Carrying out `Cmd`s through the link: each outcome comes back as a `Reply` for `update`.
-//! Typed messages and whispers go through one sender task, in the order typed.
+//! Carrying out `Cmd`s through a server's link: each outcome comes back as a `Reply` for
+//! `update`, tagged with the server. Typed messages and whispers go through one sender task
+//! per server, in the order typed.
 
 use tokio::sync::mpsc;
 
@@ -12,7 +13,7 @@ use super::update::{AuditPage, Cmd, Listing, Reply};
 /// Starts the task that sends typed messages one after another, and returns its queue.
 /// Unbounded on purpose: it holds only what the person typed (each one already on screen,
 /// marked pending), and a typed message must never be dropped for want of room.
-pub fn spawn_sender(link: LinkHandle, replies: mpsc::Sender<Reply>) -> mpsc::UnboundedSender<Cmd> {
+pub fn spawn_sender(link: LinkHandle, replies: Replies) -> mpsc::UnboundedSender<Cmd> {
     let (ordered, mut to_send) = mpsc::unbounded_channel::<Cmd>();
     tokio::spawn(async move {
         while let Some(cmd) = to_send.recv().await {
@@ -34,7 +35,7 @@ pub fn not_sent(cmd: Cmd, error: &str) -> Option<Reply> {
 }
 
 /// Runs one command; its outcome comes back as a `Reply`.
-pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply>) {
+pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &Replies) {
     let failed = |context: String, e: LinkError| Reply::Failed {
         context,
         error: e.to_string(),
@@ -212,6 +213,27 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &mpsc::Sender<Reply
         Cmd::Bell | Cmd::MouseCapture(_) | Cmd::Register(_) => None,
     };
     if let Some(reply) = reply {
-        let _ = replies.send(reply).await;
+        replies.send(reply).await;
+    }
+}
+
+/// Where the replies of one server's commands go, tagged with that server.
+#[derive(Debug, Clone)]
+pub struct Replies {
+    server: usize,
+    tx: mpsc::Sender<(usize, Reply)>,
+}
+
+impl Replies {
+    pub fn new(server: usize, tx: mpsc::Sender<(usize, Reply)>) -> Self {
+        Self { server, tx }
+    }
+
+    pub async fn send(&self, reply: Reply) {
+        let _ = self.tx.send((self.server, reply)).await;
+    }
+
+    pub fn try_send(&self, reply: Reply) {
+        let _ = self.tx.try_send((self.server, reply));
     }
 }

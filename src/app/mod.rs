@@ -32,12 +32,14 @@ use ratatui::crossterm::execute;
 use tokio::sync::mpsc;
 
 use crate::net::client::{self, Opening, Setup};
+use crate::net::config::ClientConfig;
 use crate::net::human_key;
 use crate::net::identity::Identity;
-use crate::net::link::LinkEvent;
+use crate::net::link::{LinkEvent, LinkHandle, LinkRegistry};
 use crate::net::protocol::SessionKind;
 
-use self::model::App;
+use self::effects::Replies;
+use self::model::{App, ServerView};
 use self::settings::Settings;
 use self::update::{Cmd, Msg, Reply, update};
 
@@ -51,17 +53,25 @@ pub struct TuiOptions {
 }
 
 impl TuiOptions {
-    /// How the TUI opens its session: as a person, reconnecting forever.
-    fn opening(&self, setup: Setup, identity: Option<Arc<Identity>>) -> Opening {
+    /// How the TUI opens its session on `server`: as a person, reconnecting forever, one
+    /// link per server (`registry`).
+    fn opening(
+        &self,
+        server: Option<String>,
+        setup: Setup,
+        identity: Option<Arc<Identity>>,
+        registry: &LinkRegistry,
+    ) -> Opening {
         Opening {
             config_dir: self.config_dir.clone(),
-            server: self.server.clone(),
+            server,
             handle: None,
             default_handle: "tui".into(),
             kind: SessionKind::Human,
             persistent: true,
             setup,
             identity,
+            registry: Some(registry.clone()),
         }
     }
 }
@@ -82,6 +92,75 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// One server's link as the event loop drives it.
+struct ServerLink {
+    link: LinkHandle,
+    /// Typed messages and whispers, sent in the order typed.
+    ordered: mpsc::UnboundedSender<Cmd>,
+    replies: Replies,
+    /// Forwards the link's events, tagged with the server; stopped with the link.
+    forwarding: tokio::task::AbortHandle,
+}
+
+impl Drop for ServerLink {
+    fn drop(&mut self) {
+        self.forwarding.abort();
+    }
+}
+
+impl ServerLink {
+    fn new(
+        server: usize,
+        link: LinkHandle,
+        mut events: mpsc::Receiver<LinkEvent>,
+        merged: &mpsc::Sender<(usize, LinkEvent)>,
+        replies: &mpsc::Sender<(usize, Reply)>,
+    ) -> Self {
+        let merged = merged.clone();
+        let forwarding = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if merged.send((server, event)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let replies = Replies::new(server, replies.clone());
+        Self {
+            ordered: effects::spawn_sender(link.clone(), replies.clone()),
+            link,
+            replies,
+            forwarding: forwarding.abort_handle(),
+        }
+    }
+
+    /// Carries out a command meant for the network.
+    fn carry_out(&self, cmd: Cmd) {
+        match cmd {
+            // In the order typed: one task sends them one after another.
+            Cmd::Send { .. } | Cmd::Whisper { .. } => {
+                if let Err(unsent) = self.ordered.send(cmd) {
+                    // Only if the sending task ended: say so on the entry.
+                    if let Some(reply) = effects::not_sent(unsent.0, "the sender stopped") {
+                        self.replies.try_send(reply);
+                    }
+                }
+            }
+            cmd => {
+                let (link, replies) = (self.link.clone(), self.replies.clone());
+                tokio::spawn(async move { effects::carry_out(cmd, &link, &replies).await });
+            }
+        }
+    }
+}
+
+/// Wraps a message about one server.
+fn on(server: usize, msg: Msg) -> Msg {
+    Msg::On {
+        server,
+        msg: Box::new(msg),
+    }
+}
+
 pub async fn run(options: TuiOptions) -> Result<()> {
     let settings = Settings::load(&options.config_dir).map_err(|e| eyre!(e))?;
     // The passphrase and zero set-up come before the terminal is taken, so their questions
@@ -93,9 +172,68 @@ pub async fn run(options: TuiOptions) -> Result<()> {
     } else {
         None
     };
-    let mut started = client::start(options.opening(Setup::Auto, identity)).await?;
+    let registry = LinkRegistry::default();
+    let first = options.opening(
+        options.server.clone(),
+        Setup::Auto,
+        identity.clone(),
+        &registry,
+    );
+    let mut started = client::start(first).await?;
+    let (event_tx, mut link_events) = mpsc::channel::<(usize, LinkEvent)>(1024);
+    let (reply_tx, mut replies) = mpsc::channel::<(usize, Reply)>(256);
+
+    // The default server (or `--server`) first; without `--server`, every other configured
+    // server beside it.
+    let config = ClientConfig::load(&options.config_dir)?;
+    let alias_of = |url: &str| {
+        config
+            .alias_of(url)
+            .map_or_else(|| url.to_owned(), String::from)
+    };
+    let mut views = vec![ServerView::new(
+        alias_of(&started.server),
+        started.server.clone(),
+    )];
+    let events = std::mem::replace(&mut started.events, mpsc::channel(1).1);
+    let mut links = vec![Some(ServerLink::new(
+        0,
+        started.link.clone(),
+        events,
+        &event_tx,
+        &reply_tx,
+    ))];
+    let others: Vec<(String, String)> = match options.server {
+        Some(_) => Vec::new(),
+        None => config
+            .servers()
+            .into_iter()
+            .filter(|(_, entry)| entry.url != started.server)
+            .map(|(alias, entry)| (alias.to_string(), entry.url))
+            .collect(),
+    };
+    for (alias, url) in others {
+        let server = views.len();
+        let mut view = ServerView::new(alias.clone(), url);
+        let opening = options.opening(Some(alias), Setup::Key, identity.clone(), &registry);
+        match client::start(opening).await {
+            Ok(other) => links.push(Some(ServerLink::new(
+                server,
+                other.link,
+                other.events,
+                &event_tx,
+                &reply_tx,
+            ))),
+            Err(e) => {
+                view.connection = model::Connection::Offline(e.to_string());
+                links.push(None);
+            }
+        }
+        views.push(view);
+    }
+
     let offset = *chrono::Local::now().offset();
-    let mut app = App::new(settings, started.server.clone(), offset);
+    let mut app = App::on_servers(settings, views, offset);
     app.claiming = started.claiming.clone();
     // The channel shown when the TUI last quit comes back into view once joined.
     app.focus_on_join = state::last_room(&options.config_dir);
@@ -113,12 +251,8 @@ pub async fn run(options: TuiOptions) -> Result<()> {
         PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
     );
 
-    let mut link = started.link.clone();
-    let mut link_events = std::mem::replace(&mut started.events, mpsc::channel(1).1);
-    let (reply_tx, mut replies) = mpsc::channel::<Reply>(256);
     let mut terminal_events = crossterm::event::EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut ordered = effects::spawn_sender(link.clone(), reply_tx.clone());
     terminal.draw(|f| view::view(&app, f))?;
 
     loop {
@@ -131,25 +265,34 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                 Some(Err(e)) => return Err(eyre!("cannot read the terminal: {e}")),
                 None => break,
             },
-            Some(event) = link_events.recv() => Msg::Link(event),
-            Some(reply) = replies.recv() => Msg::Done(reply),
+            Some((server, event)) = link_events.recv() => on(server, Msg::Link(event)),
+            Some((server, reply)) = replies.recv() => on(server, Msg::Done(reply)),
             _ = tick.tick() => Msg::Tick,
         };
         let ticked = matches!(msg, Msg::Tick);
         let before = countdown(&app);
-        let mut cmds = Vec::new();
+        let mut cmds: Vec<(usize, Cmd)> = Vec::new();
         let mut next = Some(msg);
         let mut handled = 0;
         while let Some(msg) = next {
-            if let Msg::Link(LinkEvent::Connected {
-                path, server_id, ..
-            }) = &msg
+            if let Msg::On { server: 0, msg } = &msg
+                && let Msg::Link(LinkEvent::Connected {
+                    path, server_id, ..
+                }) = &**msg
+                && let Err(e) = started.remember(path, server_id)
             {
-                if let Err(e) = started.remember(path, server_id) {
-                    tracing::warn!(%e, "cannot remember the registration");
-                }
+                tracing::warn!(%e, "cannot remember the registration");
             }
-            cmds.extend(update(&mut app, msg, now_ms()));
+            if matches!(msg, Msg::Tick) {
+                // Each server's rooms are marked read through that server.
+                for server in 0..app.servers.len() {
+                    let produced = update(&mut app, on(server, Msg::Tick), now_ms());
+                    cmds.extend(produced.into_iter().map(|cmd| (server, cmd)));
+                }
+            } else {
+                let produced = update(&mut app, msg, now_ms());
+                cmds.extend(produced.into_iter().map(|cmd| (app.active, cmd)));
+            }
             handled += 1;
             next = if handled < BATCH {
                 next_pending(&mut link_events, &mut replies)
@@ -157,38 +300,36 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                 None
             };
         }
-        for cmd in cmds {
+        for (server, cmd) in cmds {
             match cmd {
                 // Rung here, between draws, so it never lands inside an escape sequence.
                 Cmd::Bell => {
                     let mut out = std::io::stdout();
                     let _ = out.write_all(b"\x07").and_then(|()| out.flush());
                 }
-                // In the order typed: one task sends them one after another.
-                Cmd::Send { .. } | Cmd::Whisper { .. } => {
-                    if let Err(unsent) = ordered.send(cmd) {
-                        // Only if the sending task ended: say so on the entry.
-                        if let Some(reply) = effects::not_sent(unsent.0, "the sender stopped") {
-                            let _ = reply_tx.try_send(reply);
-                        }
-                    }
-                }
                 // The name zero set-up claimed was taken: start again with the one picked.
                 Cmd::Register(name) => {
-                    let opening = options.opening(Setup::AutoAs(name), None);
+                    let opening = options.opening(
+                        options.server.clone(),
+                        Setup::AutoAs(name),
+                        None,
+                        &registry,
+                    );
                     match client::start(opening).await {
-                        Ok(again) => {
+                        Ok(mut again) => {
+                            let events = std::mem::replace(&mut again.events, mpsc::channel(1).1);
+                            let link = again.link.clone();
+                            links[0] = Some(ServerLink::new(0, link, events, &event_tx, &reply_tx));
                             started = again;
-                            link = started.link.clone();
-                            link_events =
-                                std::mem::replace(&mut started.events, mpsc::channel(1).1);
-                            ordered = effects::spawn_sender(link.clone(), reply_tx.clone());
                         }
                         Err(e) => {
-                            let _ = reply_tx.try_send(Reply::Failed {
-                                context: "cannot register".into(),
-                                error: e.to_string(),
-                            });
+                            let _ = reply_tx.try_send((
+                                0,
+                                Reply::Failed {
+                                    context: "cannot register".into(),
+                                    error: e.to_string(),
+                                },
+                            ));
                         }
                     }
                 }
@@ -200,11 +341,18 @@ pub async fn run(options: TuiOptions) -> Result<()> {
                         execute!(out, DisableMouseCapture)
                     };
                 }
-                cmd => {
-                    let link = link.clone();
-                    let replies = reply_tx.clone();
-                    tokio::spawn(async move { effects::carry_out(cmd, &link, &replies).await });
-                }
+                cmd => match links.get(server).and_then(Option::as_ref) {
+                    Some(link) => link.carry_out(cmd),
+                    None => {
+                        let alias = app.servers.get(server).map_or("", |s| s.alias.as_str());
+                        let error = format!("no connection to `{alias}`");
+                        let reply = effects::not_sent(cmd, &error).unwrap_or(Reply::Failed {
+                            context: format!("cannot reach `{alias}`"),
+                            error: "it could not be opened".into(),
+                        });
+                        let _ = reply_tx.try_send((server, reply));
+                    }
+                },
             }
         }
         if app.quit {
@@ -224,13 +372,16 @@ pub async fn run(options: TuiOptions) -> Result<()> {
 /// The next link event or reply already waiting, without waiting for one. Each queue is
 /// asked only when the one before it is empty, so nothing taken is ever dropped.
 fn next_pending(
-    link_events: &mut mpsc::Receiver<LinkEvent>,
-    replies: &mut mpsc::Receiver<Reply>,
+    link_events: &mut mpsc::Receiver<(usize, LinkEvent)>,
+    replies: &mut mpsc::Receiver<(usize, Reply)>,
 ) -> Option<Msg> {
-    if let Ok(event) = link_events.try_recv() {
-        return Some(Msg::Link(event));
+    if let Ok((server, event)) = link_events.try_recv() {
+        return Some(on(server, Msg::Link(event)));
     }
-    replies.try_recv().ok().map(Msg::Done)
+    replies
+        .try_recv()
+        .ok()
+        .map(|(server, reply)| on(server, Msg::Done(reply)))
 }
 
 /// The wall clock, read here and nowhere in `update`: each message carries its time in.
@@ -243,7 +394,7 @@ fn now_ms() -> i64 {
 fn countdown(app: &App) -> String {
     format!(
         "{} {}",
-        widgets::status::connection_text(app),
+        widgets::status::connections_text(app),
         app.pending_approvals().count()
     )
 }
@@ -269,30 +420,28 @@ mod tests {
         let (events_tx, mut events) = mpsc::channel(8);
         let (replies_tx, mut replies) = mpsc::channel(8);
         for n in 0..4u64 {
-            events_tx
-                .try_send(LinkEvent::Disconnected {
-                    reason: format!("event {n}"),
-                    retry_in: Duration::from_secs(n),
-                })
-                .unwrap();
-            replies_tx
-                .try_send(Reply::Failed {
-                    context: format!("reply {n}"),
-                    error: String::new(),
-                })
-                .unwrap();
+            let event = LinkEvent::Disconnected {
+                reason: format!("event {n}"),
+                retry_in: Duration::from_secs(n),
+            };
+            events_tx.try_send((n as usize % 2, event)).unwrap();
+            let reply = Reply::Failed {
+                context: format!("reply {n}"),
+                error: String::new(),
+            };
+            replies_tx.try_send((1, reply)).unwrap();
         }
         let mut seen = Vec::new();
-        while let Some(msg) = next_pending(&mut events, &mut replies) {
-            seen.push(match msg {
-                Msg::Link(LinkEvent::Disconnected { reason, .. }) => reason,
-                Msg::Done(Reply::Failed { context, .. }) => context,
+        while let Some(Msg::On { server, msg }) = next_pending(&mut events, &mut replies) {
+            seen.push(match *msg {
+                Msg::Link(LinkEvent::Disconnected { reason, .. }) => format!("{server} {reason}"),
+                Msg::Done(Reply::Failed { context, .. }) => format!("{server} {context}"),
                 other => panic!("unexpected {other:?}"),
             });
         }
         let expected: Vec<String> = (0..4)
-            .map(|n| format!("event {n}"))
-            .chain((0..4).map(|n| format!("reply {n}")))
+            .map(|n| format!("{} event {n}", n % 2))
+            .chain((0..4).map(|n| format!("1 reply {n}")))
             .collect();
         assert_eq!(seen, expected);
     }

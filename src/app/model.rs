@@ -89,6 +89,8 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Room {
     pub id: RoomId,
+    /// Which of `App::servers` it is on (the status room: the first).
+    pub server: usize,
     pub entries: VecDeque<Entry>,
     pub unread: usize,
     pub mentions: usize,
@@ -120,6 +122,7 @@ impl Room {
     pub fn new(id: RoomId) -> Self {
         Self {
             id,
+            server: 0,
             entries: VecDeque::new(),
             unread: 0,
             mentions: 0,
@@ -356,12 +359,53 @@ pub fn new_input(lines: Vec<String>) -> TextArea<'static> {
     input
 }
 
-/// The whole TUI.
-pub struct App {
-    pub settings: Settings,
+/// One server the TUI has a link to.
+#[derive(Debug)]
+pub struct ServerView {
+    /// Its alias in the config (its address when it has none).
+    pub alias: String,
+    /// The address the link dials.
     pub server: String,
     pub me: Option<SessionPath>,
     pub connection: Connection,
+    /// The first connect has happened (later ones are reconnects).
+    pub was_connected: bool,
+    /// Channels the server listed, for completion.
+    pub known_channels: Vec<Name>,
+    /// When the channels were last asked for (ms), to keep refreshes for Tab rare.
+    pub channels_listed_at: Option<i64>,
+}
+
+impl ServerView {
+    pub fn new(alias: String, server: String) -> Self {
+        Self {
+            alias,
+            server,
+            me: None,
+            connection: Connection::Connecting,
+            was_connected: false,
+            known_channels: Vec::new(),
+            channels_listed_at: None,
+        }
+    }
+}
+
+/// A row of the sidebar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SidebarRow {
+    /// A server's name and connection state (shown with more than one server).
+    Server(usize),
+    Room(usize),
+}
+
+/// The whole TUI.
+pub struct App {
+    pub settings: Settings,
+    /// Every server with a link, the default first.
+    pub servers: Vec<ServerView>,
+    /// The server the message being handled is about: rooms are looked up and made on it,
+    /// and the commands `update` returns go to it.
+    pub active: usize,
     pub rooms: Vec<Room>,
     pub panes: Vec<Pane>,
     pub split: Split,
@@ -375,15 +419,9 @@ pub struct App {
     pub agents: BTreeMap<SessionPath, AgentInfo>,
     pub search: Option<Search>,
     pub completion: Option<Completion>,
-    /// Channels the server listed, for completion.
-    pub known_channels: Vec<Name>,
-    /// When the channels were last asked for (ms), to keep refreshes for Tab rare.
-    pub channels_listed_at: Option<i64>,
     /// Offset of local time, fixed at start (tests use UTC).
     pub utc_offset: chrono::FixedOffset,
     pub quit: bool,
-    /// The first connect has happened (later ones are reconnects).
-    pub was_connected: bool,
     /// The clock as of the last tick, for countdowns (ms since the epoch).
     pub now_ms: i64,
     /// A channel the person just asked to join: shown once the join is answered.
@@ -404,13 +442,26 @@ pub struct App {
 }
 
 impl App {
+    /// A TUI on one server, known by its address.
     pub fn new(settings: Settings, server: String, utc_offset: chrono::FixedOffset) -> Self {
+        Self::on_servers(
+            settings,
+            vec![ServerView::new(server.clone(), server)],
+            utc_offset,
+        )
+    }
+
+    /// A TUI on several servers, the default first.
+    pub fn on_servers(
+        settings: Settings,
+        servers: Vec<ServerView>,
+        utc_offset: chrono::FixedOffset,
+    ) -> Self {
         let input = new_input(vec![String::new()]);
         Self {
             settings,
-            server,
-            me: None,
-            connection: Connection::Connecting,
+            servers,
+            active: 0,
             rooms: vec![Room::new(RoomId::Home)],
             panes: vec![Pane::new(0)],
             split: Split::SideBySide,
@@ -423,11 +474,8 @@ impl App {
             agents: BTreeMap::new(),
             search: None,
             completion: None,
-            known_channels: Vec::new(),
-            channels_listed_at: None,
             utc_offset,
             quit: false,
-            was_connected: false,
             now_ms: 0,
             focus_on_join: None,
             next_send_id: 1,
@@ -447,8 +495,31 @@ impl App {
         &self.rooms[self.focused_pane().room]
     }
 
+    /// The server the message being handled is about.
+    pub fn srv(&self) -> &ServerView {
+        &self.servers[self.active.min(self.servers.len() - 1)]
+    }
+
+    pub fn srv_mut(&mut self) -> &mut ServerView {
+        let active = self.active.min(self.servers.len() - 1);
+        &mut self.servers[active]
+    }
+
+    /// The server of the room in the focused pane.
+    pub fn focused_server(&self) -> &ServerView {
+        &self.servers[self.focused_room().server.min(self.servers.len() - 1)]
+    }
+
+    /// The server with this alias.
+    pub fn server_by_alias(&self, alias: &str) -> Option<usize> {
+        self.servers.iter().position(|s| s.alias == alias)
+    }
+
+    /// The room `id` on the active server (the status room is on every server).
     pub fn room_index(&self, id: &RoomId) -> Option<usize> {
-        self.rooms.iter().position(|r| &r.id == id)
+        self.rooms
+            .iter()
+            .position(|r| &r.id == id && (r.server == self.active || *id == RoomId::Home))
     }
 
     /// The room holding the message I typed with this id, and where in it: found by the id,
@@ -469,10 +540,33 @@ impl App {
         self.approvals.iter().filter(|a| a.open(self.now_ms))
     }
 
-    /// Rooms in sidebar order: home, channels by name, whispers by path.
+    /// Rooms in sidebar order: home, then each server's channels by name and whispers by
+    /// path.
     pub fn sorted_rooms(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.rooms.len()).collect();
-        order.sort_by(|a, b| self.rooms[*a].id.cmp(&self.rooms[*b].id));
+        let key = |r: &Room| (r.id != RoomId::Home, r.server, r.id.clone());
+        order.sort_by_key(|&i| key(&self.rooms[i]));
         order
+    }
+
+    /// The sidebar, row by row: with several servers, each server's rooms under its name.
+    pub fn sidebar_rows(&self) -> Vec<SidebarRow> {
+        let mut rows = Vec::new();
+        let mut server = None;
+        for index in self.sorted_rooms() {
+            let room = &self.rooms[index];
+            if self.servers.len() > 1 && room.id != RoomId::Home && server != Some(room.server) {
+                // Servers without rooms yet still show, in order, before this one.
+                let from = server.map_or(0, |s| s + 1);
+                rows.extend((from..=room.server).map(SidebarRow::Server));
+                server = Some(room.server);
+            }
+            rows.push(SidebarRow::Room(index));
+        }
+        if self.servers.len() > 1 {
+            let from = server.map_or(0, |s| s + 1);
+            rows.extend((from..self.servers.len()).map(SidebarRow::Server));
+        }
+        rows
     }
 }

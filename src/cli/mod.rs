@@ -95,6 +95,7 @@ impl Env {
             persistent: how.persistent,
             setup: how.setup,
             identity,
+            registry: None,
         };
         let session = client::open(opening, |reason, retry_in| {
             eprintln!(

@@ -79,6 +79,7 @@ async fn reach(env: &Env, server: Option<&str>, has_key: bool) -> String {
         persistent: false,
         setup: Setup::Key,
         identity: None,
+        registry: None,
     };
     match tokio::time::timeout(REACH_TIMEOUT, client::open(opening, |_, _| {})).await {
         Ok(Ok(session)) => format!("yes, signed in as {}", session.path),

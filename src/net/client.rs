@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::config::{ClientConfig, ConfigError, DEFAULT_BIND, DEFAULT_SERVER};
 use super::identity::{Identity, IdentityError};
-use super::link::{LinkConfig, LinkEvent, LinkHandle, Login};
+use super::link::{LinkConfig, LinkEvent, LinkHandle, LinkRegistry, Login};
 use super::names::{Name, NameError, SessionPath};
 use super::protocol::SessionKind;
 use super::servers::{ServerEntry, default_alias, server_urls};
@@ -78,6 +78,8 @@ pub struct Opening {
     pub setup: Setup,
     /// A key to sign in with instead of the machine key: the unlocked human key.
     pub identity: Option<Arc<Identity>>,
+    /// The client's other links, so this one never reaches a server one of them does.
+    pub registry: Option<LinkRegistry>,
 }
 
 /// An open session.
@@ -174,7 +176,13 @@ pub async fn start(opening: Opening) -> Result<Started, ClientError> {
     for url in server_urls(&server) {
         check_address(&url).map_err(|e| ClientError::Link(e.message))?;
     }
-    let pin = config.pin_for(&server);
+    let mut pin = config.pin_for(&server);
+    if let Some(registry) = &opening.registry {
+        let alias = config
+            .alias_of(&server)
+            .map_or_else(|| server.clone(), String::from);
+        pin.registry = Some((registry.clone(), alias));
+    }
     let mut local_server = None;
     let (identity, login) = match &opening.setup {
         Setup::Key => (Identity::load(&opening.config_dir)?, Login::Key),

@@ -89,6 +89,37 @@ pub struct ServerPin {
     pub expected: Option<String>,
     /// The ids of the person's other servers, with their aliases: never signed for here.
     pub others: Vec<(String, String)>,
+    /// The links a client keeps open side by side, and the alias this one goes by: a link
+    /// that reaches a server another one has reached already is not opened.
+    pub registry: Option<(LinkRegistry, String)>,
+}
+
+/// Which server (by id) each of a client's links reached, under which alias: one link per
+/// server, since two would only push each other's session around. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct LinkRegistry(Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>);
+
+impl PartialEq for LinkRegistry {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for LinkRegistry {}
+
+impl LinkRegistry {
+    /// Records that `alias` reaches server `server_id`, unless another alias does already:
+    /// then that alias.
+    pub fn claim(&self, server_id: &str, alias: &str) -> Result<(), String> {
+        let mut reached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match reached.get(server_id) {
+            Some(first) if first != alias => Err(first.clone()),
+            _ => {
+                reached.insert(server_id.to_owned(), alias.to_owned());
+                Ok(())
+            }
+        }
+    }
 }
 
 /// What the caller hears from the link.

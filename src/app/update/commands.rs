@@ -7,6 +7,7 @@ use crate::app::model::{
 use crate::app::settings::BellMode;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, Autonomy, RelayBody, Visibility, from_name};
+use crate::net::servers::split_channel;
 
 use super::moderation::{audit, show_topic};
 use super::table::{Verb, lookup};
@@ -59,7 +60,7 @@ fn pick_name(app: &mut App, text: &str) -> Vec<Cmd> {
         Ok(name) => {
             app.name_taken = None;
             app.claiming = Some((name.clone(), true));
-            app.connection = Connection::Connecting;
+            app.srv_mut().connection = Connection::Connecting;
             note(
                 app,
                 0,
@@ -84,10 +85,11 @@ pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
         RoomId::Whisper(_) => EntryKind::Whisper { outgoing: true },
         _ => EntryKind::Message,
     };
+    let me = app.srv().me.clone();
     app.rooms[room].entries.push_back(Entry {
         seq: None,
         ts: app.now_ms,
-        from: app.me.clone(),
+        from: me,
         text: text.clone(),
         kind,
         mention: false,
@@ -110,12 +112,49 @@ pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
     }
 }
 
+/// Makes the server `text` names after an `@` (if any) the active one; the rest of `text`.
+fn on_named_server<'a>(app: &mut App, text: &'a str) -> Result<&'a str, String> {
+    let (bare, alias) = split_channel(text);
+    let Some(alias) = alias.filter(|_| !bare.trim_start_matches('@').is_empty()) else {
+        return Ok(text);
+    };
+    match app.server_by_alias(alias) {
+        Some(server) => {
+            app.active = server;
+            Ok(bare)
+        }
+        None => {
+            let known: Vec<&str> = app.servers.iter().map(|s| s.alias.as_str()).collect();
+            Err(format!(
+                "no server `{alias}` here; this TUI has {}",
+                known.join(", ")
+            ))
+        }
+    }
+}
+
 pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
     let mut words = line.split_whitespace();
     let name = words.next().unwrap_or_default();
     // What follows the command's name, spaces inside kept (a reason, a topic).
     let rest = line.trim_start()[name.len()..].trim();
-    let arg = words.next();
+    let mut arg = words.next();
+    // `#general@work` names a channel (or `alice@work` a user) on another server: the
+    // command goes there.
+    if let Some(a) = arg
+        && matches!(
+            lookup(name).map(|c| c.verb),
+            Some(Verb::Join | Verb::Create | Verb::Msg)
+        )
+    {
+        match on_named_server(app, a) {
+            Ok(bare) => arg = Some(bare),
+            Err(e) => {
+                error(app, e);
+                return Vec::new();
+            }
+        }
+    }
     let focused_channel = app.focused_room().about().cloned();
     let channel_arg = |arg: Option<&str>| -> Result<Name, String> {
         match arg {

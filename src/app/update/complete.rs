@@ -15,12 +15,13 @@ const REFRESH_EVERY_MS: i64 = 5_000;
 /// at most once per `REFRESH_EVERY_MS`. The answer arrives before the person's next Tab.
 pub(super) fn refresh_channels(app: &mut App) -> Vec<Cmd> {
     if app
+        .srv()
         .channels_listed_at
         .is_some_and(|at| app.now_ms - at < REFRESH_EVERY_MS)
     {
         return Vec::new();
     }
-    app.channels_listed_at = Some(app.now_ms);
+    app.srv_mut().channels_listed_at = Some(app.now_ms);
     vec![Cmd::ListChannels(Listing::Refresh)]
 }
 
@@ -120,7 +121,13 @@ fn candidates(app: &App, word: &str, slot: Slot) -> Vec<String> {
             list
         }
     };
-    let channels = || app.known_channels.iter().map(ToString::to_string).collect();
+    let channels = || {
+        app.srv()
+            .known_channels
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
     let room = app.focused_room();
     let mut out: Vec<String> = match slot {
         Slot::Command if word.starts_with('/') => {

@@ -17,14 +17,14 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
     match event {
         LinkEvent::Moderation(event) => on_moderation(app, event),
         LinkEvent::Connected { path, .. } => {
-            app.connection = Connection::Connected;
-            let first = !app.was_connected;
-            app.was_connected = true;
+            app.srv_mut().connection = Connection::Connected;
+            let first = !app.srv().was_connected;
+            app.srv_mut().was_connected = true;
             note(
                 app,
                 0,
                 EntryKind::Note,
-                format!("connected to {} as {path}", app.server),
+                format!("connected to {} as {path}", app.srv().server),
             );
             if let Some((_, from_user)) = app.claiming.take() {
                 let how = if from_user {
@@ -32,17 +32,17 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
                 } else {
                     " ($USER is not set, so this name was picked for you)".to_owned()
                 };
-                let text = format!("registered as `{}` on {}{how}", path.user, app.server);
+                let text = format!("registered as `{}` on {}{how}", path.user, app.srv().server);
                 note(app, 0, EntryKind::Note, text);
             }
-            app.me = Some(path);
+            app.srv_mut().me = Some(path);
             let mut cmds = vec![Cmd::Relay {
                 to: None,
                 audience: Audience::Agents,
                 body: RelayBody::AutonomyQuery,
             }];
             if first {
-                app.channels_listed_at = Some(app.now_ms);
+                app.srv_mut().channels_listed_at = Some(app.now_ms);
                 cmds.push(Cmd::ListChannels(Listing::Startup));
             } else {
                 // A restarted server forgot who was here and sends no presence for sessions
@@ -64,27 +64,27 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
         }
         LinkEvent::Disconnected { reason, retry_in } => {
             let until_ms = app.now_ms + retry_in.as_millis() as i64;
-            app.connection = Connection::Reconnecting { reason, until_ms };
+            app.srv_mut().connection = Connection::Reconnecting { reason, until_ms };
             Vec::new()
         }
-        LinkEvent::Closed { reason } if !app.was_connected && reason.contains("is taken") => {
+        LinkEvent::Closed { reason } if !app.srv().was_connected && reason.contains("is taken") => {
             // The name zero set-up claimed belongs to someone else: ask for another here.
             let taken = app.claiming.take().map(|(name, _)| name);
             let text = match &taken {
                 Some(name) => format!(
                     "the user name `{name}` is taken on {}: type another name below and press Enter",
-                    app.server
+                    app.srv().server
                 ),
                 None => format!("{reason}: type another user name below and press Enter"),
             };
             note(app, 0, EntryKind::Error, text);
             app.name_taken = Some(taken.map(|n| n.to_string()).unwrap_or_default());
-            app.connection = Connection::Offline(reason);
+            app.srv_mut().connection = Connection::Offline(reason);
             Vec::new()
         }
         LinkEvent::Closed { reason } => {
             note(app, 0, EntryKind::Error, format!("offline: {reason}"));
-            app.connection = Connection::Offline(reason);
+            app.srv_mut().connection = Connection::Offline(reason);
             Vec::new()
         }
         LinkEvent::Message(message) => on_message(app, message),
@@ -158,9 +158,10 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
 
 fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
     let room = room_for(app, RoomId::Channel(message.channel.clone()));
-    let mine = app.me.as_ref() == Some(&message.from);
+    let mine = app.srv().me.as_ref() == Some(&message.from);
     let mention = !mine
         && app
+            .srv()
             .me
             .as_ref()
             .is_some_and(|me| mentions(&message.text, me.user.as_str()));

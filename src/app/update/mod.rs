@@ -39,8 +39,18 @@ pub fn update(app: &mut App, msg: Msg, now_ms: i64) -> Vec<Cmd> {
         }
     }
     match msg {
-        Msg::Key(key) => keys::on_key(app, key),
-        Msg::Mouse(mouse) => navigate::on_mouse(app, mouse),
+        Msg::On { server, msg } => {
+            app.active = server;
+            update(app, *msg, now_ms)
+        }
+        Msg::Key(key) => {
+            app.active = app.focused_room().server;
+            keys::on_key(app, key)
+        }
+        Msg::Mouse(mouse) => {
+            app.active = app.focused_room().server;
+            navigate::on_mouse(app, mouse)
+        }
         Msg::Paste(text) => {
             app.input.insert_str(unix_newlines(&text));
             Vec::new()
@@ -67,7 +77,9 @@ fn room_for(app: &mut App, id: RoomId) -> usize {
     if let Some(index) = app.room_index(&id) {
         return index;
     }
-    app.rooms.push(Room::new(id));
+    let mut room = Room::new(id);
+    room.server = app.active;
+    app.rooms.push(room);
     app.rooms.len() - 1
 }
 
@@ -154,6 +166,9 @@ fn mark_visible_read(app: &mut App) -> Vec<Cmd> {
             continue;
         }
         let room = &mut app.rooms[pane.room];
+        if room.server != app.active {
+            continue;
+        }
         if let (Some(channel), None) = (room.channel().cloned(), &room.closed) {
             if room.last_seq > room.read_seq {
                 room.read_seq = room.last_seq;

@@ -27,7 +27,7 @@ pub(super) fn on_moderation(app: &mut App, event: ModerationEvent) -> Vec<Cmd> {
     if let Some(audit) = app.room_index(&RoomId::Audit(event.channel.clone())) {
         note_at(app, audit, EntryKind::Note, event.ts, line.clone());
     }
-    let removed = app.me.as_ref().is_some_and(|me| event.removes(me));
+    let removed = app.srv().me.as_ref().is_some_and(|me| event.removes(me));
     let r = &mut app.rooms[room];
     match &event.act {
         ChannelAct::Topic { topic } => r.topic = topic.clone(),
@@ -74,7 +74,12 @@ fn rename(app: &mut App, old: &Name, new: &Name) {
             app.rooms[room].id = to;
         }
     }
-    for known in app.known_channels.iter_mut().filter(|c| *c == old) {
+    for known in app
+        .srv_mut()
+        .known_channels
+        .iter_mut()
+        .filter(|c| *c == old)
+    {
         *known = new.clone();
     }
     if let Some(bell) = app.settings.bells.remove(old.as_str()) {

@@ -13,6 +13,12 @@ use crate::net::protocol::{
 /// Everything that can happen to the TUI.
 #[derive(Debug)]
 pub enum Msg {
+    /// `msg` is about server `server` (an index into `App::servers`): its link's events,
+    /// the replies to commands sent there, its tick.
+    On {
+        server: usize,
+        msg: Box<Msg>,
+    },
     Key(KeyEvent),
     Mouse(MouseEvent),
     Paste(String),

@@ -4,7 +4,7 @@ use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 
 use super::{Cmd, error, open_room, set_input};
-use crate::app::model::{App, RoomId};
+use crate::app::model::{App, RoomId, SidebarRow};
 use crate::app::widgets::messages::entry_height;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +179,7 @@ pub(super) fn on_mouse(app: &mut App, mouse: MouseEvent) -> Vec<Cmd> {
             let area = app.sidebar_area.get();
             if area.contains(Position::new(mouse.column, mouse.row)) {
                 let row = usize::from(mouse.row - area.y);
-                if let Some(&room) = app.sorted_rooms().get(row) {
+                if let Some(&SidebarRow::Room(room)) = app.sidebar_rows().get(row) {
                     open_room(app, room);
                 }
             }

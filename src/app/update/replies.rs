@@ -11,7 +11,7 @@ use crate::net::protocol::{ChannelInfo, SessionInfo, SessionKind};
 pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
     match reply {
         Reply::Channels { list, why } => {
-            app.known_channels = list.iter().map(|c| c.name.clone()).collect();
+            app.srv_mut().known_channels = list.iter().map(|c| c.name.clone()).collect();
             for info in &list {
                 apply_info(app, info);
             }
@@ -83,8 +83,8 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
         }
         Reply::Joined(receipt) => {
             let name = receipt.channel.name.clone();
-            if !app.known_channels.contains(&name) {
-                app.known_channels.push(name.clone());
+            if !app.srv().known_channels.contains(&name) {
+                app.srv_mut().known_channels.push(name.clone());
             }
             let room = room_for(app, RoomId::Channel(name.clone()));
             apply_info(app, &receipt.channel);
@@ -120,7 +120,7 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             older,
         } => {
             let room = room_for(app, RoomId::Channel(channel));
-            let me = app.me.as_ref().map(|m| m.user.clone());
+            let me = app.srv().me.as_ref().map(|m| m.user.clone());
             let r = &mut app.rooms[room];
             r.loading = false;
             if older && page.messages.is_empty() {

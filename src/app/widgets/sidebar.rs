@@ -1,5 +1,6 @@
 //! The room list: the status room, channels, whispers, with unread counts and mention marks;
-//! a room closed to me (kicked, banned, deleted) is struck through.
+//! a room closed to me (kicked, banned, deleted) is struck through. With several servers,
+//! each server's rooms sit under its alias and connection state.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -8,7 +9,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 use unicode_width::UnicodeWidthStr;
 
-use crate::app::model::App;
+use crate::app::model::{App, Connection, ServerView, SidebarRow};
+use crate::app::settings::Theme;
 
 pub struct Sidebar<'a> {
     pub app: &'a App,
@@ -27,7 +29,14 @@ impl Widget for Sidebar<'_> {
         let width = inner.width as usize;
         let focused = app.focused_pane().room;
         let mut lines = Vec::new();
-        for index in app.sorted_rooms() {
+        for row in app.sidebar_rows() {
+            let index = match row {
+                SidebarRow::Server(server) => {
+                    lines.push(server_line(&app.servers[server], width, theme));
+                    continue;
+                }
+                SidebarRow::Room(index) => index,
+            };
             let room = &app.rooms[index];
             let label = room.id.label();
             let mut style = Style::default();
@@ -76,4 +85,34 @@ impl Widget for Sidebar<'_> {
         }
         Paragraph::new(lines).render(inner, buf);
     }
+}
+
+/// A server's heading: its alias, and a mark unless it is connected.
+fn server_line(server: &ServerView, width: usize, theme: &Theme) -> Line<'static> {
+    let (mark, mark_style) = match &server.connection {
+        Connection::Connected => ("", Style::default()),
+        Connection::Connecting => (" …", Style::default().fg(theme.muted)),
+        Connection::Reconnecting { .. } => (" ⟳", Style::default().fg(theme.error)),
+        Connection::Offline(_) => (" ✗", Style::default().fg(theme.error)),
+    };
+    let room = width.saturating_sub(mark.width());
+    let mut alias: String = String::new();
+    for c in server.alias.chars() {
+        if alias.width() + 1 >= room && room > 0 {
+            alias.push('…');
+            break;
+        }
+        alias.push(c);
+    }
+    let pad = width.saturating_sub(alias.width() + mark.width());
+    Line::from(vec![
+        Span::styled(
+            alias,
+            Style::default()
+                .fg(theme.muted)
+                .add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(" ".repeat(pad)),
+        Span::styled(mark, mark_style),
+    ])
 }

@@ -7,20 +7,31 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use crate::app::model::{App, Connection};
+use crate::app::model::{App, Connection, ServerView};
 use crate::app::settings::Action;
 
-/// The connection state in words: "connected", "reconnecting in 3 s", "offline: <reason>".
-pub fn connection_text(app: &App) -> String {
-    match &app.connection {
+/// A server's connection state in words at `now_ms`: "connected", "reconnecting in 3 s",
+/// "offline: <reason>".
+pub fn connection_text(server: &ServerView, now_ms: i64) -> String {
+    match &server.connection {
         Connection::Connecting => "connecting…".into(),
         Connection::Connected => "connected".into(),
         Connection::Reconnecting { until_ms, .. } => {
-            let left = (until_ms - app.now_ms).max(0);
+            let left = (until_ms - now_ms).max(0);
             format!("reconnecting in {} s", (left + 999) / 1000)
         }
         Connection::Offline(reason) => format!("offline: {reason}"),
     }
+}
+
+/// Every server's connection state, for what a tick may change on screen.
+pub fn connections_text(app: &App) -> String {
+    let states: Vec<String> = app
+        .servers
+        .iter()
+        .map(|s| connection_text(s, app.now_ms))
+        .collect();
+    states.join(" ")
 }
 
 pub struct StatusLine<'a> {
@@ -32,12 +43,20 @@ impl Widget for StatusLine<'_> {
         let app = self.app;
         let theme = &app.settings.theme;
         let style = Style::default().fg(theme.status_fg).bg(theme.status_bg);
-        let me = app
+        // The focused room's server: with several, each room's own.
+        let server = app.focused_server();
+        let me = server
             .me
             .as_ref()
             .map_or_else(|| "-".to_owned(), ToString::to_string);
+        let name = if app.servers.len() > 1 {
+            format!("{} {}", server.alias, server.server)
+        } else {
+            server.server.clone()
+        };
         // Most important first: narrow terminals cut from the right.
-        let left = format!(" {} │ {me} │ {} ", connection_text(app), app.server);
+        let connection = connection_text(server, app.now_ms);
+        let left = format!(" {connection} │ {me} │ {name} ");
         let keys = &app.settings.keymap;
         let right = if app.mouse_capture {
             format!(" {} help ", keys.key(Action::Help))
@@ -85,11 +104,12 @@ pub fn banner(app: &App) -> Option<Line<'static>> {
                 .add_modifier(Modifier::BOLD),
         ));
     }
-    match &app.connection {
+    let server = app.focused_server();
+    match &server.connection {
         Connection::Reconnecting { reason, .. } => Some(Line::styled(
             format!(
                 "⚠ {}: {reason}. What you type is kept and sent once back.",
-                connection_text(app)
+                connection_text(server, app.now_ms)
             ),
             Style::default()
                 .fg(theme.error)

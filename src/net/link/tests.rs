@@ -287,6 +287,34 @@ async fn several_addresses_are_tried_in_turn_and_the_one_that_answered_first_nex
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_second_link_to_a_server_another_link_reached_is_not_opened() {
+    let registry = LinkRegistry::default();
+    let pin = |alias: &str| ServerPin {
+        registry: Some((registry.clone(), alias.into())),
+        ..ServerPin::default()
+    };
+    assert_eq!(
+        handshake_under(pin("work"), "1b1b", "1b1b").await,
+        (true, "connected".into())
+    );
+    let (signed, why) = handshake_under(pin("office"), "1b1b", "1b1b").await;
+    assert!(!signed, "it signed in a second time");
+    assert!(
+        why.contains("`office`") && why.contains("reaches the same server as `work`"),
+        "{why}"
+    );
+    // The first one reconnecting is still itself; another server is its own.
+    assert_eq!(
+        handshake_under(pin("work"), "1b1b", "1b1b").await,
+        (true, "connected".into())
+    );
+    assert_eq!(
+        handshake_under(pin("home"), "2c2c", "2c2c").await,
+        (true, "connected".into())
+    );
+}
+
 /// A link whose handshake is answered with `challenge_id`, under `pin`: what it sends back
 /// (an `auth` when it signs) and how it ends.
 async fn handshake_under(pin: ServerPin, challenge_id: &str, welcome_id: &str) -> (bool, String) {
@@ -343,6 +371,7 @@ async fn nothing_is_signed_for_a_server_that_is_not_the_one_registered() {
     let pin = |expected: Option<&str>| ServerPin {
         expected: expected.map(Into::into),
         others: vec![("0a0a".into(), "work".into())],
+        registry: None,
     };
     // The registered id signs in.
     assert_eq!(

@@ -322,7 +322,7 @@ fn a_taken_name_at_zero_set_up_is_replaced_by_one_typed_in_the_tui() {
         [Cmd::Register(Name::user("alice2").unwrap())]
     );
     assert_eq!(app.name_taken, None);
-    assert_eq!(app.connection, Connection::Connecting);
+    assert_eq!(app.srv().connection, Connection::Connecting);
     update(
         &mut app,
         Msg::Link(LinkEvent::Connected {
@@ -389,7 +389,10 @@ fn typing_offline_is_kept_and_sent_through_the_link_queue() {
             retry_in: Duration::from_secs(3),
         }),
     );
-    assert!(matches!(app.connection, Connection::Reconnecting { .. }));
+    assert!(matches!(
+        app.srv().connection,
+        Connection::Reconnecting { .. }
+    ));
     type_text(&mut app, "still here");
     assert_eq!(
         key(&mut app, KeyCode::Enter),

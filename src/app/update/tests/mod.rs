@@ -219,3 +219,4 @@ mod govern;
 mod keys;
 mod link;
 mod moderation;
+mod servers;

@@ -220,8 +220,8 @@ fn a_renamed_channel_changes_name_in_place() {
     );
     assert_eq!(app.focused_room().id, RoomId::Channel(name("lobby")));
     assert_eq!(app.room_index(&RoomId::Channel(name("general"))), None);
-    assert!(app.known_channels.contains(&name("lobby")));
-    assert!(!app.known_channels.contains(&name("general")));
+    assert!(app.srv().known_channels.contains(&name("lobby")));
+    assert!(!app.srv().known_channels.contains(&name("general")));
     assert_eq!(
         last_line(&app),
         "bob/desk/tui renamed the channel to #lobby"

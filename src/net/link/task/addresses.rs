@@ -61,6 +61,14 @@ impl LinkTask {
                 )));
             }
         }
+        if let Some((registry, alias)) = &pin.registry
+            && let Err(first) = registry.claim(server_id, alias)
+        {
+            return Err(Ended::Fatal(format!(
+                "`{alias}` ({}) reaches the same server as `{first}`, which is open already: not opening it twice",
+                self.current_url()
+            )));
+        }
         let several = self.urls.len() > 1;
         let expected = pin
             .expected
