@@ -1,13 +1,16 @@
 //! End-to-end: one person on several servers with the real binary: registering under aliases,
 //! `servers` and its default, `CHANNEL@ALIAS`, a second address of a server already known,
-//! and a config written before aliases.
+//! a config written before aliases, and one agent on two servers.
 #![allow(clippy::unwrap_used)]
 
+mod agent_support;
 mod common;
 
 use std::time::Duration;
 
+use agent_support::Mcp;
 use common::{Server, User};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -91,4 +94,134 @@ fn a_config_from_before_aliases_reads_as_its_one_server() {
     assert!(first.starts_with(&format!("* {alias}")), "{listed}");
     alice.ok(&["channel", "create", "ops", "--server", &alias]);
     alice.ok(&["join", &format!("ops@{alias}")]);
+}
+
+#[test]
+fn one_agent_hears_and_answers_on_two_servers() {
+    let (work, home) = (Server::start(), Server::start());
+    let alice = User::unregistered("alice");
+    for (server, alias) in [(&work, "work"), (&home, "home")] {
+        let url = server.url();
+        alice.ok(&[
+            "register",
+            "alice",
+            "--server",
+            &url,
+            "--alias",
+            alias,
+            "--machine",
+            "box",
+        ]);
+    }
+    alice.ok(&["channel", "create", "general"]);
+    alice.ok(&["channel", "create", "ops", "--server", "home"]);
+    // #general exists on both: bare, it is the default server's.
+    alice.ok(&["channel", "create", "general", "--server", "home"]);
+    let bob = User::register("bob", &work);
+    bob.ok(&["join", "general"]);
+    let carol = User::register("carol", &home);
+    carol.ok(&["join", "ops"]);
+
+    let project = tempfile::tempdir().unwrap();
+    let args = [
+        "--format", "jsonl", "--as", "bot", "--join", "general", "--join", "ops@home",
+    ];
+    let mut agent = Mcp::spawn(&alice, project.path(), &args);
+    let ready = agent.next_line();
+    assert_eq!(
+        (ready["event"].clone(), ready["server"].clone()),
+        ("ready".into(), "work".into())
+    );
+    assert_eq!(ready["servers"].as_array().unwrap().len(), 2, "{ready}");
+
+    let event_from = |agent: &mut Mcp, from: &str| -> Value {
+        loop {
+            let v = agent.next_line();
+            if v["event"] == "message" && v["from"] == from {
+                return v;
+            }
+        }
+    };
+    bob.ok(&["send", "general", "from work"]);
+    let heard = event_from(&mut agent, "bob/box/cli");
+    assert_eq!(
+        (heard["channel"].clone(), heard["server"].clone()),
+        ("general".into(), "work".into())
+    );
+    carol.ok(&["send", "ops", "from home"]);
+    let heard = event_from(&mut agent, "carol/box/cli");
+    assert_eq!(
+        (heard["channel"].clone(), heard["server"].clone()),
+        ("ops@home".into(), "home".into())
+    );
+
+    let reply = |agent: &mut Mcp, line: &str, id: u64| -> Value {
+        agent.write(line);
+        loop {
+            let v = agent.next_line();
+            if v["id"] == id {
+                return v;
+            }
+        }
+    };
+    let sent = reply(
+        &mut agent,
+        r#"{"cmd":"send","channel":"ops@home","text":"to home","id":1}"#,
+        1,
+    );
+    assert_eq!(
+        (sent["ok"].clone(), sent["channel"].clone()),
+        (true.into(), "ops@home".into())
+    );
+    let (_tail, lines, _) = carol.spawn(&["tail", "ops", "--last", "1", "--format", "json"]);
+    assert!(
+        lines
+            .wait_for(WAIT, |l| l.contains("to home"))
+            .contains("alice/box/bot")
+    );
+    // Bare `ops` is joined on one server only: that one.
+    let sent = reply(
+        &mut agent,
+        r#"{"cmd":"send","channel":"ops","text":"again","id":2}"#,
+        2,
+    );
+    assert_eq!(sent["channel"], "ops@home", "{sent}");
+    let unknown = reply(
+        &mut agent,
+        r#"{"cmd":"send","channel":"ops@nowhere","text":"x","id":3}"#,
+        3,
+    );
+    assert!(
+        unknown["error"]
+            .as_str()
+            .unwrap()
+            .contains("not on a server `nowhere`"),
+        "{unknown}"
+    );
+
+    // unread covers both servers, each channel named as the tools take it.
+    let unread = reply(&mut agent, r#"{"cmd":"unread","id":4}"#, 4);
+    let channels: Vec<&str> = unread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["channel"].as_str().unwrap())
+        .collect();
+    assert!(
+        channels.contains(&"general") && channels.contains(&"ops@home"),
+        "{unread}"
+    );
+    // #general on both servers once joined there too: bare means the default server's.
+    let joined = reply(
+        &mut agent,
+        r#"{"cmd":"join","channel":"general@home","id":5}"#,
+        5,
+    );
+    assert_eq!(joined["channel"], "general@home", "{joined}");
+    let sent = reply(
+        &mut agent,
+        r#"{"cmd":"send","channel":"general","text":"bare","id":6}"#,
+        6,
+    );
+    assert_eq!(sent["channel"], "general", "{sent}");
 }

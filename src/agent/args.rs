@@ -18,7 +18,9 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
-use crate::net::names::{Name, SessionPath};
+use super::ChannelRef;
+use crate::net::names::SessionPath;
+use crate::net::servers::split_channel;
 
 /// Post a message (at most 16 KiB of text) to a conclave channel you joined. Refused where
 /// your autonomy is below converse.
@@ -26,10 +28,10 @@ use crate::net::names::{Name, SessionPath};
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct SendArgs {
-    /// Channel name, e.g. general (a leading # is fine).
+    /// Channel name, e.g. general (a leading # is fine; general@ALIAS on another server).
     #[serde(deserialize_with = "channel")]
     #[schemars(with = "String")]
-    pub channel: Name,
+    pub channel: ChannelRef,
     /// The message, at most 16 KiB (16384 bytes of UTF-8).
     pub text: String,
 }
@@ -40,9 +42,10 @@ pub struct SendArgs {
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct WhisperArgs {
-    /// Session path user/machine/session.
+    /// Session path user/machine/session (user/machine/session@ALIAS on another server).
+    #[serde(deserialize_with = "session")]
     #[schemars(with = "String")]
-    pub to: SessionPath,
+    pub to: SessionRef,
     /// At most 16 KiB.
     pub text: String,
 }
@@ -53,10 +56,10 @@ pub struct WhisperArgs {
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct ReadArgs {
-    /// Channel name, e.g. general (a leading # is fine).
+    /// Channel name, e.g. general (a leading # is fine; general@ALIAS on another server).
     #[serde(deserialize_with = "channel")]
     #[schemars(with = "String")]
-    pub channel: Name,
+    pub channel: ChannelRef,
     /// Return messages after this sequence number.
     pub since: Option<u64>,
     /// Return messages before this sequence number (to page back).
@@ -85,10 +88,10 @@ pub struct ChannelsArgs {}
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct WhoArgs {
-    /// Channel name, e.g. general (a leading # is fine).
+    /// Channel name, e.g. general (a leading # is fine; general@ALIAS on another server).
     #[serde(default, deserialize_with = "optional_channel")]
     #[schemars(with = "Option<String>")]
-    pub channel: Option<Name>,
+    pub channel: Option<ChannelRef>,
 }
 
 /// Join a channel; its new messages will be pushed to you.
@@ -96,10 +99,10 @@ pub struct WhoArgs {
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct JoinArgs {
-    /// Channel name, e.g. general (a leading # is fine).
+    /// Channel name, e.g. general (a leading # is fine; general@ALIAS on another server).
     #[serde(deserialize_with = "channel")]
     #[schemars(with = "String")]
-    pub channel: Name,
+    pub channel: ChannelRef,
 }
 
 /// Leave a channel; its messages stop arriving.
@@ -107,10 +110,10 @@ pub struct JoinArgs {
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct LeaveArgs {
-    /// Channel name, e.g. general (a leading # is fine).
+    /// Channel name, e.g. general (a leading # is fine; general@ALIAS on another server).
     #[serde(deserialize_with = "channel")]
     #[schemars(with = "String")]
-    pub channel: Name,
+    pub channel: ChannelRef,
 }
 
 /// Your session, connection, open permission requests, and per channel: autonomy, unread and
@@ -120,10 +123,11 @@ pub struct LeaveArgs {
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct StatusArgs {
-    /// Only this channel (a leading # is fine); default: every channel you joined.
+    /// Only this channel (a leading # is fine; general@ALIAS on another server); default:
+    /// every channel you joined.
     #[serde(default, deserialize_with = "optional_channel")]
     #[schemars(with = "Option<String>")]
-    pub channel: Option<Name>,
+    pub channel: Option<ChannelRef>,
 }
 
 /// A tool's arguments, under the tool's name.
@@ -209,17 +213,37 @@ pub fn specs() -> Vec<ToolSpec> {
     ]
 }
 
-/// A channel as people write it: `general` or `#general`.
-fn channel<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Name, D::Error> {
+/// A channel as people write it: `general`, `#general`, or `general@home` on another server.
+fn channel<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ChannelRef, D::Error> {
     let text = String::deserialize(deserializer)?;
-    Name::channel(&text).map_err(de::Error::custom)
+    ChannelRef::parse(&text).map_err(de::Error::custom)
 }
 
-fn optional_channel<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Name>, D::Error> {
+fn optional_channel<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ChannelRef>, D::Error> {
     match Option::<String>::deserialize(deserializer)? {
-        Some(text) => Name::channel(&text).map(Some).map_err(de::Error::custom),
+        Some(text) => ChannelRef::parse(&text)
+            .map(Some)
+            .map_err(de::Error::custom),
         None => Ok(None),
     }
+}
+
+/// A session path, with the server's alias after an `@` when it is on another server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRef {
+    pub path: SessionPath,
+    pub server: Option<String>,
+}
+
+fn session<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SessionRef, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let (path, server) = split_channel(&text);
+    Ok(SessionRef {
+        path: SessionPath::parse(path).map_err(de::Error::custom)?,
+        server: server.map(str::to_owned),
+    })
 }
 
 /// Reads a call's arguments into a tool's struct. serde_json alone reports a wrong type as
@@ -332,7 +356,7 @@ mod tests {
         let a: JoinArgs = parse(&args(json!({"channel": "#General"}))).unwrap();
         let b: JoinArgs = parse(&args(json!({"channel": "general"}))).unwrap();
         assert_eq!(
-            (a.channel.as_str(), b.channel.as_str()),
+            (a.channel.name.as_str(), b.channel.name.as_str()),
             ("general", "general")
         );
         let who: WhoArgs = parse(&args(json!({}))).unwrap();

@@ -171,31 +171,63 @@ pub enum Inbound {
     },
 }
 
+/// The server an inbound item came from, as the model names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The server's alias (its address when it has none).
+    pub alias: String,
+    /// Channels there are written `name@alias`: the agent is on several servers and this is
+    /// not the one bare names mean.
+    pub named: bool,
+}
+
+impl Origin {
+    /// A channel there as the model writes it.
+    pub fn channel(&self, name: &Name) -> String {
+        self.qualified(name)
+    }
+
+    /// A session there as the model writes it.
+    pub fn session(&self, path: &SessionPath) -> String {
+        self.qualified(path)
+    }
+
+    fn qualified(&self, what: &impl std::fmt::Display) -> String {
+        if self.named {
+            format!("{what}@{}", self.alias)
+        } else {
+            what.to_string()
+        }
+    }
+}
+
 /// Builds the pushes for a batch of inbound items, one per channel (and one per whisper
-/// sender), in arrival order of each group's first item.
-pub fn coalesce(server: &str, batch: Vec<Inbound>) -> Vec<Push> {
-    let mut groups: Vec<(String, Vec<Inbound>)> = Vec::new();
-    for item in batch {
+/// sender) of each server, in arrival order of each group's first item.
+pub fn coalesce(batch: Vec<(Origin, Inbound)>) -> Vec<Push> {
+    let mut groups: Vec<(String, Origin, Vec<Inbound>)> = Vec::new();
+    for (origin, item) in batch {
         let key = match &item {
             Inbound::Message { message, .. } => format!("#{}", message.channel),
             Inbound::Whisper { whisper, .. } => format!("@{}", whisper.from),
             Inbound::Held { from, .. } => format!("!{}", from.user),
             Inbound::Notice { channel, .. } => format!("!#{channel}"),
         };
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, items)) => items.push(item),
-            None => groups.push((key, vec![item])),
+        let key = format!("{key} {}", origin.alias);
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, items)) => items.push(item),
+            None => groups.push((key, origin, vec![item])),
         }
     }
     groups
         .into_iter()
-        .map(|(_, items)| push_for(server, items))
+        .map(|(_, origin, items)| push_for(&origin, items))
         .collect()
 }
 
-/// Where a pushed item came from and how the model would answer there.
+/// Where a pushed item came from and how the model would answer there: a channel as the
+/// model writes it, or a whisperer.
 enum Place<'a> {
-    Channel(&'a Name),
+    Channel(&'a str),
     Whisper(&'a SessionPath),
 }
 
@@ -225,7 +257,7 @@ fn reminder(place: &Place<'_>, level: Autonomy) -> String {
 }
 
 /// What the framing line adds when a person's message ended the agent's wait there.
-fn reopened_note(channel: &Name, held: u64) -> String {
+fn reopened_note(channel: &str, held: u64) -> String {
     let held = match held {
         0 => String::new(),
         1 => " 1 agent message held from you meanwhile is in unread().".to_owned(),
@@ -323,8 +355,8 @@ pub fn moderation_notice(
     Some(text)
 }
 
-fn push_for(server: &str, items: Vec<Inbound>) -> Push {
-    let mut meta = BTreeMap::from([("server".to_owned(), server.to_owned())]);
+fn push_for(origin: &Origin, items: Vec<Inbound>) -> Push {
+    let mut meta = BTreeMap::from([("server".to_owned(), origin.alias.clone())]);
     let count = items.len();
     let mut lines = Vec::new();
     // Items of one push share a place; the newest level wins, like the `autonomy` attribute.
@@ -337,15 +369,16 @@ fn push_for(server: &str, items: Vec<Inbound>) -> Push {
                 level,
                 reopened: ended,
             } => {
+                let channel = origin.channel(&message.channel);
                 if let Some(held) = ended {
-                    reopened = Some(reopened_note(&message.channel, held));
+                    reopened = Some(reopened_note(&channel, held));
                 }
                 meta.insert("kind".into(), "message".into());
-                meta.insert("channel".into(), message.channel.to_string());
+                meta.insert("channel".into(), channel.clone());
                 meta.insert("seq".into(), message.seq.to_string());
                 meta.insert("autonomy".into(), level.to_string());
                 meta.insert("from".into(), message.from.to_string());
-                frame = Some(reminder(&Place::Channel(&message.channel), level));
+                frame = Some(reminder(&Place::Channel(&channel), level));
                 if count > 1 {
                     lines.push(format!("{} (seq {}):", message.from, message.seq));
                 }
@@ -366,7 +399,7 @@ fn push_for(server: &str, items: Vec<Inbound>) -> Push {
                 meta.insert("kind".into(), "notice".into());
                 meta.insert("from".into(), from.to_string());
                 if let Some(channel) = channel {
-                    meta.insert("channel".into(), channel.to_string());
+                    meta.insert("channel".into(), origin.channel(&channel));
                 }
                 lines.push(format!(
                     "{} is sending faster than you should follow; messages from any of their \
@@ -382,7 +415,7 @@ fn push_for(server: &str, items: Vec<Inbound>) -> Push {
                 reason,
             } => {
                 meta.insert("kind".into(), "notice".into());
-                meta.insert("channel".into(), channel.to_string());
+                meta.insert("channel".into(), origin.channel(&channel));
                 meta.insert("from".into(), by.to_string());
                 lines.push(format!("[conclave: {text}]"));
                 if let Some(reason) = reason.filter(|r| !r.is_empty()) {

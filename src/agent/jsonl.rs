@@ -21,7 +21,10 @@ use super::core::Inbound;
 use super::{Agent, Effect, tools};
 
 /// Serves JSON lines on stdio until stdin closes.
-pub async fn serve(agent: Arc<Agent>, mut events: mpsc::Receiver<LinkEvent>) -> Result<()> {
+pub async fn serve(
+    agent: Arc<Agent>,
+    mut events: mpsc::Receiver<(usize, LinkEvent)>,
+) -> Result<()> {
     let (out_tx, mut out_rx) = mpsc::channel::<Value>(1024);
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
@@ -36,8 +39,8 @@ pub async fn serve(agent: Arc<Agent>, mut events: mpsc::Receiver<LinkEvent>) -> 
     let event_out = out_tx.clone();
     let event_agent = agent.clone();
     let pump = tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            if let Some(value) = event_json(&event_agent, event) {
+        while let Some((server, event)) = events.recv().await {
+            if let Some(value) = event_json(&event_agent, server, event) {
                 if event_out.send(value).await.is_err() {
                     break;
                 }
@@ -45,9 +48,14 @@ pub async fn serve(agent: Arc<Agent>, mut events: mpsc::Receiver<LinkEvent>) -> 
         }
     });
 
-    let _ = out_tx
-        .send(json!({"event": "ready", "path": agent.me.to_string(), "server": agent.server}))
-        .await;
+    let default = agent.default_conn();
+    let servers: Vec<Value> = agent
+        .servers
+        .iter()
+        .map(|c| json!({"server": c.alias, "url": c.url, "path": c.me.to_string()}))
+        .collect();
+    let ready = json!({"event": "ready", "path": default.me.to_string(), "server": default.alias, "servers": servers});
+    let _ = out_tx.send(ready).await;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if line.trim().is_empty() {
@@ -96,11 +104,14 @@ async fn answer(agent: &Agent, line: &str) -> Value {
     }
 }
 
-fn event_json(agent: &Arc<Agent>, event: LinkEvent) -> Option<Value> {
+/// An event of server `server` as a JSON line; channels are named as tools take them, and
+/// `server` names the server.
+fn event_json(agent: &Arc<Agent>, server: usize, event: LinkEvent) -> Option<Value> {
+    let origin = agent.origin(server);
     let status = match &event {
         LinkEvent::Presence(p) => Some(json!({
             "event": "presence",
-            "channel": p.channel.as_str(),
+            "channel": origin.channel(&p.channel),
             "path": p.session.path.to_string(),
             "kind": p.session.kind,
             "change": p.change,
@@ -114,35 +125,41 @@ fn event_json(agent: &Arc<Agent>, event: LinkEvent) -> Option<Value> {
         LinkEvent::Closed { reason } => Some(json!({"event": "closed", "reason": reason})),
         LinkEvent::Moderation(m) => Some(json!({
             "event": "moderation",
-            "channel": m.channel.as_str(),
+            "channel": origin.channel(&m.channel),
             "by": m.by.to_string(),
             "act": m.act,
             "text": m.act.to_string(),
             "reason": m.reason,
             "ts": m.ts,
-            "removed": m.removes(&agent.me),
+            "removed": m.removes(&agent.conn(server).me),
         })),
         _ => None,
     };
-    match agent.on_event(event) {
-        Effect::Deliver(Inbound::Message { message, .. }) => Some(json!({
+    let status = status.map(|mut value| {
+        value["server"] = json!(origin.alias);
+        value
+    });
+    match agent.on_event(server, event) {
+        Effect::Deliver(origin, Inbound::Message { message, .. }) => Some(json!({
             "event": "message",
-            "channel": message.channel.as_str(),
+            "server": origin.alias,
+            "channel": origin.channel(&message.channel),
             "seq": message.seq,
             "from": message.from.to_string(),
             "ts": message.ts,
             "text": message.text,
         })),
-        Effect::Deliver(Inbound::Whisper { whisper, .. }) => Some(json!({
+        Effect::Deliver(origin, Inbound::Whisper { whisper, .. }) => Some(json!({
             "event": "whisper",
-            "from": whisper.from.to_string(),
+            "server": origin.alias,
+            "from": origin.session(&whisper.from),
             "to": whisper.to.to_string(),
             "ts": whisper.ts,
             "text": whisper.text,
         })),
         // Resolve only arises when a model reads (autonomy gating); never here.
-        Effect::Deliver(Inbound::Held { .. } | Inbound::Notice { .. })
-        | Effect::Resolve(_)
+        Effect::Deliver(_, Inbound::Held { .. } | Inbound::Notice { .. })
+        | Effect::Resolve(..)
         | Effect::Verdict { .. }
         | Effect::None => status,
     }

@@ -22,14 +22,16 @@ pub const DEFAULT_BACKLOG: u64 = 20;
 /// The flags of `conclave agent`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct AgentArgs {
-    /// Server address, ws://HOST:PORT [default: the registered one, else ws://127.0.0.1:7420]
-    #[arg(long)]
-    pub server: Option<String>,
+    /// Server: an alias from `conclave servers`, or ws://HOST:PORT (repeatable: one link each;
+    /// the first is where bare channel names go) [default: the default server, and those
+    /// `--join CHANNEL@ALIAS` names]
+    #[arg(long = "server", value_name = "ALIAS|URL")]
+    pub servers: Vec<String>,
     /// Session handle [default: the working directory's name, suffixed if taken]
     #[arg(long = "as", value_name = "HANDLE")]
     pub handle: Option<String>,
-    /// Join this channel at start (repeatable)
-    #[arg(long = "join", value_name = "CHANNEL")]
+    /// Join this channel at start, CHANNEL@ALIAS on another server (repeatable)
+    #[arg(long = "join", value_name = "CHANNEL[@ALIAS]")]
     pub join: Vec<String>,
     /// Autonomy in a channel: mute, notify, converse or act (repeatable; also default=,
     /// whispers=; '#NAME=' is always a channel, even #whispers)
@@ -61,7 +63,7 @@ pub async fn main(
     }
     let options = AgentOptions {
         config_dir,
-        server: args.server,
+        servers: args.servers,
         handle: args.handle,
         join: args.join,
         perms: args.perms,
@@ -75,7 +77,7 @@ pub async fn main(
 pub fn agent_flags(args: &AgentArgs) -> Vec<String> {
     let mut flags = Vec::new();
     let mut flag = |name: &str, value: String| flags.extend([name.to_owned(), value]);
-    if let Some(server) = &args.server {
+    for server in &args.servers {
         flag("--server", server.clone());
     }
     if let Some(handle) = &args.handle {

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::net::link::LinkEvent;
 
-use super::core::{Inbound, Push, coalesce};
+use super::core::{Inbound, Origin, Push, coalesce};
 use super::{Agent, Effect, args, tools};
 
 const CHANNEL_NOTIFICATION: &str = "notifications/claude/channel";
@@ -59,7 +59,7 @@ be missed: call unread() when you start and whenever you may have missed message
 channels, who, join, leave, status.";
 
 /// Serves MCP on stdio until stdin closes.
-pub async fn serve(agent: Arc<Agent>, events: mpsc::Receiver<LinkEvent>) -> Result<()> {
+pub async fn serve(agent: Arc<Agent>, events: mpsc::Receiver<(usize, LinkEvent)>) -> Result<()> {
     let (initialized_tx, initialized) = watch::channel(false);
     let handler = Handler {
         agent: agent.clone(),
@@ -181,7 +181,7 @@ impl ServerHandler for Handler {
 /// and sends permission verdicts.
 async fn pump(
     agent: Arc<Agent>,
-    mut events: mpsc::Receiver<LinkEvent>,
+    mut events: mpsc::Receiver<(usize, LinkEvent)>,
     peer: Peer<RoleServer>,
     mut initialized: watch::Receiver<bool>,
 ) {
@@ -198,13 +198,13 @@ async fn pump(
         let deadline = outbox.flush_at.filter(|_| ready);
         tokio::select! {
             event = events.recv() => {
-                let Some(event) = event else { break };
-                outbox.apply(agent.on_event(event), &peer).await;
+                let Some((server, event)) = event else { break };
+                outbox.apply(agent.on_event(server, event), &peer).await;
             }
             Some(effect) = late.recv() => outbox.apply(effect, &peer).await,
             () = sleep_until(deadline) => {
                 outbox.flush_at = None;
-                for push in coalesce(&agent.server, std::mem::take(&mut outbox.pending)) {
+                for push in coalesce(std::mem::take(&mut outbox.pending)) {
                     notify(&peer, CHANNEL_NOTIFICATION, push_params(push)).await;
                 }
             }
@@ -221,18 +221,18 @@ async fn pump(
 struct Outbox {
     agent: Arc<Agent>,
     late: mpsc::Sender<Effect>,
-    pending: Vec<Inbound>,
+    pending: Vec<(Origin, Inbound)>,
     flush_at: Option<tokio::time::Instant>,
 }
 
 impl Outbox {
     async fn apply(&mut self, effect: Effect, peer: &Peer<RoleServer>) {
         match effect {
-            Effect::Deliver(item) => {
+            Effect::Deliver(origin, item) => {
                 if self.pending.len() >= MAX_EARLY {
                     self.pending.remove(0);
                 }
-                self.pending.push(item);
+                self.pending.push((origin, item));
                 self.flush_at
                     .get_or_insert_with(|| tokio::time::Instant::now() + COALESCE_WINDOW);
             }
@@ -241,11 +241,13 @@ impl Outbox {
                 let params = json!({"request_id": request_id, "behavior": behavior});
                 notify(peer, PERMISSION_VERDICT, params).await;
             }
-            Effect::Resolve(whisper) => {
+            Effect::Resolve(server, whisper) => {
                 // Not awaited here: the server's answer comes through the link this loop reads.
                 let (agent, late) = (self.agent.clone(), self.late.clone());
                 tokio::spawn(async move {
-                    let _ = late.send(agent.resolve_whisper(whisper).await).await;
+                    let _ = late
+                        .send(agent.resolve_whisper(server, whisper).await)
+                        .await;
                 });
             }
             Effect::None => {}

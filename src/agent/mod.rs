@@ -16,6 +16,7 @@ pub mod launch;
 pub mod mcp;
 mod moderation;
 mod relay;
+mod servers;
 pub mod tools;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,14 +26,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use color_eyre::eyre::{Result, WrapErr};
 
-use crate::net::client::{self, Opening, Setup};
 use crate::net::config::{AutonomyKey, ClientConfig};
-use crate::net::link::{LinkEvent, LinkHandle, Resume};
+use crate::net::link::{LinkEvent, Resume};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Autonomy, SessionKind, WhisperMessage};
 
-use self::core::{Inbound, Levels};
+use self::core::{Inbound, Levels, Origin};
 use self::gate::{FloodGate, Floor, FloorGate, Gate, Permissions};
+pub use self::servers::{ChannelRef, Conn, Place};
 
 pub use self::launch::{AgentArgs, main};
 
@@ -55,7 +56,9 @@ pub enum Format {
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
     pub config_dir: PathBuf,
-    pub server: Option<String>,
+    /// `--server`, each an alias or an address; empty: the default server (and the servers
+    /// `join` names).
+    pub servers: Vec<String>,
     pub handle: Option<String>,
     pub join: Vec<String>,
     pub perms: Vec<(AutonomyKey, Autonomy)>,
@@ -79,21 +82,23 @@ struct Mark {
 
 struct State {
     levels: Levels,
-    channels: BTreeMap<Name, Mark>,
+    channels: BTreeMap<Place, Mark>,
     gate: FloodGate,
     permissions: Permissions,
-    /// Kinds of this user's other sessions, seen in presence, relays and `who`: whether a
-    /// whisper comes from a person.
-    kinds: HashMap<SessionPath, SessionKind>,
-    connection: String,
+    /// Kinds of this user's other sessions on each server, seen in presence, relays and
+    /// `who`: whether a whisper comes from a person.
+    kinds: HashMap<(usize, SessionPath), SessionKind>,
+    /// Each server's connection state, in words.
+    connections: Vec<String>,
     config_mtime: Option<SystemTime>,
 }
 
 /// The running agent, shared by its front end and its event pump.
 pub struct Agent {
-    pub link: LinkHandle,
-    pub me: SessionPath,
-    pub server: String,
+    /// One per server, in the order opened.
+    pub servers: Vec<Conn>,
+    /// The server bare channel names mean.
+    pub default: usize,
     config_dir: PathBuf,
     /// Whether autonomy gates replies (MCP: a model is answering; JSON lines: a program).
     gated: bool,
@@ -105,11 +110,12 @@ pub struct Agent {
 /// What the front end should do about a link event.
 #[derive(Debug)]
 pub enum Effect {
-    /// Deliver this to the model (MCP) or the program (JSON lines).
-    Deliver(Inbound),
-    /// A whisper from another session of the agent's own user, not yet known to be a person
-    /// or an agent: the front end awaits `Agent::resolve_whisper` off its event loop.
-    Resolve(WhisperMessage),
+    /// Deliver this, from that server, to the model (MCP) or the program (JSON lines).
+    Deliver(Origin, Inbound),
+    /// A whisper, on server `.0`, from another session of the agent's own user, not yet known
+    /// to be a person or an agent: the front end awaits `Agent::resolve_whisper` off its
+    /// event loop.
+    Resolve(usize, WhisperMessage),
     /// Tell Claude Code a person answered a permission request.
     Verdict {
         request_id: String,
@@ -127,36 +133,21 @@ pub fn default_handle() -> String {
         .map_or_else(|| "agent".to_owned(), |n| n.to_string())
 }
 
-/// `conclave agent`: connects (with zero set-up), joins, then serves the chosen front end
-/// until stdin closes.
+/// `conclave agent`: connects (with zero set-up) to each of its servers, joins, then serves
+/// the chosen front end until stdin closes.
 pub async fn run(options: AgentOptions) -> Result<()> {
-    let opening = Opening {
-        config_dir: options.config_dir.clone(),
-        server: options.server.clone(),
-        handle: options.handle.clone(),
-        default_handle: default_handle(),
-        kind: SessionKind::Agent,
-        persistent: true,
-        setup: Setup::Auto,
-        identity: None,
-        registry: None,
-    };
-    let session = client::open(opening, |reason, retry_in| {
-        tracing::warn!(%reason, ?retry_in, "cannot connect yet");
-    })
-    .await?;
-    if let Some(local) = &session.local_server {
+    let opened = servers::open_all(&options).await?;
+    if let Some(local) = &opened.local_server {
         tracing::info!(pid = local.pid, log = %local.log.display(), "started a local server");
     }
-    tracing::info!(path = %session.path, server = %session.server, "agent connected");
     let levels = Levels {
         flags: options.perms.iter().cloned().collect(),
         ..Levels::default()
     };
+    let connections = vec!["connected".to_owned(); opened.servers.len()];
     let agent = Arc::new(Agent {
-        link: session.link,
-        me: session.path,
-        server: session.server,
+        servers: opened.servers,
+        default: opened.default,
         config_dir: options.config_dir,
         gated: options.format == Format::Mcp,
         backlog: options.backlog,
@@ -166,23 +157,25 @@ pub async fn run(options: AgentOptions) -> Result<()> {
             gate: FloodGate::default(),
             permissions: Permissions::default(),
             kinds: HashMap::new(),
-            connection: "connected".into(),
+            connections,
             config_mtime: None,
         }),
     });
     agent.reload_config();
     for channel in &options.join {
-        let name = Name::channel(channel)?;
+        let place = ChannelRef::parse(channel)
+            .and_then(|c| agent.resolve(&c))
+            .map_err(|e| color_eyre::eyre::eyre!("cannot join {channel}: {e}"))?;
         agent
-            .join(&name)
+            .join(&place)
             .await
-            .wrap_err_with(|| format!("cannot join #{name}"))?;
+            .wrap_err_with(|| format!("cannot join #{}", agent.label(&place)))?;
     }
     agent.report_autonomy(None).await;
     tokio::spawn(watch_config(Arc::downgrade(&agent)));
     match options.format {
-        Format::Mcp => mcp::serve(agent, session.events).await,
-        Format::Jsonl => jsonl::serve(agent, session.events).await,
+        Format::Mcp => mcp::serve(agent, opened.events).await,
+        Format::Jsonl => jsonl::serve(agent, opened.events).await,
     }
 }
 
@@ -234,25 +227,25 @@ impl Agent {
         self.lock().levels.channel(channel)
     }
 
-    /// The whisper level with `peer` if it is already known (a stranger, or a session of this
-    /// user whose kind was seen).
-    fn known_whisper_level(&self, peer: &SessionPath) -> Option<Autonomy> {
+    /// The whisper level with `peer` on `server` if it is already known (a stranger, or a
+    /// session of this user whose kind was seen).
+    fn known_whisper_level(&self, server: usize, peer: &SessionPath) -> Option<Autonomy> {
         let state = self.lock();
-        if peer.user != self.me.user {
+        if peer.user != self.conn(server).me.user {
             return Some(state.levels.whispers_with(false));
         }
-        let kind = state.kinds.get(peer).copied()?;
+        let kind = state.kinds.get(&(server, peer.clone())).copied()?;
         Some(state.levels.whispers_with(kind == SessionKind::Human))
     }
 
-    /// The whisper level with `peer`, asking the server who `peer` is when it is one of this
-    /// user's sessions not seen yet. Never call it from the loop that reads link events: the
-    /// answer arrives through that same link.
-    pub async fn whisper_level(&self, peer: &SessionPath) -> Autonomy {
-        if let Some(level) = self.known_whisper_level(peer) {
+    /// The whisper level with `peer` on `server`, asking the server who `peer` is when it is
+    /// one of this user's sessions not seen yet. Never call it from the loop that reads link
+    /// events: the answer arrives through that same link.
+    pub async fn whisper_level(&self, server: usize, peer: &SessionPath) -> Autonomy {
+        if let Some(level) = self.known_whisper_level(server, peer) {
             return level;
         }
-        let kind = match self.link.who(None).await {
+        let kind = match self.conn(server).link.who(None).await {
             Ok(report) => report
                 .sessions
                 .into_iter()
@@ -264,7 +257,7 @@ impl Agent {
             }
         };
         if let Some(kind) = kind {
-            self.learn_kind(peer, kind);
+            self.learn_kind(server, peer, kind);
         }
         self.lock()
             .levels
@@ -272,22 +265,29 @@ impl Agent {
     }
 
     /// Remembers a session's kind (bounded: forgets everything past `MAX_KNOWN_KINDS`).
-    fn learn_kind(&self, path: &SessionPath, kind: SessionKind) {
-        if path.user != self.me.user {
+    fn learn_kind(&self, server: usize, path: &SessionPath, kind: SessionKind) {
+        if path.user != self.conn(server).me.user {
             return;
         }
+        let key = (server, path.clone());
         let mut state = self.lock();
-        if state.kinds.len() >= MAX_KNOWN_KINDS && !state.kinds.contains_key(path) {
+        if state.kinds.len() >= MAX_KNOWN_KINDS && !state.kinds.contains_key(&key) {
             state.kinds.clear();
         }
-        state.kinds.insert(path.clone(), kind);
+        state.kinds.insert(key, kind);
     }
 
     /// The whisper's level, found out in the background, then gated like any inbound item.
-    pub async fn resolve_whisper(&self, whisper: WhisperMessage) -> Effect {
-        let level = self.whisper_level(&whisper.from).await;
+    pub async fn resolve_whisper(&self, server: usize, whisper: WhisperMessage) -> Effect {
+        let level = self.whisper_level(server, &whisper.from).await;
         let from = whisper.from.clone();
-        self.gate(level, &from, None, Inbound::Whisper { whisper, level })
+        self.gate(
+            server,
+            level,
+            &from,
+            None,
+            Inbound::Whisper { whisper, level },
+        )
     }
 
     /// Refuses a reply below `converse` (only when a model is answering).
@@ -316,61 +316,68 @@ impl Agent {
     /// Joins a channel (messages from now on are pushed) and records its read position. A
     /// channel this session handle never read starts with only its newest `backlog` messages
     /// unread, not its whole history.
-    pub async fn join(&self, channel: &Name) -> Result<(u64, u64), crate::net::link::LinkError> {
-        let joined = self.link.join(channel, Resume::Live).await?;
+    pub async fn join(&self, place: &Place) -> Result<(u64, u64), crate::net::link::LinkError> {
+        let link = &self.conn(place.server).link;
+        let joined = link.join(&place.channel, Resume::Live).await?;
         let last_seq = joined.channel.last_seq;
         let mut read_seq = joined.read_seq;
         let start = last_seq.saturating_sub(self.backlog);
         if read_seq == 0 && start > 0 {
-            self.link.mark_read(channel, start).await?;
+            link.mark_read(&place.channel, start).await?;
             read_seq = start;
         }
         let mut state = self.lock();
-        let mark = state.channels.entry(channel.clone()).or_default();
+        let mark = state.channels.entry(place.clone()).or_default();
         mark.read_seq = read_seq;
         mark.last_seq = last_seq;
         Ok((read_seq, last_seq))
     }
 
-    pub async fn leave(&self, channel: &Name) -> Result<(), crate::net::link::LinkError> {
-        self.link.leave(channel).await?;
-        self.lock().channels.remove(channel);
+    pub async fn leave(&self, place: &Place) -> Result<(), crate::net::link::LinkError> {
+        self.conn(place.server).link.leave(&place.channel).await?;
+        self.lock().channels.remove(place);
         Ok(())
     }
 
     /// Joined channels with their read position and newest sequence number.
-    fn marks(&self) -> Vec<(Name, u64, u64)> {
+    fn marks(&self) -> Vec<(Place, u64, u64)> {
         self.lock()
             .channels
             .iter()
-            .map(|(name, m)| (name.clone(), m.read_seq, m.last_seq))
+            .map(|(place, m)| (place.clone(), m.read_seq, m.last_seq))
             .collect()
     }
 
-    fn set_read(&self, channel: &Name, seq: u64) {
-        if let Some(mark) = self.lock().channels.get_mut(channel) {
+    fn set_read(&self, place: &Place, seq: u64) {
+        if let Some(mark) = self.lock().channels.get_mut(place) {
             mark.read_seq = mark.read_seq.max(seq);
             mark.last_seq = mark.last_seq.max(seq);
         }
     }
 
-    /// Turns a link event into what the front end should do. Channel messages update the read
-    /// bookkeeping; muted ones and the agent's own are dropped; floods are held.
-    pub fn on_event(self: &Arc<Self>, event: LinkEvent) -> Effect {
+    /// Turns a link event of server `server` into what the front end should do. Channel
+    /// messages update the read bookkeeping; muted ones and the agent's own are dropped;
+    /// floods are held.
+    pub fn on_event(self: &Arc<Self>, server: usize, event: LinkEvent) -> Effect {
+        let me = &self.conn(server).me;
         match event {
             LinkEvent::Message(message) => {
-                if message.from == self.me {
-                    if let Some(mark) = self.lock().channels.get_mut(&message.channel) {
+                let place = Place {
+                    server,
+                    channel: message.channel.clone(),
+                };
+                if &message.from == me {
+                    if let Some(mark) = self.lock().channels.get_mut(&place) {
                         mark.last_seq = mark.last_seq.max(message.seq);
                     }
                     return Effect::None;
                 }
                 let (level, floor) = {
                     let mut state = self.lock();
-                    let floor = match state.channels.get_mut(&message.channel) {
+                    let floor = match state.channels.get_mut(&place) {
                         Some(mark) => {
                             mark.last_seq = mark.last_seq.max(message.seq);
-                            mark.floor.check(&message, &self.me)
+                            mark.floor.check(&message, me)
                         }
                         None => FloorGate::Pass,
                     };
@@ -387,77 +394,97 @@ impl Agent {
                     level,
                     reopened,
                 };
-                self.gate(level, &from, channel, item)
+                self.gate(server, level, &from, channel, item)
             }
-            LinkEvent::Whisper(whisper) => match self.known_whisper_level(&whisper.from) {
+            LinkEvent::Whisper(whisper) => match self.known_whisper_level(server, &whisper.from) {
                 Some(level) => {
                     let from = whisper.from.clone();
-                    self.gate(level, &from, None, Inbound::Whisper { whisper, level })
+                    self.gate(
+                        server,
+                        level,
+                        &from,
+                        None,
+                        Inbound::Whisper { whisper, level },
+                    )
                 }
-                None if self.gated => Effect::Resolve(whisper),
-                None => Effect::Deliver(Inbound::Whisper {
-                    level: self.lock().levels.whispers(),
-                    whisper,
-                }),
+                None if self.gated => Effect::Resolve(server, whisper),
+                None => Effect::Deliver(
+                    self.origin(server),
+                    Inbound::Whisper {
+                        level: self.lock().levels.whispers(),
+                        whisper,
+                    },
+                ),
             },
             LinkEvent::Connected { .. } => {
-                self.lock().connection = "connected".into();
+                self.set_connection(server, "connected".into());
                 let agent = self.clone();
                 tokio::spawn(async move { agent.report_autonomy(None).await });
                 Effect::None
             }
             LinkEvent::Disconnected { reason, retry_in } => {
-                self.lock().connection =
-                    format!("reconnecting in {} s: {reason}", retry_in.as_secs().max(1));
+                let secs = retry_in.as_secs().max(1);
+                self.set_connection(server, format!("reconnecting in {secs} s: {reason}"));
                 Effect::None
             }
             LinkEvent::ChannelLost { channel, reason } => {
                 tracing::warn!(%channel, %reason, "channel lost");
-                self.lock().channels.remove(&channel);
+                self.lock().channels.remove(&Place { server, channel });
                 Effect::None
             }
             LinkEvent::Closed { reason } => {
-                self.lock().connection = format!("offline: {reason}");
+                self.set_connection(server, format!("offline: {reason}"));
                 Effect::None
             }
             LinkEvent::Presence(presence) => {
-                self.learn_kind(&presence.session.path, presence.session.kind);
+                self.learn_kind(server, &presence.session.path, presence.session.kind);
                 Effect::None
             }
-            LinkEvent::Moderation(event) => self.on_moderation(event),
+            LinkEvent::Moderation(event) => self.on_moderation(server, event),
             LinkEvent::Relay {
                 from,
                 from_kind,
                 body,
             } => {
-                self.learn_kind(&from, from_kind);
-                self.on_relay(from, from_kind, body)
+                self.learn_kind(server, &from, from_kind);
+                self.on_relay(server, from, from_kind, body)
             }
+        }
+    }
+
+    fn set_connection(&self, server: usize, state: String) {
+        if let Some(slot) = self.lock().connections.get_mut(server) {
+            *slot = state;
         }
     }
 
     /// Applies mute and flood control (when a model is reading) to one inbound item.
     fn gate(
         &self,
+        server: usize,
         level: Autonomy,
         from: &SessionPath,
         channel: Option<Name>,
         item: Inbound,
     ) -> Effect {
+        let origin = self.origin(server);
         if !self.gated {
-            return Effect::Deliver(item);
+            return Effect::Deliver(origin, item);
         }
         if level == Autonomy::Mute {
             return Effect::None;
         }
         let mut state = self.lock();
         match state.gate.check(from, Instant::now()) {
-            Gate::Pass => Effect::Deliver(item),
-            Gate::Hold { first: true } => Effect::Deliver(Inbound::Held {
-                channel,
-                from: from.clone(),
-                until_secs: state.gate.cooldown().as_secs(),
-            }),
+            Gate::Pass => Effect::Deliver(origin, item),
+            Gate::Hold { first: true } => Effect::Deliver(
+                origin,
+                Inbound::Held {
+                    channel,
+                    from: from.clone(),
+                    until_secs: state.gate.cooldown().as_secs(),
+                },
+            ),
             Gate::Hold { first: false } => Effect::None,
         }
     }

@@ -6,38 +6,46 @@
 
 use std::sync::Arc;
 
-use crate::net::names::Name;
 use crate::net::protocol::{Autonomy, ChannelAct, ModerationEvent};
 
 use super::core::{Inbound, moderation_notice};
 use super::gate::Floor;
-use super::{Agent, Effect, Mark};
+use super::{Agent, Effect, Mark, Place};
 
 impl Agent {
-    /// Keeps the agent's channels true to a moderation act (the link already re-keyed or
-    /// dropped the channel) and tells the model about acts that concern it.
-    pub(super) fn on_moderation(self: &Arc<Self>, event: ModerationEvent) -> Effect {
-        let mut channel = event.channel.clone();
+    /// Keeps the agent's channels true to a moderation act on server `server` (the link
+    /// already re-keyed or dropped the channel) and tells the model about acts that concern
+    /// it.
+    pub(super) fn on_moderation(self: &Arc<Self>, server: usize, event: ModerationEvent) -> Effect {
+        let me = &self.conn(server).me;
+        let mut place = Place {
+            server,
+            channel: event.channel.clone(),
+        };
         let (held_floor, level) = {
             let mut state = self.lock();
             let held_floor = state
                 .channels
-                .get(&channel)
+                .get(&place)
                 .is_some_and(|mark| mark.holds_floor);
-            if event.removes(&self.me) {
-                state.channels.remove(&channel);
+            if event.removes(me) {
+                state.channels.remove(&place);
             }
             match &event.act {
                 ChannelAct::Rename { name } => {
-                    if let Some(mark) = state.channels.remove(&channel) {
-                        state.channels.insert(name.clone(), mark);
+                    let renamed = Place {
+                        server,
+                        channel: name.clone(),
+                    };
+                    if let Some(mark) = state.channels.remove(&place) {
+                        state.channels.insert(renamed.clone(), mark);
                     }
-                    state.levels.rename(&channel, name);
-                    channel = name.clone();
+                    state.levels.rename(&place.channel, name);
+                    place = renamed;
                 }
                 ChannelAct::Floor { to } => {
-                    if let Some(mark) = state.channels.get_mut(&channel) {
-                        mark.holds_floor = to.as_deref().is_some_and(|to| self.me.answers_to(to));
+                    if let Some(mark) = state.channels.get_mut(&place) {
+                        mark.holds_floor = to.as_deref().is_some_and(|to| me.answers_to(to));
                         if mark.holds_floor {
                             mark.floor.open();
                         }
@@ -45,43 +53,46 @@ impl Agent {
                 }
                 _ => {}
             }
-            (held_floor, state.levels.channel(&channel))
+            (held_floor, state.levels.channel(&place.channel))
         };
         if matches!(event.act, ChannelAct::Rename { .. }) {
             // The owner's TUI shows levels by channel name.
             let agent = self.clone();
             tokio::spawn(async move { agent.report_autonomy(None).await });
         }
-        let Some(text) = moderation_notice(&event, &self.me, held_floor) else {
+        let Some(text) = moderation_notice(&event, me, held_floor) else {
             return Effect::None;
         };
         if self.gated && level == Autonomy::Mute {
             return Effect::None;
         }
-        Effect::Deliver(Inbound::Notice {
-            channel,
-            by: event.by,
-            text,
-            reason: event.reason,
-        })
+        Effect::Deliver(
+            self.origin(server),
+            Inbound::Notice {
+                channel: place.channel,
+                by: event.by,
+                text,
+                reason: event.reason,
+            },
+        )
     }
 
     /// Changes a joined channel's floor (the server refused a post with `floor_closed`, or
     /// took one).
-    pub(super) fn update_floor(&self, channel: &Name, change: impl FnOnce(&mut Floor)) {
-        if let Some(mark) = self.lock().channels.get_mut(channel) {
+    pub(super) fn update_floor(&self, place: &Place, change: impl FnOnce(&mut Floor)) {
+        if let Some(mark) = self.lock().channels.get_mut(place) {
             change(&mut mark.floor);
         }
     }
 
     /// A joined channel's bookkeeping.
-    pub(super) fn mark(&self, channel: &Name) -> Option<Mark> {
-        self.lock().channels.get(channel).copied()
+    pub(super) fn mark(&self, place: &Place) -> Option<Mark> {
+        self.lock().channels.get(place).copied()
     }
 
     /// Remembers whether this agent holds a channel's floor, as the server last described it.
-    pub(super) fn set_holds_floor(&self, channel: &Name, holds: bool) {
-        if let Some(mark) = self.lock().channels.get_mut(channel) {
+    pub(super) fn set_holds_floor(&self, place: &Place, holds: bool) {
+        if let Some(mark) = self.lock().channels.get_mut(place) {
             mark.holds_floor = holds;
         }
     }

@@ -25,8 +25,10 @@ fn save_level(
 }
 
 impl Agent {
+    /// A relay from a session of this agent's user on server `server`.
     pub(super) fn on_relay(
         self: &Arc<Self>,
+        server: usize,
         from: SessionPath,
         from_kind: SessionKind,
         body: RelayBody,
@@ -36,7 +38,7 @@ impl Agent {
         match body {
             RelayBody::PermissionVerdict { request_id, allow } => {
                 let outcome = self.lock().permissions.verdict(
-                    &self.me.user,
+                    &self.conn(server).me.user,
                     &from,
                     from_kind,
                     &request_id,
@@ -50,9 +52,9 @@ impl Agent {
                             allow,
                             by: from,
                         };
-                        tokio::spawn(
-                            async move { agent.relay(None, Audience::Humans, answered).await },
-                        );
+                        tokio::spawn(async move {
+                            agent.relay_everywhere(Audience::Humans, answered).await
+                        });
                         Effect::Verdict { request_id, allow }
                     }
                     Err(refused) => {
@@ -62,14 +64,16 @@ impl Agent {
                 }
             }
             RelayBody::SetAutonomy { channel, .. }
-                if self.is_owner_person(&from, from_kind) && !self.gated =>
+                if self.is_owner_person(server, &from, from_kind) && !self.gated =>
             {
                 tracing::info!(%channel, by = %from, "autonomy does not apply to a program");
                 let agent = self.clone();
-                tokio::spawn(async move { agent.report_autonomy(Some(from)).await });
+                tokio::spawn(async move { agent.report_autonomy(Some((server, from))).await });
                 Effect::None
             }
-            RelayBody::SetAutonomy { channel, level } if self.is_owner_person(&from, from_kind) => {
+            RelayBody::SetAutonomy { channel, level }
+                if self.is_owner_person(server, &from, from_kind) =>
+            {
                 self.lock()
                     .levels
                     .live
@@ -92,13 +96,13 @@ impl Agent {
                 });
                 Effect::None
             }
-            RelayBody::AutonomyQuery if self.is_owner_person(&from, from_kind) => {
+            RelayBody::AutonomyQuery if self.is_owner_person(server, &from, from_kind) => {
                 // A person's TUI asks this whenever it connects: the moment to offer it the
                 // permission requests raised while none of the owner's people was online.
                 let agent = self.clone();
                 tokio::spawn(async move {
-                    agent.report_autonomy(Some(from.clone())).await;
-                    agent.offer_open_requests(from).await;
+                    agent.report_autonomy(Some((server, from.clone()))).await;
+                    agent.offer_open_requests(server, from).await;
                 });
                 Effect::None
             }
@@ -109,13 +113,20 @@ impl Agent {
         }
     }
 
-    fn is_owner_person(&self, from: &SessionPath, kind: SessionKind) -> bool {
-        kind == SessionKind::Human && from.user == self.me.user
+    fn is_owner_person(&self, server: usize, from: &SessionPath, kind: SessionKind) -> bool {
+        kind == SessionKind::Human && from.user == self.conn(server).me.user
     }
 
-    /// Sends a relay to this user's own sessions; failures (nobody online) are only logged.
-    async fn relay(&self, to: Option<SessionPath>, audience: Audience, body: RelayBody) -> bool {
-        match self.link.relay(to, audience, body).await {
+    /// Sends a relay to this user's own sessions on one server; failures (nobody online) are
+    /// only logged.
+    async fn relay(
+        &self,
+        server: usize,
+        to: Option<SessionPath>,
+        audience: Audience,
+        body: RelayBody,
+    ) -> bool {
+        match self.conn(server).link.relay(to, audience, body).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!(%e, "relay not delivered");
@@ -124,9 +135,18 @@ impl Agent {
         }
     }
 
-    /// Tells the owner's people (or one of their sessions) this agent's autonomy levels, or
-    /// that autonomy does not apply to it (JSON lines).
-    pub async fn report_autonomy(&self, to: Option<SessionPath>) {
+    /// Sends a relay to this user's sessions on every server; whether any got it.
+    async fn relay_everywhere(&self, audience: Audience, body: RelayBody) -> bool {
+        let mut delivered = false;
+        for server in 0..self.servers.len() {
+            delivered |= self.relay(server, None, audience, body.clone()).await;
+        }
+        delivered
+    }
+
+    /// Tells the owner's people (everywhere, or one of their sessions) this agent's autonomy
+    /// levels, or that autonomy does not apply to it (JSON lines).
+    pub async fn report_autonomy(&self, to: Option<(usize, SessionPath)>) {
         let (levels, default) = {
             let state = self.lock();
             (state.levels.report(), state.levels.default_level())
@@ -144,11 +164,19 @@ impl Agent {
                 not_applicable: true,
             }
         };
-        self.relay(to, Audience::Humans, body).await;
+        match to {
+            Some((server, to)) => {
+                self.relay(server, Some(to), Audience::Humans, body).await;
+            }
+            None => {
+                self.relay_everywhere(Audience::Humans, body).await;
+            }
+        }
     }
 
-    /// Forwards Claude Code's permission request to the owner's people. Returns whether any
-    /// of them is online to answer (if not, only the local dialog can).
+    /// Forwards Claude Code's permission request to the owner's people on every server.
+    /// Returns whether any of them is online to answer (if not, only the local dialog can);
+    /// the first verdict wins.
     /// The request stays open until `PERMISSION_TTL` passes, and is offered again to each of
     /// the owner's people who connects before then.
     pub async fn ask_permission(
@@ -174,11 +202,12 @@ impl Agent {
             input_preview,
             expires_in_ms: PERMISSION_TTL.as_millis() as u64,
         };
-        self.relay(None, Audience::Humans, body).await
+        self.relay_everywhere(Audience::Humans, body).await
     }
 
-    /// Sends `to` every permission request still open, with the time each has left.
-    async fn offer_open_requests(&self, to: SessionPath) {
+    /// Sends `to` (on `server`) every permission request still open, with the time each has
+    /// left.
+    async fn offer_open_requests(&self, server: usize, to: SessionPath) {
         let now = Instant::now();
         let open = self.lock().permissions.open_requests(now);
         for (request_id, request) in open {
@@ -190,7 +219,8 @@ impl Agent {
                 input_preview: request.input_preview,
                 expires_in_ms: left.as_millis() as u64,
             };
-            self.relay(Some(to.clone()), Audience::Humans, body).await;
+            self.relay(server, Some(to.clone()), Audience::Humans, body)
+                .await;
         }
     }
 }

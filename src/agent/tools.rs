@@ -9,19 +9,19 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 
 use crate::net::link::LinkError;
-use crate::net::names::{Name, SessionPath};
+use crate::net::names::SessionPath;
 use crate::net::protocol::{
     ChannelDetails, ChatMessage, ClientFrame, ErrorCode, FOREVER, MAX_HISTORY_PAGE, MAX_TEXT_BYTES,
     ServerFrame, duration_in_words,
 };
 
-use super::Agent;
 use super::args::{
     self, ChannelsArgs, JoinArgs, LeaveArgs, ReadArgs, SendArgs, StatusArgs, ToolArgs, UnreadArgs,
     WhisperArgs, WhoArgs,
 };
 use super::core::quote_untrusted;
 use super::gate::Floor;
+use super::{Agent, ChannelRef, Place};
 
 /// Most messages `unread` returns per call; the rest wait for the next call.
 const UNREAD_PAGE: u32 = 50;
@@ -97,12 +97,12 @@ pub enum More {
     Unread,
     /// Older messages remain: read again with `before`.
     Older {
-        channel: Name,
+        channel: String,
         before: u64,
     },
     /// Newer messages remain: read again with `since` (and the same `before`, if any).
     Newer {
-        channel: Name,
+        channel: String,
         since: u64,
         before: Option<u64>,
     },
@@ -140,46 +140,48 @@ impl More {
     }
 }
 
-/// What an operation produced.
+/// What an operation produced. Channels are named as the caller writes them: `general`, or `general@home` on a server
+/// other than the default one.
 #[derive(Debug)]
 pub enum Outcome {
     Sent {
-        channel: Name,
+        channel: String,
         seq: u64,
     },
     Whispered {
-        to: SessionPath,
+        to: String,
     },
+    /// Each message with its channel's name.
     Messages {
-        messages: Vec<ChatMessage>,
+        messages: Vec<(String, ChatMessage)>,
         more: More,
     },
     Channels(Vec<Value>),
     Who {
-        channel: Option<Name>,
+        channel: Option<String>,
         sessions: Vec<Value>,
         members: Vec<String>,
     },
     Joined {
-        channel: Name,
+        channel: String,
         last_seq: u64,
         unread: u64,
     },
     Left {
-        channel: Name,
+        channel: String,
     },
     Status(Value),
 }
 
-fn message_json(m: &ChatMessage) -> Value {
-    json!({"channel": m.channel.as_str(), "seq": m.seq, "from": m.from.to_string(), "ts": m.ts, "text": m.text})
+fn message_json((channel, m): &(String, ChatMessage)) -> Value {
+    json!({"channel": channel, "seq": m.seq, "from": m.from.to_string(), "ts": m.ts, "text": m.text})
 }
 
 impl Outcome {
     pub fn to_json(&self) -> Value {
         match self {
-            Self::Sent { channel, seq } => json!({"channel": channel.as_str(), "seq": seq}),
-            Self::Whispered { to } => json!({"to": to.to_string()}),
+            Self::Sent { channel, seq } => json!({"channel": channel, "seq": seq}),
+            Self::Whispered { to } => json!({"to": to}),
             Self::Messages { messages, more } => json!({
                 "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
                 "more": *more != More::No,
@@ -191,14 +193,14 @@ impl Outcome {
                 sessions,
                 members,
             } => {
-                json!({"channel": channel.as_ref().map(Name::as_str), "sessions": sessions, "members": members})
+                json!({"channel": channel, "sessions": sessions, "members": members})
             }
             Self::Joined {
                 channel,
                 last_seq,
                 unread,
-            } => json!({"channel": channel.as_str(), "last_seq": last_seq, "unread": unread}),
-            Self::Left { channel } => json!({"channel": channel.as_str()}),
+            } => json!({"channel": channel, "last_seq": last_seq, "unread": unread}),
+            Self::Left { channel } => json!({"channel": channel}),
             Self::Status(value) => value.clone(),
         }
     }
@@ -215,10 +217,10 @@ impl Outcome {
                 let mut out = String::from(
                     "Messages (untrusted content from other participants, quoted with |):\n",
                 );
-                for m in messages {
+                for (channel, m) in messages {
                     out.push_str(&format!(
                         "#{} seq {} from {}:\n{}\n",
-                        m.channel,
+                        channel,
                         m.seq,
                         m.from,
                         quote_untrusted(&m.text)
@@ -260,20 +262,22 @@ pub fn check_size(text: &str) -> Result<(), String> {
 
 /// Checks that a channel not joined exists (among those this user may see), so a send to a
 /// misspelt channel says so instead of citing autonomy.
-async fn exists(agent: &Agent, channel: &Name) -> Result<(), String> {
-    if agent.marks().iter().any(|(name, _, _)| name == channel) {
+async fn exists(agent: &Agent, place: &Place) -> Result<(), String> {
+    if agent.marks().iter().any(|(joined, _, _)| joined == place) {
         return Ok(());
     }
     let list = agent
+        .conn(place.server)
         .link
         .list_channels()
         .await
         .map_err(|e| e.to_string())?;
-    if list.iter().any(|c| &c.name == channel) {
+    if list.iter().any(|c| c.name == place.channel) {
         Ok(())
     } else {
         Err(format!(
-            "there is no channel #{channel}; `channels` lists those you can see"
+            "there is no channel #{}; `channels` lists those you can see",
+            agent.label(place)
         ))
     }
 }
@@ -281,7 +285,7 @@ async fn exists(agent: &Agent, channel: &Name) -> Result<(), String> {
 /// How to ask for the page after this one: a page read back from the newest (or from
 /// `before`) continues with older messages; one read forward from `since` with newer ones.
 fn next_page(
-    channel: &Name,
+    channel: &str,
     since: Option<u64>,
     before: Option<u64>,
     page: &[ChatMessage],
@@ -293,11 +297,11 @@ fn next_page(
     match (more, since) {
         (false, _) => More::No,
         (true, None) => More::Older {
-            channel: channel.clone(),
+            channel: channel.to_owned(),
             before: first.seq,
         },
         (true, Some(_)) => More::Newer {
-            channel: channel.clone(),
+            channel: channel.to_owned(),
             since: last.seq,
             before,
         },
@@ -306,7 +310,7 @@ fn next_page(
 
 /// The error of a post the server refused with `floor_closed`, in words a model acts on:
 /// what happened, not to retry, what ends the wait; then the server's own line.
-pub fn floor_closed(channel: &Name, server: &str) -> String {
+pub fn floor_closed(channel: &str, server: &str) -> String {
     format!(
         "Not posted: #{channel} is waiting for a person. Do not retry or rephrase: conclave \
          refuses agent messages there until a person posts (in a channel that answers mentions \
@@ -320,18 +324,21 @@ impl Tool for SendArgs {
     async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
         let Self { channel, text } = self;
         check_size(&text)?;
-        exists(agent, &channel).await?;
-        agent.may_reply(agent.level(&channel), &format!("#{channel}"))?;
-        match agent.link.send(&channel, &text).await {
+        let place = agent.resolve(&channel)?;
+        let channel = agent.label(&place);
+        exists(agent, &place).await?;
+        agent.may_reply(agent.level(&place.channel), &format!("#{channel}"))?;
+        let link = &agent.conn(place.server).link;
+        match link.send(&place.channel, &text).await {
             Ok(receipt) => {
-                agent.update_floor(&channel, Floor::open);
+                agent.update_floor(&place, Floor::open);
                 Ok(Outcome::Sent {
                     channel,
                     seq: receipt.seq,
                 })
             }
             Err(e) if e.code() == Some(ErrorCode::FloorClosed) => {
-                agent.update_floor(&channel, Floor::close);
+                agent.update_floor(&place, Floor::close);
                 Err(ToolError {
                     code: e.code(),
                     message: floor_closed(&channel, &e.to_string()),
@@ -346,9 +353,12 @@ impl Tool for WhisperArgs {
     async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
         let Self { to, text } = self;
         check_size(&text)?;
-        agent.may_reply(agent.whisper_level(&to).await, &format!("whispers to {to}"))?;
-        agent.link.whisper(&to, &text).await?;
-        Ok(Outcome::Whispered { to })
+        let server = agent.server_named(to.server.as_deref())?;
+        let shown = agent.origin(server).session(&to.path);
+        let level = agent.whisper_level(server, &to.path).await;
+        agent.may_reply(level, &format!("whispers to {shown}"))?;
+        agent.conn(server).link.whisper(&to.path, &text).await?;
+        Ok(Outcome::Whispered { to: shown })
     }
 }
 
@@ -360,14 +370,17 @@ impl Tool for ReadArgs {
             before,
             limit,
         } = self;
-        agent.may_read(&channel)?;
+        let place = agent.resolve(&channel)?;
+        let channel = agent.label(&place);
+        agent.may_read(&place.channel)?;
         let limit = limit.map_or(READ_DEFAULT, |l| {
             l.clamp(1, u64::from(MAX_HISTORY_PAGE)) as u32
         });
-        let page = agent.link.history(&channel, since, before, limit).await?;
+        let link = &agent.conn(place.server).link;
+        let page = link.history(&place.channel, since, before, limit).await?;
         let more = next_page(&channel, since, before, &page.messages, page.more);
         Ok(Outcome::Messages {
-            messages: page.messages,
+            messages: labelled(&channel, page.messages),
             more,
         })
     }
@@ -381,46 +394,63 @@ impl Tool for UnreadArgs {
 
 impl Tool for ChannelsArgs {
     async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
-        let list = agent.link.list_channels().await?;
-        let joined: Vec<Name> = agent.marks().into_iter().map(|(n, _, _)| n).collect();
-        Ok(Outcome::Channels(
-            list.iter()
-                .map(|c| {
-                    json!({
-                        "channel": c.name.as_str(),
-                        "visibility": c.visibility,
-                        "joined": joined.contains(&c.name),
-                        "messages": c.last_seq,
-                        "autonomy": agent.level(&c.name),
-                    })
+        let joined: Vec<Place> = agent.marks().into_iter().map(|(p, _, _)| p).collect();
+        let mut channels = Vec::new();
+        for server in 0..agent.servers.len() {
+            let list = agent.conn(server).link.list_channels().await?;
+            channels.extend(list.iter().map(|c| {
+                let place = Place {
+                    server,
+                    channel: c.name.clone(),
+                };
+                json!({
+                    "channel": agent.label(&place),
+                    "visibility": c.visibility,
+                    "joined": joined.contains(&place),
+                    "messages": c.last_seq,
+                    "autonomy": agent.level(&c.name),
                 })
-                .collect(),
-        ))
+            }));
+        }
+        Ok(Outcome::Channels(channels))
     }
 }
 
 impl Tool for WhoArgs {
     async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
-        let channel = self.channel;
-        let report = agent.link.who(channel.as_ref()).await?;
+        let place = self.channel.map(|c| agent.resolve(&c)).transpose()?;
+        // One channel's server, or every server.
+        let servers = match &place {
+            Some(place) => vec![place.server],
+            None => (0..agent.servers.len()).collect(),
+        };
+        let (mut sessions, mut members) = (Vec::new(), Vec::new());
+        for server in servers {
+            let channel = place.as_ref().map(|p| &p.channel);
+            let report = agent.conn(server).link.who(channel).await?;
+            let origin = agent.origin(server);
+            sessions.extend(
+                report
+                    .sessions
+                    .iter()
+                    .map(|s| json!({"path": origin.session(&s.path), "kind": s.kind})),
+            );
+            members.extend(report.members.iter().map(ToString::to_string));
+        }
         Ok(Outcome::Who {
-            channel,
-            sessions: report
-                .sessions
-                .iter()
-                .map(|s| json!({"path": s.path.to_string(), "kind": s.kind}))
-                .collect(),
-            members: report.members.iter().map(ToString::to_string).collect(),
+            channel: place.map(|p| agent.label(&p)),
+            sessions,
+            members,
         })
     }
 }
 
 impl Tool for JoinArgs {
     async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
-        let channel = self.channel;
-        let (read_seq, last_seq) = agent.join(&channel).await?;
+        let place = agent.resolve(&self.channel)?;
+        let (read_seq, last_seq) = agent.join(&place).await?;
         Ok(Outcome::Joined {
-            channel,
+            channel: agent.label(&place),
             last_seq,
             unread: last_seq.saturating_sub(read_seq),
         })
@@ -429,9 +459,11 @@ impl Tool for JoinArgs {
 
 impl Tool for LeaveArgs {
     async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
-        let channel = self.channel;
-        agent.leave(&channel).await?;
-        Ok(Outcome::Left { channel })
+        let place = agent.resolve(&self.channel)?;
+        agent.leave(&place).await?;
+        Ok(Outcome::Left {
+            channel: agent.label(&place),
+        })
     }
 }
 
@@ -446,8 +478,8 @@ impl Tool for StatusArgs {
 async fn unread(agent: &Agent) -> Result<Outcome, ToolError> {
     let mut out = Vec::new();
     let mut more = false;
-    for (channel, read_seq, last_seq) in agent.marks() {
-        if read_seq >= last_seq || agent.may_read(&channel).is_err() {
+    for (place, read_seq, last_seq) in agent.marks() {
+        if read_seq >= last_seq || agent.may_read(&place.channel).is_err() {
             continue;
         }
         let budget = UNREAD_PAGE.saturating_sub(out.len() as u32);
@@ -455,20 +487,22 @@ async fn unread(agent: &Agent) -> Result<Outcome, ToolError> {
             more = true;
             break;
         }
-        let page = agent
+        let conn = agent.conn(place.server);
+        let page = conn
             .link
-            .history(&channel, Some(read_seq), None, budget)
+            .history(&place.channel, Some(read_seq), None, budget)
             .await?;
         let Some(newest) = page.messages.last().map(|m| m.seq) else {
             // Purged by retention: nothing left to read there.
-            agent.set_read(&channel, last_seq);
+            agent.set_read(&place, last_seq);
             continue;
         };
-        agent.link.mark_read(&channel, newest).await?;
-        agent.set_read(&channel, newest);
+        conn.link.mark_read(&place.channel, newest).await?;
+        agent.set_read(&place, newest);
         more |= page.more;
         // Its own messages are not news to the agent.
-        out.extend(page.messages.into_iter().filter(|m| m.from != agent.me));
+        let news = page.messages.into_iter().filter(|m| m.from != conn.me);
+        out.extend(labelled(&agent.label(&place), news));
     }
     Ok(Outcome::Messages {
         messages: out,
@@ -479,17 +513,21 @@ async fn unread(agent: &Agent) -> Result<Outcome, ToolError> {
 /// The agent's standing: its session and levels, and for each joined channel (or the one
 /// asked) what the agent knows locally plus the channel's brakes as the server describes them,
 /// for at most `STATUS_DETAILS` channels.
-async fn status(agent: &Agent, only: Option<Name>) -> Result<Value, ToolError> {
-    let names = match &only {
-        Some(channel) => vec![channel.clone()],
-        None => agent.marks().into_iter().map(|(name, _, _)| name).collect(),
+async fn status(agent: &Agent, only: Option<ChannelRef>) -> Result<Value, ToolError> {
+    let places = match &only {
+        Some(channel) => vec![agent.resolve(channel)?],
+        None => agent
+            .marks()
+            .into_iter()
+            .map(|(place, _, _)| place)
+            .collect(),
     };
-    let mut channels = Vec::with_capacity(names.len());
-    for (i, name) in names.iter().enumerate() {
+    let mut channels = Vec::with_capacity(places.len());
+    for (i, place) in places.iter().enumerate() {
         let mut entry = Map::new();
-        entry.insert("channel".into(), json!(name.as_str()));
-        entry.insert("autonomy".into(), json!(agent.level(name)));
-        if let Some(mark) = agent.mark(name) {
+        entry.insert("channel".into(), json!(agent.label(place)));
+        entry.insert("autonomy".into(), json!(agent.level(&place.channel)));
+        if let Some(mark) = agent.mark(place) {
             entry.insert(
                 "unread".into(),
                 json!(mark.last_seq.saturating_sub(mark.read_seq)),
@@ -503,10 +541,11 @@ async fn status(agent: &Agent, only: Option<Name>) -> Result<Value, ToolError> {
             }
         }
         if i < STATUS_DETAILS {
-            match describe(agent, name).await {
+            match describe(agent, place).await {
                 Ok(details) => {
-                    let brakes = brakes_json(&details, &agent.me, now_ms());
-                    agent.set_holds_floor(name, brakes["holds_floor"] == json!(true));
+                    let me = &agent.conn(place.server).me;
+                    let brakes = brakes_json(&details, me, now_ms());
+                    agent.set_holds_floor(place, brakes["holds_floor"] == json!(true));
                     entry.extend(brakes);
                 }
                 Err(e) if only.is_some() => return Err(e.into()),
@@ -518,17 +557,27 @@ async fn status(agent: &Agent, only: Option<Name>) -> Result<Value, ToolError> {
         channels.push(Value::Object(entry));
     }
     let mut state = agent.lock();
+    let default = agent.default_conn();
+    let servers: Vec<Value> = agent
+        .servers
+        .iter()
+        .zip(&state.connections)
+        .map(|(conn, connection)| {
+            json!({"server": conn.alias, "url": conn.url, "path": conn.me.to_string(), "connection": connection})
+        })
+        .collect();
     let mut out = json!({
-        "path": agent.me.to_string(),
-        "server": agent.server,
-        "connection": state.connection,
+        "path": default.me.to_string(),
+        "server": default.alias,
+        "connection": state.connections.get(agent.default),
+        "servers": servers,
         "channels": channels,
         "default_autonomy": state.levels.default_level(),
         "whispers_autonomy": state.levels.whispers(),
         "whispers_from_your_people_autonomy": state.levels.whispers_with(true),
         "open_permission_requests": state.permissions.pending(std::time::Instant::now()),
     });
-    if names.len() > STATUS_DETAILS {
+    if places.len() > STATUS_DETAILS {
         out["channels_without_details"] = json!(format!(
             "only the first {STATUS_DETAILS} channels show their brakes; call status(channel=...) for another"
         ));
@@ -537,15 +586,26 @@ async fn status(agent: &Agent, only: Option<Name>) -> Result<Value, ToolError> {
 }
 
 /// A channel in full, from the server.
-async fn describe(agent: &Agent, channel: &Name) -> Result<ChannelDetails, LinkError> {
+async fn describe(agent: &Agent, place: &Place) -> Result<ChannelDetails, LinkError> {
     let frame = ClientFrame::DescribeChannel {
         id: 0,
-        channel: channel.clone(),
+        channel: place.channel.clone(),
     };
-    match agent.link.request(frame).await? {
+    match agent.conn(place.server).link.request(frame).await? {
         ServerFrame::ChannelDetails { details, .. } => Ok(details),
         other => Err(LinkError::Unexpected(other.kind())),
     }
+}
+
+/// Messages of one channel, each with the channel's name as the caller writes it.
+fn labelled(
+    channel: &str,
+    messages: impl IntoIterator<Item = ChatMessage>,
+) -> Vec<(String, ChatMessage)> {
+    messages
+        .into_iter()
+        .map(|m| (channel.to_owned(), m))
+        .collect()
 }
 
 fn now_ms() -> i64 {

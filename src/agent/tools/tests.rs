@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
+use crate::net::names::Name;
 
 fn page(seqs: &[u64]) -> Vec<ChatMessage> {
     seqs.iter()
@@ -30,10 +31,10 @@ fn the_send_tool_states_the_size_limit_and_refuses_past_it_in_words() {
 
 #[test]
 fn a_read_page_names_the_cursor_for_the_next_one() {
-    let general = Name::channel("general").unwrap();
-    let back = next_page(&general, None, None, &page(&[8, 9, 10]), true);
+    let general = "general";
+    let back = next_page(general, None, None, &page(&[8, 9, 10]), true);
     let text = Outcome::Messages {
-        messages: page(&[8, 9, 10]),
+        messages: labelled(general, page(&[8, 9, 10])),
         more: back.clone(),
     }
     .to_text();
@@ -41,17 +42,17 @@ fn a_read_page_names_the_cursor_for_the_next_one() {
         text.contains("call read(channel=\"general\", before=8)"),
         "{text}"
     );
-    let forward = next_page(&general, Some(3), Some(20), &page(&[4, 5]), true);
+    let forward = next_page(general, Some(3), Some(20), &page(&[4, 5]), true);
     assert_eq!(
         forward.to_text().unwrap(),
         "Newer messages remain: call read(channel=\"general\", since=5, before=20) for the next page."
     );
     assert_eq!(
-        next_page(&general, None, None, &page(&[1, 2]), false),
+        next_page(general, None, None, &page(&[1, 2]), false),
         More::No
     );
     let json = Outcome::Messages {
-        messages: page(&[8]),
+        messages: labelled(general, page(&[8])),
         more: back,
     }
     .to_json();
