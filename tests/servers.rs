@@ -8,9 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use agent_support::Mcp;
+use agent_support::{Mcp, session};
 use common::{Server, User};
-use serde_json::Value;
+use conclave::net::link::LinkEvent;
+use conclave::net::names::SessionPath;
+use conclave::net::protocol::{Audience, ClientFrame, RelayBody, SessionKind};
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -224,4 +227,62 @@ fn one_agent_hears_and_answers_on_two_servers() {
         6,
     );
     assert_eq!(sent["channel"], "general", "{sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permission_request_reaches_the_owner_on_whichever_server_they_are() {
+    let (work, home) = (Server::start(), Server::start());
+    let alice = User::unregistered("alice");
+    for (server, alias) in [(&work, "work"), (&home, "home")] {
+        let url = server.url();
+        alice.ok(&[
+            "register",
+            "alice",
+            "--server",
+            &url,
+            "--alias",
+            alias,
+            "--machine",
+            "box",
+        ]);
+    }
+    let project = tempfile::tempdir().unwrap();
+    let args = ["--as", "api", "--server", "work", "--server", "home"];
+    let mut agent = Mcp::spawn(&alice, project.path(), &args);
+    agent.initialize("2025-11-25");
+    // alice's person is online only at home.
+    let (tui, mut events) = session(&home, &alice, SessionKind::Human, "tui").await;
+    agent.notify(
+        "notifications/claude/channel/permission_request",
+        json!({"request_id": "abcde", "tool_name": "Bash", "description": "run the tests", "input_preview": "{}"}),
+    );
+    loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let LinkEvent::Relay {
+            body: RelayBody::PermissionRequest { request_id, .. },
+            ..
+        } = event
+        {
+            assert_eq!(request_id, "abcde");
+            break;
+        }
+    }
+    let verdict = ClientFrame::Relay {
+        id: 0,
+        to: Some(SessionPath::parse("alice/box/api").unwrap()),
+        audience: Some(Audience::Agents),
+        body: RelayBody::PermissionVerdict {
+            request_id: "abcde".into(),
+            allow: true,
+        },
+    };
+    tui.request(verdict).await.unwrap();
+    let answer = agent.notification("notifications/claude/channel/permission");
+    assert_eq!(
+        answer["params"],
+        json!({"request_id": "abcde", "behavior": "allow"})
+    );
 }

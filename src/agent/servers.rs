@@ -205,25 +205,36 @@ impl Agent {
             .filter(|place| place.channel == channel.name)
             .map(|place| place.server)
             .collect();
-        let server = match joined.as_slice() {
-            [only] => *only,
-            several if several.len() > 1 && !several.contains(&self.default) => {
-                let names: Vec<String> = several
-                    .iter()
-                    .map(|&s| format!("{}@{}", channel.name, self.conn(s).alias))
-                    .collect();
-                return Err(format!(
-                    "#{} is joined on several servers: write {}",
-                    channel.name,
-                    names.join(" or ")
-                ));
-            }
-            _ => self.default,
-        };
+        let aliases: Vec<&str> = self.servers.iter().map(|c| c.alias.as_str()).collect();
+        let server = bare_channel_server(&channel.name, &joined, self.default, &aliases)?;
         Ok(Place {
             server,
             channel: channel.name.clone(),
         })
+    }
+}
+
+/// The server a bare channel name means: the only one where it is joined, else the default
+/// one; joined on several servers but not the default one, the caller must say which.
+fn bare_channel_server(
+    name: &Name,
+    joined: &[usize],
+    default: usize,
+    aliases: &[&str],
+) -> Result<usize, String> {
+    match joined {
+        [only] => Ok(*only),
+        several if several.len() > 1 && !several.contains(&default) => {
+            let names: Vec<String> = several
+                .iter()
+                .map(|&s| format!("{name}@{}", aliases.get(s).copied().unwrap_or("?")))
+                .collect();
+            Err(format!(
+                "#{name} is joined on several servers: write {}",
+                names.join(" or ")
+            ))
+        }
+        _ => Ok(default),
     }
 }
 
@@ -253,6 +264,21 @@ mod tests {
         assert_eq!(
             open(&["work"], &["general", "ops@home"]),
             [Some("work".to_owned()), Some("home".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_bare_name_means_the_one_server_it_is_joined_on_else_the_default() {
+        let ops = Name::channel("ops").unwrap();
+        let aliases = ["work", "home", "lab"];
+        let pick = |joined: &[usize]| bare_channel_server(&ops, joined, 0, &aliases);
+        assert_eq!(pick(&[]), Ok(0));
+        assert_eq!(pick(&[2]), Ok(2));
+        assert_eq!(pick(&[0, 1]), Ok(0));
+        let e = pick(&[1, 2]).unwrap_err();
+        assert_eq!(
+            e,
+            "#ops is joined on several servers: write ops@home or ops@lab"
         );
     }
 
