@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use conclave::net::protocol::{ErrorCode, SessionKind};
+use conclave::net::protocol::{ChannelAct, ChannelSetting, ErrorCode, ReplyMode, SessionKind};
 use conclave::server::store::{HistoryRange, PostgresStore, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{join, message, name, post, refused, seqs, setup, user};
+use crate::support::{act, actor, join, message, name, post, refused, seqs, setup, user};
 use crate::test_postgres::{fresh_schema, test_url};
 
 /// A store on `url`, with no publish hook.
@@ -66,6 +66,38 @@ async fn instances_on_one_database_number_a_channel_without_gaps_or_repeats() {
     let again = post(&two, &alice, "general", "c0", "hi").await.unwrap();
     assert!(first.duplicate && again.duplicate);
     assert_eq!(again.message.seq, first.message.seq);
+}
+
+#[tokio::test]
+async fn a_mention_made_through_another_instance_lets_the_agent_answer_here() {
+    let Some(url) = test_url() else { return };
+    let url = fresh_schema(&url).await;
+    let (one, two) = tokio::join!(open(&url), open(&url));
+    let alice = setup(&one).await;
+    let mention_only = ChannelAct::Set {
+        setting: ChannelSetting::ReplyMode {
+            mode: ReplyMode::Mention,
+        },
+    };
+    act(&one, &actor(&alice, false), "general", mention_only)
+        .await
+        .unwrap();
+    let agent_posts = |store: &PostgresStore, client_id: &str| {
+        let (append, outcome) = message(&alice, SessionKind::Agent, "general", client_id, "hi");
+        let store = store.clone();
+        async move {
+            store.append(append).await;
+            outcome.await.unwrap()
+        }
+    };
+    refused(agent_posts(&two, "a1").await, ErrorCode::FloorClosed, "mentions only");
+    // The person mentions the agent through the other instance.
+    post(&one, &alice, "general", "p1", "what do you think, @bot?")
+        .await
+        .unwrap();
+    agent_posts(&two, "a2").await.unwrap();
+    // That mention is answered: the next post waits for another.
+    refused(agent_posts(&two, "a3").await, ErrorCode::FloorClosed, "mentions only");
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 //! The turn count lives in the channel's row, so it survives a restart. What slow mode and
 //! mentions need (when each agent session last posted, who was mentioned since) is kept here
 //! in memory on the store thread, bounded; a restart forgets it, which only ever means an
-//! agent in a `mention` channel waits for a fresh mention.
+//! agent in a `mention` channel waits for a fresh mention. (On PostgreSQL, where another
+//! instance may have stored the mention, the writer reads the people's recent messages for it
+//! before refusing.)
 
 use std::collections::HashMap;
 
@@ -87,7 +89,7 @@ impl Brakes {
 
     /// In a `mention` channel: the agent holds the floor, or was mentioned since it last
     /// posted.
-    fn may_answer(&self, id: ChannelId, settings: &Settings, from: &SessionPath) -> bool {
+    pub fn may_answer(&self, id: ChannelId, settings: &Settings, from: &SessionPath) -> bool {
         if settings
             .floor
             .as_deref()
@@ -95,16 +97,21 @@ impl Brakes {
         {
             return true;
         }
-        let since = self
-            .posted_seq
-            .get(&(id, from.clone()))
-            .copied()
-            .unwrap_or(0);
+        let since = self.posted_seq(id, from);
         self.mentions.get(&id).is_some_and(|targets| {
             targets
                 .iter()
                 .any(|(target, &seq)| seq > since && from.answers_to(target))
         })
+    }
+
+    /// The seq of an agent session's last post in a `mention` channel, as remembered (0 when
+    /// not).
+    pub fn posted_seq(&self, id: ChannelId, from: &SessionPath) -> u64 {
+        self.posted_seq
+            .get(&(id, from.clone()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Remembers a stored message.
@@ -136,25 +143,30 @@ impl Brakes {
         }
         // Only a person's mention opens the floor: agents mentioning each other would loop.
         if settings.reply_mode == ReplyMode::Mention && kind == SessionKind::Human {
-            for target in mentions_in(text) {
-                if self.mention_count >= MAX_MENTIONS {
-                    self.mentions.clear();
-                    self.mention_count = 0;
+            self.record_mentions(id, seq, text);
+        }
+    }
+
+    /// Remembers whom a person's message `seq` in a `mention` channel mentions.
+    pub fn record_mentions(&mut self, id: ChannelId, seq: u64, text: &str) {
+        for target in mentions_in(text) {
+            if self.mention_count >= MAX_MENTIONS {
+                self.mentions.clear();
+                self.mention_count = 0;
+            }
+            let targets = self.mentions.entry(id).or_default();
+            if targets.len() >= MAX_MENTIONS_PER_CHANNEL && !targets.contains_key(&target) {
+                if let Some(oldest) = targets
+                    .iter()
+                    .min_by_key(|(_, seq)| **seq)
+                    .map(|(t, _)| t.clone())
+                {
+                    targets.remove(&oldest);
+                    self.mention_count -= 1;
                 }
-                let targets = self.mentions.entry(id).or_default();
-                if targets.len() >= MAX_MENTIONS_PER_CHANNEL && !targets.contains_key(&target) {
-                    if let Some(oldest) = targets
-                        .iter()
-                        .min_by_key(|(_, seq)| **seq)
-                        .map(|(t, _)| t.clone())
-                    {
-                        targets.remove(&oldest);
-                        self.mention_count -= 1;
-                    }
-                }
-                if targets.insert(target, seq).is_none() {
-                    self.mention_count += 1;
-                }
+            }
+            if targets.insert(target, seq).is_none() {
+                self.mention_count += 1;
             }
         }
     }

@@ -20,7 +20,7 @@ use crate::net::protocol::{
 use crate::server::store::brakes::Settings;
 use crate::server::store::refusals;
 use crate::server::store::{
-    Append, Appended, ChannelId, GroupOutcome, UserId, finish_group, now_ms,
+    Append, Appended, ChannelId, GroupOutcome, UserId, as_sql_seq, finish_group, now_ms,
 };
 
 /// A channel of the group as it stands while the group is stored.
@@ -196,6 +196,42 @@ impl Writer {
         finish_group(appends, outcome, &self.publish);
     }
 
+    /// A mention made through another instance (or before this one restarted) is in the
+    /// database, not in this writer's memory: before an agent is refused in a `mention`
+    /// channel, the people's newest messages there since its last post are read for its name.
+    async fn recall_mentions(
+        &mut self,
+        db: Db<'_>,
+        appends: &[Append],
+        postings: &HashMap<Name, Posting>,
+    ) -> Result<(), ProtocolError> {
+        for a in appends.iter().filter(|a| a.kind == SessionKind::Agent) {
+            let Some(p) = postings.get(&a.channel) else {
+                continue;
+            };
+            if p.settings.reply_mode != ReplyMode::Mention
+                || self.brakes.may_answer(p.id, &p.settings, &a.from)
+            {
+                continue;
+            }
+            let since = as_sql_seq(self.brakes.posted_seq(p.id, &a.from));
+            let rows = db
+                .query(
+                    "SELECT seq, body FROM messages
+                     WHERE channel_id = $1 AND seq > $2 AND sender_kind = 'human'
+                       AND strpos(body, '@') > 0
+                     ORDER BY seq DESC LIMIT 64",
+                    &[&p.id, &since],
+                )
+                .await?;
+            for row in rows.iter().rev() {
+                let seq: i64 = row.get(0);
+                self.brakes.record_mentions(p.id, narrow(seq), row.get(1));
+            }
+        }
+        Ok(())
+    }
+
     /// Stores a group in one transaction: each append's outcome, once the commit is done. The
     /// checks a send passes, in order: the channel exists and the sender is a member; a resend
     /// of a stored message is answered with it; the channel is not archived and the sender
@@ -221,6 +257,7 @@ impl Writer {
         // Independent reads: sent together, answered in one round trip.
         let (standings, mut earlier) =
             tokio::try_join!(db.standings(&pairs), db.earlier(&keys, &names))?;
+        self.recall_mentions(db, appends, &postings).await?;
         let mut rows = NewRows::default();
         let mut results = Vec::with_capacity(appends.len());
         for a in appends {
