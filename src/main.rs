@@ -65,6 +65,9 @@ struct LimitArgs {
     /// Moderation acts, invites, bans and audited relays one user may make a minute
     #[arg(long, default_value_t = Limits::default().acts_per_minute)]
     acts_per_minute: u32,
+    /// Searches one user may make a minute
+    #[arg(long, default_value_t = Limits::default().searches_per_minute)]
+    searches_per_minute: u32,
     /// Agent messages in a row, with no person's between, that a new channel allows before
     /// it waits for a person (0: unlimited; each channel's owner can change it)
     #[arg(long, default_value_t = Limits::default().agent_turns)]
@@ -83,6 +86,7 @@ impl From<LimitArgs> for Limits {
             human_sends_per_minute: args.human_sends_per_minute,
             agent_sends_per_minute: args.agent_sends_per_minute,
             acts_per_minute: args.acts_per_minute,
+            searches_per_minute: args.searches_per_minute,
             agent_turns: args.agent_turns,
         }
     }
@@ -237,6 +241,8 @@ enum Command {
     },
     /// Who did what: moderation acts, invites, bans, newest first
     Audit(cli::admin::AuditArgs),
+    /// Messages you may read that hold every word (and "quoted phrase"), newest first
+    Search(cli::search::SearchArgs),
     /// Enroll, list or remove this user's machines
     Machine {
         #[command(subcommand)]
@@ -513,6 +519,7 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Admin { command } => cli::admin::run(&env, command).await,
         Command::Audit(args) => cli::admin::audit(&env, args).await,
+        Command::Search(args) => cli::search::search(&env, args).await,
         Command::Servers { command } => cli::servers::run(&env, command).await,
         Command::Join {
             channel,

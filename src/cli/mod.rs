@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod bench;
 pub mod moderation;
+pub mod search;
 mod send;
 pub mod servers;
 mod status;

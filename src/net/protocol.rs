@@ -16,9 +16,11 @@ use super::names::{Name, SessionPath};
 
 mod frames;
 mod moderation;
+mod search;
 
 pub use frames::{ClientFrame, ServerFrame};
 pub use moderation::*;
+pub use search::*;
 
 /// Sent in `Hello`; a server refuses any other with `VersionMismatch`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -61,6 +63,12 @@ pub const MAX_HISTORY_PAGE: u32 = 200;
 /// Most message text one `History` answer carries, so a page of long messages still fits in
 /// a frame the client reads.
 pub const MAX_HISTORY_PAGE_BYTES: usize = 256 * 1024;
+
+/// Most hits one search answers with.
+pub const MAX_SEARCH_PAGE: u32 = 100;
+
+/// Most words and phrases one search holds.
+pub const MAX_SEARCH_TERMS: usize = 16;
 
 /// Length of the challenge nonce in bytes.
 pub const NONCE_LEN: usize = 32;

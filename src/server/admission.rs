@@ -35,6 +35,8 @@ pub struct Limits {
     pub agent_sends_per_minute: u32,
     /// Moderation acts (and other writes to the audit log) one user may make a minute.
     pub acts_per_minute: u32,
+    /// Searches one user may make a minute (each reads an index).
+    pub searches_per_minute: u32,
     /// The agent turn budget new channels start with (see `ChannelSetting::AgentTurns`);
     /// 0 is unlimited.
     pub agent_turns: u32,
@@ -52,6 +54,7 @@ impl Default for Limits {
             human_sends_per_minute: 600,
             agent_sends_per_minute: 120,
             acts_per_minute: 60,
+            searches_per_minute: 120,
             agent_turns: crate::net::protocol::DEFAULT_AGENT_TURNS,
         }
     }
@@ -109,6 +112,7 @@ pub enum Spend {
     /// What writes to the audit log: moderation acts, invites, bans, relayed verdicts and
     /// autonomy changes.
     Act,
+    Search,
 }
 
 /// A token bucket: refills at a steady rate up to a burst; one token per message.
@@ -179,6 +183,7 @@ impl Admission {
     ) -> Result<(), ProtocolError> {
         let per_minute = match (what, kind) {
             (Spend::Act, _) => self.limits.acts_per_minute,
+            (Spend::Search, _) => self.limits.searches_per_minute,
             (_, SessionKind::Human) => self.limits.human_sends_per_minute,
             (_, SessionKind::Agent) => self.limits.agent_sends_per_minute,
         }
@@ -209,6 +214,7 @@ impl Admission {
                 format!("{kind} sessions of a user send at most {per_minute} whispers")
             }
             Spend::Act => format!("a user makes at most {per_minute} moderation acts"),
+            Spend::Search => format!("a user makes at most {per_minute} searches"),
         };
         Err(ProtocolError::retry_after(
             wait,

@@ -18,6 +18,7 @@ mod channels;
 mod governance;
 mod messages;
 mod postgres_only;
+mod search;
 mod support;
 #[path = "../common/postgres.rs"]
 mod test_postgres;
@@ -67,6 +68,10 @@ macro_rules! conformance {
                 messages::read_positions_only_move_forward_and_stop_at_the_newest,
                 messages::a_purge_drops_only_what_is_past_the_cutoff,
                 messages::an_instance_catches_up_on_a_channel_by_seq_range,
+                search::search_finds_words_and_phrases_newest_first,
+                search::search_pages_and_filters,
+                search::search_never_shows_a_channel_the_user_may_not_read,
+                search::a_purged_message_is_no_longer_found,
                 messages::an_agent_run_stops_at_the_turn_budget_until_a_person_posts,
                 governance::members_cannot_moderate_nor_learn_who_exists,
                 governance::a_ban_ends_the_membership_and_keeps_the_user_out,

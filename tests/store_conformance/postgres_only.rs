@@ -90,14 +90,22 @@ async fn a_mention_made_through_another_instance_lets_the_agent_answer_here() {
             outcome.await.unwrap()
         }
     };
-    refused(agent_posts(&two, "a1").await, ErrorCode::FloorClosed, "mentions only");
+    refused(
+        agent_posts(&two, "a1").await,
+        ErrorCode::FloorClosed,
+        "mentions only",
+    );
     // The person mentions the agent through the other instance.
     post(&one, &alice, "general", "p1", "what do you think, @bot?")
         .await
         .unwrap();
     agent_posts(&two, "a2").await.unwrap();
     // That mention is answered: the next post waits for another.
-    refused(agent_posts(&two, "a3").await, ErrorCode::FloorClosed, "mentions only");
+    refused(
+        agent_posts(&two, "a3").await,
+        ErrorCode::FloorClosed,
+        "mentions only",
+    );
 }
 
 #[tokio::test]

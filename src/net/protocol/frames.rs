@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Audience, AuditEntry, ChannelAct, ChannelDetails, ChannelInfo, ChatMessage, CloseReason,
     ErrorCode, InviteInfo, MachineInfo, ModerationEvent, OnConflict, PresenceEvent, ProtocolError,
-    RelayBody, SessionInfo, SessionKind, UserInfo, Visibility, WhisperMessage,
+    RelayBody, SearchHit, SessionInfo, SessionKind, UserInfo, Visibility, WhisperMessage,
 };
 use crate::net::names::{Name, SessionPath};
 
@@ -240,6 +240,30 @@ pub enum ClientFrame {
         id: u64,
         channel: Name,
     },
+    /// Messages matching a query, newest first, among those the user may read. Answered with
+    /// `SearchResults`.
+    Search {
+        id: u64,
+        /// Words, and phrases in double quotes; a message must hold every one.
+        query: String,
+        #[serde(default)]
+        channel: Option<Name>,
+        /// A user name, or a session path `user/machine/session`.
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        kind: Option<SessionKind>,
+        /// Milliseconds since the epoch: sent at or after.
+        #[serde(default)]
+        since: Option<i64>,
+        /// Milliseconds since the epoch: sent before.
+        #[serde(default)]
+        until: Option<i64>,
+        /// The `next` of the page before.
+        #[serde(default)]
+        before: Option<String>,
+        limit: u32,
+    },
 }
 
 impl ClientFrame {
@@ -256,6 +280,7 @@ impl ClientFrame {
             Self::Send { .. } => "send",
             Self::Whisper { .. } => "whisper",
             Self::History { .. } => "history",
+            Self::Search { .. } => "search",
             Self::Who { .. } => "who",
             Self::MarkRead { .. } => "mark_read",
             Self::AddMachine { .. } => "add_machine",
@@ -309,7 +334,8 @@ impl ClientFrame {
             | Self::UnbanUser { id, .. }
             | Self::ListUsers { id, .. }
             | Self::Audit { id, .. }
-            | Self::ListInvites { id, .. } => Some(*id),
+            | Self::ListInvites { id, .. }
+            | Self::Search { id, .. } => Some(*id),
         }
     }
 
@@ -344,7 +370,8 @@ impl ClientFrame {
             | Self::UnbanUser { id, .. }
             | Self::ListUsers { id, .. }
             | Self::Audit { id, .. }
-            | Self::ListInvites { id, .. } => *id = new_id,
+            | Self::ListInvites { id, .. }
+            | Self::Search { id, .. } => *id = new_id,
         }
         self
     }
@@ -484,6 +511,13 @@ pub enum ServerFrame {
         id: u64,
         details: ChannelDetails,
     },
+    /// Answer to `Search`: a page of hits, newest first; `next` asks for the page after it.
+    SearchResults {
+        id: u64,
+        hits: Vec<SearchHit>,
+        #[serde(default)]
+        next: Option<String>,
+    },
     /// Answer to `ListUsers`.
     Users {
         id: u64,
@@ -531,6 +565,7 @@ impl ServerFrame {
             Self::Moderation(_) => "moderation",
             Self::ChannelInvite { .. } => "channel_invite",
             Self::ChannelDetails { .. } => "channel_details",
+            Self::SearchResults { .. } => "search_results",
             Self::Users { .. } => "users",
             Self::Audit { .. } => "audit",
             Self::Invites { .. } => "invites",
@@ -553,6 +588,7 @@ impl ServerFrame {
             | Self::MachineInvite { id, .. }
             | Self::ChannelInvite { id, .. }
             | Self::ChannelDetails { id, .. }
+            | Self::SearchResults { id, .. }
             | Self::Users { id, .. }
             | Self::Audit { id, .. }
             | Self::Invites { id, .. } => Some(*id),

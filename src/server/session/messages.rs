@@ -1,8 +1,9 @@
 //! Message requests: send (answered after the commit, in order with fan-out), whisper,
-//! history and read positions.
+//! history, read positions and search.
 
 use super::*;
-use crate::server::store::HistoryRange;
+use crate::net::protocol::{MAX_SEARCH_PAGE, SearchHit, marks, search_terms};
+use crate::server::store::{HistoryRange, Search, SearchCursor, Sender};
 
 /// `ClientFrame::Send`.
 pub(super) async fn send(
@@ -123,4 +124,66 @@ pub(super) async fn mark_read(
         .mark_read(me.user_id, &me.path().session, &channel, seq)
         .await?;
     Ok(Some(ServerFrame::Done { id }))
+}
+
+/// `ClientFrame::Search`.
+pub(super) async fn search(
+    shared: &Shared,
+    me: &Me,
+    frame: ClientFrame,
+) -> Result<Option<ServerFrame>, ProtocolError> {
+    let ClientFrame::Search {
+        id,
+        query,
+        channel,
+        from,
+        kind,
+        since,
+        until,
+        before,
+        limit,
+    } = frame
+    else {
+        return Err(ProtocolError::internal("not a search"));
+    };
+    shared
+        .admission
+        .spend(me.user_id, me.kind, Spend::Search, Instant::now())?;
+    let terms = search_terms(&query)?;
+    let from = match from.as_deref() {
+        None => None,
+        Some(text) if text.contains('/') => Some(Sender::Session(
+            SessionPath::parse(text).map_err(|e| ProtocolError::invalid(e.to_string()))?,
+        )),
+        Some(text) => Some(Sender::User(
+            Name::user(text.trim_start_matches('@'))
+                .map_err(|e| ProtocolError::invalid(e.to_string()))?,
+        )),
+    };
+    let search = Search {
+        channel,
+        from,
+        kind,
+        since,
+        until,
+        before: before.as_deref().map(SearchCursor::decode).transpose()?,
+        limit: limit.clamp(1, MAX_SEARCH_PAGE),
+        terms,
+    };
+    let found = shared.store.search(me.user_id, &search).await?;
+    let next = found.next().map(|c| c.encode());
+    let hits = found
+        .hits
+        .into_iter()
+        .map(|(_, m)| SearchHit {
+            marks: marks(&m.text, &search.terms),
+            channel: m.channel,
+            seq: m.seq,
+            ts: m.ts,
+            from: m.from,
+            from_kind: m.from_kind,
+            text: m.text,
+        })
+        .collect();
+    Ok(Some(ServerFrame::SearchResults { id, hits, next }))
 }

@@ -91,6 +91,7 @@ pub(super) async fn handle(
             uses,
             ttl_ms,
         } => governance::create_invite(shared, me, id, channel, uses, ttl_ms).await,
+        search @ ClientFrame::Search { .. } => messages::search(shared, me, search).await,
         ClientFrame::ListInvites { id, channel } => {
             governance::list_invites(shared, me, id, channel).await
         }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use color_eyre::eyre::Result;
 
 use super::{
-    Account, Actor, Answer, Append, AuditRecord, Channel, ChannelId, ChannelInvite, HistoryRange,
-    Joining, Moderated, Moderation, NewChannel, Page, PostgresStore, Publish, Purged, ServerBan,
-    Signer, SqliteStore, Store, UserId,
+    Account, Actor, Answer, Append, AuditRecord, Channel, ChannelId, ChannelInvite, Found,
+    HistoryRange, Joining, Moderated, Moderation, NewChannel, Page, PostgresStore, Publish, Purged,
+    Search, ServerBan, Signer, SqliteStore, Store, UserId,
 };
 use crate::net::names::Name;
 use crate::net::protocol::{
@@ -181,6 +181,10 @@ impl Store for Backend {
 
     async fn last_seqs(&self, channels: &[ChannelId]) -> Answer<Vec<(ChannelId, u64)>> {
         delegate!(self, s => s.last_seqs(channels).await)
+    }
+
+    async fn search(&self, user: UserId, search: &Search) -> Answer<Found> {
+        delegate!(self, s => s.search(user, search).await)
     }
 
     async fn mark_read(&self, user: UserId, handle: &Name, channel: &Name, seq: u64) -> Answer<()> {

@@ -200,6 +200,10 @@ pub trait Store: Send + Sync {
         channels: &[ChannelId],
     ) -> impl Future<Output = Answer<Vec<(ChannelId, u64)>>> + Send;
 
+    /// Messages matching `search` among those `user` may read, newest first: in the one
+    /// channel it names (if they may read it), else in every channel they are a member of.
+    fn search(&self, user: UserId, search: &Search) -> impl Future<Output = Answer<Found>> + Send;
+
     /// Moves `handle`'s read position in a channel forward to `seq` (never back, never past
     /// the newest message).
     fn mark_read(

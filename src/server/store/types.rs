@@ -179,6 +179,102 @@ impl Page {
     }
 }
 
+/// What a search looks for (see `Store::search`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    /// Words and phrases (see `net::protocol::search_terms`): a hit holds every one.
+    pub terms: Vec<String>,
+    pub channel: Option<Name>,
+    pub from: Option<Sender>,
+    pub kind: Option<SessionKind>,
+    /// Sent at or after (ms since the epoch).
+    pub since: Option<i64>,
+    /// Sent before (ms since the epoch).
+    pub until: Option<i64>,
+    /// Only hits older than this one (the page before ended there).
+    pub before: Option<SearchCursor>,
+    pub limit: u32,
+}
+
+/// Whose messages a search keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    User(Name),
+    Session(SessionPath),
+}
+
+/// Where a page of hits ended, newest first: by time, then channel, then seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchCursor {
+    pub ts: i64,
+    pub channel_id: ChannelId,
+    pub seq: u64,
+}
+
+impl SearchCursor {
+    /// As clients hold it: opaque text.
+    pub fn encode(&self) -> String {
+        format!("{}.{}.{}", self.ts, self.channel_id, self.seq)
+    }
+
+    pub fn decode(text: &str) -> Result<Self, ProtocolError> {
+        let bad = || ProtocolError::invalid(format!("`{text}` is not a search page's `next`"));
+        let mut parts = text.split('.');
+        let (Some(ts), Some(channel), Some(seq), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok(Self {
+            ts: ts.parse().map_err(|_| bad())?,
+            channel_id: channel.parse().map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// A page of search hits, newest first: messages, each with its channel's id.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub hits: Vec<(ChannelId, ChatMessage)>,
+    /// More hits match: the page after starts below the last one.
+    pub more: bool,
+}
+
+impl Found {
+    /// The page from hits in order, cut at `limit` and at `MAX_HISTORY_PAGE_BYTES` of text
+    /// (always at least one).
+    pub fn cut(
+        limit: u32,
+        rows: impl IntoIterator<Item = Result<(ChannelId, ChatMessage), ProtocolError>>,
+    ) -> Result<Self, ProtocolError> {
+        let mut found = Self::default();
+        let mut bytes = 0;
+        for row in rows {
+            let (channel_id, message) = row?;
+            bytes += message.text.len();
+            let full = found.hits.len() >= limit as usize
+                || (bytes > MAX_HISTORY_PAGE_BYTES && !found.hits.is_empty());
+            if full {
+                found.more = true;
+                break;
+            }
+            found.hits.push((channel_id, message));
+        }
+        Ok(found)
+    }
+
+    /// Where the page after this one starts, if there is one.
+    pub fn next(&self) -> Option<SearchCursor> {
+        let (channel_id, last) = self.hits.last().filter(|_| self.more)?;
+        Some(SearchCursor {
+            ts: last.ts,
+            channel_id: *channel_id,
+            seq: last.seq,
+        })
+    }
+}
+
 /// One message to store.
 pub struct Append {
     pub channel: Name,

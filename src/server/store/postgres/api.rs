@@ -8,8 +8,9 @@ use crate::net::protocol::{
     AuditEntry, ChannelDetails, ChannelInfo, ChatMessage, InviteInfo, MachineInfo, UserInfo,
 };
 use crate::server::store::{
-    Account, Actor, Answer, Append, AuditRecord, Channel, ChannelId, ChannelInvite, HistoryRange,
-    Joining, Moderated, Moderation, NewChannel, Page, Purged, ServerBan, Signer, Store, UserId,
+    Account, Actor, Answer, Append, AuditRecord, Channel, ChannelId, ChannelInvite, Found,
+    HistoryRange, Joining, Moderated, Moderation, NewChannel, Page, Purged, Search, ServerBan,
+    Signer, Store, UserId,
 };
 
 impl Store for PostgresStore {
@@ -176,6 +177,10 @@ impl Store for PostgresStore {
 
     async fn last_seqs(&self, channels: &[ChannelId]) -> Answer<Vec<(ChannelId, u64)>> {
         Db::on(&self.conn().await?).last_seqs(channels).await
+    }
+
+    async fn search(&self, user: UserId, search: &Search) -> Answer<Found> {
+        Db::on(&self.conn().await?).search(user, search).await
     }
 
     async fn mark_read(&self, user: UserId, handle: &Name, channel: &Name, seq: u64) -> Answer<()> {

@@ -40,6 +40,7 @@ mod governance;
 mod messages;
 mod moderation;
 mod schema;
+mod search;
 
 /// How often an instance tries to purge messages older than the retention window.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);

@@ -8,8 +8,9 @@ use crate::net::protocol::{
     AuditEntry, ChannelDetails, ChannelInfo, ChatMessage, InviteInfo, MachineInfo, UserInfo,
 };
 use crate::server::store::{
-    Account, Actor, Answer, Append, AuditRecord, Channel, ChannelId, ChannelInvite, HistoryRange,
-    Joining, Moderated, Moderation, NewChannel, Page, Purged, ServerBan, Signer, Store, UserId,
+    Account, Actor, Answer, Append, AuditRecord, Channel, ChannelId, ChannelInvite, Found,
+    HistoryRange, Joining, Moderated, Moderation, NewChannel, Page, Purged, Search, ServerBan,
+    Signer, Store, UserId,
 };
 
 impl Store for SqliteStore {
@@ -159,6 +160,11 @@ impl Store for SqliteStore {
     async fn last_seqs(&self, channels: &[ChannelId]) -> Answer<Vec<(ChannelId, u64)>> {
         let channels = channels.to_vec();
         self.call(move |db| db.last_seqs(&channels)).await
+    }
+
+    async fn search(&self, user: UserId, search: &Search) -> Answer<Found> {
+        let search = search.clone();
+        self.call(move |db| db.search(user, &search)).await
     }
 
     async fn mark_read(&self, user: UserId, handle: &Name, channel: &Name, seq: u64) -> Answer<()> {

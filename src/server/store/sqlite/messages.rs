@@ -316,15 +316,15 @@ impl Db {
 }
 
 /// A stored message's columns: seq, ts, sender_path, body, sender_kind.
-type MessageRow = (i64, i64, String, String, Option<String>);
+pub(super) type MessageRow = (i64, i64, String, String, Option<String>);
 
 /// Reads `MessageRow`'s columns, in its order.
-fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
+pub(super) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
 /// A message of `channel` as it was stored.
-fn stored_message(
+pub(super) fn stored_message(
     channel: &Name,
     (seq, ts, from, text, kind): MessageRow,
 ) -> Result<ChatMessage, ProtocolError> {

@@ -34,6 +34,7 @@ mod governance;
 mod messages;
 mod moderation;
 mod schema;
+mod search;
 
 type DbJob = Box<dyn FnOnce(&mut Db) + Send>;
 

@@ -134,8 +134,31 @@ fn migrations() -> Migrations<'static> {
         M::up(V1_FIRST_RELEASE),
         M::up(V2_INVITES_AND_HUMAN_KEYS),
         M::up(V3_GOVERNANCE),
+        M::up(V4_SEARCH),
     ])
 }
+
+/// Search: a full-text index (FTS5) of message bodies, kept in step with the messages by
+/// triggers (stores, edits, deletes, retention, deleted channels). Contentless: it holds the
+/// index only, keyed by `channel_id << 32 | seq` (a channel's seqs stay below 2^32), and
+/// searches join back to `messages` for the rest. Words are runs of letters and digits,
+/// compared without case and with their accents, as `net::protocol::words` reads them.
+const V4_SEARCH: &str = "
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    body, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 0'
+);
+INSERT INTO messages_fts (rowid, body) SELECT (channel_id << 32) | seq, body FROM messages;
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, body) VALUES ((new.channel_id << 32) | new.seq, new.body);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    DELETE FROM messages_fts WHERE rowid = (old.channel_id << 32) | old.seq;
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
+    DELETE FROM messages_fts WHERE rowid = (old.channel_id << 32) | old.seq;
+    INSERT INTO messages_fts (rowid, body) VALUES ((new.channel_id << 32) | new.seq, new.body);
+END;
+";
 
 /// Brings `conn` to the newest schema.
 pub fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
@@ -178,7 +201,7 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
     }
 
     #[test]
@@ -227,6 +250,18 @@ mod tests {
             crate::net::protocol::DEFAULT_AGENT_TURNS
         );
         assert_eq!(details.owner.unwrap().as_str(), "alice");
+        // What was stored before search existed is found.
+        let search = crate::server::store::Search {
+            terms: vec!["kept".into()],
+            channel: None,
+            from: None,
+            kind: None,
+            since: None,
+            until: None,
+            before: None,
+            limit: 10,
+        };
+        assert_eq!(db.search(2, &search).unwrap().hits.len(), 1);
     }
 
     #[test]
