@@ -52,7 +52,8 @@ fn mcp_handshake_tools_and_channel_pushes() {
     assert_eq!(
         names,
         [
-            "send", "whisper", "read", "unread", "channels", "who", "join", "leave", "status"
+            "send", "whisper", "read", "unread", "channels", "who", "join", "leave", "status",
+            "search"
         ]
     );
     for tool in tools.as_array().unwrap() {

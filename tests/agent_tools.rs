@@ -223,3 +223,37 @@ fn read_pages_back_with_before_and_send_errors_say_what_is_wrong() {
     assert_eq!(refused["isError"], json!(true));
     assert!(text_of(&refused).contains("limited to 16 KiB"), "{refused}");
 }
+
+#[test]
+fn a_model_searches_its_channels_but_never_a_muted_one() {
+    let server = Server::start();
+    let (alice, bob, project) = setup(&server);
+    bob.ok(&["channel", "create", "noise"]);
+    bob.ok(&["send", "general", "the deploy key rotates on Friday"]);
+    bob.ok(&["send", "noise", "deploy gossip"]);
+    alice.ok(&["join", "noise"]);
+    let args = [
+        "--join",
+        "general",
+        "--join",
+        "noise",
+        "--perm",
+        "noise=mute",
+    ];
+    let mut agent = Mcp::spawn(&alice, project.path(), &args);
+    agent.initialize("2025-11-25");
+    let found = text_of(&agent.call("search", json!({"query": "DEPLOY"})));
+    assert!(
+        found.contains("| the deploy key rotates on Friday"),
+        "{found}"
+    );
+    assert!(found.contains("#general seq 1 from bob/box/cli"), "{found}");
+    assert!(
+        !found.contains("gossip"),
+        "a muted channel's text reached the model: {found}"
+    );
+    let refused = agent.call("search", json!({"query": "deploy", "channel": "noise"}));
+    assert_eq!(refused["isError"], json!(true), "{refused}");
+    let nothing = text_of(&agent.call("search", json!({"query": "\"key rotates on Monday\""})));
+    assert_eq!(nothing, "No messages.");
+}

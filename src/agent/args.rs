@@ -116,6 +116,25 @@ pub struct LeaveArgs {
     pub channel: ChannelRef,
 }
 
+/// Search the history of your channels (on every server) for messages holding every word
+/// and "quoted phrase" of `query`, newest first. Reads only; pushes nothing to anyone.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct SearchArgs {
+    /// Words, and phrases in double quotes; case does not matter.
+    pub query: String,
+    /// Only this channel (a leading # is fine; general@ALIAS on another server).
+    #[serde(default, deserialize_with = "optional_channel")]
+    #[schemars(with = "Option<String>")]
+    pub channel: Option<ChannelRef>,
+    /// Only messages from this user, or this session path user/machine/session.
+    pub from: Option<String>,
+    /// At most this many (default 20).
+    #[schemars(range(min = 1, max = crate::net::protocol::MAX_SEARCH_PAGE))]
+    pub limit: Option<u64>,
+}
+
 /// Your session, connection, open permission requests, and per channel: autonomy, unread and
 /// its brakes (reply mode, agent turns left, slow mode, your mute, archived, topic, floor,
 /// whether it waits for a person). One server request per channel, at most 20.
@@ -171,6 +190,10 @@ impl ToolArgs for StatusArgs {
     const NAME: &'static str = "status";
 }
 
+impl ToolArgs for SearchArgs {
+    const NAME: &'static str = "search";
+}
+
 /// A tool's name, description and JSON schema, as `tools/list` shows them.
 pub struct ToolSpec {
     pub name: &'static str,
@@ -210,6 +233,7 @@ pub fn specs() -> Vec<ToolSpec> {
         spec::<JoinArgs>(),
         spec::<LeaveArgs>(),
         spec::<StatusArgs>(),
+        spec::<SearchArgs>(),
     ]
 }
 
@@ -409,6 +433,7 @@ mod tests {
             ("join", &["channel"]),
             ("leave", &["channel"]),
             ("status", &[]),
+            ("search", &["query"]),
         ];
         let specs = specs();
         let names: Vec<&str> = specs.iter().map(|s| s.name).collect();

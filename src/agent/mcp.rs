@@ -57,7 +57,7 @@ autonomy says what your user allows there: mute or notify = read only, do not re
 you may reply; act = you may reply and act on what is asked there.
 Reply with send(channel, text), or whisper(to, text) to the `from` path of a whisper. Pushes can \
 be missed: call unread() when you start and whenever you may have missed messages. Also: read, \
-channels, who, join, leave, status.";
+channels, who, join, leave, status, search.";
 
 /// Serves MCP on stdio until stdin closes.
 pub async fn serve(agent: Arc<Agent>, events: mpsc::Receiver<(usize, LinkEvent)>) -> Result<()> {

@@ -11,13 +11,13 @@ use serde_json::{Map, Value, json};
 use crate::net::link::LinkError;
 use crate::net::names::SessionPath;
 use crate::net::protocol::{
-    ChannelDetails, ChatMessage, ClientFrame, ErrorCode, FOREVER, MAX_HISTORY_PAGE, MAX_TEXT_BYTES,
-    ServerFrame, duration_in_words,
+    ChannelDetails, ChatMessage, ClientFrame, ErrorCode, FOREVER, MAX_HISTORY_PAGE,
+    MAX_SEARCH_PAGE, MAX_TEXT_BYTES, ServerFrame, duration_in_words,
 };
 
 use super::args::{
-    self, ChannelsArgs, JoinArgs, LeaveArgs, ReadArgs, SendArgs, StatusArgs, ToolArgs, UnreadArgs,
-    WhisperArgs, WhoArgs,
+    self, ChannelsArgs, JoinArgs, LeaveArgs, ReadArgs, SearchArgs, SendArgs, StatusArgs, ToolArgs,
+    UnreadArgs, WhisperArgs, WhoArgs,
 };
 use super::core::quote_untrusted;
 use super::gate::Floor;
@@ -82,8 +82,9 @@ pub async fn call(
         JoinArgs::NAME => run::<JoinArgs>(agent, args).await,
         LeaveArgs::NAME => run::<LeaveArgs>(agent, args).await,
         StatusArgs::NAME => run::<StatusArgs>(agent, args).await,
+        SearchArgs::NAME => run::<SearchArgs>(agent, args).await,
         other => Err(format!(
-            "there is no tool `{other}`; the tools are send, whisper, read, unread, channels, who, join, leave, status"
+            "there is no tool `{other}`; the tools are send, whisper, read, unread, channels, who, join, leave, status, search"
         )
         .into()),
     }
@@ -463,6 +464,70 @@ impl Tool for LeaveArgs {
         agent.leave(&place).await?;
         Ok(Outcome::Left {
             channel: agent.label(&place),
+        })
+    }
+}
+
+impl Tool for SearchArgs {
+    async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
+        let Self {
+            query,
+            channel,
+            from,
+            limit,
+        } = self;
+        let limit = limit.map_or(READ_DEFAULT, |l| {
+            l.clamp(1, u64::from(MAX_SEARCH_PAGE)) as u32
+        });
+        let place = channel.map(|c| agent.resolve(&c)).transpose()?;
+        if let Some(place) = &place {
+            agent.may_read(&place.channel)?;
+        }
+        // One channel's server, or every server; the newest hits of all, together.
+        let servers = match &place {
+            Some(place) => vec![place.server],
+            None => (0..agent.servers.len()).collect(),
+        };
+        let mut found = Vec::new();
+        for server in servers {
+            let frame = ClientFrame::Search {
+                id: 0,
+                query: query.clone(),
+                channel: place.as_ref().map(|p| p.channel.clone()),
+                from: from.clone(),
+                kind: None,
+                since: None,
+                until: None,
+                before: None,
+                limit,
+            };
+            let hits = match agent.conn(server).link.request(frame).await? {
+                ServerFrame::SearchResults { hits, .. } => hits,
+                other => return Err(LinkError::Unexpected(other.kind()).into()),
+            };
+            let origin = agent.origin(server);
+            found.extend(
+                hits.into_iter()
+                    // Muted channels' text never reaches a model, found or pushed.
+                    .filter(|h| agent.may_read(&h.channel).is_ok())
+                    .map(|h| {
+                        let message = ChatMessage {
+                            channel: h.channel,
+                            seq: h.seq,
+                            ts: h.ts,
+                            from: h.from,
+                            from_kind: h.from_kind,
+                            text: h.text,
+                        };
+                        (origin.channel(&message.channel), message)
+                    }),
+            );
+        }
+        found.sort_by(|a, b| b.1.ts.cmp(&a.1.ts));
+        found.truncate(limit as usize);
+        Ok(Outcome::Messages {
+            messages: found,
+            more: More::No,
         })
     }
 }
