@@ -523,7 +523,7 @@ impl Tool for SearchArgs {
                     }),
             );
         }
-        found.sort_by(|a, b| b.1.ts.cmp(&a.1.ts));
+        found.sort_by_key(|(_, m)| std::cmp::Reverse(m.ts));
         found.truncate(limit as usize);
         Ok(Outcome::Messages {
             messages: found,
