@@ -139,6 +139,10 @@ impl SqliteStore {
 
 fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Queued>, retention: Duration) {
     let mut next_purge = std::time::Instant::now();
+    // The search index trails what is stored (see `search.rs`): it catches up whenever the
+    // queue is empty, and after every `INDEX_BATCH` messages under a steady load.
+    let mut unindexed = true;
+    let mut stored_since_index = 0;
     loop {
         if std::time::Instant::now() >= next_purge {
             let cutoff = now_ms() - retention.as_millis() as i64;
@@ -152,10 +156,22 @@ fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Queued>, retention: Durati
             }
             next_purge = std::time::Instant::now() + PURGE_EVERY;
         }
-        let first = match jobs.recv_timeout(PURGE_EVERY) {
-            Ok(job) => job,
-            Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+        let first = if unindexed {
+            match jobs.try_recv() {
+                Ok(job) => job,
+                Err(std_mpsc::TryRecvError::Empty) => {
+                    unindexed = index_a_batch(&mut db);
+                    stored_since_index = 0;
+                    continue;
+                }
+                Err(std_mpsc::TryRecvError::Disconnected) => return,
+            }
+        } else {
+            match jobs.recv_timeout(PURGE_EVERY) {
+                Ok(job) => job,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            }
         };
         let mut appends = Vec::new();
         // Given back after the commit, so queued-but-uncommitted appends still count.
@@ -179,8 +195,28 @@ fn writer_thread(mut db: Db, jobs: std_mpsc::Receiver<Queued>, retention: Durati
                 job = jobs.try_recv().ok();
             }
         }
+        if !appends.is_empty() {
+            unindexed = true;
+            stored_since_index += appends.len();
+        }
         db.commit_appends(appends);
         drop(permits);
+        if stored_since_index >= search::INDEX_BATCH {
+            unindexed = index_a_batch(&mut db);
+            stored_since_index = 0;
+        }
+    }
+}
+
+/// Indexes a batch of stored messages for search; whether more may wait.
+fn index_a_batch(db: &mut Db) -> bool {
+    match db.index_pending(search::INDEX_BATCH) {
+        Ok(covered) => covered > 0,
+        Err(e) => {
+            // Searches index what waits before they run, so nothing is lost by waiting.
+            tracing::warn!(%e, "cannot index messages for search now");
+            false
+        }
     }
 }
 

@@ -138,25 +138,31 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
-/// Search: a full-text index (FTS5) of message bodies, kept in step with the messages by
-/// triggers (stores, edits, deletes, retention, deleted channels). Contentless: it holds the
-/// index only, keyed by `channel_id << 32 | seq` (a channel's seqs stay below 2^32), and
-/// searches join back to `messages` for the rest. Words are runs of letters and digits,
-/// compared without case and with their accents, as `net::protocol::words` reads them.
+/// Search: a full-text index (FTS5) of message bodies. Contentless: it holds the index only,
+/// keyed by `channel_id << 32 | seq` (a channel's seqs stay below 2^32), so a channel's hits
+/// come newest first by key, and searches join back to `messages` for the rest. Stored
+/// messages are indexed in large batches off the path of acknowledgements (see
+/// `search.rs`), each channel up to its `search_progress`; removals (retention, deletes,
+/// deleted channels) and edits reach the index at once through triggers. Words are runs of
+/// letters and digits, compared without case and with their accents, as
+/// `net::protocol::words` reads them.
 const V4_SEARCH: &str = "
 CREATE VIRTUAL TABLE messages_fts USING fts5(
     body, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 0'
 );
-INSERT INTO messages_fts (rowid, body) SELECT (channel_id << 32) | seq, body FROM messages;
-CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_fts (rowid, body) VALUES ((new.channel_id << 32) | new.seq, new.body);
-END;
+CREATE TABLE search_progress (channel_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
     DELETE FROM messages_fts WHERE rowid = (old.channel_id << 32) | old.seq;
 END;
-CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages
+WHEN old.seq <= (SELECT seq FROM search_progress WHERE channel_id = old.channel_id)
+BEGIN
     DELETE FROM messages_fts WHERE rowid = (old.channel_id << 32) | old.seq;
     INSERT INTO messages_fts (rowid, body) VALUES ((new.channel_id << 32) | new.seq, new.body);
+END;
+CREATE TRIGGER channels_fts_delete AFTER DELETE ON channels BEGIN
+    DELETE FROM messages_fts WHERE rowid BETWEEN old.id << 32 AND (old.id << 32) | 4294967295;
+    DELETE FROM search_progress WHERE channel_id = old.id;
 END;
 ";
 
