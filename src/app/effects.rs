@@ -8,6 +8,9 @@ use crate::net::link::{LinkError, LinkHandle, Resume};
 use crate::net::protocol::{ClientFrame, RelayBody, ServerFrame};
 
 use super::model::PAGE;
+
+/// Hits one `/search` shows.
+const SEARCH_PAGE: u32 = 20;
 use super::update::{AuditPage, Cmd, Listing, Reply};
 
 /// Starts the task that sends typed messages one after another, and returns its queue.
@@ -49,6 +52,31 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &Replies) {
             }
             Err(e) => Some(failed("cannot list channels".into(), e)),
         },
+        Cmd::Search { query } => {
+            let frame = ClientFrame::Search {
+                id: 0,
+                query: query.clone(),
+                channel: None,
+                from: None,
+                kind: None,
+                since: None,
+                until: None,
+                before: None,
+                limit: SEARCH_PAGE,
+            };
+            match link.request(frame).await {
+                Ok(ServerFrame::SearchResults { hits, next, .. }) => Some(Reply::Found {
+                    query,
+                    hits,
+                    more: next.is_some(),
+                }),
+                Ok(other) => Some(failed(
+                    format!("cannot search for {query}"),
+                    LinkError::Unexpected(other.kind()),
+                )),
+                Err(e) => Some(failed(format!("cannot search for {query}"), e)),
+            }
+        }
         Cmd::FindUser { user, text } => match link.who(None).await {
             Ok(report) => Some(Reply::UserSessions {
                 user,

@@ -229,6 +229,12 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
             note(app, room, EntryKind::Note, "listing channels…");
             Ok(vec![Cmd::ListChannels(Listing::Show)])
         }
+        Verb::Search if rest.is_empty() => {
+            Err("usage: /search WORDS (\"a phrase\" in quotes)".into())
+        }
+        Verb::Search => Ok(vec![Cmd::Search {
+            query: rest.to_owned(),
+        }]),
         Verb::Add | Verb::Remove => match (arg.map(Name::user), focused_channel) {
             (Some(Ok(user)), Some(channel)) => Ok(vec![Cmd::Member {
                 channel,

@@ -7,7 +7,7 @@ use crate::net::client::LocalServer;
 use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    Audience, AuditEntry, ChannelAct, ChannelInfo, RelayBody, SessionInfo, Visibility,
+    Audience, AuditEntry, ChannelAct, ChannelInfo, RelayBody, SearchHit, SessionInfo, Visibility,
 };
 
 /// Everything that can happen to the TUI.
@@ -88,6 +88,12 @@ pub enum Reply {
         older: bool,
         page: Result<AuditPage, String>,
     },
+    /// What `/search` found, newest first.
+    Found {
+        query: String,
+        hits: Vec<SearchHit>,
+        more: bool,
+    },
     /// A request failed; `context` says which, for the person reading it.
     Failed {
         context: String,
@@ -146,6 +152,10 @@ pub enum Cmd {
         channel: Name,
         before: Option<u64>,
         after: Option<u64>,
+    },
+    /// `/search`: the newest messages holding every word of `query`.
+    Search {
+        query: String,
     },
     /// `show`: the person asked, so the answer is said in the room.
     Who {

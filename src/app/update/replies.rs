@@ -6,7 +6,7 @@ use crate::app::text::mentions;
 use super::commands::post;
 use super::moderation::{apply_info, on_audit, on_invite};
 use super::{Cmd, Listing, Reply, close_room, error, note, open_room, room_for};
-use crate::net::protocol::{ChannelInfo, SessionInfo, SessionKind};
+use crate::net::protocol::{ChannelInfo, SearchHit, SessionInfo, SessionKind};
 
 pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
     match reply {
@@ -258,6 +258,10 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             on_audit(app, channel, older, page);
             Vec::new()
         }
+        Reply::Found { query, hits, more } => {
+            show_found(app, &query, &hits, more);
+            Vec::new()
+        }
         Reply::Failed {
             context,
             error: message,
@@ -270,6 +274,41 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
 
 /// `/list`: every channel I may see, with its visibility, whether I am in it, how many
 /// members and messages it has.
+/// `/search`'s answer, in the room in view: a line per hit, newest first, the matches between
+/// asterisks.
+fn show_found(app: &mut App, query: &str, hits: &[SearchHit], more: bool) {
+    let room = app.focused_pane().room;
+    let (count, newer) = match (hits.len(), more) {
+        (0, _) => ("nothing matches".to_owned(), ""),
+        (n, false) => (format!("{n} found"), ", newest first"),
+        (n, true) => (format!("the newest {n} found"), ""),
+    };
+    note(
+        app,
+        room,
+        EntryKind::Note,
+        format!("search {query}: {count}{newer}"),
+    );
+    for hit in hits {
+        let mut text = String::new();
+        let mut at = 0;
+        for &(start, end) in &hit.marks {
+            let (start, end) = (start as usize, end as usize);
+            if let (Some(before), Some(marked)) =
+                (hit.text.get(at..start), hit.text.get(start..end))
+            {
+                text.push_str(before);
+                text.push_str(&format!("*{marked}*"));
+                at = end;
+            }
+        }
+        text.push_str(hit.text.get(at..).unwrap_or_default());
+        let shown = crate::net::text::visible(&text, "\n    ");
+        let line = format!("#{}:{} {}: {shown}", hit.channel, hit.seq, hit.from);
+        note(app, room, EntryKind::Note, line);
+    }
+}
+
 fn show_channels(app: &mut App, list: &[ChannelInfo]) {
     let room = app.focused_pane().room;
     if list.is_empty() {

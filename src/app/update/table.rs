@@ -8,6 +8,7 @@ pub enum Verb {
     Join,
     Leave,
     List,
+    Search,
     Create,
     Msg,
     Add,
@@ -95,6 +96,14 @@ pub const COMMANDS: &[SlashCommand] = &[
         args: "",
         what: "every channel you may join",
         verb: Verb::List,
+        complete: &[],
+    },
+    SlashCommand {
+        name: "search",
+        aliases: &[],
+        args: "WORDS",
+        what: "messages holding every word",
+        verb: Verb::Search,
         complete: &[],
     },
     SlashCommand {

@@ -309,3 +309,48 @@ fn split_words_v_side_by_side_h_stacked() {
     let said = &app.focused_room().entries.back().unwrap().text;
     assert_eq!(said, "`sideways` is not a split: v side by side, h stacked");
 }
+
+#[test]
+fn search_asks_the_server_and_shows_the_hits_with_their_matches() {
+    let mut app = connected();
+    type_text(&mut app, "/search deploy \"green build\"");
+    let cmds = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        cmds,
+        [Cmd::Search {
+            query: "deploy \"green build\"".into()
+        }]
+    );
+    let hit = crate::net::protocol::SearchHit {
+        channel: name("ops"),
+        seq: 7,
+        ts: 0,
+        from: path("bob/desk/cli"),
+        from_kind: None,
+        text: "deploy: green build".into(),
+        marks: vec![(0, 6), (8, 19)],
+    };
+    update(
+        &mut app,
+        Msg::Done(Reply::Found {
+            query: "deploy \"green build\"".into(),
+            hits: vec![hit],
+            more: false,
+        }),
+    );
+    let notes: Vec<&str> = app
+        .focused_room()
+        .entries
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(notes[0], "#ops:7 bob/desk/cli: *deploy*: *green build*");
+    assert_eq!(
+        notes[1],
+        "search deploy \"green build\": 1 found, newest first"
+    );
+    type_text(&mut app, "/search");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+}

@@ -258,7 +258,9 @@ mod tests {
         assert_eq!(seqs, [6, 4, 3, 1]);
         // A deleted channel takes its entries along, so a channel that reuses its id starts
         // from nothing.
-        db.conn.execute("DELETE FROM channels WHERE id = 1", []).unwrap();
+        db.conn
+            .execute("DELETE FROM channels WHERE id = 1", [])
+            .unwrap();
         assert_eq!(indexed(&db), 0);
         let progress: i64 = db
             .conn
