@@ -73,6 +73,7 @@ from_kind: None,
                     ts: 1_764_000_000_000 + seq as i64 * 1000,
                     from: senders[(seq % 4) as usize].clone(),
                     text: format!("message {seq}: the build of branch feature-{i} finished, all {} tests passed", seq % 700),
+                    reply_to: None,
                 }
             })
             .collect();

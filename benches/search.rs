@@ -139,6 +139,7 @@ async fn appends_per_second(store: Arc<SqliteStore>, user: i64) -> f64 {
             kind: SessionKind::Human,
             client_id: format!("b{n}"),
             text: body(n),
+            reply_to: None,
             then: Box::new(move |result| {
                 drop(permit);
                 let _ = tx.send(result.is_ok());

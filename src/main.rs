@@ -199,6 +199,9 @@ enum Command {
         /// Session handle to send as
         #[arg(long = "as", value_name = "HANDLE")]
         handle: Option<String>,
+        /// Answer this message of the channel (its seq, as `tail` shows it)
+        #[arg(long, value_name = "SEQ", value_parser = clap::value_parser!(u64).range(1..))]
+        reply_to: Option<u64>,
     },
     /// Whisper to one live session, by path user/machine/session (TEXT `-` reads stdin)
     Whisper {
@@ -538,9 +541,10 @@ async fn run(cli: Cli) -> Result<()> {
             text,
             server,
             handle,
+            reply_to,
         } => {
             let (channel, server) = on_server(&channel, server.as_deref())?;
-            cli::send(&env, channel, &text, server, handle.as_deref()).await
+            cli::send(&env, channel, &text, reply_to, server, handle.as_deref()).await
         }
         Command::Whisper { path, text, server } => {
             cli::whisper(&env, &path, &text, server.as_deref()).await

@@ -525,6 +525,7 @@ async fn a_flooding_agent_is_paced_loses_nothing_and_others_send_freely() {
             channel: general.clone(),
             client_id: new_client_id(),
             text: format!("c{n}"),
+            reply_to: None,
         };
         // `request`, not `send`: a refusal is reported here rather than waited out.
         let answer = carol.link.request(send).await;
@@ -556,6 +557,7 @@ fn flood_send(channel: &Name, id: u64) -> ClientFrame {
         channel: channel.clone(),
         client_id: format!("m{id}"),
         text: "flood".into(),
+        reply_to: None,
     }
 }
 

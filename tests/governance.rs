@@ -413,6 +413,7 @@ async fn slow_mode_spaces_agent_posts_and_says_when() {
             channel: r.ops.clone(),
             client_id: "second".into(),
             text: "second".into(),
+            reply_to: None,
         })
         .await
         .unwrap_err();

@@ -316,6 +316,7 @@ mod tests {
             ts: 0,
             from: path(from),
             text: text.into(),
+            reply_to: None,
         }
     }
 

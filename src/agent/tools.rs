@@ -518,6 +518,7 @@ impl Tool for SearchArgs {
                             from: h.from,
                             from_kind: h.from_kind,
                             text: h.text,
+                            reply_to: None,
                         };
                         (origin.channel(&message.channel), message)
                     }),

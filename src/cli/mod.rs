@@ -339,14 +339,18 @@ pub enum Format {
 
 /// One message as `tail --format json` prints it.
 pub fn message_json(m: &ChatMessage) -> serde_json::Value {
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "kind": "message",
         "channel": m.channel.as_str(),
         "seq": m.seq,
         "from": m.from.to_string(),
         "ts": rfc3339(m.ts),
         "text": m.text,
-    })
+    });
+    if let Some(reply_to) = m.reply_to {
+        json["reply_to"] = reply_to.into();
+    }
+    json
 }
 
 fn rfc3339(ts_ms: i64) -> String {
@@ -386,8 +390,12 @@ fn printable(text: &str) -> String {
 
 pub fn message_line(m: &ChatMessage) -> String {
     let text = printable(&m.text);
+    let answering = m
+        .reply_to
+        .map(|seq| format!(" (re #{}:{seq})", m.channel))
+        .unwrap_or_default();
     format!(
-        "[{}] #{}:{} {}: {text}",
+        "[{}] #{}:{} {}{answering}: {text}",
         local_time(m.ts),
         m.channel,
         m.seq,

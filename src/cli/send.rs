@@ -24,6 +24,7 @@ pub async fn send(
     env: &Env,
     channel: &str,
     text: &str,
+    reply_to: Option<u64>,
     server: Option<&str>,
     handle: Option<&str>,
 ) -> Result<()> {
@@ -41,7 +42,11 @@ pub async fn send(
     let mut client = env.connect(how()).await?;
     let deadline = Instant::now() + SEND_DEADLINE;
     loop {
-        let lost = match client.link.send_as(&channel, &text, &client_id).await {
+        let lost = match client
+            .link
+            .send_as(&channel, &text, reply_to, &client_id)
+            .await
+        {
             Ok(receipt) => {
                 println!("#{channel} {}", receipt.seq);
                 return Ok(());

@@ -60,6 +60,7 @@ mod tests {
             ts: 1_700_000_000_000,
             from: path(),
             text: "héllo 🌍".into(),
+            reply_to: None,
         }
     }
 
@@ -106,6 +107,7 @@ mod tests {
                 channel: name("general"),
                 client_id: "abc".into(),
                 text: "hi".into(),
+                reply_to: None,
             },
             ClientFrame::Whisper {
                 id: 6,

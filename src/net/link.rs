@@ -321,7 +321,18 @@ impl LinkHandle {
 
     /// Posts a message; resolves once the server has stored it.
     pub async fn send(&self, channel: &Name, text: &str) -> Result<SendReceipt, LinkError> {
-        self.send_as(channel, text, &new_client_id()).await
+        self.send_as(channel, text, None, &new_client_id()).await
+    }
+
+    /// Posts a message answering message `reply_to` of the channel (if any).
+    pub async fn reply(
+        &self,
+        channel: &Name,
+        text: &str,
+        reply_to: Option<u64>,
+    ) -> Result<SendReceipt, LinkError> {
+        self.send_as(channel, text, reply_to, &new_client_id())
+            .await
     }
 
     /// Posts a message under a client id of the caller's (see `new_client_id`): sending it
@@ -330,6 +341,7 @@ impl LinkHandle {
         &self,
         channel: &Name,
         text: &str,
+        reply_to: Option<u64>,
         client_id: &str,
     ) -> Result<SendReceipt, LinkError> {
         let frame = ClientFrame::Send {
@@ -337,6 +349,7 @@ impl LinkHandle {
             channel: channel.clone(),
             client_id: client_id.to_owned(),
             text: text.to_owned(),
+            reply_to,
         };
         match self.request_paced(frame).await? {
             ServerFrame::Sent {

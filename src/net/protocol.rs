@@ -383,6 +383,9 @@ pub struct ChatMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_kind: Option<SessionKind>,
     pub text: String,
+    /// The seq of the message (in the same channel) this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
 }
 
 /// A private message between two live sessions; never stored.

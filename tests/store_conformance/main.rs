@@ -68,6 +68,7 @@ macro_rules! conformance {
                 messages::read_positions_only_move_forward_and_stop_at_the_newest,
                 messages::a_purge_drops_only_what_is_past_the_cutoff,
                 messages::an_instance_catches_up_on_a_channel_by_seq_range,
+                messages::a_reply_names_an_earlier_message_of_its_channel,
                 search::search_finds_words_and_phrases_newest_first,
                 search::search_pages_and_filters,
                 search::search_never_shows_a_channel_the_user_may_not_read,

@@ -277,3 +277,28 @@ pub async fn an_instance_catches_up_on_a_channel_by_seq_range(store: impl Store)
             .is_empty()
     );
 }
+
+pub async fn a_reply_names_an_earlier_message_of_its_channel(store: impl Store) {
+    let alice = setup(&store).await;
+    post(&store, &alice, "general", "c1", "question")
+        .await
+        .unwrap();
+    let reply = |client_id: &str, reply_to: u64| {
+        let (mut append, outcome) =
+            message(&alice, SessionKind::Human, "general", client_id, "answer");
+        append.reply_to = Some(reply_to);
+        (append, outcome)
+    };
+    let (append, outcome) = reply("c2", 1);
+    store.append(append).await;
+    let stored = outcome.await.unwrap().unwrap();
+    assert_eq!((stored.message.seq, stored.message.reply_to), (2, Some(1)));
+    let page = page(&store, alice.user_id, Some(0), None, 10).await;
+    assert_eq!(page.messages[1].reply_to, Some(1));
+    assert_eq!(page.messages[0].reply_to, None);
+    for bad in [0, 3, 99] {
+        let (append, outcome) = reply(&format!("bad{bad}"), bad);
+        store.append(append).await;
+        refused(outcome.await.unwrap(), ErrorCode::Invalid, "to reply to");
+    }
+}

@@ -110,6 +110,7 @@ pub fn message(
         kind,
         client_id: client_id.into(),
         text: text.into(),
+        reply_to: None,
         then: Box::new(move |result| {
             let _ = tx.send(result);
         }),

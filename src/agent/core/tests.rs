@@ -13,6 +13,7 @@ fn message(seq: u64, from: &str, text: &str) -> ChatMessage {
         ts: 0,
         from: path(from),
         text: text.into(),
+        reply_to: None,
     }
 }
 

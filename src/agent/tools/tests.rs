@@ -11,6 +11,7 @@ fn page(seqs: &[u64]) -> Vec<ChatMessage> {
             ts: 0,
             from: SessionPath::parse("bob/m/a").unwrap(),
             text: "x".into(),
+            reply_to: None,
         })
         .collect()
 }

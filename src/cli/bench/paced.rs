@@ -84,5 +84,6 @@ pub(super) fn send_frame(channel: &Name, text: String) -> ClientFrame {
         channel: channel.clone(),
         client_id: new_client_id(),
         text,
+        reply_to: None,
     }
 }

@@ -208,6 +208,7 @@ mod tests {
             ts: 1,
             from: SessionPath::parse("a/b/c").unwrap(),
             text: stamped_body(Duration::from_millis(5), 100),
+            reply_to: None,
         });
         let bytes = codec::encode(&frame).unwrap();
         let peek: Peek<'_> = rmp_serde::from_slice(&bytes).unwrap();

@@ -121,6 +121,7 @@ fn msg(seq: u64) -> ChatMessage {
         ts: 0,
         from: SessionPath::parse("bob/desk/bot").unwrap(),
         text: format!("m{seq}"),
+        reply_to: None,
     }
 }
 

@@ -80,6 +80,9 @@ pub enum ClientFrame {
         channel: Name,
         client_id: String,
         text: String,
+        /// The seq of an earlier message of the channel this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
     },
     /// A private message to exactly one live session.
     Whisper {

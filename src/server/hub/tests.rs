@@ -54,6 +54,7 @@ pub(super) fn message(seq: u64) -> ChatMessage {
         ts: 0,
         from: path("alice/laptop/cli"),
         text: format!("m{seq}"),
+        reply_to: None,
     }
 }
 

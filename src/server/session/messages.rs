@@ -5,16 +5,28 @@ use super::*;
 use crate::net::protocol::{MAX_SEARCH_PAGE, SearchHit, marks, search_terms};
 use crate::server::store::{HistoryRange, Search, SearchCursor, Sender};
 
+/// What a `ClientFrame::Send` posts.
+pub(super) struct Post {
+    pub channel: Name,
+    pub client_id: String,
+    pub text: String,
+    pub reply_to: Option<u64>,
+}
+
 /// `ClientFrame::Send`.
 pub(super) async fn send(
     shared: &Shared,
     me: &Me,
     outbox: &Outbox,
     id: u64,
-    channel: Name,
-    client_id: String,
-    text: String,
+    post: Post,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
+    let Post {
+        channel,
+        client_id,
+        text,
+        reply_to,
+    } = post;
     let user = me.user_id;
     check_text(&text)?;
     if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
@@ -43,6 +55,7 @@ pub(super) async fn send(
             kind: me.kind,
             client_id,
             text,
+            reply_to,
             then: Box::new(move |result| match result {
                 Ok(stored) => {
                     drop(in_flight);

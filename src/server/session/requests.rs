@@ -35,7 +35,16 @@ pub(super) async fn handle(
             channel,
             client_id,
             text,
-        } => messages::send(shared, me, outbox, id, channel, client_id, text).await,
+            reply_to,
+        } => {
+            let post = messages::Post {
+                channel,
+                client_id,
+                text,
+                reply_to,
+            };
+            messages::send(shared, me, outbox, id, post).await
+        }
         ClientFrame::Whisper { id, to, text } => messages::whisper(shared, me, id, to, text).await,
         ClientFrame::History {
             id,

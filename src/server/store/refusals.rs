@@ -141,6 +141,22 @@ pub fn may_post(
     Ok(())
 }
 
+/// A reply answers a message the channel already has (by seq): not itself, not one to come.
+pub fn may_reply_to(
+    channel: &Name,
+    reply_to: Option<u64>,
+    last_seq: i64,
+) -> Result<(), ProtocolError> {
+    match reply_to {
+        Some(seq) if seq == 0 || i64::try_from(seq).map_or(true, |s| s > last_seq) => {
+            Err(ProtocolError::invalid(format!(
+                "#{channel} has no message {seq} to reply to (its newest is {last_seq})"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Who runs a channel, from its members with a role above `member` ordered by role (owner
 /// first) then name: the owner, and up to `MAX_LISTED_MODERATORS` moderators.
 pub fn staff(ranked: impl IntoIterator<Item = (Name, Role)>) -> (Option<Name>, Vec<Name>) {

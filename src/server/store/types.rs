@@ -284,6 +284,8 @@ pub struct Append {
     pub kind: SessionKind,
     pub client_id: String,
     pub text: String,
+    /// The seq of the message of the channel this one answers.
+    pub reply_to: Option<u64>,
     /// Runs right after the commit (or the failure), in sequence order, before the commit's
     /// messages are published. `Sync`, so a backend may hold the append across its awaits.
     pub then: Box<dyn FnOnce(Result<Appended, ProtocolError>) + Send + Sync>,

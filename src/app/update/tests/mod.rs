@@ -48,6 +48,7 @@ pub fn message(channel: &str, seq: u64, from: &str, text: &str) -> ChatMessage {
         ts: 1_764_000_000_000 + seq as i64 * 60_000,
         from: path(from),
         text: text.into(),
+        reply_to: None,
     }
 }
 

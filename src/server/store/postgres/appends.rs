@@ -45,6 +45,7 @@ struct NewRows {
     client_id: Vec<String>,
     body: Vec<String>,
     sender_kind: Vec<String>,
+    reply_to: Vec<Option<i64>>,
 }
 
 impl Db<'_> {
@@ -120,7 +121,7 @@ impl Db<'_> {
         let senders: Vec<i64> = keys.iter().map(|k| k.1).collect();
         let client_ids: Vec<&str> = keys.iter().map(|k| k.2).collect();
         let sql = "SELECT m.channel_id, m.sender_id, m.client_id,
-                          m.seq, m.ts, m.sender_path, m.body, m.sender_kind
+                          m.seq, m.ts, m.sender_path, m.body, m.sender_kind, m.reply_to
              FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS k(channel_id, sender_id, client_id)
              JOIN messages m ON m.channel_id = k.channel_id AND m.sender_id = k.sender_id
                             AND m.client_id = k.client_id";
@@ -154,7 +155,7 @@ impl Db<'_> {
             .iter()
             .map(|p| i64::from(p.settings.agent_run))
             .collect();
-        let new_rows: [&(dyn ToSql + Sync); 8] = [
+        let new_rows: [&(dyn ToSql + Sync); 9] = [
             &rows.channel_id,
             &rows.seq,
             &rows.sender_id,
@@ -163,13 +164,14 @@ impl Db<'_> {
             &rows.body,
             &rows.sender_kind,
             &now,
+            &rows.reply_to,
         ];
         let insert = self.execute(
-            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body, sender_kind)
-             SELECT channel_id, seq, $8, sender_id, sender_path, client_id, body, sender_kind
+            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body, sender_kind, reply_to)
+             SELECT channel_id, seq, $8, sender_id, sender_path, client_id, body, sender_kind, reply_to
              FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[],
-                         $6::TEXT[], $7::TEXT[])
-                  AS r(channel_id, seq, sender_id, sender_path, client_id, body, sender_kind)",
+                         $6::TEXT[], $7::TEXT[], $9::BIGINT[])
+                  AS r(channel_id, seq, sender_id, sender_path, client_id, body, sender_kind, reply_to)",
             &new_rows,
         );
         let new_counters: [&(dyn ToSql + Sync); 3] = [&ids, &seqs, &runs];
@@ -283,6 +285,7 @@ impl Writer {
                     });
                 }
                 refusals::may_post(&a.channel, p.archived, muted_until, now)?;
+                refusals::may_reply_to(&a.channel, a.reply_to, p.last_seq)?;
                 if a.kind == SessionKind::Agent {
                     self.brakes
                         .check((p.id, &a.channel), &p.settings, &a.from, now)?;
@@ -304,6 +307,7 @@ impl Writer {
                     from: a.from.clone(),
                     from_kind: Some(a.kind),
                     text: a.text.clone(),
+                    reply_to: a.reply_to,
                 };
                 rows.channel_id.push(p.id);
                 rows.seq.push(p.last_seq);
@@ -312,6 +316,7 @@ impl Writer {
                 rows.client_id.push(a.client_id.clone());
                 rows.body.push(a.text.clone());
                 rows.sender_kind.push(a.kind.to_string());
+                rows.reply_to.push(a.reply_to.map(as_sql_seq));
                 earlier.insert(key, message.clone());
                 Ok(Appended {
                     channel_id: p.id,

@@ -13,7 +13,7 @@ use crate::server::store::{
 const PURGE_LOCK: i64 = 0x636f_6e63_6c61_7602;
 
 /// The columns `stored_message` reads, in its order.
-const MESSAGE_COLUMNS: &str = "seq, ts, sender_path, body, sender_kind";
+const MESSAGE_COLUMNS: &str = "seq, ts, sender_path, body, sender_kind, reply_to";
 
 /// A message of `channel` from a row with `MESSAGE_COLUMNS` from column `at` on.
 pub(super) fn stored_message(
@@ -30,6 +30,9 @@ pub(super) fn stored_message(
         from: SessionPath::parse(from).map_err(|e| ProtocolError::internal(e.to_string()))?,
         from_kind: kind.and_then(from_name),
         text: row.get(at + 3),
+        reply_to: row
+            .get::<_, Option<i64>>(at + 5)
+            .and_then(|r| u64::try_from(r).ok()),
     })
 }
 

@@ -69,7 +69,7 @@ impl Db<'_> {
             query.push(format!("phraseto_tsquery('simple', ${})", params.len()));
         }
         let sql = format!(
-            "SELECT m.seq, m.ts, m.sender_path, m.body, m.sender_kind, c.name, m.channel_id
+            "SELECT m.seq, m.ts, m.sender_path, m.body, m.sender_kind, m.reply_to, c.name, m.channel_id
              FROM messages m JOIN channels c ON c.id = m.channel_id
              WHERE m.search @@ ({})
                AND m.channel_id = ANY($1)
@@ -87,8 +87,8 @@ impl Db<'_> {
         Found::cut(
             search.limit,
             rows.iter().map(|row| {
-                let channel = name_from(row.get(5))?;
-                Ok((row.get(6), stored_message(&channel, row, 0)?))
+                let channel = name_from(row.get(6))?;
+                Ok((row.get(7), stored_message(&channel, row, 0)?))
             }),
         )
     }

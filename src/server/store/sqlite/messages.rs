@@ -43,10 +43,10 @@ impl Db {
             fetch,
         } = range.bounds();
         let sql = if forward {
-            "SELECT seq, ts, sender_path, body, sender_kind FROM messages
+            "SELECT seq, ts, sender_path, body, sender_kind, reply_to FROM messages
              WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq ASC LIMIT ?4"
         } else {
-            "SELECT seq, ts, sender_path, body, sender_kind FROM messages
+            "SELECT seq, ts, sender_path, body, sender_kind, reply_to FROM messages
              WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
         };
         let mut stmt = self.conn.prepare_cached(sql).map_err(internal)?;
@@ -81,7 +81,7 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT seq, ts, sender_path, body, sender_kind FROM messages
+                "SELECT seq, ts, sender_path, body, sender_kind, reply_to FROM messages
                  WHERE channel_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq ASC LIMIT ?4",
             )
             .map_err(internal)?;
@@ -228,7 +228,7 @@ impl Db {
         };
         let earlier: Option<MessageRow> = tx
             .prepare_cached(
-                "SELECT seq, ts, sender_path, body, sender_kind FROM messages
+                "SELECT seq, ts, sender_path, body, sender_kind, reply_to FROM messages
                  WHERE channel_id = ?1 AND sender_id = ?2 AND client_id = ?3",
             )
             .and_then(|mut s| {
@@ -244,13 +244,14 @@ impl Db {
             });
         }
         refusals::may_post(&a.channel, row.archived, muted_until, now)?;
+        refusals::may_reply_to(&a.channel, a.reply_to, row.last_seq)?;
         if a.kind == SessionKind::Agent {
             brakes.check((channel_id, &a.channel), &row.brakes, &a.from, now)?;
         }
         let seq = row.last_seq + 1;
         tx.prepare_cached(
-            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body, sender_kind)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body, sender_kind, reply_to)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -261,7 +262,8 @@ impl Db {
                 a.from.to_string(),
                 a.client_id,
                 a.text,
-                a.kind.to_string()
+                a.kind.to_string(),
+                a.reply_to.map(as_sql_seq)
             ])
         })
         .map_err(internal)?;
@@ -289,6 +291,7 @@ impl Db {
                 from: a.from.clone(),
                 from_kind: Some(a.kind),
                 text: a.text.clone(),
+                reply_to: a.reply_to,
             },
             duplicate: false,
         })
@@ -316,17 +319,24 @@ impl Db {
 }
 
 /// A stored message's columns: seq, ts, sender_path, body, sender_kind.
-pub(super) type MessageRow = (i64, i64, String, String, Option<String>);
+pub(super) type MessageRow = (i64, i64, String, String, Option<String>, Option<i64>);
 
 /// Reads `MessageRow`'s columns, in its order.
 pub(super) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 /// A message of `channel` as it was stored.
 pub(super) fn stored_message(
     channel: &Name,
-    (seq, ts, from, text, kind): MessageRow,
+    (seq, ts, from, text, kind, reply_to): MessageRow,
 ) -> Result<ChatMessage, ProtocolError> {
     Ok(ChatMessage {
         channel: channel.clone(),
@@ -335,6 +345,7 @@ pub(super) fn stored_message(
         from: SessionPath::parse(&from).map_err(|e| ProtocolError::internal(e.to_string()))?,
         from_kind: kind.as_deref().and_then(from_name),
         text,
+        reply_to: reply_to.and_then(|r| u64::try_from(r).ok()),
     })
 }
 

@@ -135,6 +135,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V2_INVITES_AND_HUMAN_KEYS),
         M::up(V3_GOVERNANCE),
         M::up(V4_SEARCH),
+        M::up(V5_REPLIES),
     ])
 }
 
@@ -165,6 +166,9 @@ CREATE TRIGGER channels_fts_delete AFTER DELETE ON channels BEGIN
     DELETE FROM search_progress WHERE channel_id = old.id;
 END;
 ";
+
+/// Replies: the seq of the message (in the same channel) a message answers.
+const V5_REPLIES: &str = "ALTER TABLE messages ADD COLUMN reply_to INTEGER;";
 
 /// Brings `conn` to the newest schema.
 pub fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
@@ -207,7 +211,7 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
     }
 
     #[test]

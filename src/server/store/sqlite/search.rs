@@ -84,7 +84,7 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT m.seq, m.ts, m.sender_path, m.body, m.sender_kind
+                "SELECT m.seq, m.ts, m.sender_path, m.body, m.sender_kind, m.reply_to
                  FROM messages_fts f
                  JOIN messages m ON m.channel_id = ?2 AND m.seq = (f.rowid & 4294967295)
                  WHERE messages_fts MATCH ?1

@@ -74,6 +74,7 @@ fn message(
         kind: SessionKind::Human,
         client_id: client_id.into(),
         text: text.into(),
+        reply_to: None,
         then: Box::new(then),
     }
 }
