@@ -34,6 +34,10 @@ pub struct SendArgs {
     pub channel: ChannelRef,
     /// The message, at most 16 KiB (16384 bytes of UTF-8).
     pub text: String,
+    /// Answer this message of the channel (its seq). A reply is pushed to every agent there,
+    /// like any post; a reaction would not be.
+    #[schemars(range(min = 1))]
+    pub reply_to: Option<u64>,
 }
 
 /// Send a private message (at most 16 KiB) to one online session, by path
@@ -412,7 +416,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e,
-            "there is no argument `txt`; this tool takes `channel`, `text`"
+            "there is no argument `txt`; this tool takes `channel`, `text`, `reply_to`"
         );
         let e = parse::<UnreadArgs>(&args(json!({"verbose": true}))).unwrap_err();
         assert_eq!(

@@ -376,6 +376,9 @@ fn push_for(origin: &Origin, items: Vec<Inbound>) -> Push {
                 meta.insert("kind".into(), "message".into());
                 meta.insert("channel".into(), channel.clone());
                 meta.insert("seq".into(), message.seq.to_string());
+                if let Some(reply_to) = message.reply_to {
+                    meta.insert("reply_to".into(), reply_to.to_string());
+                }
                 meta.insert("autonomy".into(), level.to_string());
                 meta.insert("from".into(), message.from.to_string());
                 frame = Some(reminder(&Place::Channel(&channel), level));

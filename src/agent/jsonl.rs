@@ -140,15 +140,21 @@ fn event_json(agent: &Arc<Agent>, server: usize, event: LinkEvent) -> Option<Val
         value
     });
     match agent.on_event(server, event) {
-        Effect::Deliver(origin, Inbound::Message { message, .. }) => Some(json!({
-            "event": "message",
-            "server": origin.alias,
-            "channel": origin.channel(&message.channel),
-            "seq": message.seq,
-            "from": message.from.to_string(),
-            "ts": message.ts,
-            "text": message.text,
-        })),
+        Effect::Deliver(origin, Inbound::Message { message, .. }) => {
+            let mut event = json!({
+                "event": "message",
+                "server": origin.alias,
+                "channel": origin.channel(&message.channel),
+                "seq": message.seq,
+                "from": message.from.to_string(),
+                "ts": message.ts,
+                "text": message.text,
+            });
+            if let Some(reply_to) = message.reply_to {
+                event["reply_to"] = reply_to.into();
+            }
+            Some(event)
+        }
         Effect::Deliver(origin, Inbound::Whisper { whisper, .. }) => Some(json!({
             "event": "whisper",
             "server": origin.alias,

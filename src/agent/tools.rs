@@ -323,14 +323,18 @@ pub fn floor_closed(channel: &str, server: &str) -> String {
 
 impl Tool for SendArgs {
     async fn run(self, agent: &Agent) -> Result<Outcome, ToolError> {
-        let Self { channel, text } = self;
+        let Self {
+            channel,
+            text,
+            reply_to,
+        } = self;
         check_size(&text)?;
         let place = agent.resolve(&channel)?;
         let channel = agent.label(&place);
         exists(agent, &place).await?;
         agent.may_reply(agent.level(&place.channel), &format!("#{channel}"))?;
         let link = &agent.conn(place.server).link;
-        match link.send(&place.channel, &text).await {
+        match link.reply(&place.channel, &text, reply_to).await {
             Ok(receipt) => {
                 agent.update_floor(&place, Floor::open);
                 Ok(Outcome::Sent {
