@@ -80,6 +80,8 @@ pub struct Entry {
     pub mention: bool,
     /// Something I typed that the server has not acknowledged yet (or refused).
     pub delivery: Delivery,
+    /// The seq of the message (in the same room) this one answers.
+    pub reply_to: Option<u64>,
     /// Render memo: (pane width, wrapped lines) at the last draw, so a long scroll-back adds
     /// up heights instead of wrapping everything below the screen again.
     pub height: Cell<(u16, u16)>,

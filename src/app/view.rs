@@ -277,6 +277,22 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_shows_the_start_of_what_it_answers_above_it() {
+        let mut app = connected();
+        live(
+            &mut app,
+            message("general", 1, "bob/desk/cli", "ship it?\nsecond line"),
+        );
+        let mut reply = message("general", 2, "carol/desk/cli", "yes");
+        reply.reply_to = Some(1);
+        live(&mut app, reply);
+        let mut gone = message("general", 3, "carol/desk/cli", "and that");
+        gone.reply_to = Some(0);
+        live(&mut app, gone);
+        insta::assert_snapshot!(draw(&app, 80, 12).backend());
+    }
+
+    #[test]
     fn reconnect_banner() {
         let mut app = busy();
         update(

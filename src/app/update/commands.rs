@@ -94,6 +94,7 @@ pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
         kind,
         mention: false,
         delivery: Delivery::Pending { id },
+        reply_to: None,
         height: Default::default(),
     });
     app.rooms[room].trim_oldest();

@@ -98,6 +98,7 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
                 kind: EntryKind::Whisper { outgoing: false },
                 mention: true,
                 delivery: Delivery::Done,
+                reply_to: None,
                 height: Default::default(),
             });
             app.rooms[room].trim_oldest();
@@ -175,6 +176,7 @@ fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
         kind: EntryKind::Message,
         mention,
         delivery: Delivery::Done,
+        reply_to: message.reply_to,
         height: Default::default(),
     });
     if !inserted {

@@ -146,6 +146,7 @@ fn note_at(app: &mut App, room: usize, kind: EntryKind, ts: i64, text: impl Into
         kind,
         mention: false,
         delivery: Delivery::Done,
+        reply_to: None,
         height: Default::default(),
     };
     app.rooms[room].entries.push_back(entry);

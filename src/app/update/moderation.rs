@@ -174,6 +174,7 @@ pub(super) fn on_audit(app: &mut App, channel: Name, older: bool, page: Result<A
             kind: EntryKind::Note,
             mention: false,
             delivery: Delivery::Done,
+            reply_to: None,
             height: Default::default(),
         });
     }

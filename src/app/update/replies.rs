@@ -141,6 +141,7 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                     kind: EntryKind::Message,
                     mention,
                     delivery: Delivery::Done,
+                    reply_to: m.reply_to,
                     height: Default::default(),
                 });
             }

@@ -202,6 +202,13 @@ impl Messages<'_> {
             Delivery::Pending { .. } => Style::default().fg(theme.muted),
             Delivery::Failed { .. } => Style::default().fg(theme.error),
         };
+        if let Some(seq) = entry.reply_to {
+            let quote = truncate(&quote_of(room, seq), body_width);
+            lines.push(Line::from(vec![
+                Span::raw(" ".repeat(TIME_WIDTH)),
+                Span::styled(quote, Style::default().fg(theme.muted)),
+            ]));
+        }
         let wrapped = wrapped(entry, &head, body_width);
         let hit_style = |s: Style| {
             if hit {
@@ -244,6 +251,17 @@ fn sender(entry: &Entry) -> String {
         .unwrap_or_default()
 }
 
+/// The line above a reply: the start of the message it answers, if it is loaded.
+fn quote_of(room: &Room, seq: u64) -> String {
+    match room.entries.iter().rfind(|e| e.seq == Some(seq)) {
+        Some(original) => {
+            let first = original.text.lines().next().unwrap_or_default();
+            format!("↳ {}: {first}", sender(original))
+        }
+        None => format!("↳ re message {seq}"),
+    }
+}
+
 /// What goes before an entry's text: the sender, an arrow, or a mark.
 fn head(entry: &Entry) -> String {
     match entry.kind {
@@ -274,7 +292,8 @@ fn wrapped(entry: &Entry, head: &str, body_width: usize) -> Vec<String> {
 
 /// How many lines an entry takes in a pane `width` columns wide (separators aside).
 pub fn entry_height(entry: &Entry, width: usize) -> usize {
-    wrapped(entry, &head(entry), width.saturating_sub(TIME_WIDTH).max(1)).len()
+    let quote = usize::from(entry.reply_to.is_some());
+    quote + wrapped(entry, &head(entry), width.saturating_sub(TIME_WIDTH).max(1)).len()
 }
 
 fn separator(label: &str, width: usize, style: Style) -> Line<'static> {
