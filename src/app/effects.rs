@@ -98,7 +98,12 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &Replies) {
             Ok(info) => Some(Reply::Created(info)),
             Err(e) => Some(failed(format!("cannot create #{channel}"), e)),
         },
-        Cmd::Send { channel, text, id } => match link.send(&channel, &text).await {
+        Cmd::Send {
+            channel,
+            text,
+            id,
+            reply_to,
+        } => match link.reply(&channel, &text, reply_to).await {
             Ok(receipt) => Some(Reply::Sent {
                 id,
                 seq: receipt.seq,

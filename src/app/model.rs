@@ -28,6 +28,9 @@ pub enum RoomId {
     Whisper(SessionPath),
     /// A channel's audit log, oldest at the top like a conversation (`/audit`).
     Audit(Name),
+    /// A message of a channel and the replies to it (`/thread SEQ`); what is typed here
+    /// answers it.
+    Thread(Name, u64),
 }
 
 impl RoomId {
@@ -37,6 +40,7 @@ impl RoomId {
             Self::Channel(name) => format!("#{name}"),
             Self::Whisper(path) => format!("@{path}"),
             Self::Audit(name) => format!("audit #{name}"),
+            Self::Thread(name, seq) => format!("thread #{name}:{seq}"),
         }
     }
 }
@@ -153,7 +157,7 @@ impl Room {
     /// log this room shows.
     pub fn about(&self) -> Option<&Name> {
         match &self.id {
-            RoomId::Channel(name) | RoomId::Audit(name) => Some(name),
+            RoomId::Channel(name) | RoomId::Audit(name) | RoomId::Thread(name, _) => Some(name),
             _ => None,
         }
     }

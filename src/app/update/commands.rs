@@ -86,6 +86,10 @@ pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
         _ => EntryKind::Message,
     };
     let me = app.srv().me.clone();
+    let reply_to = match app.rooms[room].id {
+        RoomId::Thread(_, root) => Some(root),
+        _ => None,
+    };
     app.rooms[room].entries.push_back(Entry {
         seq: None,
         ts: app.now_ms,
@@ -94,7 +98,7 @@ pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
         kind,
         mention: false,
         delivery: Delivery::Pending { id },
-        reply_to: None,
+        reply_to,
         height: Default::default(),
     });
     app.rooms[room].trim_oldest();
@@ -103,6 +107,13 @@ pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
             channel: channel.clone(),
             text,
             id,
+            reply_to: None,
+        }],
+        RoomId::Thread(channel, root) => vec![Cmd::Send {
+            channel: channel.clone(),
+            text,
+            id,
+            reply_to: Some(*root),
         }],
         RoomId::Whisper(to) => vec![Cmd::Whisper {
             to: to.clone(),
@@ -325,6 +336,16 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
         Verb::Audit => focused_channel
             .ok_or_else(|| govern::NOT_HERE.to_owned())
             .map(|channel| audit(app, channel)),
+        Verb::Thread => match (focused_channel, arg.map(str::parse::<u64>)) {
+            (Some(channel), Some(Ok(root))) => {
+                open_thread(app, channel, root);
+                Ok(Vec::new())
+            }
+            (None, _) => Err(govern::NOT_HERE.to_owned()),
+            _ => {
+                Err("usage: /thread SEQ (the number after the channel's name in a message)".into())
+            }
+        },
     };
     match result {
         Ok(cmds) => cmds,
@@ -389,4 +410,24 @@ pub(super) fn autonomy_cmd(
         audience: Audience::Agents,
         body: RelayBody::SetAutonomy { channel, level },
     }])
+}
+
+/// Opens the thread of message `root` of `channel`: it and the replies to it loaded so far;
+/// later replies arrive as they are posted.
+fn open_thread(app: &mut App, channel: Name, root: u64) {
+    let source = app.room_index(&RoomId::Channel(channel.clone()));
+    let room = room_for(app, RoomId::Thread(channel, root));
+    if let Some(source) = source {
+        let entries: Vec<Entry> = app.rooms[source]
+            .entries
+            .iter()
+            .filter(|e| e.seq == Some(root) || (e.seq.is_some() && e.reply_to == Some(root)))
+            .cloned()
+            .collect();
+        for entry in entries {
+            app.rooms[room].insert_message(entry);
+        }
+    }
+    app.rooms[room].older_exhausted = true;
+    open_room(app, room);
 }

@@ -168,7 +168,7 @@ fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
             .is_some_and(|me| mentions(&message.text, me.user.as_str()));
     let channel = message.channel.clone();
     let text = message.text.clone();
-    let inserted = app.rooms[room].insert_message(Entry {
+    let entry = Entry {
         seq: Some(message.seq),
         ts: message.ts,
         from: Some(message.from),
@@ -178,7 +178,14 @@ fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
         delivery: Delivery::Done,
         reply_to: message.reply_to,
         height: Default::default(),
-    });
+    };
+    // A reply also joins its thread, if that is open.
+    if let Some(root) = message.reply_to
+        && let Some(thread) = app.room_index(&RoomId::Thread(channel.clone(), root))
+    {
+        app.rooms[thread].insert_message(entry.clone());
+    }
+    let inserted = app.rooms[room].insert_message(entry);
     if !inserted {
         return Vec::new();
     }

@@ -141,6 +141,8 @@ pub enum Cmd {
         channel: Name,
         text: String,
         id: u64,
+        /// The message it answers (typed in a thread).
+        reply_to: Option<u64>,
     },
     Whisper {
         to: SessionPath,

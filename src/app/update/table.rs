@@ -25,6 +25,7 @@ pub enum Verb {
     Floor,
     Invite,
     Audit,
+    Thread,
     Rename,
     Archive,
     Unarchive,
@@ -96,6 +97,14 @@ pub const COMMANDS: &[SlashCommand] = &[
         args: "",
         what: "every channel you may join",
         verb: Verb::List,
+        complete: &[],
+    },
+    SlashCommand {
+        name: "thread",
+        aliases: &[],
+        args: "SEQ",
+        what: "a message and its replies",
+        verb: Verb::Thread,
         complete: &[],
     },
     SlashCommand {

@@ -15,7 +15,8 @@ fn enter_sends_alt_enter_breaks_the_line_and_commands_run() {
         [Cmd::Send {
             channel: name("general"),
             text: "hello\nworld".into(),
-            id: 1
+            id: 1,
+            reply_to: None,
         }]
     );
     assert!(app.input.is_empty());
@@ -353,4 +354,35 @@ fn search_asks_the_server_and_shows_the_hits_with_their_matches() {
     );
     type_text(&mut app, "/search");
     assert!(key(&mut app, KeyCode::Enter).is_empty());
+}
+
+#[test]
+fn a_thread_shows_a_message_and_its_replies_and_what_is_typed_there_answers_it() {
+    let mut app = connected();
+    live(&mut app, message("general", 1, "bob/desk/cli", "ship it?"));
+    live(&mut app, message("general", 2, "bob/desk/cli", "unrelated"));
+    let mut yes = message("general", 3, "carol/desk/cli", "yes");
+    yes.reply_to = Some(1);
+    live(&mut app, yes);
+    type_text(&mut app, "/thread 1");
+    key(&mut app, KeyCode::Enter);
+    let thread = app.focused_room();
+    assert_eq!(thread.id, RoomId::Thread(name("general"), 1));
+    let texts: Vec<&str> = thread.entries.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, ["ship it?", "yes"]);
+    // A later reply arrives in the thread as well as in the channel.
+    let mut later = message("general", 4, "dave/desk/cli", "agreed");
+    later.reply_to = Some(1);
+    live(&mut app, later);
+    assert_eq!(app.focused_room().entries.back().unwrap().text, "agreed");
+    type_text(&mut app, "me too");
+    let cmds = key(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(&cmds[..], [Cmd::Send { channel, reply_to: Some(1), .. }] if channel == &name("general")),
+        "{cmds:?}"
+    );
+    type_text(&mut app, "/thread x");
+    key(&mut app, KeyCode::Enter);
+    let said = &app.focused_room().entries.back().unwrap().text;
+    assert!(said.contains("usage: /thread SEQ"), "{said}");
 }

@@ -127,7 +127,8 @@ fn pasted_lines_keep_their_breaks_and_never_send_a_bare_cr() {
         [Cmd::Send {
             channel: name("general"),
             text: "A\nB\nC\nD".into(),
-            id: 1
+            id: 1,
+            reply_to: None,
         }]
     );
 }

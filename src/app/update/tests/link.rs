@@ -399,7 +399,8 @@ fn typing_offline_is_kept_and_sent_through_the_link_queue() {
         [Cmd::Send {
             channel: name("general"),
             text: "still here".into(),
-            id: 1
+            id: 1,
+            reply_to: None,
         }]
     );
 }
