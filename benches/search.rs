@@ -112,16 +112,7 @@ async fn time_queries(store: &SqliteStore, user: i64, label: &str, make: impl Fn
 }
 
 fn query(text: &str) -> Search {
-    Search {
-        terms: search_terms(text).unwrap(),
-        channel: None,
-        from: None,
-        kind: None,
-        since: None,
-        until: None,
-        before: None,
-        limit: 20,
-    }
+    Search::terms(search_terms(text).unwrap(), 20)
 }
 
 /// Acknowledged appends a second into #general through the store's writer.

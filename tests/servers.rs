@@ -101,21 +101,7 @@ fn a_config_from_before_aliases_reads_as_its_one_server() {
 
 #[test]
 fn one_agent_hears_and_answers_on_two_servers() {
-    let (work, home) = (Server::start(), Server::start());
-    let alice = User::unregistered("alice");
-    for (server, alias) in [(&work, "work"), (&home, "home")] {
-        let url = server.url();
-        alice.ok(&[
-            "register",
-            "alice",
-            "--server",
-            &url,
-            "--alias",
-            alias,
-            "--machine",
-            "box",
-        ]);
-    }
+    let (work, home, alice) = alice_at_work_and_home();
     alice.ok(&["channel", "create", "general"]);
     alice.ok(&["channel", "create", "ops", "--server", "home"]);
     // #general exists on both: bare, it is the default server's.
@@ -231,21 +217,7 @@ fn one_agent_hears_and_answers_on_two_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permission_request_reaches_the_owner_on_whichever_server_they_are() {
-    let (work, home) = (Server::start(), Server::start());
-    let alice = User::unregistered("alice");
-    for (server, alias) in [(&work, "work"), (&home, "home")] {
-        let url = server.url();
-        alice.ok(&[
-            "register",
-            "alice",
-            "--server",
-            &url,
-            "--alias",
-            alias,
-            "--machine",
-            "box",
-        ]);
-    }
+    let (_work, home, alice) = alice_at_work_and_home();
     let project = tempfile::tempdir().unwrap();
     let args = ["--as", "api", "--server", "work", "--server", "home"];
     let mut agent = Mcp::spawn(&alice, project.path(), &args);
@@ -285,4 +257,24 @@ async fn a_permission_request_reaches_the_owner_on_whichever_server_they_are() {
         answer["params"],
         json!({"request_id": "abcde", "behavior": "allow"})
     );
+}
+
+/// Two servers, and alice registered on both: `work` (the default) and `home`.
+fn alice_at_work_and_home() -> (Server, Server, User) {
+    let (work, home) = (Server::start(), Server::start());
+    let alice = User::unregistered("alice");
+    for (server, alias) in [(&work, "work"), (&home, "home")] {
+        let url = server.url();
+        alice.ok(&[
+            "register",
+            "alice",
+            "--server",
+            &url,
+            "--alias",
+            alias,
+            "--machine",
+            "box",
+        ]);
+    }
+    (work, home, alice)
 }

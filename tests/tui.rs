@@ -359,6 +359,9 @@ fn one_tui_shows_two_servers_and_keeps_working_on_one_while_the_other_restarts()
         screen.contains("work") && screen.contains("home"),
         "{screen}"
     );
+    // Whichever server answered first has its room in view: look at work's #general.
+    tui.type_line("/join general@work");
+    tui.wait_for("connected │ alice/box/tui │ work");
     bob.ok(&["send", "ops", "from home"]);
     tui.wait_until("#ops shows 1 unread", |s| {
         sidebar(s, "#ops").ends_with(" 1")

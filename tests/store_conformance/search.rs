@@ -8,16 +8,7 @@ use conclave::server::store::{Found, Search, Sender, Store, now_ms};
 use crate::support::{channel, join, message, name, post, setup, user};
 
 fn search(query: &str) -> Search {
-    Search {
-        terms: search_terms(query).unwrap(),
-        channel: None,
-        from: None,
-        kind: None,
-        since: None,
-        until: None,
-        before: None,
-        limit: 10,
-    }
+    Search::terms(search_terms(query).unwrap(), 10)
 }
 
 fn texts(found: &Found) -> Vec<&str> {

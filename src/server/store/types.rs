@@ -196,6 +196,22 @@ pub struct Search {
     pub limit: u32,
 }
 
+impl Search {
+    /// Every readable channel, any sender and time: the newest `limit` hits of `terms`.
+    pub fn terms(terms: Vec<String>, limit: u32) -> Self {
+        Self {
+            terms,
+            channel: None,
+            from: None,
+            kind: None,
+            since: None,
+            until: None,
+            before: None,
+            limit,
+        }
+    }
+}
+
 /// Whose messages a search keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sender {

@@ -261,16 +261,7 @@ mod tests {
         );
         assert_eq!(details.owner.unwrap().as_str(), "alice");
         // What was stored before search existed is found.
-        let search = crate::server::store::Search {
-            terms: vec!["kept".into()],
-            channel: None,
-            from: None,
-            kind: None,
-            since: None,
-            until: None,
-            before: None,
-            limit: 10,
-        };
+        let search = crate::server::store::Search::terms(vec!["kept".into()], 10);
         assert_eq!(db.search(2, &search).unwrap().hits.len(), 1);
     }
 

@@ -218,16 +218,7 @@ mod tests {
     }
 
     fn needle() -> Search {
-        Search {
-            terms: vec!["needle".into()],
-            channel: None,
-            from: None,
-            kind: None,
-            since: None,
-            until: None,
-            before: None,
-            limit: 100,
-        }
+        Search::terms(vec!["needle".into()], 100)
     }
 
     #[test]
