@@ -4,6 +4,7 @@
 //! (`scripts/test-services.sh start`); skips without them unless CI requires them.
 #![allow(clippy::unwrap_used)]
 
+mod agent_support;
 mod common;
 
 use std::collections::BTreeMap;
@@ -411,4 +412,78 @@ fn shared_claims(store: &str) -> i64 {
             .unwrap()
             .get(0)
     })
+}
+
+#[test]
+fn a_session_whose_path_was_claimed_elsewhere_may_not_post_and_ends() {
+    let Some((store, bus)) = services() else {
+        return;
+    };
+    let servers = cluster(&store, &bus, 2);
+    let alice = User::register("alice", &servers[0]);
+    alice.ok(&["channel", "create", "general"]);
+    let project = tempfile::tempdir().unwrap();
+    let args = ["--format", "jsonl", "--as", "bot", "--join", "general"];
+    let mut agent = agent_support::Mcp::spawn(&alice, project.path(), &args);
+    assert_eq!(agent.next_line()["event"], "ready");
+    let reply = |agent: &mut agent_support::Mcp, id: u64| -> serde_json::Value {
+        agent.write(&format!(
+            r#"{{"cmd":"send","channel":"general","text":"m{id}","id":{id}}}"#
+        ));
+        loop {
+            let v = agent.next_line();
+            if v["id"] == id {
+                return v;
+            }
+        }
+    };
+    assert_eq!(reply(&mut agent, 1)["ok"], true);
+    // As if the path had signed in on an instance this one cannot hear (a partition).
+    bump_claim(&store, "alice/box/bot");
+    let refused = reply(&mut agent, 2);
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("connected again from elsewhere"),
+        "{refused}"
+    );
+    // The session is over, as a replaced one is on a single server: the link says so and
+    // does not fight for the path.
+    let closed = loop {
+        let v = agent.next_line();
+        if v["event"] == "closed" {
+            break v;
+        }
+    };
+    assert!(
+        closed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("connected again from elsewhere"),
+        "{closed}"
+    );
+}
+
+/// Raises the generation of a path's claim in the store, as another sign-in would.
+fn bump_claim(store: &str, path: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(store, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let bumped = client
+            .execute(
+                "UPDATE session_claims SET generation = generation + 1 WHERE path = $1",
+                &[&path],
+            )
+            .await
+            .unwrap();
+        assert_eq!(bumped, 1, "no claim on {path}");
+    });
 }

@@ -72,6 +72,9 @@ struct Me {
     signer_key: Vec<u8>,
     /// Sends stored but not yet committed (see `MAX_SENDS_IN_FLIGHT`).
     sends: Arc<Semaphore>,
+    /// This sign-in's claim on its path, when instances share the store (see
+    /// `Store::claim_path`).
+    claim: Option<i64>,
 }
 
 impl Me {
@@ -326,7 +329,20 @@ async fn handshake(
         version: PROTOCOL_VERSION,
         admin: shared.admins.contains(&account.user),
     });
+    // With other instances beside this one, the path is claimed in the shared store too, so
+    // a session this claim took over there can post no more.
+    let claim = match &shared.bus {
+        Bus::Cluster(_) => match shared.store.claim_path(&attached.path).await {
+            Ok(claim) => claim,
+            Err(e) => {
+                shared.hub.detach(&attached);
+                return Err(e);
+            }
+        },
+        Bus::Local => None,
+    };
     Ok(Me {
+        claim,
         user_id: account.user_id,
         kind,
         attached,

@@ -109,6 +109,38 @@ async fn a_mention_made_through_another_instance_lets_the_agent_answer_here() {
 }
 
 #[tokio::test]
+async fn a_session_taken_over_on_another_instance_can_post_no_more() {
+    let Some(url) = test_url() else { return };
+    let url = fresh_schema(&url).await;
+    let (one, two) = tokio::join!(open(&url), open(&url));
+    let alice = setup(&one).await;
+    let post_as = |store: &PostgresStore, client_id: &str, claim: Option<i64>| {
+        let (mut append, outcome) = message(&alice, SessionKind::Human, "general", client_id, "hi");
+        append.claim = claim;
+        let store = store.clone();
+        async move {
+            store.append(append).await;
+            outcome.await.unwrap()
+        }
+    };
+    let path = conclave::net::names::SessionPath::parse("alice/laptop/cli").unwrap();
+    let first = one.claim_path(&path).await.unwrap();
+    assert_eq!(first, Some(1));
+    post_as(&two, "c1", first).await.unwrap();
+    // The path signs in again through the other instance: the first claim is over.
+    let second = two.claim_path(&path).await.unwrap();
+    assert_eq!(second, Some(2));
+    refused(
+        post_as(&one, "c2", first).await,
+        ErrorCode::Conflict,
+        "connected again from elsewhere",
+    );
+    post_as(&one, "c3", second).await.unwrap();
+    // Unclaimed (a store of one instance) is never refused for it.
+    post_as(&one, "c4", None).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_lost_database_is_unavailable_and_the_store_recovers_by_itself() {
     let Some(url) = test_url() else { return };
     let url = fresh_schema(&url).await;

@@ -111,6 +111,7 @@ pub fn message(
         client_id: client_id.into(),
         text: text.into(),
         reply_to: None,
+        claim: None,
         then: Box::new(move |result| {
             let _ = tx.send(result);
         }),

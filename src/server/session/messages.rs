@@ -2,7 +2,7 @@
 //! history, read positions and search.
 
 use super::*;
-use crate::net::protocol::{MAX_SEARCH_PAGE, SearchHit, marks, search_terms};
+use crate::net::protocol::{ErrorCode, MAX_SEARCH_PAGE, SearchHit, marks, search_terms};
 use crate::server::store::{HistoryRange, Search, SearchCursor, Sender};
 
 /// What a `ClientFrame::Send` posts.
@@ -56,6 +56,7 @@ pub(super) async fn send(
             client_id,
             text,
             reply_to,
+            claim: me.claim,
             then: Box::new(move |result| match result {
                 Ok(stored) => {
                     drop(in_flight);
@@ -66,6 +67,12 @@ pub(super) async fn send(
                         ts: stored.message.ts,
                         duplicate: stored.duplicate,
                     });
+                }
+                Err(e) if e.code == ErrorCode::Conflict => {
+                    // Taken over on another instance: this session is over.
+                    let why = e.message.clone();
+                    ack_to.deliver_frame(&ServerFrame::error(Some(id), e));
+                    ack_to.control.close(CloseReason::Replaced, why);
                 }
                 Err(e) => ack_to.deliver_frame(&ServerFrame::error(Some(id), e)),
             }),

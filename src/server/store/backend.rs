@@ -12,7 +12,7 @@ use super::{
     HistoryRange, Joining, Moderated, Moderation, NewChannel, Page, PostgresStore, Publish, Purged,
     Search, ServerBan, Signer, SqliteStore, Store, UserId,
 };
-use crate::net::names::Name;
+use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     AuditEntry, ChannelDetails, ChannelInfo, ChatMessage, InviteInfo, MachineInfo, UserInfo,
 };
@@ -185,6 +185,10 @@ impl Store for Backend {
 
     async fn search(&self, user: UserId, search: &Search) -> Answer<Found> {
         delegate!(self, s => s.search(user, search).await)
+    }
+
+    async fn claim_path(&self, path: &SessionPath) -> Answer<Option<i64>> {
+        delegate!(self, s => s.claim_path(path).await)
     }
 
     async fn mark_read(&self, user: UserId, handle: &Name, channel: &Name, seq: u64) -> Answer<()> {

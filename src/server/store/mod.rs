@@ -14,7 +14,7 @@
 
 use std::future::Future;
 
-use crate::net::names::Name;
+use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     AuditEntry, ChannelDetails, ChannelInfo, ChatMessage, InviteInfo, MachineInfo, ProtocolError,
     UserInfo,
@@ -203,6 +203,12 @@ pub trait Store: Send + Sync {
     /// Messages matching `search` among those `user` may read, newest first: in the one
     /// channel it names (if they may read it), else in every channel they are a member of.
     fn search(&self, user: UserId, search: &Search) -> impl Future<Output = Answer<Found>> + Send;
+
+    /// Claims a session path for a sign-in on an instance of several: the claim's generation,
+    /// one above the last. Messages carry it, and a store refuses those of an older claim, so
+    /// a session taken over elsewhere cannot post (see `Append::claim`). `None` on a store
+    /// only one instance uses.
+    fn claim_path(&self, path: &SessionPath) -> impl Future<Output = Answer<Option<i64>>> + Send;
 
     /// Moves `handle`'s read position in a channel forward to `seq` (never back, never past
     /// the newest message).

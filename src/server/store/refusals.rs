@@ -2,7 +2,7 @@
 //! their refusals: caps, the human key's rules, who may post, who runs a channel. A backend
 //! reads what a check needs and asks here, so the two never word a refusal differently.
 
-use crate::net::names::Name;
+use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     MAX_LISTED_MODERATORS, ProtocolError, Role, Visibility, remaining_in_words,
 };
@@ -139,6 +139,14 @@ pub fn may_post(
         )));
     }
     Ok(())
+}
+
+/// A message from a session whose path another sign-in has claimed since (on another
+/// instance): the session is over.
+pub fn taken_over(path: &SessionPath) -> ProtocolError {
+    ProtocolError::conflict(format!(
+        "{path} connected again from elsewhere: this session may no longer post"
+    ))
 }
 
 /// A reply answers a message the channel already has (by seq): not itself, not one to come.

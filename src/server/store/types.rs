@@ -302,6 +302,9 @@ pub struct Append {
     pub text: String,
     /// The seq of the message of the channel this one answers.
     pub reply_to: Option<u64>,
+    /// The sender's claim on its path (see `Store::claim_path`), on a store shared by
+    /// several instances: refused once another sign-in took the path over.
+    pub claim: Option<i64>,
     /// Runs right after the commit (or the failure), in sequence order, before the commit's
     /// messages are published. `Sync`, so a backend may hold the append across its awaits.
     pub then: Box<dyn FnOnce(Result<Appended, ProtocolError>) + Send + Sync>,

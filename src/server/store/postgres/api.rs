@@ -3,7 +3,7 @@
 //! task), in the order it was asked for among this instance's writes and appends.
 
 use super::{Db, PostgresStore};
-use crate::net::names::Name;
+use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     AuditEntry, ChannelDetails, ChannelInfo, ChatMessage, InviteInfo, MachineInfo, UserInfo,
 };
@@ -181,6 +181,18 @@ impl Store for PostgresStore {
 
     async fn search(&self, user: UserId, search: &Search) -> Answer<Found> {
         Db::on(&self.conn().await?).search(user, search).await
+    }
+
+    async fn claim_path(&self, path: &SessionPath) -> Answer<Option<i64>> {
+        let row = Db::on(&self.conn().await?)
+            .query_one(
+                "INSERT INTO session_claims (path, generation) VALUES ($1, 1)
+                 ON CONFLICT (path) DO UPDATE SET generation = session_claims.generation + 1
+                 RETURNING generation",
+                &[&path.to_string()],
+            )
+            .await?;
+        Ok(Some(row.get(0)))
     }
 
     async fn mark_read(&self, user: UserId, handle: &Name, channel: &Name, seq: u64) -> Answer<()> {

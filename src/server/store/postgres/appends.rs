@@ -112,6 +112,25 @@ impl Db<'_> {
     }
 
     /// The messages already stored under the group's (channel, sender, client id) keys.
+    /// The live claim's generation of each claimed sender path of the group.
+    async fn claims(self, appends: &[Append]) -> Result<HashMap<String, i64>, ProtocolError> {
+        let paths: Vec<String> = appends
+            .iter()
+            .filter(|a| a.claim.is_some())
+            .map(|a| a.from.to_string())
+            .collect();
+        if paths.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self
+            .query(
+                "SELECT path, generation FROM session_claims WHERE path = ANY($1)",
+                &[&paths],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     async fn earlier(
         self,
         keys: &[(ChannelId, UserId, &str)],
@@ -257,8 +276,11 @@ impl Writer {
             }
         }
         // Independent reads: sent together, answered in one round trip.
-        let (standings, mut earlier) =
-            tokio::try_join!(db.standings(&pairs), db.earlier(&keys, &names))?;
+        let (standings, mut earlier, claims) = tokio::try_join!(
+            db.standings(&pairs),
+            db.earlier(&keys, &names),
+            db.claims(appends)
+        )?;
         self.recall_mentions(db, appends, &postings).await?;
         let mut rows = NewRows::default();
         let mut results = Vec::with_capacity(appends.len());
@@ -283,6 +305,9 @@ impl Writer {
                         },
                         duplicate: true,
                     });
+                }
+                if a.claim.is_some() && claims.get(&a.from.to_string()) != a.claim.as_ref() {
+                    return Err(refusals::taken_over(&a.from));
                 }
                 refusals::may_post(&a.channel, p.archived, muted_until, now)?;
                 refusals::may_reply_to(&a.channel, a.reply_to, p.last_seq)?;

@@ -3,7 +3,7 @@
 //! since it runs on another thread.
 
 use super::SqliteStore;
-use crate::net::names::Name;
+use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     AuditEntry, ChannelDetails, ChannelInfo, ChatMessage, InviteInfo, MachineInfo, UserInfo,
 };
@@ -165,6 +165,11 @@ impl Store for SqliteStore {
     async fn search(&self, user: UserId, search: &Search) -> Answer<Found> {
         let search = search.clone();
         self.call(move |db| db.search(user, &search)).await
+    }
+
+    async fn claim_path(&self, _path: &SessionPath) -> Answer<Option<i64>> {
+        // One instance only (its data dir is locked): nobody else can take a path over.
+        Ok(None)
     }
 
     async fn mark_read(&self, user: UserId, handle: &Name, channel: &Name, seq: u64) -> Answer<()> {

@@ -75,6 +75,7 @@ fn message(
         client_id: client_id.into(),
         text: text.into(),
         reply_to: None,
+        claim: None,
         then: Box::new(then),
     }
 }
