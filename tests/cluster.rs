@@ -487,3 +487,26 @@ fn bump_claim(store: &str, path: &str) {
         assert_eq!(bumped, 1, "no claim on {path}");
     });
 }
+
+#[test]
+fn an_admin_on_one_instance_counts_the_sessions_of_all() {
+    let Some((store, bus)) = services() else {
+        return;
+    };
+    let flags = [GENEROUS.as_slice(), &["--admin", "root"]].concat();
+    let a = Server::start_in_cluster(&store, &bus, &flags);
+    let b = Server::start_in_cluster(&store, &bus, &flags);
+    let root = User::register("root", &a);
+    let alice = User::register("alice", &a);
+    alice.ok(&["channel", "create", "general"]);
+    let b_url = b.url();
+    let (_tail, _, err) = alice.spawn(&["tail", "general", "--server", &b_url]);
+    err.wait_for(WAIT, |l| l.contains("tailing #general as"));
+    let users = root.ok(&["admin", "users"]);
+    let alice_row = users.lines().find(|r| r.starts_with("alice")).unwrap();
+    let online: Vec<&str> = alice_row.split_whitespace().collect();
+    assert_eq!(
+        online[2], "1",
+        "alice's tail on the other instance counts: {users}"
+    );
+}

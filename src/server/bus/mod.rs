@@ -108,6 +108,23 @@ impl Bus {
         delivered(cluster.ask(question).await)
     }
 
+    /// How many sessions of each of `users` the other instances hold.
+    pub async fn online_counts(&self, users: &[UserId]) -> Vec<(UserId, u32)> {
+        let Self::Cluster(cluster) = self else {
+            return Vec::new();
+        };
+        let question = Question::Online {
+            users: users.to_vec(),
+        };
+        let mut counts = Vec::new();
+        for answer in cluster.ask(question).await {
+            if let Answer::Counts(theirs) = answer {
+                counts.extend(theirs);
+            }
+        }
+        counts
+    }
+
     /// The paths of `base`'s user and machine live on the other instances, once those that
     /// this claim takes over have been closed there.
     pub async fn claim(
@@ -332,6 +349,9 @@ impl Cluster {
                 let frame = Bytes::from(frame.into_vec());
                 let n = self.hub.relay(user, &sender, to.as_ref(), audience, &frame);
                 Answer::Delivered(u32::try_from(n).unwrap_or(u32::MAX))
+            }
+            Question::Online { users } => {
+                Answer::Counts(self.hub.online_counts(&users).into_iter().collect())
             }
             Question::Claim {
                 base,

@@ -65,6 +65,8 @@ pub enum Question {
         audience: Audience,
         frame: ByteBuf,
     },
+    /// How many sessions of each of `users` are live there.
+    Online { users: Vec<UserId> },
     /// A session is signing in as `base`: which of its user's and machine's paths are live
     /// there (giving `base` up when the claim may take it).
     Claim {
@@ -79,6 +81,7 @@ pub enum Answer {
     Sessions(Vec<SessionInfo>),
     Delivered(u32),
     Paths(HashSet<SessionPath>),
+    Counts(Vec<(UserId, u32)>),
 }
 
 impl Wire {

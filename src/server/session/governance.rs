@@ -351,7 +351,10 @@ pub(super) async fn list_users(
     let now = now_ms();
     let (page, more) = shared.store.list_users(after.as_ref(), limit, now).await?;
     let ids: Vec<UserId> = page.iter().map(|(id, _)| *id).collect();
-    let online = shared.hub.online_counts(&ids);
+    let mut online = shared.hub.online_counts(&ids);
+    for (user_id, elsewhere) in shared.bus.online_counts(&ids).await {
+        *online.entry(user_id).or_default() += elsewhere;
+    }
     let users = page
         .into_iter()
         .map(|(user_id, mut info)| {
