@@ -1,6 +1,9 @@
 #![allow(clippy::unwrap_used)]
+use super::status::brakes_json;
 use super::*;
 use crate::net::names::Name;
+use crate::net::names::SessionPath;
+use crate::net::protocol::{ChannelDetails, FOREVER};
 
 fn page(seqs: &[u64]) -> Vec<ChatMessage> {
     seqs.iter()
