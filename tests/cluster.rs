@@ -440,19 +440,15 @@ fn a_session_whose_path_was_claimed_elsewhere_may_not_post_and_ends() {
     assert_eq!(reply(&mut agent, 1)["ok"], true);
     // As if the path had signed in on an instance this one cannot hear (a partition).
     bump_claim(&store, "alice/box/bot");
-    let refused = reply(&mut agent, 2);
-    assert_eq!(refused["ok"], false, "{refused}");
-    assert!(
-        refused["error"]
-            .as_str()
-            .unwrap()
-            .contains("connected again from elsewhere"),
-        "{refused}"
-    );
-    // The session is over, as a replaced one is on a single server: the link says so and
-    // does not fight for the path.
+    // The next post is refused, and the session is over, as a replaced one is on a single
+    // server: the link says so and does not fight for the path. (The refusal and the close
+    // race; the close always comes, with the reason.)
+    agent.write(r#"{"cmd":"send","channel":"general","text":"m2","id":2}"#);
     let closed = loop {
         let v = agent.next_line();
+        if v["id"] == 2 {
+            assert_eq!(v["ok"], false, "{v}");
+        }
         if v["event"] == "closed" {
             break v;
         }
@@ -502,11 +498,19 @@ fn an_admin_on_one_instance_counts_the_sessions_of_all() {
     let b_url = b.url();
     let (_tail, _, err) = alice.spawn(&["tail", "general", "--server", &b_url]);
     err.wait_for(WAIT, |l| l.contains("tailing #general as"));
-    let users = root.ok(&["admin", "users"]);
-    let alice_row = users.lines().find(|r| r.starts_with("alice")).unwrap();
-    let online: Vec<&str> = alice_row.split_whitespace().collect();
-    assert_eq!(
-        online[2], "1",
-        "alice's tail on the other instance counts: {users}"
-    );
+    // Her one-shot `channel create` on A may take a moment to be gone: wait for one session.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let users = root.ok(&["admin", "users"]);
+        let alice_row = users.lines().find(|r| r.starts_with("alice")).unwrap();
+        let online = alice_row.split_whitespace().nth(2).unwrap().to_owned();
+        if online == "1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice's tail on the other instance should count once: {users}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
