@@ -213,6 +213,8 @@ fn a_person_chats_in_the_tui_and_it_recovers_from_a_server_restart() {
     tui.keys(&["F1"]);
     tui.wait_for("Keys");
     tui.keys(&["Escape"]);
+    // Typed at once, Escape and `a` would read as Alt-A: wait for the overlay to close.
+    tui.wait_until("the help closed", |s| !s.contains("Keys"));
     tui.keys(&["-l", "a draft to drop"]);
     tui.wait_for("a draft to drop");
     tui.keys(&["C-c"]);
