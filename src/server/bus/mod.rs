@@ -7,9 +7,11 @@
 //! - NATS may drop anything. Messages carry their seq: every hub delivers them in order, once,
 //!   and fills gaps from the database (`gaps.rs`), which a periodic check of the channels'
 //!   newest seqs also finds (a publisher that died between commit and publish, NATS away).
-//! - Presence is asked, not copied: `who`, whispers, relays and path claims ask every live
-//!   instance (each beats once a second) and take the answers that come in time, so the
-//!   sessions of an instance that died vanish with its heartbeat.
+//! - Presence is asked, not copied: `who`, whispers, relays, user counts and path claims ask
+//!   every live instance (each beats once a second) and take the answers that come in time,
+//!   so the sessions of an instance that died vanish with its heartbeat; the rooms here hear
+//!   them go offline (`presence.rs`). Path claims are also kept in the database with a
+//!   generation (`Store::claim_path`), so a session taken over behind a partition cannot post.
 
 pub mod gaps;
 pub mod nats;
