@@ -50,8 +50,12 @@ impl Db<'_> {
             before.map(|b| b.2),
         );
         let fetch = i64::from(search.limit) + 1;
+        // Channel by channel, each one's newest hits by seq (its index, newest first, for
+        // words many messages hold; the full-text index for rare ones: the planner picks),
+        // then the newest of them all.
+        let channel_slot: i64 = 0;
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-            &channels,
+            &channel_slot,
             &sender_id,
             &sender_path,
             &kind,
@@ -71,19 +75,27 @@ impl Db<'_> {
         let sql = format!(
             "SELECT m.seq, m.ts, m.sender_path, m.body, m.sender_kind, m.reply_to, c.name, m.channel_id
              FROM messages m JOIN channels c ON c.id = m.channel_id
-             WHERE m.search @@ ({})
-               AND m.channel_id = ANY($1)
+             WHERE m.channel_id = $1
+               AND m.search @@ ({})
                AND ($2::BIGINT IS NULL OR m.sender_id = $2)
                AND ($3::TEXT IS NULL OR m.sender_path = $3)
                AND ($4::TEXT IS NULL OR m.sender_kind = $4)
                AND ($5::BIGINT IS NULL OR m.ts >= $5)
                AND ($6::BIGINT IS NULL OR m.ts < $6)
                AND ($7::BIGINT IS NULL OR (m.ts, m.channel_id, m.seq) < ($7, $8, $9))
-             ORDER BY m.ts DESC, m.channel_id DESC, m.seq DESC
+             ORDER BY m.seq DESC
              LIMIT $10",
             query.join(" && ")
         );
-        let rows = self.query(&sql, &params).await?;
+        let mut rows = Vec::new();
+        for channel in &channels {
+            params[0] = channel;
+            rows.extend(self.query(&sql, &params).await?);
+        }
+        let key =
+            |row: &tokio_postgres::Row| -> (i64, i64, i64) { (row.get(1), row.get(7), row.get(0)) };
+        rows.sort_unstable_by_key(|row| std::cmp::Reverse(key(row)));
+        rows.truncate(usize::try_from(fetch).unwrap_or(usize::MAX));
         Found::cut(
             search.limit,
             rows.iter().map(|row| {
