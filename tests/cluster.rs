@@ -394,6 +394,22 @@ fn the_database_going_away_and_back_fails_sends_clearly_and_loses_nothing() {
 /// How many instances hold a claim on the schema of `store` (the advisory lock `serve` takes:
 /// two keys, the second the schema's hash).
 fn shared_claims(store: &str) -> i64 {
+    let rows = store_rows(
+        store,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
+         AND mode = 'ShareLock' AND granted
+         AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)",
+        &[],
+    );
+    rows[0].get(0)
+}
+
+/// The rows `sql` returns on the test database `store` (its schema first on the path).
+fn store_rows(
+    store: &str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<tokio_postgres::Row> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -403,16 +419,7 @@ fn shared_claims(store: &str) -> i64 {
             .await
             .unwrap();
         tokio::spawn(connection);
-        client
-            .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
-                 AND mode = 'ShareLock' AND granted
-                 AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0)
+        client.query(sql, params).await.unwrap()
     })
 }
 
@@ -466,24 +473,12 @@ fn a_session_whose_path_was_claimed_elsewhere_may_not_post_and_ends() {
 
 /// Raises the generation of a path's claim in the store, as another sign-in would.
 fn bump_claim(store: &str, path: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(store, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let bumped = client
-            .execute(
-                "UPDATE session_claims SET generation = generation + 1 WHERE path = $1",
-                &[&path],
-            )
-            .await
-            .unwrap();
-        assert_eq!(bumped, 1, "no claim on {path}");
-    });
+    let bumped = store_rows(
+        store,
+        "UPDATE session_claims SET generation = generation + 1 WHERE path = $1 RETURNING path",
+        &[&path],
+    );
+    assert_eq!(bumped.len(), 1, "no claim on {path}");
 }
 
 #[test]

@@ -7,18 +7,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, User, json};
+use agent_support::{Mcp, setup};
+use common::{Server, json};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn a_reply_names_the_message_it_answers_and_tail_shows_it() {
     let server = Server::start();
-    let alice = User::register("alice", &server);
-    let bob = User::register("bob", &server);
-    alice.ok(&["channel", "create", "general"]);
-    alice.ok(&["join", "general"]);
-    bob.ok(&["join", "general"]);
+    let (alice, bob, _project) = setup(&server);
     let (_tail, lines, err) = bob.spawn(&["tail", "general", "--format", "json"]);
     err.wait_for(WAIT, |l| l.contains("tailing #general as"));
     alice.ok(&["send", "general", "ship it?"]);
@@ -46,13 +43,8 @@ fn a_reply_names_the_message_it_answers_and_tail_shows_it() {
 #[test]
 fn an_agent_replies_and_hears_replies() {
     let server = Server::start();
-    let alice = User::register("alice", &server);
-    let bob = User::register("bob", &server);
-    alice.ok(&["channel", "create", "general"]);
-    alice.ok(&["join", "general"]);
-    bob.ok(&["join", "general"]);
-    let project = tempfile::tempdir().unwrap();
-    let mut agent = agent_support::Mcp::spawn(
+    let (alice, bob, project) = setup(&server);
+    let mut agent = Mcp::spawn(
         &alice,
         project.path(),
         &["--format", "jsonl", "--as", "bot", "--join", "general"],

@@ -262,19 +262,6 @@ async fn a_permission_request_reaches_the_owner_on_whichever_server_they_are() {
 /// Two servers, and alice registered on both: `work` (the default) and `home`.
 fn alice_at_work_and_home() -> (Server, Server, User) {
     let (work, home) = (Server::start(), Server::start());
-    let alice = User::unregistered("alice");
-    for (server, alias) in [(&work, "work"), (&home, "home")] {
-        let url = server.url();
-        alice.ok(&[
-            "register",
-            "alice",
-            "--server",
-            &url,
-            "--alias",
-            alias,
-            "--machine",
-            "box",
-        ]);
-    }
+    let alice = User::register_with_aliases("alice", &[(&work, "work"), (&home, "home")]);
     (work, home, alice)
 }

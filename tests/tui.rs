@@ -333,20 +333,7 @@ fn one_tui_shows_two_servers_and_keeps_working_on_one_while_the_other_restarts()
     }
     let mut work = Server::start();
     let home = Server::start();
-    let alice = User::unregistered("alice");
-    for (server, alias) in [(&work, "work"), (&home, "home")] {
-        let url = server.url();
-        alice.ok(&[
-            "register",
-            "alice",
-            "--server",
-            &url,
-            "--alias",
-            alias,
-            "--machine",
-            "box",
-        ]);
-    }
+    let alice = User::register_with_aliases("alice", &[(&work, "work"), (&home, "home")]);
     alice.ok(&["channel", "create", "general"]);
     alice.ok(&["join", "general"]);
     alice.ok(&["channel", "create", "ops", "--server", "home"]);

@@ -280,6 +280,11 @@ impl Agent {
     /// The whisper's level, found out in the background, then gated like any inbound item.
     pub async fn resolve_whisper(&self, server: usize, whisper: WhisperMessage) -> Effect {
         let level = self.whisper_level(server, &whisper.from).await;
+        self.gate_whisper(server, level, whisper)
+    }
+
+    /// Gates a whisper of known level like any inbound item.
+    fn gate_whisper(&self, server: usize, level: Autonomy, whisper: WhisperMessage) -> Effect {
         let from = whisper.from.clone();
         self.gate(
             server,
@@ -397,16 +402,7 @@ impl Agent {
                 self.gate(server, level, &from, channel, item)
             }
             LinkEvent::Whisper(whisper) => match self.known_whisper_level(server, &whisper.from) {
-                Some(level) => {
-                    let from = whisper.from.clone();
-                    self.gate(
-                        server,
-                        level,
-                        &from,
-                        None,
-                        Inbound::Whisper { whisper, level },
-                    )
-                }
+                Some(level) => self.gate_whisper(server, level, whisper),
                 None if self.gated => Effect::Resolve(server, whisper),
                 None => Effect::Deliver(
                     self.origin(server),

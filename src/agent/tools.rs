@@ -8,8 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::net::link::LinkError;
 use crate::net::protocol::{
-    ChatMessage, ClientFrame, ErrorCode, MAX_HISTORY_PAGE, MAX_SEARCH_PAGE, MAX_TEXT_BYTES,
-    ServerFrame,
+    ChatMessage, ErrorCode, MAX_HISTORY_PAGE, MAX_SEARCH_PAGE, MAX_TEXT_BYTES, SearchRequest,
 };
 
 use super::args::{
@@ -491,21 +490,14 @@ impl Tool for SearchArgs {
         };
         let mut found = Vec::new();
         for server in servers {
-            let frame = ClientFrame::Search {
-                id: 0,
+            let request = SearchRequest {
                 query: query.clone(),
                 channel: place.as_ref().map(|p| p.channel.clone()),
                 from: from.clone(),
-                kind: None,
-                since: None,
-                until: None,
-                before: None,
                 limit,
+                ..SearchRequest::default()
             };
-            let hits = match agent.conn(server).link.request(frame).await? {
-                ServerFrame::SearchResults { hits, .. } => hits,
-                other => return Err(LinkError::Unexpected(other.kind()).into()),
-            };
+            let (hits, _) = agent.conn(server).link.search(request).await?;
             let origin = agent.origin(server);
             found.extend(
                 hits.into_iter()

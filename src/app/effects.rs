@@ -5,7 +5,7 @@
 use tokio::sync::mpsc;
 
 use crate::net::link::{LinkError, LinkHandle, Resume};
-use crate::net::protocol::{ClientFrame, RelayBody, ServerFrame};
+use crate::net::protocol::{ClientFrame, RelayBody, SearchRequest, ServerFrame};
 
 use super::model::PAGE;
 
@@ -53,27 +53,17 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &Replies) {
             Err(e) => Some(failed("cannot list channels".into(), e)),
         },
         Cmd::Search { query } => {
-            let frame = ClientFrame::Search {
-                id: 0,
+            let request = SearchRequest {
                 query: query.clone(),
-                channel: None,
-                from: None,
-                kind: None,
-                since: None,
-                until: None,
-                before: None,
                 limit: SEARCH_PAGE,
+                ..SearchRequest::default()
             };
-            match link.request(frame).await {
-                Ok(ServerFrame::SearchResults { hits, next, .. }) => Some(Reply::Found {
+            match link.search(request).await {
+                Ok((hits, next)) => Some(Reply::Found {
                     query,
                     hits,
                     more: next.is_some(),
                 }),
-                Ok(other) => Some(failed(
-                    format!("cannot search for {query}"),
-                    LinkError::Unexpected(other.kind()),
-                )),
                 Err(e) => Some(failed(format!("cannot search for {query}"), e)),
             }
         }

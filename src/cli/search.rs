@@ -7,7 +7,7 @@ use clap::Args;
 use color_eyre::eyre::{Result, bail, eyre};
 
 use crate::net::names::Name;
-use crate::net::protocol::{ClientFrame, MAX_SEARCH_PAGE, SearchHit, ServerFrame, SessionKind};
+use crate::net::protocol::{MAX_SEARCH_PAGE, SearchHit, SearchRequest, SessionKind};
 
 use super::servers::on_server;
 use super::{Env, Format, local_time, printable, rfc3339};
@@ -74,8 +74,7 @@ pub async fn search(env: &Env, args: SearchArgs) -> Result<()> {
     let (mut printed, mut before) = (0u32, None);
     let marker = Marker::for_stdout();
     loop {
-        let frame = ClientFrame::Search {
-            id: 0,
+        let request = SearchRequest {
             query: args.query.clone(),
             channel: channel.clone(),
             from: args.from.clone(),
@@ -85,10 +84,7 @@ pub async fn search(env: &Env, args: SearchArgs) -> Result<()> {
             before: before.take(),
             limit: (args.limit - printed).min(MAX_SEARCH_PAGE),
         };
-        let (hits, next) = match client.link.request(frame).await? {
-            ServerFrame::SearchResults { hits, next, .. } => (hits, next),
-            other => bail!("unexpected answer from the server: {}", other.kind()),
-        };
+        let (hits, next) = client.link.search(request).await?;
         for hit in &hits {
             match args.format {
                 Format::Text => println!("{}", hit_line(hit, marker)),

@@ -24,7 +24,8 @@ use super::names::{Name, SessionPath};
 use super::protocol::{
     Audience, ChannelAct, ChannelInfo, ChatMessage, ClientFrame, CloseReason, ErrorCode,
     MAX_HISTORY_PAGE, MachineInfo, ModerationEvent, OnConflict, PROTOCOL_VERSION, PresenceEvent,
-    ProtocolError, RelayBody, ServerFrame, SessionInfo, SessionKind, Visibility, WhisperMessage,
+    ProtocolError, RelayBody, SearchHit, SearchRequest, ServerFrame, SessionInfo, SessionKind,
+    Visibility, WhisperMessage,
 };
 pub use super::transport::{CONN_QUEUE, Conn, ConnectError};
 
@@ -522,6 +523,17 @@ impl LinkHandle {
         };
         match self.request(frame).await? {
             ServerFrame::History { messages, more, .. } => Ok(HistoryPage { messages, more }),
+            other => Err(LinkError::Unexpected(other.kind())),
+        }
+    }
+
+    /// A page of search hits, newest first, and the `before` of the page after it, if any.
+    pub async fn search(
+        &self,
+        request: SearchRequest,
+    ) -> Result<(Vec<SearchHit>, Option<String>), LinkError> {
+        match self.request(request.frame()).await? {
+            ServerFrame::SearchResults { hits, next, .. } => Ok((hits, next)),
             other => Err(LinkError::Unexpected(other.kind())),
         }
     }

@@ -388,6 +388,32 @@ mod tests {
     }
 
     #[test]
+    fn searches_have_a_budget_of_their_own() {
+        let admission = Admission::new(Limits {
+            searches_per_minute: 8,
+            ..Limits::default()
+        });
+        let start = Instant::now();
+        for _ in 0..2 {
+            admission
+                .spend(1, SessionKind::Human, Spend::Search, start)
+                .unwrap();
+        }
+        let refused = admission
+            .spend(1, SessionKind::Human, Spend::Search, start)
+            .unwrap_err();
+        assert!(
+            refused.message.contains("at most 8 searches a minute"),
+            "{refused}"
+        );
+        assert!(
+            admission
+                .spend(1, SessionKind::Human, Spend::Send, start)
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn messages_come_from_a_per_user_budget_that_refills_and_says_when() {
         let admission = Admission::new(Limits {
             agent_sends_per_minute: 60,

@@ -203,6 +203,26 @@ impl User {
         user
     }
 
+    /// Registers `name` on each server under its alias, machine `box`; the first is the
+    /// default.
+    pub fn register_with_aliases(name: &str, servers: &[(&Server, &str)]) -> Self {
+        let user = Self::unregistered(name);
+        for (server, alias) in servers {
+            let url = server.url();
+            user.ok(&[
+                "register",
+                name,
+                "--server",
+                &url,
+                "--alias",
+                alias,
+                "--machine",
+                "box",
+            ]);
+        }
+        user
+    }
+
     pub fn unregistered(name: &str) -> Self {
         Self {
             name: name.to_owned(),

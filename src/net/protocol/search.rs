@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_SEARCH_TERMS, ProtocolError, SessionKind};
+use super::{ClientFrame, MAX_SEARCH_TERMS, ProtocolError, SessionKind};
 use crate::net::names::{Name, SessionPath};
 
 /// A message that matched, with where in its text.
@@ -20,6 +20,47 @@ pub struct SearchHit {
     pub text: String,
     /// Byte ranges `[start, end)` of `text` that match the query, in order.
     pub marks: Vec<(u32, u32)>,
+}
+
+/// A `Search` request as a client fills it in: the query and the filters it wants, the rest
+/// left at their defaults (`..SearchRequest::default()`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchRequest {
+    pub query: String,
+    pub channel: Option<Name>,
+    pub from: Option<String>,
+    pub kind: Option<SessionKind>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub before: Option<String>,
+    pub limit: u32,
+}
+
+impl SearchRequest {
+    /// The request as a frame (its id assigned by the link).
+    pub fn frame(self) -> ClientFrame {
+        let Self {
+            query,
+            channel,
+            from,
+            kind,
+            since,
+            until,
+            before,
+            limit,
+        } = self;
+        ClientFrame::Search {
+            id: 0,
+            query,
+            channel,
+            from,
+            kind,
+            since,
+            until,
+            before,
+            limit,
+        }
+    }
 }
 
 /// The words and phrases of a query, lower-cased: `deploy "green build"` is two terms. Empty,

@@ -87,24 +87,26 @@ pub fn connected() -> App {
         }),
     );
     for channel in ["general", "ops"] {
-        update(
-            &mut app,
-            Msg::Done(Reply::Joined(JoinReceipt {
-                channel: ChannelInfo {
-                    topic: String::new(),
-                    archived: false,
-                    name: name(channel),
-                    visibility: Visibility::Public,
-                    member: true,
-                    last_seq: 0,
-                    members: 0,
-                },
-                read_seq: 0,
-                new_member: true,
-            })),
-        );
+        update(&mut app, Msg::Done(Reply::Joined(joined(channel))));
     }
     app
+}
+
+/// The answer to joining an empty public `channel` for the first time.
+pub fn joined(channel: &str) -> JoinReceipt {
+    JoinReceipt {
+        channel: ChannelInfo {
+            topic: String::new(),
+            archived: false,
+            name: name(channel),
+            visibility: Visibility::Public,
+            member: true,
+            last_seq: 0,
+            members: 0,
+        },
+        read_seq: 0,
+        new_member: true,
+    }
 }
 
 pub fn key(app: &mut App, code: KeyCode) -> Vec<Cmd> {

@@ -38,22 +38,6 @@ fn on(server: usize, msg: Msg) -> Msg {
     }
 }
 
-fn joined(channel: &str) -> JoinReceipt {
-    JoinReceipt {
-        channel: ChannelInfo {
-            topic: String::new(),
-            archived: false,
-            name: name(channel),
-            visibility: Visibility::Public,
-            member: true,
-            last_seq: 0,
-            members: 0,
-        },
-        read_seq: 0,
-        new_member: true,
-    }
-}
-
 fn general_on(app: &App, server: usize) -> usize {
     let id = RoomId::Channel(name("general"));
     app.rooms
