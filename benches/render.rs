@@ -74,7 +74,8 @@ from_kind: None,
                     from: senders[(seq % 4) as usize].clone(),
                     text: format!("message {seq}: the build of branch feature-{i} finished, all {} tests passed", seq % 700),
                     reply_to: None,
-                }
+                change: None, edited: None, deleted: false, reactions: Vec::new(),
+}
             })
             .collect();
         update(

@@ -317,6 +317,10 @@ mod tests {
             from: path(from),
             text: text.into(),
             reply_to: None,
+            change: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         }
     }
 

@@ -512,6 +512,10 @@ impl Tool for SearchArgs {
                             from_kind: h.from_kind,
                             text: h.text,
                             reply_to: None,
+                            change: None,
+                            edited: None,
+                            deleted: false,
+                            reactions: Vec::new(),
                         };
                         (origin.channel(&message.channel), message)
                     }),

@@ -61,6 +61,10 @@ mod tests {
             from: path(),
             text: "héllo 🌍".into(),
             reply_to: None,
+            change: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         }
     }
 

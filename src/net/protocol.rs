@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use super::names::{Name, SessionPath};
 
+mod changes;
 mod frames;
 mod moderation;
 mod search;
 
+pub use changes::*;
 pub use frames::{ClientFrame, ServerFrame};
 pub use moderation::*;
 pub use search::*;
@@ -386,6 +388,38 @@ pub struct ChatMessage {
     /// The seq of the message (in the same channel) this one answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<u64>,
+    /// Set on an event: the earlier message it changes, and how (see `Change`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// When the text was last edited (milliseconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<i64>,
+    /// Deleted: the text is gone and the seq stays.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// The reactions on the message as history reads them (live messages carry none: the
+    /// reaction events follow them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+}
+
+impl ChatMessage {
+    /// A new message as the server stamps it, with no change, edit, delete or reaction.
+    pub fn posted(channel: Name, seq: u64, ts: i64, from: SessionPath, text: String) -> Self {
+        Self {
+            channel,
+            seq,
+            ts,
+            from,
+            from_kind: None,
+            text,
+            reply_to: None,
+            change: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
+        }
+    }
 }
 
 /// A private message between two live sessions; never stored.

@@ -14,6 +14,10 @@ fn message(seq: u64, from: &str, text: &str) -> ChatMessage {
         from: path(from),
         text: text.into(),
         reply_to: None,
+        change: None,
+        edited: None,
+        deleted: false,
+        reactions: Vec::new(),
     }
 }
 

@@ -15,6 +15,10 @@ fn page(seqs: &[u64]) -> Vec<ChatMessage> {
             from: SessionPath::parse("bob/m/a").unwrap(),
             text: "x".into(),
             reply_to: None,
+            change: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         })
         .collect()
 }

@@ -209,6 +209,10 @@ mod tests {
             from: SessionPath::parse("a/b/c").unwrap(),
             text: stamped_body(Duration::from_millis(5), 100),
             reply_to: None,
+            change: None,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
         });
         let bytes = codec::encode(&frame).unwrap();
         let peek: Peek<'_> = rmp_serde::from_slice(&bytes).unwrap();

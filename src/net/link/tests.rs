@@ -122,6 +122,10 @@ fn msg(seq: u64) -> ChatMessage {
         from: SessionPath::parse("bob/desk/bot").unwrap(),
         text: format!("m{seq}"),
         reply_to: None,
+        change: None,
+        edited: None,
+        deleted: false,
+        reactions: Vec::new(),
     }
 }
 

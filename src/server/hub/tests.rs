@@ -55,6 +55,10 @@ pub(super) fn message(seq: u64) -> ChatMessage {
         from: path("alice/laptop/cli"),
         text: format!("m{seq}"),
         reply_to: None,
+        change: None,
+        edited: None,
+        deleted: false,
+        reactions: Vec::new(),
     }
 }
 

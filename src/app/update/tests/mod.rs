@@ -49,6 +49,10 @@ pub fn message(channel: &str, seq: u64, from: &str, text: &str) -> ChatMessage {
         from: path(from),
         text: text.into(),
         reply_to: None,
+        change: None,
+        edited: None,
+        deleted: false,
+        reactions: Vec::new(),
     }
 }
 

@@ -333,6 +333,10 @@ impl Writer {
                     from_kind: Some(a.kind),
                     text: a.text.clone(),
                     reply_to: a.reply_to,
+                    change: None,
+                    edited: None,
+                    deleted: false,
+                    reactions: Vec::new(),
                 };
                 rows.channel_id.push(p.id);
                 rows.seq.push(p.last_seq);

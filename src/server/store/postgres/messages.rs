@@ -33,6 +33,10 @@ pub(super) fn stored_message(
         reply_to: row
             .get::<_, Option<i64>>(at + 5)
             .and_then(|r| u64::try_from(r).ok()),
+        change: None,
+        edited: None,
+        deleted: false,
+        reactions: Vec::new(),
     })
 }
 

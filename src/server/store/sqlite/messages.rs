@@ -292,6 +292,10 @@ impl Db {
                 from_kind: Some(a.kind),
                 text: a.text.clone(),
                 reply_to: a.reply_to,
+                change: None,
+                edited: None,
+                deleted: false,
+                reactions: Vec::new(),
             },
             duplicate: false,
         })
@@ -346,6 +350,10 @@ pub(super) fn stored_message(
         from_kind: kind.as_deref().and_then(from_name),
         text,
         reply_to: reply_to.and_then(|r| u64::try_from(r).ok()),
+        change: None,
+        edited: None,
+        deleted: false,
+        reactions: Vec::new(),
     })
 }
 
