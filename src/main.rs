@@ -47,6 +47,9 @@ struct LimitArgs {
     /// Connections from one IP address that have not signed in yet
     #[arg(long, default_value_t = Limits::default().max_handshakes_per_address)]
     max_handshakes_per_address: usize,
+    /// Connections that have not signed in yet, from all addresses together
+    #[arg(long, default_value_t = Limits::default().max_handshakes)]
+    max_handshakes: usize,
     /// Live sessions of one user, over all their machines
     #[arg(long, default_value_t = Limits::default().max_sessions_per_user)]
     max_sessions_per_user: usize,
@@ -80,6 +83,7 @@ impl From<LimitArgs> for Limits {
             max_connections: args.max_connections,
             max_connections_per_address: args.max_connections_per_address,
             max_handshakes_per_address: args.max_handshakes_per_address,
+            max_handshakes: args.max_handshakes,
             max_sessions_per_user: args.max_sessions_per_user,
             max_channels_per_user: args.max_channels_per_user,
             registrations_per_address_per_hour: args.registrations_per_hour,

@@ -486,6 +486,20 @@ async fn a_flooding_agent_is_paced_loses_nothing_and_others_send_freely() {
     };
     assert!(refusal.0.is_some_and(|ms| ms > 0), "{refusal:?}");
     assert!(refusal.1.contains("retry in"), "{refusal:?}");
+    // After a refusal her connection is not read until a send could fit again: the sends she
+    // pipelined behind it wait, instead of costing the server a refusal each.
+    // (Acknowledgements of her stored sends may still arrive meanwhile: they were answered.)
+    let refused_at = Instant::now();
+    loop {
+        match raw_next(&mut mallory).await {
+            Some(ServerFrame::Error { .. }) => break,
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+    let quiet = refused_at.elapsed();
+    let expected = Duration::from_millis(refusal.0.unwrap().min(250)) / 2;
+    assert!(quiet >= expected, "answered again after {quiet:?}");
 
     // Through the link: every send waits its turn and lands, once.
     const SENT: usize = 170;
@@ -620,4 +634,74 @@ async fn idle_sockets_that_never_sign_in_cannot_fill_the_server() {
     assert!(alice.link.who(None).await.is_ok());
     drop(idle);
     server.stop().await;
+}
+
+/// Opens a TCP connection from `from` (a loopback address) to the server, and says nothing.
+async fn idle_socket(server: &TestServer, from: &str) -> tokio::net::TcpStream {
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("ws://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn silent_sockets_from_many_addresses_hold_at_most_the_handshake_cap() {
+    let server = start_with(with_limits(Limits {
+        max_handshakes: 4,
+        ..Limits::default()
+    }))
+    .await;
+    let mut idle = Vec::new();
+    for host in 2..6 {
+        idle.push(idle_socket(&server, &format!("127.0.0.{host}")).await);
+    }
+    // Every handshake slot is held: the next connection waits in the backlog, unanswered
+    // rather than refused.
+    let url = server.url.clone();
+    let waiting =
+        tokio::spawn(async move { tokio_tungstenite::connect_async(url).await.unwrap().0 });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "accepted past the handshake cap");
+    // One silent socket goes: the waiting connection is served.
+    drop(idle.remove(0));
+    let mut ws = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
+    raw_send(
+        &mut ws,
+        &ClientFrame::Hello {
+            version: conclave::net::protocol::PROTOCOL_VERSION,
+            handle: Name::handle("h").unwrap(),
+            kind: SessionKind::Human,
+            on_conflict: conclave::net::protocol::OnConflict::Refuse,
+            instance: None,
+        },
+    )
+    .await;
+    assert!(matches!(
+        raw_next(&mut ws).await,
+        Some(ServerFrame::Challenge { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_full_server_keeps_a_newcomer_waiting_instead_of_refusing_it() {
+    let server = start_with(with_limits(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    }))
+    .await;
+    let alice = client(&server, "alice", "a").await;
+    let _bob = client(&server, "bob", "b").await;
+    let server = Arc::new(server);
+    let carol = tokio::spawn({
+        let server = server.clone();
+        async move { client(&server, "carol", "c").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !carol.is_finished(),
+        "a third connection got in past the cap"
+    );
+    drop(alice);
+    let carol = tokio::time::timeout(WAIT, carol).await.unwrap().unwrap();
+    assert!(carol.link.who(None).await.is_ok());
 }

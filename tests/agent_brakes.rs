@@ -262,7 +262,8 @@ async fn moderation_acts_that_concern_the_agent_reach_the_model() {
     let (mut agent, bot, _bot_events) = model_and_bot(&server, &alice, &bob, &project, &ops).await;
     let (owner, _events) = session(&server, &bob, SessionKind::Human, "tui").await;
 
-    // Mentions only: refused until mentioned; another agent's chatter is held, a mention is not.
+    // Mentions only: refused until mentioned by a person; other agents' messages are held, their
+    // mentions too, since only a person's mention lets the agent answer.
     let mention = ChannelAct::Set {
         setting: ChannelSetting::ReplyMode {
             mode: ReplyMode::Mention,
@@ -283,18 +284,18 @@ async fn moderation_acts_that_concern_the_agent_reach_the_model() {
     moderate(&owner, "ops", floor(Some("bob/box/bot")), None).await;
     bot.send(&ops, "chatter without a mention").await.unwrap();
     bot.send(&ops, "@api your turn").await.unwrap();
-    let pushed = agent.notifications_before(PUSH, |v| content_of(v).contains("your turn"));
-    assert!(
-        pushed
-            .iter()
-            .all(|v| !content_of(v).contains("without a mention")),
-        "{pushed:?}"
-    );
-    // An agent's mention is pushed, but only a person's opens the floor (or agents would loop).
+    // Only a person's mention opens the floor (or agents would loop).
     let refused = agent.call("send", json!({"channel": "ops", "text": "thank you"}));
     assert_eq!(refused["isError"], json!(true), "{refused}");
     owner.send(&ops, "@api go ahead").await.unwrap();
-    agent.notifications_before(PUSH, |v| content_of(v).contains("go ahead"));
+    let pushed = agent.notifications_before(PUSH, |v| content_of(v).contains("go ahead"));
+    assert!(
+        pushed.iter().all(|v| {
+            let text = content_of(v);
+            !text.contains("without a mention") && !text.contains("your turn")
+        }),
+        "{pushed:?}"
+    );
     let sent = agent.call("send", json!({"channel": "ops", "text": "thank you"}));
     assert_ne!(sent["isError"], json!(true), "{sent}");
 

@@ -657,5 +657,24 @@ async fn verdicts_and_autonomy_changes_relayed_to_an_agent_are_audited_once_deli
         ]
     );
     assert_eq!(entries[0].target.as_deref(), Some("alice/m/agent"));
+    // The autonomy change is in its channel's log too, for that channel's moderators.
+    let ServerFrame::Audit { entries, .. } = r
+        .alice
+        .link
+        .request(ClientFrame::Audit {
+            id: 0,
+            channel: Some(channel("ops")),
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(
+        entries.iter().any(|e| e.action == "autonomy"),
+        "{entries:?}"
+    );
     r.server.stop().await;
 }

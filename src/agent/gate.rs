@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::net::names::{Name, SessionPath, mentions_in};
+use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{ChatMessage, SessionKind};
 
 /// Most senders the flood gate remembers; past it, idle ones are forgotten first, then the
@@ -171,9 +171,10 @@ impl Floor {
     }
 
     /// Lets a message of the channel through or holds it. A person's message ends the wait;
-    /// an agent's that mentions `me` passes (in a mentions-only channel it is what lets the
-    /// agent answer); other agents' are held. A message of unknown kind passes.
-    pub fn check(&mut self, message: &ChatMessage, me: &SessionPath) -> FloorGate {
+    /// agents' are held, even those that mention this agent: the server lets only a person's
+    /// mention open the floor, so the agent could not answer them. A message of unknown kind
+    /// passes.
+    pub fn check(&mut self, message: &ChatMessage) -> FloorGate {
         let Some(held) = self.waiting else {
             return FloorGate::Pass;
         };
@@ -182,7 +183,7 @@ impl Floor {
                 self.waiting = None;
                 FloorGate::Reopened { held }
             }
-            Some(SessionKind::Agent) if !mentions_in(&message.text).any(|t| me.answers_to(&t)) => {
+            Some(SessionKind::Agent) => {
                 self.waiting = Some(held.saturating_add(1));
                 FloorGate::Hold
             }
@@ -326,26 +327,24 @@ mod tests {
 
     #[test]
     fn a_closed_floor_holds_agent_chatter_until_a_person_posts() {
-        let me = path("alice/m/claude");
         let mut floor = Floor::default();
         let chatter = said("bob/m/bot", SessionKind::Agent, "more from me");
-        assert_eq!(floor.check(&chatter, &me), FloorGate::Pass, "open");
+        assert_eq!(floor.check(&chatter), FloorGate::Pass, "open");
         floor.close();
-        assert_eq!(floor.check(&chatter, &me), FloorGate::Hold);
-        assert_eq!(floor.check(&chatter, &me), FloorGate::Hold);
+        assert_eq!(floor.check(&chatter), FloorGate::Hold);
+        assert_eq!(floor.check(&chatter), FloorGate::Hold);
         assert_eq!(floor.held(), Some(2));
-        // A mention of this agent passes (in a mentions-only channel it opens the floor) and
-        // leaves the wait as it was.
+        // Another agent's mention is held too: the server opens the floor only for a person's.
         let asked = said("bob/m/bot", SessionKind::Agent, "what say you, @claude?");
-        assert_eq!(floor.check(&asked, &me), FloorGate::Pass);
+        assert_eq!(floor.check(&asked), FloorGate::Hold);
         let person = said("carol/m/tui", SessionKind::Human, "enough, both of you");
-        assert_eq!(floor.check(&person, &me), FloorGate::Reopened { held: 2 });
-        assert_eq!(floor.check(&chatter, &me), FloorGate::Pass);
+        assert_eq!(floor.check(&person), FloorGate::Reopened { held: 3 });
+        assert_eq!(floor.check(&chatter), FloorGate::Pass);
         assert_eq!(floor.held(), None);
         // The agent's own post ends a wait too.
         floor.close();
         floor.open();
-        assert_eq!(floor.check(&chatter, &me), FloorGate::Pass);
+        assert_eq!(floor.check(&chatter), FloorGate::Pass);
     }
 
     #[test]

@@ -382,7 +382,7 @@ impl Agent {
                     let floor = match state.channels.get_mut(&place) {
                         Some(mark) => {
                             mark.last_seq = mark.last_seq.max(message.seq);
-                            mark.floor.check(&message, me)
+                            mark.floor.check(&message)
                         }
                         None => FloorGate::Pass,
                     };

@@ -22,6 +22,10 @@ pub struct Limits {
     /// Connections from one IP address that have not signed in yet: idle sockets held open
     /// there cannot use up the server's connection slots.
     pub max_handshakes_per_address: usize,
+    /// Connections that have not signed in yet, from everywhere: past this the server stops
+    /// accepting until handshakes finish or time out, so sockets spread over many addresses
+    /// cannot hold every slot.
+    pub max_handshakes: usize,
     /// Live sessions of one user, over all their machines.
     pub max_sessions_per_user: usize,
     /// Channels one user may create (server admins are not limited).
@@ -48,6 +52,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_connections_per_address: 512,
             max_handshakes_per_address: 16,
+            max_handshakes: 1024,
             max_sessions_per_user: 64,
             max_channels_per_user: 100,
             registrations_per_address_per_hour: 20,
@@ -101,6 +106,8 @@ struct Counts {
     per_address: HashMap<IpAddr, usize>,
     /// Connections per address still in their handshake.
     handshaking: HashMap<IpAddr, usize>,
+    /// All connections still in their handshake.
+    handshaking_total: usize,
     registrations: HashMap<IpAddr, VecDeque<Instant>>,
 }
 
@@ -130,6 +137,9 @@ pub struct Admission {
     limits: Limits,
     counts: Mutex<Counts>,
     buckets: Mutex<HashMap<(UserId, SessionKind, Spend), Bucket>>,
+    /// Told whenever a connection or a handshake ends, for the accept loop waiting on a full
+    /// server.
+    room: tokio::sync::Notify,
 }
 
 /// A connection's slot; dropping it frees the slot.
@@ -147,8 +157,16 @@ impl Slot {
             .handshaking
             .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
-            release(&mut self.admission.lock().handshaking, self.address);
+            self.admission.lock().end_handshake(self.address);
+            self.admission.room.notify_one();
         }
+    }
+}
+
+impl Counts {
+    fn end_handshake(&mut self, address: IpAddr) {
+        release(&mut self.handshaking, address);
+        self.handshaking_total = self.handshaking_total.saturating_sub(1);
     }
 }
 
@@ -168,7 +186,24 @@ impl Admission {
             limits,
             counts: Mutex::new(Counts::default()),
             buckets: Mutex::new(HashMap::new()),
+            room: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Whether a new connection fits under the total caps (connections, and handshakes in
+    /// progress).
+    fn has_room(&self) -> bool {
+        let counts = self.lock();
+        counts.total < self.limits.max_connections
+            && counts.handshaking_total < self.limits.max_handshakes
+    }
+
+    /// Waits until a new connection fits under the total caps. The accept loop waits here
+    /// rather than refusing, so a burst queues in the listen backlog instead of failing.
+    pub async fn wait_for_room(&self) {
+        while !self.has_room() {
+            self.room.notified().await;
+        }
     }
 
     /// Spends one message of `user`'s budget for `kind` sessions, or says when the next one
@@ -255,6 +290,7 @@ impl Admission {
             )));
         }
         counts.total += 1;
+        counts.handshaking_total += 1;
         *counts.per_address.entry(address).or_default() += 1;
         *counts.handshaking.entry(address).or_default() += 1;
         Ok(Slot {
@@ -326,8 +362,10 @@ impl Drop for Slot {
         counts.total = counts.total.saturating_sub(1);
         release(&mut counts.per_address, self.address);
         if *self.handshaking.get_mut() {
-            release(&mut counts.handshaking, self.address);
+            counts.end_handshake(self.address);
         }
+        drop(counts);
+        self.admission.room.notify_one();
     }
 }
 

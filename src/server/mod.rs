@@ -143,6 +143,12 @@ pub async fn accept(
     // connection is simply closed.
     let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING));
     loop {
+        // A full server stops accepting until a connection ends: a burst waits in the
+        // backlog rather than being refused.
+        tokio::select! {
+            () = shared.admission.wait_for_room() => {}
+            () = shutdown.cancelled() => break,
+        }
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => break,

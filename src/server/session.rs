@@ -148,14 +148,42 @@ async fn serve(
                 (id, handle(&shared, &me, &outbox, frame).await)
             }
         };
-        match result {
-            Ok(Some(reply)) => outbox.deliver_frame(&reply),
-            Ok(None) => {}
-            Err(e) => outbox.deliver_frame(&ServerFrame::error(id, e)),
+        let pause = match result {
+            Ok(Some(reply)) => {
+                outbox.deliver_frame(&reply);
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                let pause = over_budget_pause(&e);
+                outbox.deliver_frame(&ServerFrame::error(id, e));
+                pause
+            }
+        };
+        // A client over its budget is not read again until it could be served: a flood costs
+        // the server a refusal every few hundred milliseconds, not one per frame it pipelines.
+        if let Some(pause) = pause {
+            tokio::select! {
+                biased;
+                () = control.closed() => break,
+                () = tokio::time::sleep(pause) => {}
+            }
         }
     }
     shared.hub.detach(&me.attached);
     tracing::debug!(path = %me.path(), "session ended");
+}
+
+/// Longest a connection goes unread after a `rate_limited` refusal (slow mode may ask a
+/// client to wait far longer; its other requests should not).
+const MAX_OVER_BUDGET_PAUSE: Duration = Duration::from_millis(250);
+
+/// How long to stop reading a connection whose request was refused as over a budget.
+fn over_budget_pause(e: &ProtocolError) -> Option<Duration> {
+    let ms = e
+        .retry_after_ms
+        .filter(|_| e.code == crate::net::protocol::ErrorCode::RateLimited)?;
+    Some(Duration::from_millis(ms).min(MAX_OVER_BUDGET_PAUSE))
 }
 
 async fn next_frame(inbound: &mut mpsc::Receiver<Inbound>) -> Result<ClientFrame, ProtocolError> {

@@ -2,6 +2,7 @@
 //! do, invites, members added by moderators, server bans, the user list and the audit log.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use conclave::net::protocol::{ChannelAct, ErrorCode, KickTarget, Role, Visibility};
 use conclave::server::store::{
@@ -190,6 +191,10 @@ pub async fn a_rename_keeps_the_history_and_frees_the_old_name(store: impl Store
     post(&store, &alice, "general", "c1", "before")
         .await
         .unwrap();
+    store
+        .mark_read(alice.user_id, &name("cli"), &name("general"), 1)
+        .await
+        .unwrap();
     let rename = ChannelAct::Rename {
         name: name("lounge"),
     };
@@ -206,6 +211,12 @@ pub async fn a_rename_keeps_the_history_and_frees_the_old_name(store: impl Store
         .await
         .unwrap();
     assert_eq!(page.messages[0].text, "before");
+    // Read positions follow the channel to its new name.
+    let lounge = store
+        .join(&name("lounge"), alice.user_id, &name("cli"), None)
+        .await
+        .unwrap();
+    assert_eq!(lounge.read_seq, 1);
     let gone = store.visible_channel(&name("general"), alice.user_id).await;
     refused(gone, ErrorCode::NotFound, "there is no channel #general");
     channel(&store, &alice, "general", Visibility::Public).await;
@@ -543,4 +554,50 @@ pub async fn the_audit_log_pages_newest_first_and_each_reader_sees_their_part(st
         .await
         .unwrap();
     assert_eq!(all.len(), 6);
+}
+
+pub async fn timed_bans_mutes_and_invites_run_out(store: impl Store) {
+    /// How long each lasts: long enough to be seen in force on a slow machine.
+    const WINDOW_MS: u64 = 1_000;
+    let alice = setup(&store).await;
+    let bob = user(&store, "bob", 2).await;
+    let carol = user(&store, "carol", 3).await;
+    join(&store, &bob, "general").await;
+    join(&store, &carol, "general").await;
+    channel(&store, &alice, "secret", Visibility::Private).await;
+    let owner = actor(&alice, false);
+    let kick = ChannelAct::Kick {
+        target: KickTarget::User(name("bob")),
+        ban_for_ms: Some(WINDOW_MS),
+    };
+    act(&store, &owner, "general", kick).await.unwrap();
+    let general = name("general");
+    let banned = store.join(&general, bob.user_id, &name("cli"), None).await;
+    refused(banned, ErrorCode::Forbidden, "you are banned from #general");
+    let mute = ChannelAct::Mute {
+        user: name("carol"),
+        for_ms: Some(WINDOW_MS),
+    };
+    act(&store, &owner, "general", mute).await.unwrap();
+    refused(
+        post(&store, &carol, "general", "c1", "hi").await,
+        ErrorCode::Forbidden,
+        "you are muted in #general",
+    );
+    let short = ChannelInvite {
+        expires_at: now_ms() + i64::try_from(WINDOW_MS).unwrap(),
+        ..invite("secret", "soon", 5)
+    };
+    store.create_invite(&owner, &short, now_ms()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(WINDOW_MS + 200)).await;
+    join(&store, &bob, "general").await;
+    post(&store, &carol, "general", "c1", "hi").await.unwrap();
+    let late = store
+        .join(&name("secret"), bob.user_id, &name("cli"), Some("soon"))
+        .await;
+    refused(
+        late,
+        ErrorCode::Forbidden,
+        "that invite to #secret is not valid",
+    );
 }

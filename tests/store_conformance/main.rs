@@ -86,6 +86,7 @@ macro_rules! conformance {
                 governance::a_server_ban_shows_at_sign_in_until_it_is_lifted,
                 governance::users_come_in_pages_by_name,
                 governance::the_audit_log_pages_newest_first_and_each_reader_sees_their_part,
+                governance::timed_bans_mutes_and_invites_run_out,
             }
         }
     };

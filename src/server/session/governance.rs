@@ -406,7 +406,18 @@ pub(super) async fn audit_relay(
         }
         _ => return Ok(()),
     };
+    // An autonomy change belongs to its channel's log too, so its moderators see it.
+    let channel = match body {
+        RelayBody::SetAutonomy { channel, .. } => shared
+            .store
+            .visible_channel(channel, me.user_id)
+            .await
+            .ok()
+            .map(|c| (c.id, c.name)),
+        _ => None,
+    };
     let record = AuditRecord {
+        channel,
         target: Some(match to {
             Some(path) => path.to_string(),
             None => format!("{}'s agents", me.path().user),
