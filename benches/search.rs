@@ -131,6 +131,8 @@ async fn appends_per_second(store: Arc<SqliteStore>, user: i64) -> f64 {
             client_id: format!("b{n}"),
             text: body(n),
             reply_to: None,
+            change: None,
+            admin: false,
             claim: None,
             then: Box::new(move |result| {
                 drop(permit);

@@ -540,6 +540,7 @@ async fn a_flooding_agent_is_paced_loses_nothing_and_others_send_freely() {
             client_id: new_client_id(),
             text: format!("c{n}"),
             reply_to: None,
+            change: None,
         };
         // `request`, not `send`: a refusal is reported here rather than waited out.
         let answer = carol.link.request(send).await;
@@ -572,6 +573,7 @@ fn flood_send(channel: &Name, id: u64) -> ClientFrame {
         client_id: format!("m{id}"),
         text: "flood".into(),
         reply_to: None,
+        change: None,
     }
 }
 

@@ -414,6 +414,7 @@ async fn slow_mode_spaces_agent_posts_and_says_when() {
             client_id: "second".into(),
             text: "second".into(),
             reply_to: None,
+            change: None,
         })
         .await
         .unwrap_err();

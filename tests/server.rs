@@ -54,6 +54,7 @@ async fn messages_fan_out_in_order_and_sends_are_idempotent() {
         client_id: "fixed".into(),
         text: "once".into(),
         reply_to: None,
+        change: None,
     };
     let first = alice.link.request(frame.clone()).await.unwrap();
     let again = alice.link.request(frame).await.unwrap();
@@ -263,6 +264,7 @@ async fn undecodable_requests_after_login_are_answered_by_id_and_the_connection_
         client_id: "c".into(),
         text: "x".repeat(MAX_FRAME_BYTES),
         reply_to: None,
+        change: None,
     };
     ws.send(Message::Binary(codec::encode(&huge).unwrap().into()))
         .await

@@ -112,6 +112,7 @@ mod tests {
                 client_id: "abc".into(),
                 text: "hi".into(),
                 reply_to: None,
+                change: None,
             },
             ClientFrame::Whisper {
                 id: 6,

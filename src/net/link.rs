@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::identity::{Identity, random_bytes};
 use super::names::{Name, SessionPath};
 use super::protocol::{
-    Audience, ChannelAct, ChannelInfo, ChatMessage, ClientFrame, CloseReason, ErrorCode,
+    Audience, Change, ChannelAct, ChannelInfo, ChatMessage, ClientFrame, CloseReason, ErrorCode,
     MAX_HISTORY_PAGE, MachineInfo, ModerationEvent, OnConflict, PROTOCOL_VERSION, PresenceEvent,
     ProtocolError, RelayBody, SearchHit, SearchRequest, ServerFrame, SessionInfo, SessionKind,
     Visibility, WhisperMessage,
@@ -351,7 +351,32 @@ impl LinkHandle {
             client_id: client_id.to_owned(),
             text: text.to_owned(),
             reply_to,
+            change: None,
         };
+        self.post(frame).await
+    }
+
+    /// Edits, deletes or reacts to an earlier message of the channel (see `Change`); `text`
+    /// is the new text, the reaction, or empty for a delete. Resolves once stored.
+    pub async fn change(
+        &self,
+        channel: &Name,
+        change: Change,
+        text: &str,
+    ) -> Result<SendReceipt, LinkError> {
+        let frame = ClientFrame::Send {
+            id: 0,
+            channel: channel.clone(),
+            client_id: new_client_id(),
+            text: text.to_owned(),
+            reply_to: None,
+            change: Some(change),
+        };
+        self.post(frame).await
+    }
+
+    /// Sends a `Send` frame, paced, and reads its receipt.
+    async fn post(&self, frame: ClientFrame) -> Result<SendReceipt, LinkError> {
         match self.request_paced(frame).await? {
             ServerFrame::Sent {
                 seq, ts, duplicate, ..

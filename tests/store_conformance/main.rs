@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod changes;
 mod channels;
 mod governance;
 mod messages;
@@ -87,6 +88,9 @@ macro_rules! conformance {
                 governance::users_come_in_pages_by_name,
                 governance::the_audit_log_pages_newest_first_and_each_reader_sees_their_part,
                 governance::timed_bans_mutes_and_invites_run_out,
+                changes::an_edit_is_an_event_that_rewrites_its_target_for_its_sender_only,
+                changes::a_delete_leaves_a_tombstone_and_moderators_may_delete_any,
+                changes::reactions_are_counted_once_per_user_and_taken_back,
             }
         }
     };

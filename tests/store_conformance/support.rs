@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use conclave::net::names::{Name, SessionPath};
-use conclave::net::protocol::{ChannelAct, ErrorCode, ProtocolError, SessionKind, Visibility};
+use conclave::net::protocol::{
+    Change, ChannelAct, ErrorCode, ProtocolError, SessionKind, Visibility,
+};
 use conclave::server::store::{
     Account, Actor, Append, Appended, Moderated, Moderation, NewChannel, PostgresStore,
     SqliteStore, Store, now_ms,
@@ -111,6 +113,8 @@ pub fn message(
         client_id: client_id.into(),
         text: text.into(),
         reply_to: None,
+        change: None,
+        admin: false,
         claim: None,
         then: Box::new(move |result| {
             let _ = tx.send(result);
@@ -128,6 +132,23 @@ pub async fn post(
     text: &str,
 ) -> Result<Appended, ProtocolError> {
     let (append, outcome) = message(who, SessionKind::Human, channel, client_id, text);
+    store.append(append).await;
+    outcome.await.unwrap()
+}
+
+/// A person's edit, delete or reaction, awaited until it is stored or refused.
+pub async fn change(
+    store: &impl Store,
+    who: &Account,
+    channel: &str,
+    change: Change,
+    text: &str,
+) -> Result<Appended, ProtocolError> {
+    static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let client_id = format!("{}-{}-{n}", change.name(), change.target());
+    let (mut append, outcome) = message(who, SessionKind::Human, channel, &client_id, text);
+    append.change = Some(change);
     store.append(append).await;
     outcome.await.unwrap()
 }

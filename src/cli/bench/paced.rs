@@ -85,5 +85,6 @@ pub(super) fn send_frame(channel: &Name, text: String) -> ClientFrame {
         client_id: new_client_id(),
         text,
         reply_to: None,
+        change: None,
     }
 }

@@ -52,10 +52,29 @@ impl Change {
         }
     }
 
-    /// Whether the event's text must pass as a reaction (otherwise: as a message, or empty).
+    /// The change a stored event holds, from its `name` and target (`None` for a name this
+    /// version does not know).
+    pub fn from_stored(name: &str, target: u64) -> Option<Self> {
+        Some(match name {
+            "edit" => Self::Edit { target },
+            "delete" => Self::Delete { target },
+            "react" => Self::React {
+                target,
+                removed: false,
+            },
+            "unreact" => Self::React {
+                target,
+                removed: true,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Checks the event's text: an edit's as a message, a reaction's as a reaction, and a
+    /// delete carries none.
     pub fn checks_text(&self, text: &str) -> Result<(), ProtocolError> {
         match self {
-            Self::Edit { .. } => Ok(()),
+            Self::Edit { .. } => super::check_text(text),
             Self::Delete { .. } if text.is_empty() => Ok(()),
             Self::Delete { .. } => Err(ProtocolError::invalid("a delete carries no text")),
             Self::React { .. } => check_reaction(text),
@@ -123,6 +142,14 @@ mod tests {
         };
         assert!(react.checks_text("a b").is_err());
         assert_eq!(react.name(), "react");
+        for change in [
+            Change::Edit { target: 4 },
+            Change::Delete { target: 4 },
+            react.clone(),
+        ] {
+            let target = change.target();
+            assert_eq!(Change::from_stored(change.name(), target), Some(change));
+        }
         assert_eq!(
             Change::React {
                 target: 1,

@@ -5,9 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Audience, AuditEntry, ChannelAct, ChannelDetails, ChannelInfo, ChatMessage, CloseReason,
-    ErrorCode, InviteInfo, MachineInfo, ModerationEvent, OnConflict, PresenceEvent, ProtocolError,
-    RelayBody, SearchHit, SessionInfo, SessionKind, UserInfo, Visibility, WhisperMessage,
+    Audience, AuditEntry, Change, ChannelAct, ChannelDetails, ChannelInfo, ChatMessage,
+    CloseReason, ErrorCode, InviteInfo, MachineInfo, ModerationEvent, OnConflict, PresenceEvent,
+    ProtocolError, RelayBody, SearchHit, SessionInfo, SessionKind, UserInfo, Visibility,
+    WhisperMessage,
 };
 use crate::net::names::{Name, SessionPath};
 
@@ -73,8 +74,10 @@ pub enum ClientFrame {
         id: u64,
         channel: Name,
     },
-    /// Post a message. `client_id` makes the send idempotent: a resend with the same id is
-    /// acknowledged again without a second copy.
+    /// Post a message, or with `change` an event that edits, deletes or reacts to an earlier
+    /// one (answered with `Sent` all the same: an event has a seq of its own). `client_id`
+    /// makes the send idempotent: a resend with the same id is acknowledged again without a
+    /// second copy.
     Send {
         id: u64,
         channel: Name,
@@ -83,6 +86,8 @@ pub enum ClientFrame {
         /// The seq of an earlier message of the channel this one answers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change: Option<Change>,
     },
     /// A private message to exactly one live session.
     Whisper {

@@ -2,7 +2,7 @@
 //! history, read positions and search.
 
 use super::*;
-use crate::net::protocol::{ErrorCode, MAX_SEARCH_PAGE, SearchHit, marks, search_terms};
+use crate::net::protocol::{Change, ErrorCode, MAX_SEARCH_PAGE, SearchHit, marks, search_terms};
 use crate::server::store::{HistoryRange, Search, SearchCursor, Sender};
 
 /// What a `ClientFrame::Send` posts.
@@ -11,6 +11,7 @@ pub(super) struct Post {
     pub client_id: String,
     pub text: String,
     pub reply_to: Option<u64>,
+    pub change: Option<Change>,
 }
 
 /// `ClientFrame::Send`.
@@ -26,9 +27,18 @@ pub(super) async fn send(
         client_id,
         text,
         reply_to,
+        change,
     } = post;
     let user = me.user_id;
-    check_text(&text)?;
+    match &change {
+        None => check_text(&text)?,
+        Some(_) if reply_to.is_some() => {
+            return Err(ProtocolError::invalid(
+                "an edit, delete or reaction answers no message",
+            ));
+        }
+        Some(change) => change.checks_text(&text)?,
+    }
     if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
         return Err(ProtocolError::invalid(format!(
             "client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"
@@ -56,6 +66,8 @@ pub(super) async fn send(
             client_id,
             text,
             reply_to,
+            change,
+            admin: shared.admins.contains(&me.path().user),
             claim: me.claim,
             then: Box::new(move |result| match result {
                 Ok(stored) => {

@@ -36,12 +36,14 @@ pub(super) async fn handle(
             client_id,
             text,
             reply_to,
+            change,
         } => {
             let post = messages::Post {
                 channel,
                 client_id,
                 text,
                 reply_to,
+                change,
             };
             messages::send(shared, me, outbox, id, post).await
         }

@@ -23,6 +23,7 @@ use crate::net::protocol::{
 mod acts;
 mod backend;
 mod brakes;
+pub mod changes;
 pub mod postgres;
 mod queue;
 mod refusals;

@@ -4,7 +4,7 @@
 
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ChannelAct, ChatMessage, FOREVER, MAX_HISTORY_PAGE_BYTES, ProtocolError, SessionKind,
+    Change, ChannelAct, ChatMessage, FOREVER, MAX_HISTORY_PAGE_BYTES, ProtocolError, SessionKind,
     Visibility, remaining_in_words,
 };
 
@@ -302,6 +302,10 @@ pub struct Append {
     pub text: String,
     /// The seq of the message of the channel this one answers.
     pub reply_to: Option<u64>,
+    /// Set on an edit, delete or reaction: the message it changes (see `changes`).
+    pub change: Option<Change>,
+    /// The sender is a server admin (who may delete any message).
+    pub admin: bool,
     /// The sender's claim on its path (see `Store::claim_path`), on a store shared by
     /// several instances: refused once another sign-in took the path over.
     pub claim: Option<i64>,

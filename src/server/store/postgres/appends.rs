@@ -11,13 +11,15 @@ use std::collections::HashMap;
 
 use tokio_postgres::types::ToSql;
 
-use super::messages::stored_message;
+use super::messages::{MESSAGE_COLUMNS, stored_message};
 use super::{Db, Writer, db_error, narrow, visibility_from};
 use crate::net::names::Name;
 use crate::net::protocol::{
-    ChatMessage, ProtocolError, ReplyMode, SessionKind, Visibility, from_name,
+    Change, ChatMessage, ProtocolError, ReplyMode, SessionKind, Visibility, from_name,
 };
+use crate::server::rules::Standing;
 use crate::server::store::brakes::Settings;
+use crate::server::store::changes::Verdict;
 use crate::server::store::refusals;
 use crate::server::store::{
     Append, Appended, ChannelId, GroupOutcome, UserId, as_sql_seq, finish_group, now_ms,
@@ -46,6 +48,8 @@ struct NewRows {
     body: Vec<String>,
     sender_kind: Vec<String>,
     reply_to: Vec<Option<i64>>,
+    event: Vec<Option<&'static str>>,
+    target: Vec<Option<i64>>,
 }
 
 impl Db<'_> {
@@ -90,15 +94,15 @@ impl Db<'_> {
     }
 
     /// For each (channel, sender) of the group that is a membership: until when the sender is
-    /// muted there, if at all.
+    /// muted there, if at all, and their role.
     async fn standings(
         self,
         pairs: &[(ChannelId, UserId)],
-    ) -> Result<HashMap<(ChannelId, UserId), Option<i64>>, ProtocolError> {
+    ) -> Result<HashMap<(ChannelId, UserId), (Option<i64>, String)>, ProtocolError> {
         let (channels, users): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
         let rows = self
             .query(
-                "SELECT m.channel_id, m.user_id, t.until
+                "SELECT m.channel_id, m.user_id, t.until, m.role
                  FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS k(channel_id, user_id)
                  JOIN memberships m ON m.channel_id = k.channel_id AND m.user_id = k.user_id
                  LEFT JOIN channel_mutes t ON t.channel_id = k.channel_id AND t.user_id = k.user_id",
@@ -107,7 +111,7 @@ impl Db<'_> {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
             .collect())
     }
 
@@ -139,12 +143,15 @@ impl Db<'_> {
         let channels: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let senders: Vec<i64> = keys.iter().map(|k| k.1).collect();
         let client_ids: Vec<&str> = keys.iter().map(|k| k.2).collect();
-        let sql = "SELECT m.channel_id, m.sender_id, m.client_id,
-                          m.seq, m.ts, m.sender_path, m.body, m.sender_kind, m.reply_to
+        let sql = format!(
+            "SELECT m.channel_id, m.sender_id, m.client_id, {MESSAGE_COLUMNS}
              FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS k(channel_id, sender_id, client_id)
              JOIN messages m ON m.channel_id = k.channel_id AND m.sender_id = k.sender_id
-                            AND m.client_id = k.client_id";
-        let rows = self.query(sql, &[&channels, &senders, &client_ids]).await?;
+                            AND m.client_id = k.client_id"
+        );
+        let rows = self
+            .query(&sql, &[&channels, &senders, &client_ids])
+            .await?;
         let mut found = HashMap::with_capacity(rows.len());
         for row in rows {
             let channel: ChannelId = row.get(0);
@@ -157,24 +164,13 @@ impl Db<'_> {
         Ok(found)
     }
 
-    /// Writes a group's new rows and its channels' counters (sent together).
-    async fn write_group(
-        self,
-        rows: &NewRows,
-        now: i64,
-        postings: &HashMap<Name, Posting>,
-    ) -> Result<(), ProtocolError> {
+    /// Writes the rows a group has made so far, and forgets them.
+    async fn insert_rows(self, rows: &mut NewRows, now: i64) -> Result<(), ProtocolError> {
         if rows.seq.is_empty() {
             return Ok(());
         }
-        let changed: Vec<&Posting> = postings.values().filter(|p| p.changed).collect();
-        let ids: Vec<i64> = changed.iter().map(|p| p.id).collect();
-        let seqs: Vec<i64> = changed.iter().map(|p| p.last_seq).collect();
-        let runs: Vec<i64> = changed
-            .iter()
-            .map(|p| i64::from(p.settings.agent_run))
-            .collect();
-        let new_rows: [&(dyn ToSql + Sync); 9] = [
+        let rows = std::mem::take(rows);
+        let new_rows: [&(dyn ToSql + Sync); 11] = [
             &rows.channel_id,
             &rows.seq,
             &rows.sender_id,
@@ -184,15 +180,39 @@ impl Db<'_> {
             &rows.sender_kind,
             &now,
             &rows.reply_to,
+            &rows.event,
+            &rows.target,
         ];
-        let insert = self.execute(
-            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body, sender_kind, reply_to)
-             SELECT channel_id, seq, $8, sender_id, sender_path, client_id, body, sender_kind, reply_to
+        self.execute(
+            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body, sender_kind, reply_to, event, target)
+             SELECT channel_id, seq, $8, sender_id, sender_path, client_id, body, sender_kind, reply_to, event, target
              FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[],
-                         $6::TEXT[], $7::TEXT[], $9::BIGINT[])
-                  AS r(channel_id, seq, sender_id, sender_path, client_id, body, sender_kind, reply_to)",
+                         $6::TEXT[], $7::TEXT[], $9::BIGINT[], $10::TEXT[], $11::BIGINT[])
+                  AS r(channel_id, seq, sender_id, sender_path, client_id, body, sender_kind, reply_to, event, target)",
             &new_rows,
-        );
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes a group's new rows and its channels' counters (sent together).
+    async fn write_group(
+        self,
+        rows: &mut NewRows,
+        now: i64,
+        postings: &HashMap<Name, Posting>,
+    ) -> Result<(), ProtocolError> {
+        let changed: Vec<&Posting> = postings.values().filter(|p| p.changed).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = changed.iter().map(|p| p.id).collect();
+        let seqs: Vec<i64> = changed.iter().map(|p| p.last_seq).collect();
+        let runs: Vec<i64> = changed
+            .iter()
+            .map(|p| i64::from(p.settings.agent_run))
+            .collect();
+        let insert = self.insert_rows(rows, now);
         let new_counters: [&(dyn ToSql + Sync); 3] = [&ids, &seqs, &runs];
         let counters = self.execute(
             "UPDATE channels c SET last_seq = u.last_seq, agent_run = u.agent_run
@@ -285,14 +305,14 @@ impl Writer {
         let mut rows = NewRows::default();
         let mut results = Vec::with_capacity(appends.len());
         for a in appends {
-            let result = (|| {
+            let result = async {
                 let Some(p) = postings.get_mut(&a.channel) else {
                     return Err(ProtocolError::not_found(format!(
                         "there is no channel #{}",
                         a.channel
                     )));
                 };
-                let Some(&muted_until) = standings.get(&(p.id, a.sender_id)) else {
+                let Some((muted_until, role)) = standings.get(&(p.id, a.sender_id)) else {
                     return Err(refusals::not_a_member(&a.channel, p.visibility));
                 };
                 let key = (p.id, a.sender_id, a.client_id.clone());
@@ -309,22 +329,47 @@ impl Writer {
                 if a.claim.is_some() && claims.get(&a.from.to_string()) != a.claim.as_ref() {
                     return Err(refusals::taken_over(&a.from));
                 }
-                refusals::may_post(&a.channel, p.archived, muted_until, now)?;
+                refusals::may_post(&a.channel, p.archived, *muted_until, now)?;
                 refusals::may_reply_to(&a.channel, a.reply_to, p.last_seq)?;
-                if a.kind == SessionKind::Agent {
+                let target = match &a.change {
+                    Some(change) => {
+                        // The target may be among this group's rows: they go in first.
+                        db.insert_rows(&mut rows, now).await?;
+                        let standing = Standing {
+                            role: from_name(role),
+                            admin: a.admin,
+                        };
+                        let (target, verdict) = db.check_change(p.id, a, change, standing).await?;
+                        if let Verdict::AlreadyReacted(seq) = verdict {
+                            return Ok(Appended {
+                                channel_id: p.id,
+                                message: db.message_at(&a.channel, p.id, seq).await?,
+                                duplicate: true,
+                            });
+                        }
+                        Some(target)
+                    }
+                    None => None,
+                };
+                // Changes are not turns: they neither spend the agents' budget nor wait for
+                // slow mode.
+                let turn = a.change.is_none();
+                if turn && a.kind == SessionKind::Agent {
                     self.brakes
                         .check((p.id, &a.channel), &p.settings, &a.from, now)?;
                 }
                 p.last_seq += 1;
                 p.changed = true;
-                // The turn count: agents add one, a person's message starts it again.
-                p.settings.agent_run = match a.kind {
-                    SessionKind::Agent => p.settings.agent_run.saturating_add(1),
-                    SessionKind::Human => 0,
-                };
                 let seq = u64::try_from(p.last_seq).unwrap_or(0);
-                self.brakes
-                    .record(p.id, &p.settings, (&a.from, a.kind), (seq, &a.text), now);
+                if turn {
+                    // The turn count: agents add one, a person's message starts it again.
+                    p.settings.agent_run = match a.kind {
+                        SessionKind::Agent => p.settings.agent_run.saturating_add(1),
+                        SessionKind::Human => 0,
+                    };
+                    self.brakes
+                        .record(p.id, &p.settings, (&a.from, a.kind), (seq, &a.text), now);
+                }
                 let message = ChatMessage {
                     channel: a.channel.clone(),
                     seq,
@@ -333,7 +378,7 @@ impl Writer {
                     from_kind: Some(a.kind),
                     text: a.text.clone(),
                     reply_to: a.reply_to,
-                    change: None,
+                    change: a.change.clone(),
                     edited: None,
                     deleted: false,
                     reactions: Vec::new(),
@@ -346,16 +391,26 @@ impl Writer {
                 rows.body.push(a.text.clone());
                 rows.sender_kind.push(a.kind.to_string());
                 rows.reply_to.push(a.reply_to.map(as_sql_seq));
+                rows.event.push(a.change.as_ref().map(Change::name));
+                rows.target
+                    .push(a.change.as_ref().map(|c| as_sql_seq(c.target())));
+                if let (Some(change), Some(target)) = (&a.change, &target) {
+                    db.insert_rows(&mut rows, now).await?;
+                    let channel = (p.id, &a.channel);
+                    db.apply_change(channel, a, change, target, (p.last_seq, now))
+                        .await?;
+                }
                 earlier.insert(key, message.clone());
                 Ok(Appended {
                     channel_id: p.id,
                     message,
                     duplicate: false,
                 })
-            })();
+            }
+            .await;
             results.push(result);
         }
-        db.write_group(&rows, now, &postings).await?;
+        db.write_group(&mut rows, now, &postings).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(results)
     }

@@ -4,7 +4,8 @@ use tokio_postgres::Row;
 
 use super::{Db, name_from, narrow};
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{ChatMessage, ProtocolError, from_name};
+use crate::net::protocol::{Change, ChatMessage, ProtocolError, from_name};
+use crate::server::store::changes;
 use crate::server::store::{
     Bounds, Channel, ChannelId, HistoryRange, Page, Purged, UserId, as_sql_seq,
 };
@@ -12,8 +13,11 @@ use crate::server::store::{
 /// The advisory lock the retention purge runs under, so one instance purges at a time.
 const PURGE_LOCK: i64 = 0x636f_6e63_6c61_7602;
 
-/// The columns `stored_message` reads, in its order.
-const MESSAGE_COLUMNS: &str = "seq, ts, sender_path, body, sender_kind, reply_to";
+/// The columns of `messages m` that `stored_message` reads, in its order.
+pub(super) const MESSAGE_COLUMNS: &str = "m.seq, m.ts, m.sender_path, m.body, m.sender_kind, m.reply_to, m.event, m.target, m.edited_at, m.deleted";
+
+/// How many columns `MESSAGE_COLUMNS` names (where the columns after them start).
+pub(super) const MESSAGE_COLUMN_COUNT: usize = 10;
 
 /// A message of `channel` from a row with `MESSAGE_COLUMNS` from column `at` on.
 pub(super) fn stored_message(
@@ -23,6 +27,8 @@ pub(super) fn stored_message(
 ) -> Result<ChatMessage, ProtocolError> {
     let from: &str = row.get(at + 2);
     let kind: Option<&str> = row.get(at + 4);
+    let seq = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+    let event: Option<&str> = row.get(at + 6);
     Ok(ChatMessage {
         channel: channel.clone(),
         seq: u64::try_from(row.get::<_, i64>(at)).unwrap_or(0),
@@ -30,12 +36,12 @@ pub(super) fn stored_message(
         from: SessionPath::parse(from).map_err(|e| ProtocolError::internal(e.to_string()))?,
         from_kind: kind.and_then(from_name),
         text: row.get(at + 3),
-        reply_to: row
-            .get::<_, Option<i64>>(at + 5)
-            .and_then(|r| u64::try_from(r).ok()),
-        change: None,
-        edited: None,
-        deleted: false,
+        reply_to: seq(row.get(at + 5)),
+        change: event
+            .zip(seq(row.get(at + 7)))
+            .and_then(|(event, target)| Change::from_stored(event, target)),
+        edited: row.get(at + 8),
+        deleted: row.get(at + 9),
         reactions: Vec::new(),
     })
 }
@@ -67,16 +73,48 @@ impl Db<'_> {
         } = range.bounds();
         let order = if forward { "ASC" } else { "DESC" };
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE channel_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq {order} LIMIT $4"
+            "SELECT {MESSAGE_COLUMNS} FROM messages m
+             WHERE m.channel_id = $1 AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq {order} LIMIT $4"
         );
         let rows = self
             .query(&sql, &[&channel.id, &after, &before, &fetch])
             .await?;
-        Page::cut(
+        let mut page = Page::cut(
             range,
             rows.iter().map(|row| stored_message(&channel.name, row, 0)),
-        )
+        )?;
+        self.attach_reactions(channel.id, &mut page.messages)
+            .await?;
+        Ok(page)
+    }
+
+    /// Puts the reactions in force on a page's messages.
+    async fn attach_reactions(
+        self,
+        channel: ChannelId,
+        messages: &mut [ChatMessage],
+    ) -> Result<(), ProtocolError> {
+        let Some((first, last)) = changes::reaction_range(messages) else {
+            return Ok(());
+        };
+        let rows = self
+            .query(
+                "SELECT seq, reaction, user_name FROM reactions
+                 WHERE channel_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY event_seq",
+                &[&channel, &as_sql_seq(first), &as_sql_seq(last)],
+            )
+            .await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.get(0);
+            found.push((
+                u64::try_from(seq).unwrap_or(0),
+                row.get(1),
+                name_from(row.get(2))?,
+            ));
+        }
+        changes::attach_reactions(messages, found);
+        Ok(())
     }
 
     /// Messages after `after` up to `upto` (see `Store::catch_up`).
@@ -95,8 +133,8 @@ impl Db<'_> {
         };
         let name = name_from(row.get(0))?;
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE channel_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq ASC LIMIT $4"
+            "SELECT {MESSAGE_COLUMNS} FROM messages m
+             WHERE m.channel_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq ASC LIMIT $4"
         );
         let (after, upto) = (as_sql_seq(after), as_sql_seq(upto));
         let rows = self

@@ -35,6 +35,7 @@ mod accounts;
 mod api;
 mod appends;
 mod audit;
+mod changes;
 mod channels;
 mod claim;
 mod governance;
@@ -65,6 +66,10 @@ type Finish = Box<dyn FnOnce(Result<(), ProtocolError>) + Send>;
 type WriteJob =
     Box<dyn for<'a> FnOnce(Db<'a>, &'a mut Brakes) -> BoxFuture<'a, (bool, Finish)> + Send>;
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "appends are nearly every job; boxing them would allocate once per message"
+)]
 enum Job {
     Call(WriteJob),
     Append(Append),

@@ -3,7 +3,7 @@
 
 use tokio_postgres::types::ToSql;
 
-use super::messages::stored_message;
+use super::messages::{MESSAGE_COLUMN_COUNT, MESSAGE_COLUMNS, stored_message};
 use super::{Db, name_from};
 use crate::net::protocol::ProtocolError;
 use crate::server::store::{ChannelId, Found, Search, Sender, UserId, as_sql_seq};
@@ -73,9 +73,10 @@ impl Db<'_> {
             query.push(format!("phraseto_tsquery('simple', ${})", params.len()));
         }
         let sql = format!(
-            "SELECT m.seq, m.ts, m.sender_path, m.body, m.sender_kind, m.reply_to, c.name, m.channel_id
+            "SELECT {MESSAGE_COLUMNS}, c.name, m.channel_id
              FROM messages m JOIN channels c ON c.id = m.channel_id
              WHERE m.channel_id = $1
+               AND m.event IS NULL
                AND m.search @@ ({})
                AND ($2::BIGINT IS NULL OR m.sender_id = $2)
                AND ($3::TEXT IS NULL OR m.sender_path = $3)
@@ -92,15 +93,18 @@ impl Db<'_> {
             params[0] = channel;
             rows.extend(self.query(&sql, &params).await?);
         }
-        let key =
-            |row: &tokio_postgres::Row| -> (i64, i64, i64) { (row.get(1), row.get(7), row.get(0)) };
+        // After the message's columns: its channel's name, then its id.
+        let (name_at, id_at) = (MESSAGE_COLUMN_COUNT, MESSAGE_COLUMN_COUNT + 1);
+        let key = |row: &tokio_postgres::Row| -> (i64, i64, i64) {
+            (row.get(1), row.get(id_at), row.get(0))
+        };
         rows.sort_unstable_by_key(|row| std::cmp::Reverse(key(row)));
         rows.truncate(usize::try_from(fetch).unwrap_or(usize::MAX));
         Found::cut(
             search.limit,
             rows.iter().map(|row| {
-                let channel = name_from(row.get(6))?;
-                Ok((row.get(7), stored_message(&channel, row, 0)?))
+                let channel = name_from(row.get(name_at))?;
+                Ok((row.get(id_at), stored_message(&channel, row, 0)?))
             }),
         )
     }

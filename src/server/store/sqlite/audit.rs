@@ -21,30 +21,7 @@ pub enum AuditScope {
 
 impl Db {
     pub fn record_audit(&mut self, record: &AuditRecord) -> Result<(), ProtocolError> {
-        let (channel_id, channel_name) = match &record.channel {
-            Some((id, name)) => (Some(*id), Some(name.as_str())),
-            None => (None, None),
-        };
-        self.conn
-            .prepare_cached(
-                "INSERT INTO audit (ts, actor_id, actor_path, action, channel_id, channel_name, target, detail, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    record.ts,
-                    record.actor_id,
-                    record.by.to_string(),
-                    record.action,
-                    channel_id,
-                    channel_name,
-                    record.target,
-                    record.detail,
-                    record.reason
-                ])
-            })
-            .map_err(internal)?;
-        Ok(())
+        insert_audit(&self.conn, record)
     }
 
     /// A page of the log, newest first, of entries older than `before`; and whether more
@@ -209,4 +186,34 @@ impl Db {
         users.truncate(limit as usize);
         Ok((users, more))
     }
+}
+
+/// Writes one audit entry on `conn` (inside whatever transaction the caller holds).
+pub(super) fn insert_audit(
+    conn: &rusqlite::Connection,
+    record: &AuditRecord,
+) -> Result<(), ProtocolError> {
+    let (channel_id, channel_name) = match &record.channel {
+        Some((id, name)) => (Some(*id), Some(name.as_str())),
+        None => (None, None),
+    };
+    conn.prepare_cached(
+                "INSERT INTO audit (ts, actor_id, actor_path, action, channel_id, channel_name, target, detail, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    record.ts,
+                    record.actor_id,
+                    record.by.to_string(),
+                    record.action,
+                    channel_id,
+                    channel_name,
+                    record.target,
+                    record.detail,
+                    record.reason
+                ])
+            })
+            .map_err(internal)?;
+    Ok(())
 }

@@ -3,12 +3,15 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::audit::insert_audit;
 use super::{Db, internal, name_from, visibility_from};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    ChatMessage, ProtocolError, ReplyMode, SessionKind, Visibility, from_name,
+    Change, ChatMessage, ProtocolError, ReplyMode, SessionKind, Visibility, from_name,
 };
+use crate::server::rules::Standing;
 use crate::server::store::brakes::{Brakes, Settings};
+use crate::server::store::changes::{self, Reactions, Target, Verdict};
 use crate::server::store::refusals;
 use crate::server::store::{
     Append, Appended, Bounds, Channel, ChannelId, HistoryRange, Page, Purged, UserId, as_sql_seq,
@@ -43,20 +46,65 @@ impl Db {
             fetch,
         } = range.bounds();
         let sql = if forward {
-            "SELECT seq, ts, sender_path, body, sender_kind, reply_to FROM messages
-             WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq ASC LIMIT ?4"
+            concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m
+                 WHERE m.channel_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq ASC LIMIT ?4"
+            )
         } else {
-            "SELECT seq, ts, sender_path, body, sender_kind, reply_to FROM messages
-             WHERE channel_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
+            concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m
+                 WHERE m.channel_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq DESC LIMIT ?4"
+            )
         };
         let mut stmt = self.conn.prepare_cached(sql).map_err(internal)?;
         let rows = stmt
             .query_map(params![channel.id, after, before, fetch], message_row)
             .map_err(internal)?;
-        Page::cut(
+        let mut page = Page::cut(
             range,
             rows.map(|row| stored_message(&channel.name, row.map_err(internal)?)),
-        )
+        )?;
+        drop(stmt);
+        self.attach_reactions(channel.id, &mut page.messages)?;
+        Ok(page)
+    }
+
+    /// Puts the reactions in force on a page's messages.
+    fn attach_reactions(
+        &mut self,
+        channel: ChannelId,
+        messages: &mut [ChatMessage],
+    ) -> Result<(), ProtocolError> {
+        let Some((first, last)) = changes::reaction_range(messages) else {
+            return Ok(());
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, reaction, user_name FROM reactions
+                 WHERE channel_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY event_seq",
+            )
+            .map_err(internal)?;
+        let rows = stmt
+            .query_map(params![channel, as_sql_seq(first), as_sql_seq(last)], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(internal)?;
+        let mut found = Vec::new();
+        for row in rows {
+            let (seq, reaction, user) = row.map_err(internal)?;
+            found.push((u64::try_from(seq).unwrap_or(0), reaction, name_from(user)?));
+        }
+        changes::attach_reactions(messages, found);
+        Ok(())
     }
 
     /// Messages after `after` up to `upto` (see `Store::catch_up`).
@@ -80,10 +128,12 @@ impl Db {
         let name = name_from(name)?;
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT seq, ts, sender_path, body, sender_kind, reply_to FROM messages
-                 WHERE channel_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq ASC LIMIT ?4",
-            )
+            .prepare_cached(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m
+                 WHERE m.channel_id = ?1 AND m.seq > ?2 AND m.seq <= ?3 ORDER BY m.seq ASC LIMIT ?4"
+            ))
             .map_err(internal)?;
         let (after, upto) = (as_sql_seq(after), as_sql_seq(upto));
         let rows = stmt
@@ -212,25 +262,30 @@ impl Db {
             )));
         };
         let channel_id = row.id;
-        // Whether the sender is a member, and until when they are muted.
-        let standing: Option<Option<i64>> = tx
+        // Whether the sender is a member, until when they are muted, and their role.
+        let standing: Option<(Option<i64>, String)> = tx
             .prepare_cached(
-                "SELECT (SELECT until FROM channel_mutes t WHERE t.channel_id = m.channel_id AND t.user_id = m.user_id)
+                "SELECT (SELECT until FROM channel_mutes t WHERE t.channel_id = m.channel_id AND t.user_id = m.user_id),
+                        m.role
                  FROM memberships m WHERE m.channel_id = ?1 AND m.user_id = ?2",
             )
             .and_then(|mut s| {
-                s.query_row(params![channel_id, a.sender_id], |r| r.get(0))
-                    .optional()
+                s.query_row(params![channel_id, a.sender_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
             })
             .map_err(internal)?;
-        let Some(muted_until) = standing else {
+        let Some((muted_until, role)) = standing else {
             return Err(refusals::not_a_member(&a.channel, row.visibility));
         };
         let earlier: Option<MessageRow> = tx
-            .prepare_cached(
-                "SELECT seq, ts, sender_path, body, sender_kind, reply_to FROM messages
-                 WHERE channel_id = ?1 AND sender_id = ?2 AND client_id = ?3",
-            )
+            .prepare_cached(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m
+                 WHERE m.channel_id = ?1 AND m.sender_id = ?2 AND m.client_id = ?3"
+            ))
             .and_then(|mut s| {
                 s.query_row(params![channel_id, a.sender_id, a.client_id], message_row)
                     .optional()
@@ -245,13 +300,33 @@ impl Db {
         }
         refusals::may_post(&a.channel, row.archived, muted_until, now)?;
         refusals::may_reply_to(&a.channel, a.reply_to, row.last_seq)?;
-        if a.kind == SessionKind::Agent {
+        let target = match &a.change {
+            Some(change) => {
+                let standing = Standing {
+                    role: from_name(&role),
+                    admin: a.admin,
+                };
+                let (target, verdict) = Self::check_change(tx, channel_id, a, change, standing)?;
+                if let Verdict::AlreadyReacted(seq) = verdict {
+                    return Ok(Appended {
+                        channel_id,
+                        message: Self::message_at(tx, &a.channel, channel_id, seq)?,
+                        duplicate: true,
+                    });
+                }
+                Some(target)
+            }
+            None => None,
+        };
+        // Changes are not turns: they neither spend the agents' budget nor wait for slow mode.
+        let turn = a.change.is_none();
+        if turn && a.kind == SessionKind::Agent {
             brakes.check((channel_id, &a.channel), &row.brakes, &a.from, now)?;
         }
         let seq = row.last_seq + 1;
         tx.prepare_cached(
-            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body, sender_kind, reply_to)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body, sender_kind, reply_to, event, target)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -263,25 +338,33 @@ impl Db {
                 a.client_id,
                 a.text,
                 a.kind.to_string(),
-                a.reply_to.map(as_sql_seq)
+                a.reply_to.map(as_sql_seq),
+                a.change.as_ref().map(Change::name),
+                a.change.as_ref().map(|c| as_sql_seq(c.target()))
             ])
         })
         .map_err(internal)?;
+        if let (Some(change), Some(target)) = (&a.change, &target) {
+            Self::apply_change(tx, (channel_id, &a.channel), a, change, target, (seq, now))?;
+        }
         // The turn count: agents add one, a person's message starts it again.
-        let agent_run = match a.kind {
-            SessionKind::Agent => row.brakes.agent_run.saturating_add(1),
-            SessionKind::Human => 0,
+        let agent_run = match (turn, a.kind) {
+            (false, _) => row.brakes.agent_run,
+            (true, SessionKind::Agent) => row.brakes.agent_run.saturating_add(1),
+            (true, SessionKind::Human) => 0,
         };
         tx.prepare_cached("UPDATE channels SET last_seq = ?1, agent_run = ?2 WHERE id = ?3")
             .and_then(|mut s| s.execute(params![seq, agent_run, channel_id]))
             .map_err(internal)?;
-        brakes.record(
-            channel_id,
-            &row.brakes,
-            (&a.from, a.kind),
-            (seq as u64, &a.text),
-            now,
-        );
+        if turn {
+            brakes.record(
+                channel_id,
+                &row.brakes,
+                (&a.from, a.kind),
+                (seq as u64, &a.text),
+                now,
+            );
+        }
         Ok(Appended {
             channel_id,
             message: ChatMessage {
@@ -292,13 +375,154 @@ impl Db {
                 from_kind: Some(a.kind),
                 text: a.text.clone(),
                 reply_to: a.reply_to,
-                change: None,
+                change: a.change.clone(),
                 edited: None,
                 deleted: false,
                 reactions: Vec::new(),
             },
             duplicate: false,
         })
+    }
+
+    /// Reads what an edit, delete or reaction needs of its target and asks the rules.
+    fn check_change(
+        tx: &rusqlite::Connection,
+        channel_id: ChannelId,
+        a: &Append,
+        change: &Change,
+        standing: Standing,
+    ) -> Result<(Target, Verdict), ProtocolError> {
+        let at = as_sql_seq(change.target());
+        let target = tx
+            .prepare_cached(
+                "SELECT sender_id, event IS NOT NULL, deleted, body FROM messages
+                 WHERE channel_id = ?1 AND seq = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![channel_id, at], |r| {
+                    Ok(Target {
+                        sender_id: r.get(0)?,
+                        is_event: r.get(1)?,
+                        deleted: r.get(2)?,
+                        text: r.get(3)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(internal)?;
+        let reactions = match change {
+            Change::React { .. } => tx
+                .prepare_cached(
+                    "SELECT (SELECT event_seq FROM reactions
+                             WHERE channel_id = ?1 AND seq = ?2 AND reaction = ?3 AND user_id = ?4),
+                            (SELECT count(DISTINCT reaction) FROM reactions WHERE channel_id = ?1 AND seq = ?2),
+                            EXISTS (SELECT 1 FROM reactions WHERE channel_id = ?1 AND seq = ?2 AND reaction = ?3)",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![channel_id, at, a.text, a.sender_id], |r| {
+                        Ok(Reactions {
+                            mine: r.get::<_, Option<i64>>(0)?.and_then(|s| u64::try_from(s).ok()),
+                            kinds: usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                            present: r.get(2)?,
+                        })
+                    })
+                })
+                .map_err(internal)?,
+            _ => Reactions::default(),
+        };
+        let verdict = changes::check(
+            &a.channel,
+            change,
+            &a.text,
+            target.as_ref(),
+            (a.sender_id, standing),
+            reactions,
+        )?;
+        let target = target.ok_or_else(|| ProtocolError::internal("a checked target is gone"))?;
+        Ok((target, verdict))
+    }
+
+    /// Applies a stored edit, delete or reaction (event `seq`) to its target, and writes the
+    /// audit entry an edit or delete leaves.
+    fn apply_change(
+        tx: &rusqlite::Connection,
+        (channel_id, channel): (ChannelId, &Name),
+        a: &Append,
+        change: &Change,
+        target: &Target,
+        (seq, now): (i64, i64),
+    ) -> Result<(), ProtocolError> {
+        let at = as_sql_seq(change.target());
+        let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| {
+            tx.prepare_cached(sql)
+                .and_then(|mut s| s.execute(values))
+                .map_err(internal)
+        };
+        match change {
+            Change::Edit { .. } => {
+                run(
+                    "UPDATE messages SET body = ?3, edited_at = ?4 WHERE channel_id = ?1 AND seq = ?2",
+                    &[&channel_id, &at, &a.text, &now],
+                )?;
+            }
+            Change::Delete { .. } => {
+                run(
+                    "UPDATE messages SET body = '', deleted = 1 WHERE channel_id = ?1 AND seq = ?2",
+                    &[&channel_id, &at],
+                )?;
+                // The edits' texts go too; the reactions go with the message.
+                run(
+                    "UPDATE messages SET body = '' WHERE channel_id = ?1 AND target = ?2 AND event = 'edit'",
+                    &[&channel_id, &at],
+                )?;
+                run(
+                    "DELETE FROM reactions WHERE channel_id = ?1 AND seq = ?2",
+                    &[&channel_id, &at],
+                )?;
+            }
+            Change::React { removed: false, .. } => {
+                run(
+                    "INSERT INTO reactions (channel_id, seq, reaction, user_id, user_name, event_seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    &[&channel_id, &at, &a.text, &a.sender_id, &a.from.user.as_str(), &seq],
+                )?;
+            }
+            Change::React { removed: true, .. } => {
+                run(
+                    "DELETE FROM reactions
+                     WHERE channel_id = ?1 AND seq = ?2 AND reaction = ?3 AND user_id = ?4",
+                    &[&channel_id, &at, &a.text, &a.sender_id],
+                )?;
+            }
+        }
+        if let Some(record) = changes::audit(
+            (channel_id, channel),
+            change,
+            target,
+            (&a.from, a.sender_id),
+            now,
+        ) {
+            insert_audit(tx, &record)?;
+        }
+        Ok(())
+    }
+
+    /// The stored message (or event) `seq` of a channel.
+    fn message_at(
+        tx: &rusqlite::Connection,
+        channel: &Name,
+        channel_id: ChannelId,
+        seq: u64,
+    ) -> Result<ChatMessage, ProtocolError> {
+        let row = tx
+            .prepare_cached(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m WHERE m.channel_id = ?1 AND m.seq = ?2"
+            ))
+            .and_then(|mut s| s.query_row(params![channel_id, as_sql_seq(seq)], message_row))
+            .map_err(internal)?;
+        stored_message(channel, row)
     }
 
     /// Commits a group of appends in one transaction, then runs each continuation in order.
@@ -322,37 +546,65 @@ impl Db {
     }
 }
 
-/// A stored message's columns: seq, ts, sender_path, body, sender_kind.
-pub(super) type MessageRow = (i64, i64, String, String, Option<String>, Option<i64>);
+/// The columns of `messages m` that `message_row` reads, in its order.
+macro_rules! message_columns {
+    () => {
+        "m.seq, m.ts, m.sender_path, m.body, m.sender_kind, m.reply_to, m.event, m.target, m.edited_at, m.deleted"
+    };
+}
+pub(super) use message_columns;
+
+/// A stored message's columns (see `message_columns`).
+pub(super) struct MessageRow {
+    pub seq: i64,
+    pub ts: i64,
+    from: String,
+    text: String,
+    kind: Option<String>,
+    reply_to: Option<i64>,
+    event: Option<String>,
+    target: Option<i64>,
+    edited_at: Option<i64>,
+    deleted: bool,
+}
 
 /// Reads `MessageRow`'s columns, in its order.
 pub(super) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
+    Ok(MessageRow {
+        seq: r.get(0)?,
+        ts: r.get(1)?,
+        from: r.get(2)?,
+        text: r.get(3)?,
+        kind: r.get(4)?,
+        reply_to: r.get(5)?,
+        event: r.get(6)?,
+        target: r.get(7)?,
+        edited_at: r.get(8)?,
+        deleted: r.get(9)?,
+    })
 }
 
 /// A message of `channel` as it was stored.
 pub(super) fn stored_message(
     channel: &Name,
-    (seq, ts, from, text, kind, reply_to): MessageRow,
+    row: MessageRow,
 ) -> Result<ChatMessage, ProtocolError> {
+    let seq = |n: i64| u64::try_from(n).ok();
     Ok(ChatMessage {
         channel: channel.clone(),
-        seq: seq as u64,
-        ts,
-        from: SessionPath::parse(&from).map_err(|e| ProtocolError::internal(e.to_string()))?,
-        from_kind: kind.as_deref().and_then(from_name),
-        text,
-        reply_to: reply_to.and_then(|r| u64::try_from(r).ok()),
-        change: None,
-        edited: None,
-        deleted: false,
+        seq: seq(row.seq).unwrap_or(0),
+        ts: row.ts,
+        from: SessionPath::parse(&row.from).map_err(|e| ProtocolError::internal(e.to_string()))?,
+        from_kind: row.kind.as_deref().and_then(from_name),
+        text: row.text,
+        reply_to: row.reply_to.and_then(seq),
+        change: row
+            .event
+            .as_deref()
+            .zip(row.target.and_then(seq))
+            .and_then(|(event, target)| Change::from_stored(event, target)),
+        edited: row.edited_at,
+        deleted: row.deleted,
         reactions: Vec::new(),
     })
 }

@@ -38,6 +38,10 @@ mod search;
 
 type DbJob = Box<dyn FnOnce(&mut Db) + Send>;
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "appends are nearly every job; boxing them would allocate once per message"
+)]
 enum Job {
     Call(DbJob),
     Append(Append),

@@ -136,6 +136,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V3_GOVERNANCE),
         M::up(V4_SEARCH),
         M::up(V5_REPLIES),
+        M::up(V6_CHANGES),
     ])
 }
 
@@ -169,6 +170,30 @@ END;
 
 /// Replies: the seq of the message (in the same channel) a message answers.
 const V5_REPLIES: &str = "ALTER TABLE messages ADD COLUMN reply_to INTEGER;";
+
+/// Edits, deletes and reactions: each is an event row of `messages` (its `event` and
+/// `target`, the seq it changes), so it takes its place in the channel's order; the target row
+/// is changed in place (`edited_at`, `deleted`). Reactions in force are rows of their own,
+/// gone with their message.
+const V6_CHANGES: &str = "
+ALTER TABLE messages ADD COLUMN event TEXT;
+ALTER TABLE messages ADD COLUMN target INTEGER;
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX messages_target ON messages (channel_id, target) WHERE target IS NOT NULL;
+CREATE TABLE reactions (
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    reaction TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    user_name TEXT NOT NULL,
+    event_seq INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, seq, reaction, user_id)
+) WITHOUT ROWID;
+CREATE TRIGGER reactions_of_removed_messages AFTER DELETE ON messages BEGIN
+    DELETE FROM reactions WHERE channel_id = old.channel_id AND seq = old.seq;
+END;
+";
 
 /// Brings `conn` to the newest schema.
 pub fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
@@ -211,7 +236,7 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use rusqlite::params;
 
-use super::messages::{message_row, stored_message};
+use super::messages::{message_columns, message_row, stored_message};
 use super::{Db, internal, name_from};
 use crate::net::names::Name;
 use crate::net::protocol::ProtocolError;
@@ -41,7 +41,7 @@ impl Db {
             tx.prepare_cached(
                 "INSERT INTO messages_fts (rowid, body)
                  SELECT (channel_id << 32) | seq, body FROM messages
-                 WHERE channel_id = ?1 AND seq > ?2 AND seq <= ?3",
+                 WHERE channel_id = ?1 AND seq > ?2 AND seq <= ?3 AND event IS NULL",
             )
             .and_then(|mut s| s.execute(params![channel, from, upto]))
             .map_err(internal)?;
@@ -83,9 +83,10 @@ impl Db {
         let kind = search.kind.map(|k| k.to_string());
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT m.seq, m.ts, m.sender_path, m.body, m.sender_kind, m.reply_to
-                 FROM messages_fts f
+            .prepare_cached(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages_fts f
                  JOIN messages m ON m.channel_id = ?2 AND m.seq = (f.rowid & 4294967295)
                  WHERE messages_fts MATCH ?1
                    AND f.rowid BETWEEN (?2 << 32) AND ((?2 << 32) | 4294967295)
@@ -96,8 +97,8 @@ impl Db {
                    AND (?7 IS NULL OR m.ts < ?7)
                    AND (?8 IS NULL OR (m.ts, m.channel_id, m.seq) < (?8, ?9, ?10))
                  ORDER BY f.rowid DESC
-                 LIMIT ?11",
-            )
+                 LIMIT ?11"
+            ))
             .map_err(internal)?;
         let mut hits = Vec::new();
         for &channel in &channels {
@@ -124,7 +125,7 @@ impl Db {
             }
         }
         drop(stmt);
-        hits.sort_unstable_by(|(c1, m1), (c2, m2)| (m2.1, c2, m2.0).cmp(&(m1.1, c1, m1.0)));
+        hits.sort_unstable_by(|(c1, m1), (c2, m2)| (m2.ts, c2, m2.seq).cmp(&(m1.ts, c1, m1.seq)));
         hits.truncate(usize::try_from(fetch).unwrap_or(usize::MAX));
         let names = self.channel_names(&channels)?;
         Found::cut(

@@ -75,6 +75,8 @@ fn message(
         client_id: client_id.into(),
         text: text.into(),
         reply_to: None,
+        change: None,
+        admin: false,
         claim: None,
         then: Box::new(then),
     }

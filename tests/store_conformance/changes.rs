@@ -1,0 +1,190 @@
+//! Edits, deletes and reactions: events with seqs of their own, applied to their targets,
+//! allowed by the rules, shown in history, kept in the audit log and out of search.
+
+use conclave::net::protocol::{Change, ChannelAct, ErrorCode, Role};
+use conclave::server::store::{HistoryRange, Search, Store};
+
+use crate::support::{act, actor, change, join, name, post, refused, setup, user};
+
+fn everything() -> HistoryRange {
+    HistoryRange {
+        after: Some(0),
+        before: None,
+        limit: 50,
+    }
+}
+
+fn react(target: u64, removed: bool) -> Change {
+    Change::React { target, removed }
+}
+
+pub async fn an_edit_is_an_event_that_rewrites_its_target_for_its_sender_only(store: impl Store) {
+    let alice = setup(&store).await;
+    let bob = user(&store, "bob", 2).await;
+    join(&store, &bob, "general").await;
+    post(&store, &alice, "general", "c1", "helo wrold")
+        .await
+        .unwrap();
+    let theirs = change(
+        &store,
+        &bob,
+        "general",
+        Change::Edit { target: 1 },
+        "mine now",
+    )
+    .await;
+    refused(
+        theirs,
+        ErrorCode::Forbidden,
+        "only its sender may edit #general:1",
+    );
+    let edit = change(
+        &store,
+        &alice,
+        "general",
+        Change::Edit { target: 1 },
+        "hello world",
+    )
+    .await
+    .unwrap();
+    assert_eq!(edit.message.seq, 2, "an event takes the next seq");
+    assert_eq!(edit.message.change, Some(Change::Edit { target: 1 }));
+    let page = store
+        .history(&name("general"), bob.user_id, everything())
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), 2);
+    assert_eq!(page.messages[0].text, "hello world");
+    assert!(page.messages[0].edited.is_some());
+    assert_eq!(page.messages[1].change, Some(Change::Edit { target: 1 }));
+    // The old text stays in the audit log, for the channel's moderators.
+    let (entries, _) = store
+        .audit_page(&actor(&alice, false), Some(&name("general")), None, 10)
+        .await
+        .unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == "edit" && e.detail.contains("helo wrold")),
+        "{entries:?}"
+    );
+    // Search finds the message by its new words, once, and not by its old ones.
+    let found = store
+        .search(bob.user_id, &Search::terms(vec!["world".into()], 10))
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = found.hits.iter().map(|(_, m)| m.seq).collect();
+    assert_eq!(seqs, [1]);
+    let old = store
+        .search(bob.user_id, &Search::terms(vec!["wrold".into()], 10))
+        .await
+        .unwrap();
+    assert!(old.hits.is_empty());
+    let event = change(&store, &alice, "general", Change::Edit { target: 2 }, "x").await;
+    refused(event, ErrorCode::Invalid, "is an edit, delete or reaction");
+    let missing = change(&store, &alice, "general", Change::Edit { target: 9 }, "x").await;
+    refused(missing, ErrorCode::NotFound, "#general has no message 9");
+}
+
+pub async fn a_delete_leaves_a_tombstone_and_moderators_may_delete_any(store: impl Store) {
+    let alice = setup(&store).await;
+    let bob = user(&store, "bob", 2).await;
+    let carol = user(&store, "carol", 3).await;
+    join(&store, &bob, "general").await;
+    join(&store, &carol, "general").await;
+    post(&store, &bob, "general", "b1", "a secret")
+        .await
+        .unwrap();
+    change(
+        &store,
+        &bob,
+        "general",
+        Change::Edit { target: 1 },
+        "a secret, again",
+    )
+    .await
+    .unwrap();
+    change(&store, &carol, "general", react(1, false), "👀")
+        .await
+        .unwrap();
+    let member = change(&store, &carol, "general", Change::Delete { target: 1 }, "").await;
+    refused(
+        member,
+        ErrorCode::Forbidden,
+        "only its sender and the moderators",
+    );
+    let moderator = ChannelAct::Role {
+        user: name("carol"),
+        role: Role::Moderator,
+    };
+    act(&store, &actor(&alice, false), "general", moderator)
+        .await
+        .unwrap();
+    change(&store, &carol, "general", Change::Delete { target: 1 }, "")
+        .await
+        .unwrap();
+    let page = store
+        .history(&name("general"), alice.user_id, everything())
+        .await
+        .unwrap();
+    let gone = &page.messages[0];
+    assert!(gone.deleted);
+    assert_eq!(gone.text, "");
+    assert!(gone.reactions.is_empty());
+    assert_eq!(page.messages[1].text, "", "the edit's text goes too");
+    assert_eq!(page.messages[3].change, Some(Change::Delete { target: 1 }));
+    let again = change(&store, &bob, "general", Change::Edit { target: 1 }, "back").await;
+    refused(again, ErrorCode::NotFound, "#general:1 was deleted");
+    let found = store
+        .search(alice.user_id, &Search::terms(vec!["secret".into()], 10))
+        .await
+        .unwrap();
+    assert!(found.hits.is_empty());
+}
+
+pub async fn reactions_are_counted_once_per_user_and_taken_back(store: impl Store) {
+    let alice = setup(&store).await;
+    let bob = user(&store, "bob", 2).await;
+    join(&store, &bob, "general").await;
+    post(&store, &alice, "general", "c1", "deploying")
+        .await
+        .unwrap();
+    let first = change(&store, &bob, "general", react(1, false), "👍")
+        .await
+        .unwrap();
+    let again = change(&store, &bob, "general", react(1, false), "👍")
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.message.seq, first.message.seq, "no second event");
+    change(&store, &alice, "general", react(1, false), "👍")
+        .await
+        .unwrap();
+    change(&store, &alice, "general", react(1, false), "seen")
+        .await
+        .unwrap();
+    let page = store
+        .history(&name("general"), bob.user_id, everything())
+        .await
+        .unwrap();
+    let reactions = &page.messages[0].reactions;
+    assert_eq!(reactions.len(), 2);
+    assert_eq!(reactions[0].reaction, "👍");
+    assert_eq!(reactions[0].count, 2);
+    assert_eq!(reactions[0].users, [name("bob"), name("alice")]);
+    change(&store, &bob, "general", react(1, true), "👍")
+        .await
+        .unwrap();
+    let never = change(&store, &bob, "general", react(1, true), "seen").await;
+    refused(
+        never,
+        ErrorCode::NotFound,
+        "you have not reacted seen to #general:1",
+    );
+    let page = store
+        .history(&name("general"), bob.user_id, everything())
+        .await
+        .unwrap();
+    assert_eq!(page.messages[0].reactions[0].count, 1);
+    assert_eq!(page.messages.last().unwrap().change, Some(react(1, true)));
+}
