@@ -207,6 +207,12 @@ enum Command {
         #[arg(long, value_name = "SEQ", value_parser = clap::value_parser!(u64).range(1..))]
         reply_to: Option<u64>,
     },
+    /// Edit one of your messages (TEXT `-` reads stdin)
+    Edit(cli::changes::EditArgs),
+    /// Delete a message: your own, or any in a channel you moderate
+    Delete(cli::changes::DeleteArgs),
+    /// React to a message with an emoji or a word, or take the reaction back
+    React(cli::changes::ReactArgs),
     /// Whisper to one live session, by path user/machine/session (TEXT `-` reads stdin)
     Whisper {
         /// The session to whisper to, user/machine/session (see `conclave who`)
@@ -550,6 +556,9 @@ async fn run(cli: Cli) -> Result<()> {
             let (channel, server) = on_server(&channel, server.as_deref())?;
             cli::send(&env, channel, &text, reply_to, server, handle.as_deref()).await
         }
+        Command::Edit(args) => cli::changes::edit(&env, args).await,
+        Command::Delete(args) => cli::changes::delete(&env, args).await,
+        Command::React(args) => cli::changes::react(&env, args).await,
         Command::Whisper { path, text, server } => {
             cli::whisper(&env, &path, &text, server.as_deref()).await
         }

@@ -75,3 +75,58 @@ fn an_agent_replies_and_hears_replies() {
     let reply = json(&lines.wait_for(WAIT, |l| l.contains("not me")));
     assert_eq!(reply["reply_to"], 1);
 }
+
+#[test]
+fn edits_deletes_and_reactions_reach_a_client_that_was_away_in_order_once() {
+    let server = Server::start();
+    let (alice, bob, _project) = setup(&server);
+    alice.ok(&["send", "general", "ship it?"]);
+    bob.ok(&["send", "general", "yes, ship it", "--reply-to", "1"]);
+    // While nobody tails: an edit, a reaction, a delete, and refusals.
+    assert_eq!(
+        alice.ok(&["edit", "general", "1", "ship it today?"]).trim(),
+        "#general 3"
+    );
+    bob.ok(&["react", "general", "1", "👍"]);
+    let e = bob.fails(&["delete", "general", "1"]);
+    assert!(e.contains("only its sender and the moderators"), "{e}");
+    bob.ok(&["delete", "general", "2"]);
+    let e = bob.fails(&["edit", "general", "1", "mine now"]);
+    assert!(e.contains("only its sender may edit #general:1"), "{e}");
+    let e = alice.fails(&["react", "general", "1", "two words"]);
+    assert!(e.contains("a reaction is one emoji or word"), "{e}");
+
+    // A client resuming after seq 1 hears each event once, in its place.
+    let (_tail, lines, err) = alice.spawn(&["tail", "general", "--since", "1", "--format", "json"]);
+    err.wait_for(WAIT, |l| l.contains("tailing #general as"));
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let v = json(&lines.wait_for(WAIT, |_| true));
+        seen.push((
+            v["seq"].as_u64().unwrap(),
+            v["kind"].as_str().unwrap().to_owned(),
+            v.get("target").and_then(|t| t.as_u64()),
+        ));
+        if v["seq"] == 2 {
+            assert_eq!(v["deleted"], true, "{v}");
+            assert_eq!(v["text"], "", "{v}");
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            (2, "message".into(), None),
+            (3, "edit".into(), Some(1)),
+            (4, "react".into(), Some(1)),
+            (5, "delete".into(), Some(2)),
+        ]
+    );
+
+    // History shows the message as it now stands.
+    let (_plain, plain, plain_err) = bob.spawn(&["tail", "general", "--last", "5"]);
+    plain_err.wait_for(WAIT, |l| l.contains("tailing"));
+    let first = plain.wait_for(WAIT, |l| l.contains("#general:1 "));
+    assert!(first.ends_with("ship it today? (edited) [👍 1]"), "{first}");
+    let gone = plain.wait_for(WAIT, |l| l.contains("#general:2 "));
+    assert!(gone.ends_with("(re #general:1): (deleted)"), "{gone}");
+}

@@ -6,29 +6,31 @@
 
 pub mod admin;
 pub mod bench;
+pub mod changes;
 pub mod moderation;
 pub mod search;
-mod send;
+pub mod send;
 pub mod servers;
 mod status;
+mod tail;
 
 pub use send::send;
 pub use status::status;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+pub use tail::{Format, message_json, message_line, resume_from, tail, whisper_json, whisper_line};
+use tail::{local_time, printable, rfc3339};
 
-use color_eyre::eyre::{Result, WrapErr, bail, eyre};
+use color_eyre::eyre::{Result, WrapErr, bail};
 
 use crate::net::client::{self, Opening, Session, Setup};
 use crate::net::config::{AutonomyKey, ClientConfig, autonomy_key, autonomy_place};
 use crate::net::human_key;
 use crate::net::identity::Identity;
-use crate::net::link::{LinkEvent, Resume};
+use crate::net::link::Resume;
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{
-    Autonomy, ChatMessage, PresenceChange, SessionKind, Visibility, WhisperMessage,
-};
+use crate::net::protocol::{Autonomy, SessionKind, Visibility};
 
 /// Where the verbs find the key and the config file.
 #[derive(Debug, Clone)]
@@ -330,167 +332,6 @@ pub async fn whisper(env: &Env, to: &str, text: &str, server: Option<&str>) -> R
     Ok(())
 }
 
-/// Output format of `tail`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
-/// One message as `tail --format json` prints it.
-pub fn message_json(m: &ChatMessage) -> serde_json::Value {
-    let mut json = serde_json::json!({
-        "kind": "message",
-        "channel": m.channel.as_str(),
-        "seq": m.seq,
-        "from": m.from.to_string(),
-        "ts": rfc3339(m.ts),
-        "text": m.text,
-    });
-    if let Some(reply_to) = m.reply_to {
-        json["reply_to"] = reply_to.into();
-    }
-    json
-}
-
-fn rfc3339(ts_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ts_ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-/// A whisper to the tailing session as `tail --format json` prints it.
-pub fn whisper_json(w: &WhisperMessage) -> serde_json::Value {
-    serde_json::json!({
-        "kind": "whisper",
-        "from": w.from.to_string(),
-        "to": w.to.to_string(),
-        "ts": rfc3339(w.ts),
-        "text": w.text,
-    })
-}
-
-fn local_time(ts_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ts_ms)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-/// One message as `tail` prints it for people: local time, channel, sender, text (later lines
-/// indented under the first).
-/// Text as a terminal may show it: control characters (escape sequences, carriage returns)
-/// from a sender are made visible instead of acted on, and later lines are indented.
-fn printable(text: &str) -> String {
-    crate::net::text::visible(text, "\n    ")
-}
-
-pub fn message_line(m: &ChatMessage) -> String {
-    let text = printable(&m.text);
-    let answering = m
-        .reply_to
-        .map(|seq| format!(" (re #{}:{seq})", m.channel))
-        .unwrap_or_default();
-    format!(
-        "[{}] #{}:{} {}{answering}: {text}",
-        local_time(m.ts),
-        m.channel,
-        m.seq,
-        m.from
-    )
-}
-
-pub fn whisper_line(w: &WhisperMessage) -> String {
-    let text = printable(&w.text);
-    format!("[{}] whisper from {}: {text}", local_time(w.ts), w.from)
-}
-
-/// `conclave tail`: prints a channel's messages (and whispers to this session) as they come,
-/// across reconnects and server restarts, until interrupted.
-pub async fn tail(
-    env: &Env,
-    channel: &str,
-    server: Option<&str>,
-    resume: Resume,
-    format: Format,
-) -> Result<()> {
-    let channel = Name::channel(channel)?;
-    let mut client = env
-        .connect(Connect {
-            server,
-            handle: None,
-            default_handle: "tail",
-            persistent: true,
-            setup: Setup::Key,
-        })
-        .await?;
-    let joined = client.link.join(&channel, resume).await?;
-    if joined.new_member {
-        eprintln!(
-            "conclave: you were not in #{channel}: joined it (`conclave leave {channel}` to leave)"
-        );
-    }
-    if let Resume::After(since) = resume {
-        let last = joined.channel.last_seq;
-        if since >= last {
-            eprintln!(
-                "conclave: #{channel} has no message after {since} (the newest is {last}); waiting for new ones"
-            );
-        }
-    }
-    eprintln!("conclave: tailing #{channel} as {}", client.path);
-    loop {
-        let event = tokio::select! {
-            event = client.events.recv() => event,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        };
-        let Some(event) = event else { return Ok(()) };
-        match event {
-            LinkEvent::Message(m) => match format {
-                Format::Text => println!("{}", message_line(&m)),
-                Format::Json => println!("{}", message_json(&m)),
-            },
-            LinkEvent::Presence(p) if format == Format::Text => {
-                let what = match p.change {
-                    PresenceChange::Joined => "joined",
-                    PresenceChange::Left => "left",
-                    PresenceChange::Online => "is online",
-                    PresenceChange::Offline => "went offline",
-                };
-                eprintln!("* {} {what} #{}", p.session.path, p.channel);
-            }
-            LinkEvent::Disconnected { reason, retry_in } => {
-                eprintln!(
-                    "conclave: {reason}; reconnecting in {}",
-                    human_duration(retry_in)
-                );
-            }
-            LinkEvent::Connected { path, .. } => eprintln!("conclave: connected as {path}"),
-            LinkEvent::ChannelLost { channel, reason } => bail!("lost #{channel}: {reason}"),
-            LinkEvent::Closed { reason } => bail!(reason),
-            LinkEvent::Whisper(w) => match format {
-                Format::Text => println!("{}", whisper_line(&w)),
-                Format::Json => println!("{}", whisper_json(&w)),
-            },
-            LinkEvent::Moderation(event) => {
-                let why = event
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                eprintln!("* {} {} in #{}{why}", event.by, event.act, event.channel);
-                if event.removes(&client.path) {
-                    bail!("you no longer receive #{}: {}", event.channel, event.act);
-                }
-            }
-            LinkEvent::Presence(_) | LinkEvent::Relay { .. } => {}
-        }
-    }
-}
-
 pub async fn who(env: &Env, channel: Option<&str>, server: Option<&str>) -> Result<()> {
     let channel = channel.map(Name::channel).transpose()?;
     let client = env.one_shot(server).await?;
@@ -572,16 +413,6 @@ pub async fn machine_remove(env: &Env, name: &str, server: Option<&str>) -> Resu
 /// The config directory: the flag, else the environment, else the platform default.
 pub fn config_dir(explicit: Option<&Path>) -> PathBuf {
     explicit.map_or_else(crate::net::config::default_config_dir, Path::to_path_buf)
-}
-
-/// Parses `--since`/`--last` into where `tail` starts.
-pub fn resume_from(since: Option<u64>, last: Option<u64>) -> Result<Resume> {
-    match (since, last) {
-        (Some(_), Some(_)) => Err(eyre!("give --since or --last, not both")),
-        (Some(seq), None) => Ok(Resume::After(seq)),
-        (None, Some(n)) => Ok(Resume::Last(n)),
-        (None, None) => Ok(Resume::Live),
-    }
 }
 
 /// `conclave perm set CHANNEL LEVEL`: records an agent autonomy level in the config file;

@@ -11,6 +11,7 @@ use color_eyre::eyre::{Result, bail};
 use crate::net::client::Setup;
 use crate::net::link::{LinkError, new_client_id};
 use crate::net::names::Name;
+use crate::net::protocol::Change;
 
 use super::{Connect, Env, message_text};
 
@@ -20,6 +21,14 @@ const SEND_DEADLINE: Duration = Duration::from_secs(20);
 /// Pause between tries, so a server that is restarting gets a moment.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
+/// What one `send`, `edit`, `delete` or `react` posts.
+pub struct Posting {
+    pub channel: Name,
+    pub text: String,
+    pub reply_to: Option<u64>,
+    pub change: Option<Change>,
+}
+
 pub async fn send(
     env: &Env,
     channel: &str,
@@ -28,8 +37,28 @@ pub async fn send(
     server: Option<&str>,
     handle: Option<&str>,
 ) -> Result<()> {
-    let channel = Name::channel(channel)?;
-    let text = message_text(text)?;
+    let posting = Posting {
+        channel: Name::channel(channel)?,
+        text: message_text(text)?,
+        reply_to,
+        change: None,
+    };
+    post(env, posting, server, handle).await
+}
+
+/// Posts a message or a change, once, retrying with its client id across lost connections.
+pub async fn post(
+    env: &Env,
+    posting: Posting,
+    server: Option<&str>,
+    handle: Option<&str>,
+) -> Result<()> {
+    let Posting {
+        channel,
+        text,
+        reply_to,
+        change,
+    } = posting;
     let how = || Connect {
         server,
         handle,
@@ -42,11 +71,15 @@ pub async fn send(
     let mut client = env.connect(how()).await?;
     let deadline = Instant::now() + SEND_DEADLINE;
     loop {
-        let lost = match client
-            .link
-            .send_as(&channel, &text, reply_to, &client_id)
-            .await
-        {
+        let link = &client.link;
+        let sent = match &change {
+            None => link.send_as(&channel, &text, reply_to, &client_id).await,
+            Some(change) => {
+                link.change_as(&channel, change.clone(), &text, &client_id)
+                    .await
+            }
+        };
+        let lost = match sent {
             Ok(receipt) => {
                 println!("#{channel} {}", receipt.seq);
                 return Ok(());

@@ -364,10 +364,22 @@ impl LinkHandle {
         change: Change,
         text: &str,
     ) -> Result<SendReceipt, LinkError> {
+        self.change_as(channel, change, text, &new_client_id())
+            .await
+    }
+
+    /// `change` under a client id of the caller's, so a retry never applies it twice.
+    pub async fn change_as(
+        &self,
+        channel: &Name,
+        change: Change,
+        text: &str,
+        client_id: &str,
+    ) -> Result<SendReceipt, LinkError> {
         let frame = ClientFrame::Send {
             id: 0,
             channel: channel.clone(),
-            client_id: new_client_id(),
+            client_id: client_id.to_owned(),
             text: text.to_owned(),
             reply_to: None,
             change: Some(change),
