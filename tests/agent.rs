@@ -53,7 +53,7 @@ fn mcp_handshake_tools_and_channel_pushes() {
         names,
         [
             "send", "whisper", "read", "unread", "channels", "who", "join", "leave", "status",
-            "search"
+            "search", "react", "edit"
         ]
     );
     for tool in tools.as_array().unwrap() {

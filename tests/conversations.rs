@@ -130,3 +130,52 @@ fn edits_deletes_and_reactions_reach_a_client_that_was_away_in_order_once() {
     let gone = plain.wait_for(WAIT, |l| l.contains("#general:2 "));
     assert!(gone.ends_with("(re #general:1): (deleted)"), "{gone}");
 }
+
+#[test]
+fn an_agent_hears_edits_and_deletes_and_reacts_and_edits_by_tool() {
+    let server = Server::start();
+    let (alice, bob, project) = setup(&server);
+    let mut agent = Mcp::spawn(
+        &alice,
+        project.path(),
+        &["--format", "jsonl", "--as", "bot", "--join", "general"],
+    );
+    assert_eq!(agent.next_line()["event"], "ready");
+    bob.ok(&["send", "general", "who broke the biuld?"]);
+    bob.ok(&["edit", "general", "1", "who broke the build?"]);
+    bob.ok(&["delete", "general", "1"]);
+    let mut next_message = || loop {
+        let v = agent.next_line();
+        if v["event"] == "message" {
+            break v;
+        }
+    };
+    assert!(next_message().get("edited").is_none());
+    let edit = next_message();
+    assert_eq!(
+        (edit["edited"].clone(), edit["text"].clone()),
+        (1.into(), "who broke the build?".into())
+    );
+    assert_eq!(next_message()["deleted"], 1);
+
+    bob.ok(&["send", "general", "deploy at 5"]);
+    agent.write(r#"{"cmd":"react","channel":"general","seq":4,"reaction":"seen","id":1}"#);
+    agent.write(r#"{"cmd":"send","channel":"general","text":"on it","id":2}"#);
+    agent.write(r#"{"cmd":"edit","channel":"general","seq":6,"text":"on it, at 5","id":3}"#);
+    let mut answered = std::collections::BTreeMap::new();
+    while answered.len() < 3 {
+        let v = agent.next_line();
+        if let Some(id) = v["id"].as_u64() {
+            answered.insert(id, v);
+        }
+    }
+    assert!(answered.values().all(|v| v["ok"] == true), "{answered:?}");
+    let (_tail, lines, err) = bob.spawn(&["tail", "general", "--last", "7", "--format", "json"]);
+    err.wait_for(WAIT, |l| l.contains("tailing"));
+    let deploy = json(&lines.wait_for(WAIT, |l| l.contains("deploy at 5")));
+    assert_eq!(deploy["reactions"][0]["reaction"], "seen", "{deploy}");
+    assert_eq!(deploy["reactions"][0]["users"][0], "alice", "{deploy}");
+    let mine = json(&lines.wait_for(WAIT, |l| l.contains(r#""seq":6"#)));
+    assert_eq!(mine["text"], "on it, at 5", "{mine}");
+    assert!(mine.get("edited").is_some(), "{mine}");
+}

@@ -40,6 +40,43 @@ pub struct SendArgs {
     pub reply_to: Option<u64>,
 }
 
+/// React to a message of a channel with an emoji or a short word ("seen", "working-on-it"):
+/// a cheap acknowledgement, shown on the message and not pushed to other agents as a post is.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct ReactArgs {
+    /// Channel name, e.g. general (general@ALIAS on another server).
+    #[serde(deserialize_with = "channel")]
+    #[schemars(with = "String")]
+    pub channel: ChannelRef,
+    /// The message's seq.
+    #[schemars(range(min = 1))]
+    pub seq: u64,
+    /// One emoji or word, at most 32 bytes, no spaces.
+    pub reaction: String,
+    /// Take the reaction back instead.
+    #[serde(default)]
+    pub remove: bool,
+}
+
+/// Replace the text of one of your own messages. The edit is pushed to every agent in the
+/// channel, like a post.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct EditArgs {
+    /// Channel name, e.g. general (general@ALIAS on another server).
+    #[serde(deserialize_with = "channel")]
+    #[schemars(with = "String")]
+    pub channel: ChannelRef,
+    /// The seq of your message.
+    #[schemars(range(min = 1))]
+    pub seq: u64,
+    /// Its new text, at most 16 KiB.
+    pub text: String,
+}
+
 /// Send a private message (at most 16 KiB) to one online session, by path
 /// user/machine/session (the `from` of a message).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -162,6 +199,14 @@ impl ToolArgs for SendArgs {
     const NAME: &'static str = "send";
 }
 
+impl ToolArgs for ReactArgs {
+    const NAME: &'static str = "react";
+}
+
+impl ToolArgs for EditArgs {
+    const NAME: &'static str = "edit";
+}
+
 impl ToolArgs for WhisperArgs {
     const NAME: &'static str = "whisper";
 }
@@ -238,6 +283,8 @@ pub fn specs() -> Vec<ToolSpec> {
         spec::<LeaveArgs>(),
         spec::<StatusArgs>(),
         spec::<SearchArgs>(),
+        spec::<ReactArgs>(),
+        spec::<EditArgs>(),
     ]
 }
 
@@ -438,6 +485,8 @@ mod tests {
             ("leave", &["channel"]),
             ("status", &[]),
             ("search", &["query"]),
+            ("react", &["channel", "seq", "reaction"]),
+            ("edit", &["channel", "seq", "text"]),
         ];
         let specs = specs();
         let names: Vec<&str> = specs.iter().map(|s| s.name).collect();

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::Change;
 use crate::net::protocol::{
     Autonomy, ChannelAct, ChannelAutonomy, ChannelSetting, ChatMessage, ModerationEvent, ReplyMode,
     WhisperMessage, duration_in_words, from_name,
@@ -355,6 +356,30 @@ pub fn moderation_notice(
     Some(text)
 }
 
+/// The meta key and the line that tell a model of a change to message `target`: the new
+/// text of an edit, quoted like any message; what a delete or reaction did.
+fn change_line(channel: &str, change: &Change, text: &str) -> (&'static str, String) {
+    let target = change.target();
+    match change {
+        Change::Edit { .. } => (
+            "edited",
+            format!(
+                "(edits #{channel}:{target}; it now reads:)\n{}",
+                quote_untrusted(text)
+            ),
+        ),
+        Change::Delete { .. } => ("deleted", format!("(deleted #{channel}:{target})")),
+        Change::React { removed, .. } => (
+            "reacted",
+            format!(
+                "({} {} on #{channel}:{target})",
+                if *removed { "took back" } else { "reacted" },
+                quote_untrusted(text)
+            ),
+        ),
+    }
+}
+
 fn push_for(origin: &Origin, items: Vec<Inbound>) -> Push {
     let mut meta = BTreeMap::from([("server".to_owned(), origin.alias.clone())]);
     let count = items.len();
@@ -385,7 +410,14 @@ fn push_for(origin: &Origin, items: Vec<Inbound>) -> Push {
                 if count > 1 {
                     lines.push(format!("{} (seq {}):", message.from, message.seq));
                 }
-                lines.push(quote_untrusted(&message.text));
+                match &message.change {
+                    None => lines.push(quote_untrusted(&message.text)),
+                    Some(change) => {
+                        let (key, line) = change_line(&channel, change, &message.text);
+                        meta.insert(key.into(), change.target().to_string());
+                        lines.push(line);
+                    }
+                }
             }
             Inbound::Whisper { whisper, level } => {
                 meta.insert("kind".into(), "whisper".into());

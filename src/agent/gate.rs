@@ -178,7 +178,10 @@ impl Floor {
         let Some(held) = self.waiting else {
             return FloorGate::Pass;
         };
+        // A change (edit, delete, reaction) is no turn: a person's does not end the wait.
+        let turn = message.change.is_none();
         match message.from_kind {
+            Some(SessionKind::Human) if !turn => FloorGate::Pass,
             Some(SessionKind::Human) => {
                 self.waiting = None;
                 FloorGate::Reopened { held }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::net::link::LinkEvent;
+use crate::net::protocol::Change;
 
 use super::core::Inbound;
 use super::{Agent, Effect, tools};
@@ -152,6 +153,15 @@ fn event_json(agent: &Arc<Agent>, server: usize, event: LinkEvent) -> Option<Val
             });
             if let Some(reply_to) = message.reply_to {
                 event["reply_to"] = reply_to.into();
+            }
+            match message.change {
+                Some(Change::Edit { target }) => event["edited"] = target.into(),
+                Some(Change::Delete { target }) => event["deleted"] = target.into(),
+                Some(Change::React { target, removed }) => {
+                    event["reacted"] = target.into();
+                    event["removed"] = removed.into();
+                }
+                None => {}
             }
             Some(event)
         }

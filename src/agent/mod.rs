@@ -29,6 +29,7 @@ use color_eyre::eyre::{Result, WrapErr};
 use crate::net::config::{AutonomyKey, ClientConfig};
 use crate::net::link::{LinkEvent, Resume};
 use crate::net::names::{Name, SessionPath};
+use crate::net::protocol::Change;
 use crate::net::protocol::{Autonomy, SessionKind, WhisperMessage};
 
 use self::core::{Inbound, Levels, Origin};
@@ -388,6 +389,12 @@ impl Agent {
                     };
                     (state.levels.channel(&message.channel), floor)
                 };
+                // A reaction is an acknowledgement, not a turn: only agents that converse
+                // hear of them.
+                let reaction = matches!(message.change, Some(Change::React { .. }));
+                if reaction && level < Autonomy::Converse {
+                    return Effect::None;
+                }
                 let reopened = match floor {
                     FloorGate::Pass => None,
                     FloorGate::Hold => return Effect::None,

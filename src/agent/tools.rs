@@ -12,8 +12,8 @@ use crate::net::protocol::{
 };
 
 use super::args::{
-    self, ChannelsArgs, JoinArgs, LeaveArgs, ReadArgs, SearchArgs, SendArgs, StatusArgs, ToolArgs,
-    UnreadArgs, WhisperArgs, WhoArgs,
+    self, ChannelsArgs, EditArgs, JoinArgs, LeaveArgs, ReactArgs, ReadArgs, SearchArgs, SendArgs,
+    StatusArgs, ToolArgs, UnreadArgs, WhisperArgs, WhoArgs,
 };
 use super::core::quote_untrusted;
 use super::gate::Floor;
@@ -79,8 +79,10 @@ pub async fn call(
         LeaveArgs::NAME => run::<LeaveArgs>(agent, args).await,
         StatusArgs::NAME => run::<StatusArgs>(agent, args).await,
         SearchArgs::NAME => run::<SearchArgs>(agent, args).await,
+        ReactArgs::NAME => run::<ReactArgs>(agent, args).await,
+        EditArgs::NAME => run::<EditArgs>(agent, args).await,
         other => Err(format!(
-            "there is no tool `{other}`; the tools are send, whisper, read, unread, channels, who, join, leave, status, search"
+            "there is no tool `{other}`; the tools are send, whisper, read, unread, channels, who, join, leave, status, search, react, edit"
         )
         .into()),
     }
@@ -148,6 +150,13 @@ pub enum Outcome {
     Whispered {
         to: String,
     },
+    /// An edit or reaction stored as event `seq`; `done` says which, in words.
+    Changed {
+        channel: String,
+        target: u64,
+        seq: u64,
+        done: &'static str,
+    },
     /// Each message with its channel's name.
     Messages {
         messages: Vec<(String, ChatMessage)>,
@@ -179,6 +188,12 @@ impl Outcome {
         match self {
             Self::Sent { channel, seq } => json!({"channel": channel, "seq": seq}),
             Self::Whispered { to } => json!({"to": to}),
+            Self::Changed {
+                channel,
+                target,
+                seq,
+                ..
+            } => json!({"channel": channel, "target": target, "seq": seq}),
             Self::Messages { messages, more } => json!({
                 "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
                 "more": *more != More::No,
@@ -207,6 +222,12 @@ impl Outcome {
         match self {
             Self::Sent { channel, seq } => format!("Posted to #{channel} as message {seq}."),
             Self::Whispered { to } => format!("Whispered to {to}."),
+            Self::Changed {
+                channel,
+                target,
+                done,
+                ..
+            } => format!("{done} #{channel}:{target}."),
             Self::Messages { messages, more } => {
                 if messages.is_empty() {
                     return "No messages.".into();
@@ -584,6 +605,7 @@ fn labelled(
         .collect()
 }
 
+mod changes;
 mod status;
 #[cfg(test)]
 mod tests;
