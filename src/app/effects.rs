@@ -131,6 +131,17 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &Replies) {
             }),
             Err(e) => Some(failed("who failed".into(), e)),
         },
+        Cmd::Change {
+            channel,
+            change,
+            text,
+        } => {
+            let what = change.name();
+            match link.change(&channel, change, &text).await {
+                Ok(_) => None,
+                Err(e) => Some(failed(format!("cannot {what} in #{channel}"), e)),
+            }
+        }
         Cmd::Member { channel, user, add } => {
             let done = if add {
                 link.add_member(&channel, &user).await

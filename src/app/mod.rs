@@ -6,6 +6,7 @@
 //! `view` after each batch. Drawing never waits on the network or the disk. Reaches the
 //! server only through `net::link`.
 
+mod changes;
 mod effects;
 pub mod help;
 pub mod model;

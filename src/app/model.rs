@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use ratatui_textarea::TextArea;
 
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Autonomy, SessionInfo};
+use crate::net::protocol::{Autonomy, Reaction, SessionInfo};
 
 use super::settings::Settings;
 
@@ -86,6 +86,11 @@ pub struct Entry {
     pub delivery: Delivery,
     /// The seq of the message (in the same room) this one answers.
     pub reply_to: Option<u64>,
+    /// Its sender changed its text since it was sent.
+    pub edited: bool,
+    /// Deleted: the text is gone.
+    pub deleted: bool,
+    pub reactions: Vec<Reaction>,
     /// Render memo: (pane width, wrapped lines) at the last draw, so a long scroll-back adds
     /// up heights instead of wrapping everything below the screen again.
     pub height: Cell<(u16, u16)>,

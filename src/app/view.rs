@@ -293,6 +293,56 @@ mod tests {
     }
 
     #[test]
+    fn edits_deletes_and_reactions_change_the_message_in_place() {
+        let mut app = connected();
+        live(&mut app, message("general", 1, "bob/desk/cli", "helo all"));
+        live(
+            &mut app,
+            message("general", 2, "carol/desk/cli", "a mistake"),
+        );
+        let change = |seq, from, change, text| crate::net::protocol::ChatMessage {
+            change: Some(change),
+            ..message("general", seq, from, text)
+        };
+        use crate::net::protocol::Change;
+        live(
+            &mut app,
+            change(3, "bob/desk/cli", Change::Edit { target: 1 }, "hello all"),
+        );
+        live(
+            &mut app,
+            change(4, "carol/desk/cli", Change::Delete { target: 2 }, ""),
+        );
+        let react = |seq, from| {
+            change(
+                seq,
+                from,
+                Change::React {
+                    target: 1,
+                    removed: false,
+                },
+                "👍",
+            )
+        };
+        live(&mut app, react(5, "carol/desk/cli"));
+        live(&mut app, react(6, "dave/desk/cli"));
+        live(
+            &mut app,
+            change(
+                7,
+                "dave/desk/cli",
+                Change::React {
+                    target: 1,
+                    removed: false,
+                },
+                "seen",
+            ),
+        );
+        insta::assert_snapshot!(draw(&app, 80, 12).backend());
+        assert_eq!(app.rooms[1].unread, 0, "changes are not unread messages");
+    }
+
+    #[test]
     fn reconnect_banner() {
         let mut app = busy();
         update(

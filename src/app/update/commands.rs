@@ -9,6 +9,7 @@ use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{Audience, Autonomy, RelayBody, Visibility, from_name};
 use crate::net::servers::split_channel;
 
+use super::changes;
 use super::moderation::{audit, show_topic};
 use super::table::{Verb, lookup};
 use super::{
@@ -100,6 +101,9 @@ pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
         delivery: Delivery::Pending { id },
         reply_to,
         height: Default::default(),
+        edited: false,
+        deleted: false,
+        reactions: Vec::new(),
     });
     app.rooms[room].trim_oldest();
     match &app.rooms[room].id {
@@ -336,6 +340,9 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
         Verb::Audit => focused_channel
             .ok_or_else(|| govern::NOT_HERE.to_owned())
             .map(|channel| audit(app, channel)),
+        Verb::Edit => changes::edit(focused_channel, rest),
+        Verb::Erase => changes::erase(focused_channel, rest),
+        Verb::React => changes::react(app, focused_channel, rest),
         Verb::Thread => match (focused_channel, arg.map(str::parse::<u64>)) {
             (Some(channel), Some(Ok(root))) => {
                 open_thread(app, channel, root);

@@ -8,7 +8,7 @@ use crate::app::settings::{Action, BellMode};
 use crate::app::text::mentions;
 use crate::net::link::LinkEvent;
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Audience, ChatMessage, PresenceChange, RelayBody, SessionKind};
+use crate::net::protocol::{Audience, Change, ChatMessage, PresenceChange, RelayBody, SessionKind};
 
 use super::moderation::on_moderation;
 use super::{Cmd, Listing, note, room_for};
@@ -100,6 +100,9 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
                 delivery: Delivery::Done,
                 reply_to: None,
                 height: Default::default(),
+                edited: false,
+                deleted: false,
+                reactions: Vec::new(),
             });
             app.rooms[room].trim_oldest();
             arrived(app, room, true, None)
@@ -158,6 +161,10 @@ pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
 }
 
 fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
+    if let Some(change) = message.change.clone() {
+        on_change(app, &message, &change);
+        return Vec::new();
+    }
     let room = room_for(app, RoomId::Channel(message.channel.clone()));
     let mine = app.srv().me.as_ref() == Some(&message.from);
     let mention = !mine
@@ -168,19 +175,10 @@ fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
             .is_some_and(|me| mentions(&message.text, me.user.as_str()));
     let channel = message.channel.clone();
     let text = message.text.clone();
-    let entry = Entry {
-        seq: Some(message.seq),
-        ts: message.ts,
-        from: Some(message.from),
-        text: message.text,
-        kind: EntryKind::Message,
-        mention,
-        delivery: Delivery::Done,
-        reply_to: message.reply_to,
-        height: Default::default(),
-    };
+    let reply_to = message.reply_to;
+    let entry = Entry::message(message, mention);
     // A reply also joins its thread, if that is open.
-    if let Some(root) = message.reply_to
+    if let Some(root) = reply_to
         && let Some(thread) = app.room_index(&RoomId::Thread(channel.clone(), root))
     {
         app.rooms[thread].insert_message(entry.clone());
@@ -204,6 +202,18 @@ fn on_message(app: &mut App, message: ChatMessage) -> Vec<Cmd> {
     }
     app.rooms[room].trim_oldest();
     arrived(app, room, mention, Some(&channel))
+}
+
+/// An edit, delete or reaction: applied where its message is loaded (its channel, and the
+/// thread it belongs to), counted as nothing unread.
+fn on_change(app: &mut App, message: &ChatMessage, change: &Change) {
+    let room = room_for(app, RoomId::Channel(message.channel.clone()));
+    app.rooms[room].apply_change(message, change);
+    for r in &mut app.rooms {
+        if matches!(&r.id, RoomId::Thread(channel, _) if *channel == message.channel) {
+            r.apply_change(message, change);
+        }
+    }
 }
 
 /// Bookkeeping for a new message in `room`: unread counts, "new below", the bell.

@@ -8,6 +8,7 @@
 //! them), `govern` (the commands that govern a channel), `moderation` (moderation acts as the
 //! rooms show them, invites and the audit view), `complete` (Tab).
 
+mod changes;
 mod commands;
 mod complete;
 mod govern;
@@ -148,6 +149,9 @@ fn note_at(app: &mut App, room: usize, kind: EntryKind, ts: i64, text: impl Into
         delivery: Delivery::Done,
         reply_to: None,
         height: Default::default(),
+        edited: false,
+        deleted: false,
+        reactions: Vec::new(),
     };
     app.rooms[room].entries.push_back(entry);
     app.rooms[room].trim_oldest();

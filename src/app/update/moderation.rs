@@ -176,6 +176,9 @@ pub(super) fn on_audit(app: &mut App, channel: Name, older: bool, page: Result<A
             delivery: Delivery::Done,
             reply_to: None,
             height: Default::default(),
+            edited: false,
+            deleted: false,
+            reactions: Vec::new(),
         });
     }
     // Entry ids are not messages: nothing here is unread.

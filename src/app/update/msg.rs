@@ -7,7 +7,8 @@ use crate::net::client::LocalServer;
 use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    Audience, AuditEntry, ChannelAct, ChannelInfo, RelayBody, SearchHit, SessionInfo, Visibility,
+    Audience, AuditEntry, Change, ChannelAct, ChannelInfo, RelayBody, SearchHit, SessionInfo,
+    Visibility,
 };
 
 /// Everything that can happen to the TUI.
@@ -163,6 +164,12 @@ pub enum Cmd {
     Who {
         channel: Option<Name>,
         show: bool,
+    },
+    /// Edit, delete or react to a message (the event comes back live, like a message).
+    Change {
+        channel: Name,
+        change: Change,
+        text: String,
     },
     /// Let a user into a channel, or end their membership.
     Member {

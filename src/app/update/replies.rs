@@ -133,17 +133,14 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                 let mention = me
                     .as_ref()
                     .is_some_and(|u| *u != m.from.user && mentions(&m.text, u.as_str()));
-                r.insert_message(Entry {
-                    seq: Some(m.seq),
-                    ts: m.ts,
-                    from: Some(m.from),
-                    text: m.text,
-                    kind: EntryKind::Message,
-                    mention,
-                    delivery: Delivery::Done,
-                    reply_to: m.reply_to,
-                    height: Default::default(),
-                });
+                match m.change.clone() {
+                    Some(change) => {
+                        r.apply_change(&m, &change);
+                    }
+                    None => {
+                        r.insert_message(Entry::message(m, mention));
+                    }
+                }
             }
             if older {
                 r.trim_newest();

@@ -198,6 +198,7 @@ impl Messages<'_> {
             ),
         };
         let text_style = match entry.delivery {
+            Delivery::Done if entry.deleted => Style::default().fg(theme.muted),
             Delivery::Done => text_style,
             Delivery::Pending { .. } => Style::default().fg(theme.muted),
             Delivery::Failed { .. } => Style::default().fg(theme.error),
@@ -238,6 +239,15 @@ impl Messages<'_> {
                 spans.push(Span::styled(text, hit_style(text_style)));
             }
             lines.push(Line::from(spans));
+        }
+        if !entry.reactions.is_empty() {
+            lines.push(Line::from(vec![
+                Span::raw(" ".repeat(TIME_WIDTH)),
+                Span::styled(
+                    truncate(&reactions_line(entry), body_width),
+                    Style::default().fg(theme.muted),
+                ),
+            ]));
         }
         out.extend(lines.into_iter().rev());
     }
@@ -284,16 +294,33 @@ fn delivery_note(entry: &Entry) -> String {
 }
 
 fn wrapped(entry: &Entry, head: &str, body_width: usize) -> Vec<String> {
+    let text = if entry.deleted {
+        "(deleted)"
+    } else {
+        &entry.text
+    };
+    let edited = if entry.edited { " (edited)" } else { "" };
     wrap(
-        &format!("{head}{}{}", entry.text, delivery_note(entry)),
+        &format!("{head}{text}{edited}{}", delivery_note(entry)),
         body_width,
     )
+}
+
+/// The line under a message with reactions: each one and how many made it.
+fn reactions_line(entry: &Entry) -> String {
+    entry
+        .reactions
+        .iter()
+        .map(|r| format!("{} {}", r.reaction, r.count))
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 /// How many lines an entry takes in a pane `width` columns wide (separators aside).
 pub fn entry_height(entry: &Entry, width: usize) -> usize {
     let quote = usize::from(entry.reply_to.is_some());
-    quote + wrapped(entry, &head(entry), width.saturating_sub(TIME_WIDTH).max(1)).len()
+    let reactions = usize::from(!entry.reactions.is_empty());
+    quote + reactions + wrapped(entry, &head(entry), width.saturating_sub(TIME_WIDTH).max(1)).len()
 }
 
 fn separator(label: &str, width: usize, style: Style) -> Line<'static> {

@@ -386,3 +386,57 @@ fn a_thread_shows_a_message_and_its_replies_and_what_is_typed_there_answers_it()
     let said = &app.focused_room().entries.back().unwrap().text;
     assert!(said.contains("usage: /thread SEQ"), "{said}");
 }
+
+#[test]
+fn edit_erase_and_react_change_a_message_by_its_seq_and_react_again_takes_it_back() {
+    use crate::net::protocol::Change;
+    let mut app = connected();
+    live(&mut app, message("general", 1, "alice/laptop/tui", "helo"));
+    let change = |cmds: &[Cmd]| match cmds {
+        [Cmd::Change { change, text, .. }] => (change.clone(), text.clone()),
+        other => panic!("{other:?}"),
+    };
+    let edit = run(&mut app, "/edit 1 hello, all");
+    assert_eq!(
+        change(&edit),
+        (Change::Edit { target: 1 }, "hello, all".into())
+    );
+    let erase = run(&mut app, "/erase 1");
+    assert_eq!(
+        change(&erase),
+        (Change::Delete { target: 1 }, String::new())
+    );
+    let add = Change::React {
+        target: 1,
+        removed: false,
+    };
+    assert_eq!(
+        change(&run(&mut app, "/react 1 👍")),
+        (add.clone(), "👍".into())
+    );
+    // Once my reaction is on the message, the same command takes it back.
+    live(
+        &mut app,
+        crate::net::protocol::ChatMessage {
+            change: Some(add),
+            ..message("general", 2, "alice/laptop/tui", "👍")
+        },
+    );
+    let back = Change::React {
+        target: 1,
+        removed: true,
+    };
+    assert_eq!(change(&run(&mut app, "/react 1 👍")), (back, "👍".into()));
+    assert!(run(&mut app, "/react 1 two words").is_empty());
+    assert!(
+        last_line(&app).contains("one emoji or word"),
+        "{}",
+        last_line(&app)
+    );
+    assert!(run(&mut app, "/erase one").is_empty());
+    assert!(
+        last_line(&app).contains("usage: /erase SEQ"),
+        "{}",
+        last_line(&app)
+    );
+}
