@@ -193,7 +193,7 @@ enum Command {
     },
     /// Post a message (TEXT `-` reads stdin)
     Send {
-        /// The channel to post in (CHANNEL@ALIAS on another of your servers)
+        /// The channel to post in (CHANNEL@ALIAS on another of your servers), or @USER
         channel: String,
         /// The message; `-` reads it from stdin
         text: String,
@@ -206,6 +206,16 @@ enum Command {
         /// Answer this message of the channel (its seq, as `tail` shows it)
         #[arg(long, value_name = "SEQ", value_parser = clap::value_parser!(u64).range(1..))]
         reply_to: Option<u64>,
+    },
+    /// Message a user in your direct conversation with them (TEXT `-` reads stdin); `tail @USER` follows it
+    Dm {
+        /// The user (USER@ALIAS on another of your servers)
+        user: String,
+        /// The message; `-` reads it from stdin
+        text: String,
+        /// Server: an alias from `conclave servers`, or ws://HOST:PORT [default: the default server]
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Edit one of your messages (TEXT `-` reads stdin)
     Edit(cli::changes::EditArgs),
@@ -225,7 +235,7 @@ enum Command {
     },
     /// Print a channel's messages as they arrive, across reconnects, until interrupted
     Tail {
-        /// The channel to print (CHANNEL@ALIAS on another of your servers)
+        /// The channel to print (CHANNEL@ALIAS on another of your servers), or @USER: your direct conversation with them
         channel: String,
         /// Server: an alias from `conclave servers`, or ws://HOST:PORT (instances of one server: comma-separated) [default: the default server, else ws://127.0.0.1:7420]
         #[arg(long)]
@@ -555,6 +565,9 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let (channel, server) = on_server(&channel, server.as_deref())?;
             cli::send(&env, channel, &text, reply_to, server, handle.as_deref()).await
+        }
+        Command::Dm { user, text, server } => {
+            cli::send::dm(&env, &user, &text, server.as_deref()).await
         }
         Command::Edit(args) => cli::changes::edit(&env, args).await,
         Command::Delete(args) => cli::changes::delete(&env, args).await,

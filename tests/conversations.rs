@@ -179,3 +179,57 @@ fn an_agent_hears_edits_and_deletes_and_reacts_and_edits_by_tool() {
     assert_eq!(mine["text"], "on it, at 5", "{mine}");
     assert!(mine.get("edited").is_some(), "{mine}");
 }
+
+#[test]
+fn a_direct_message_reaches_both_users_sessions_and_survives_a_restart() {
+    let mut server = Server::start();
+    let (alice, bob, project) = setup(&server);
+    // A session of bob's is live before the conversation exists: it is told, and joins.
+    let mut agent = Mcp::spawn(&bob, project.path(), &["--format", "jsonl", "--as", "bot"]);
+    assert_eq!(agent.next_line()["event"], "ready");
+    assert_eq!(alice.ok(&["dm", "bob", "hi bob"]).trim(), "#alice+bob 1");
+    let heard = loop {
+        let v = agent.next_line();
+        if v["event"] == "message" {
+            break v;
+        }
+    };
+    assert_eq!(
+        (heard["channel"].clone(), heard["text"].clone()),
+        ("alice+bob".into(), "hi bob".into())
+    );
+    bob.ok(&["send", "@alice", "hi alice"]);
+    let follow = |who: &common::User, other: &str| {
+        let (tail, lines, err) = who.spawn(&["tail", other, "--since", "0", "--format", "json"]);
+        err.wait_for(WAIT, |l| l.contains("tailing #alice+bob"));
+        let texts: Vec<String> = (0..2)
+            .map(|_| {
+                json(&lines.wait_for(WAIT, |_| true))["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        drop(tail);
+        texts
+    };
+    assert_eq!(follow(&alice, "@bob"), ["hi bob", "hi alice"]);
+    server.stop("TERM");
+    server.restart();
+    assert_eq!(follow(&bob, "@alice"), ["hi bob", "hi alice"]);
+
+    // Nobody else reads it, writes to it, or governs it; nobody takes its name.
+    let carol = common::User::register("carol", &server);
+    for verb in [&["tail", "alice+bob"][..], &["send", "alice+bob", "me too"]] {
+        let e = carol.fails(verb);
+        assert!(e.contains("there is no channel #alice+bob"), "{e}");
+    }
+    let e = alice.fails(&["channel", "topic", "alice+bob", "ours"]);
+    assert!(e.contains("direct conversation: nobody governs it"), "{e}");
+    let e = carol.fails(&["channel", "create", "alice+carol"]);
+    assert!(e.contains("starts with its first message"), "{e}");
+    let e = alice.fails(&["dm", "alice", "me?"]);
+    assert!(e.contains("@alice is you"), "{e}");
+    let e = alice.fails(&["dm", "nobody", "hello?"]);
+    assert!(e.contains("there is no user nobody"), "{e}");
+}

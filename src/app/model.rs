@@ -35,8 +35,19 @@ pub enum RoomId {
 
 impl RoomId {
     pub fn label(&self) -> String {
+        self.label_for(None)
+    }
+
+    /// The label `me` reads: a direct conversation is named by the other user (`@bob`).
+    pub fn label_for(&self, me: Option<&Name>) -> String {
         match self {
             Self::Home => "conclave".into(),
+            Self::Channel(name) if name.is_direct() => {
+                match me.and_then(|me| name.direct_peer(me)) {
+                    Some(peer) => format!("@{peer}"),
+                    None => format!("@{name}"),
+                }
+            }
             Self::Channel(name) => format!("#{name}"),
             Self::Whisper(path) => format!("@{path}"),
             Self::Audit(name) => format!("audit #{name}"),

@@ -107,7 +107,7 @@ fn render_input(app: &App, frame: &mut Frame, area: Rect) {
         .title(Span::styled(
             match &app.name_taken {
                 Some(_) => " pick a user name (Enter) ".to_owned(),
-                None => format!(" to {} ", app.focused_room().id.label()),
+                None => format!(" to {} ", app.room_label(app.focused_room())),
             },
             Style::default().fg(theme.muted),
         ));

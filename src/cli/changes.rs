@@ -3,7 +3,6 @@
 
 use color_eyre::eyre::Result;
 
-use crate::net::names::Name;
 use crate::net::protocol::{Change, check_reaction};
 
 use super::servers::on_server;
@@ -98,7 +97,7 @@ async fn post(
 ) -> Result<()> {
     let (channel, server) = on_server(channel, server)?;
     let posting = send::Posting {
-        channel: Name::channel(channel)?,
+        to: send::Conversation::parse(channel)?,
         text,
         reply_to: None,
         change: Some(change),

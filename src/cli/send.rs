@@ -13,6 +13,7 @@ use crate::net::link::{LinkError, new_client_id};
 use crate::net::names::Name;
 use crate::net::protocol::Change;
 
+use super::servers::on_server;
 use super::{Connect, Env, message_text};
 
 /// How long a send keeps trying after a connection was lost with the message in flight.
@@ -21,9 +22,38 @@ const SEND_DEADLINE: Duration = Duration::from_secs(20);
 /// Pause between tries, so a server that is restarting gets a moment.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
-/// What one `send`, `edit`, `delete` or `react` posts.
+/// Where a verb posts or reads: a channel, or (`@USER`) the direct conversation with a user,
+/// whose channel's name needs this user's own name, known once connected.
+#[derive(Debug, Clone)]
+pub enum Conversation {
+    Channel(Name),
+    With(Name),
+}
+
+impl Conversation {
+    /// `general`, `#general`, or `@bob`.
+    pub fn parse(input: &str) -> Result<Self> {
+        Ok(match input.strip_prefix('@') {
+            Some(user) => Self::With(Name::user(user)?),
+            None => Self::Channel(Name::channel(input)?),
+        })
+    }
+
+    /// The channel, for `me`.
+    pub fn channel(&self, me: &Name) -> Result<Name> {
+        match self {
+            Self::Channel(name) => Ok(name.clone()),
+            Self::With(user) if user == me => {
+                bail!("@{user} is you: a direct conversation is with someone else")
+            }
+            Self::With(user) => Ok(Name::direct(me, user)),
+        }
+    }
+}
+
+/// What one `send`, `dm`, `edit`, `delete` or `react` posts.
 pub struct Posting {
-    pub channel: Name,
+    pub to: Conversation,
     pub text: String,
     pub reply_to: Option<u64>,
     pub change: Option<Change>,
@@ -38,12 +68,25 @@ pub async fn send(
     handle: Option<&str>,
 ) -> Result<()> {
     let posting = Posting {
-        channel: Name::channel(channel)?,
+        to: Conversation::parse(channel)?,
         text: message_text(text)?,
         reply_to,
         change: None,
     };
     post(env, posting, server, handle).await
+}
+
+/// `conclave dm USER TEXT`: a message in the direct conversation with USER (`bob`, `@bob`,
+/// `bob@ALIAS` on another server), which it opens on first use.
+pub async fn dm(env: &Env, user: &str, text: &str, server: Option<&str>) -> Result<()> {
+    let (user, server) = on_server(user, server)?;
+    let posting = Posting {
+        to: Conversation::With(Name::user(user.trim_start_matches('@'))?),
+        text: message_text(text)?,
+        reply_to: None,
+        change: None,
+    };
+    post(env, posting, server, None).await
 }
 
 /// Posts a message or a change, once, retrying with its client id across lost connections.
@@ -54,7 +97,7 @@ pub async fn post(
     handle: Option<&str>,
 ) -> Result<()> {
     let Posting {
-        channel,
+        to,
         text,
         reply_to,
         change,
@@ -69,6 +112,7 @@ pub async fn post(
     let client_id = new_client_id();
     // Nothing can have been posted before the first connection: its failure is final.
     let mut client = env.connect(how()).await?;
+    let channel = to.channel(&client.path.user)?;
     let deadline = Instant::now() + SEND_DEADLINE;
     loop {
         let link = &client.link;

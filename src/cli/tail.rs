@@ -3,6 +3,7 @@
 
 use color_eyre::eyre::{Result, bail, eyre};
 
+use super::send::Conversation;
 use super::{Connect, Env, human_duration};
 use crate::net::client::Setup;
 use crate::net::link::{LinkEvent, Resume};
@@ -140,7 +141,7 @@ pub async fn tail(
     resume: Resume,
     format: Format,
 ) -> Result<()> {
-    let channel = Name::channel(channel)?;
+    let to = Conversation::parse(channel)?;
     let mut client = env
         .connect(Connect {
             server,
@@ -150,6 +151,7 @@ pub async fn tail(
             setup: Setup::Key,
         })
         .await?;
+    let channel = to.channel(&client.path.user)?;
     let joined = client.link.join(&channel, resume).await?;
     if joined.new_member {
         eprintln!(
@@ -209,7 +211,7 @@ pub async fn tail(
                     bail!("you no longer receive #{}: {}", event.channel, event.act);
                 }
             }
-            LinkEvent::Presence(_) | LinkEvent::Relay { .. } => {}
+            LinkEvent::Presence(_) | LinkEvent::Relay { .. } | LinkEvent::Opened(_) => {}
         }
     }
 }

@@ -150,6 +150,8 @@ pub enum LinkEvent {
     /// A moderation act in a joined channel (see `ModerationEvent::removes`: the link has
     /// already stopped tracking a channel the act removed this session from).
     Moderation(ModerationEvent),
+    /// A direct conversation of this user was just opened: join it to receive it.
+    Opened(ChannelInfo),
     /// A channel could not be re-joined after a reconnect (it was deleted or access revoked).
     ChannelLost {
         channel: Name,

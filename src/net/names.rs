@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Longest user, machine, session or channel name, in bytes. Short enough to fit a sidebar.
 pub const MAX_NAME_LEN: usize = 32;
 
+/// Joins the two user names of a direct conversation's channel.
+const DIRECT_JOIN: char = '+';
+
 /// Mentions read from one message.
 const MAX_MENTIONS_PER_MESSAGE: usize = 32;
 
@@ -74,9 +77,48 @@ impl Name {
         Self::parse("session handle", input)
     }
 
-    /// A channel name; one leading `#` is accepted and dropped.
+    /// A channel name; one leading `#` is accepted and dropped. The channel of a direct
+    /// conversation (`alice+bob`, see `direct`) is one too.
     pub fn channel(input: &str) -> Result<Self, NameError> {
-        Self::parse("channel name", input.strip_prefix('#').unwrap_or(input))
+        let input = input.strip_prefix('#').unwrap_or(input);
+        Self::parse("channel name", input).or_else(|e| Self::parse_direct(input).ok_or(e))
+    }
+
+    /// The channel of the direct conversation between two users: their names in order,
+    /// joined by `+` (`alice+bob`). Both sides name it alike, and no channel a person
+    /// creates can take it (a `+` is in no other name).
+    pub fn direct(a: &Name, b: &Name) -> Self {
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
+        Self(format!("{first}{DIRECT_JOIN}{second}"))
+    }
+
+    /// `Some` for a direct conversation's channel written as `direct` writes it: two
+    /// different user names, in order.
+    fn parse_direct(input: &str) -> Option<Self> {
+        let (a, b) = input.split_once(DIRECT_JOIN)?;
+        let (a, b) = (Self::user(a).ok()?, Self::user(b).ok()?);
+        (a < b).then(|| Self::direct(&a, &b))
+    }
+
+    /// The two users of a direct conversation's channel; `None` for any other name.
+    pub fn direct_users(&self) -> Option<(Name, Name)> {
+        let (a, b) = self.0.split_once(DIRECT_JOIN)?;
+        Some((Self(a.to_owned()), Self(b.to_owned())))
+    }
+
+    /// Whether this is a direct conversation's channel.
+    pub fn is_direct(&self) -> bool {
+        self.0.contains(DIRECT_JOIN)
+    }
+
+    /// In a direct conversation's channel, the user who is not `me`.
+    pub fn direct_peer(&self, me: &Name) -> Option<Name> {
+        let (a, b) = self.direct_users()?;
+        match (&a == me, &b == me) {
+            (true, _) => Some(b),
+            (_, true) => Some(a),
+            _ => None,
+        }
     }
 
     /// Turns free text (a directory name, a host name) into a valid name, or `None` if nothing
@@ -111,7 +153,7 @@ impl Name {
 impl TryFrom<String> for Name {
     type Error = NameError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse("name", &value)
+        Self::parse("name", &value).or_else(|e| Self::parse_direct(&value).ok_or(e))
     }
 }
 
@@ -224,6 +266,27 @@ mod tests {
             Err(NameError::TooLong { .. })
         ));
         assert!(Name::user(&"x".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn a_direct_conversation_is_named_by_its_two_users_in_order() {
+        let (alice, bob) = (Name::user("alice").unwrap(), Name::user("bob").unwrap());
+        let dm = Name::direct(&bob, &alice);
+        assert_eq!(dm.as_str(), "alice+bob");
+        assert_eq!(dm, Name::direct(&alice, &bob));
+        assert_eq!(Name::channel("#alice+bob").unwrap(), dm);
+        assert_eq!(dm.direct_users(), Some((alice.clone(), bob.clone())));
+        assert_eq!(dm.direct_peer(&alice), Some(bob.clone()));
+        assert_eq!(dm.direct_peer(&Name::user("carol").unwrap()), None);
+        assert!(dm.is_direct() && !alice.is_direct());
+        // Out of order, with oneself, or anything but two user names: not a channel.
+        for bad in ["bob+alice", "alice+alice", "alice+", "a+b+c", "alice+b c"] {
+            assert!(Name::channel(bad).is_err(), "{bad}");
+        }
+        // Only channels may be named so: users, machines and handles never.
+        assert!(Name::user("alice+bob").is_err());
+        let decoded: Name = serde_json::from_str("\"alice+bob\"").unwrap();
+        assert_eq!(decoded, dm);
     }
 
     #[test]

@@ -238,7 +238,10 @@ impl ClientConfig {
 /// picks the server.
 pub fn split_channel(text: &str) -> (&str, Option<&str>) {
     match text.rsplit_once('@') {
-        Some((channel, alias)) if !alias.is_empty() => (channel, Some(alias)),
+        // `@bob` alone names a user, not a server.
+        Some((channel, alias)) if !alias.is_empty() && !channel.is_empty() => {
+            (channel, Some(alias))
+        }
         _ => (text, None),
     }
 }

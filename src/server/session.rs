@@ -28,6 +28,7 @@ use super::store::{Account, Actor, Append, Backend, INVITE_TTL_MS, Signer, Store
 const MAX_SENDS_IN_FLIGHT: usize = 64;
 
 mod channels;
+mod direct;
 mod governance;
 mod machines;
 mod messages;
@@ -218,6 +219,7 @@ async fn handshake(
                     ),
                 ));
             }
+            direct::plain(&handle, "session handle")?;
             (handle, kind, on_conflict, instance)
         }
         other => {
@@ -276,6 +278,8 @@ async fn handshake(
     }
     match first_contact {
         Some(FirstContact::Register { username, machine }) => {
+            direct::plain(&username, "user name")?;
+            direct::plain(&machine, "machine name")?;
             let now = Instant::now();
             let known = shared.store.account_by_key(&public_key).await?.is_some();
             // Re-running `register` with an enrolled key makes nothing, so it is not counted.

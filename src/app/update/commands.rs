@@ -79,6 +79,41 @@ fn pick_name(app: &mut App, text: &str) -> Vec<Cmd> {
 
 /// Shows what I typed in `room` at once, marked pending, and asks for it to be sent. The
 /// entry becomes the stored message when the server acknowledges it, or says why not.
+/// `/dm USER [TEXT]`: opens the direct conversation with USER (made on first use) and
+/// says TEXT there.
+fn direct(app: &mut App, arg: Option<&str>, line: &str) -> Result<Vec<Cmd>, String> {
+    let usage = || "usage: /dm USER [TEXT]".to_owned();
+    let user =
+        Name::user(arg.ok_or_else(usage)?.trim_start_matches('@')).map_err(|e| e.to_string())?;
+    let me = app
+        .srv()
+        .me
+        .as_ref()
+        .map(|p| p.user.clone())
+        .ok_or("not connected yet")?;
+    if user == me {
+        return Err(format!(
+            "@{user} is you: a direct conversation is with someone else"
+        ));
+    }
+    let channel = Name::direct(&me, &user);
+    let room = room_for(app, RoomId::Channel(channel.clone()));
+    open_room(app, room);
+    let mut cmds = vec![Cmd::Join {
+        channel,
+        invite: None,
+    }];
+    let text = line
+        .splitn(3, char::is_whitespace)
+        .nth(2)
+        .unwrap_or("")
+        .trim();
+    if !text.is_empty() {
+        cmds.extend(post(app, room, text.to_owned()));
+    }
+    Ok(cmds)
+}
+
 pub(super) fn post(app: &mut App, room: usize, text: String) -> Vec<Cmd> {
     let id = app.next_send_id;
     app.next_send_id += 1;
@@ -340,6 +375,7 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
         Verb::Audit => focused_channel
             .ok_or_else(|| govern::NOT_HERE.to_owned())
             .map(|channel| audit(app, channel)),
+        Verb::Dm => direct(app, arg, line),
         Verb::Edit => changes::edit(focused_channel, rest),
         Verb::Erase => changes::erase(focused_channel, rest),
         Verb::React => changes::react(app, focused_channel, rest),

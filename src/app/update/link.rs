@@ -16,6 +16,11 @@ use super::{Cmd, Listing, note, room_for};
 pub(super) fn on_link(app: &mut App, event: LinkEvent) -> Vec<Cmd> {
     match event {
         LinkEvent::Moderation(event) => on_moderation(app, event),
+        // A direct conversation someone opened with me: it joins the sidebar.
+        LinkEvent::Opened(info) => vec![Cmd::Join {
+            channel: info.name,
+            invite: None,
+        }],
         LinkEvent::Connected { path, .. } => {
             app.srv_mut().connection = Connection::Connected;
             let first = !app.srv().was_connected;

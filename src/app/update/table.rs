@@ -26,6 +26,7 @@ pub enum Verb {
     Invite,
     Audit,
     Thread,
+    Dm,
     Edit,
     Erase,
     React,
@@ -156,6 +157,14 @@ pub const COMMANDS: &[SlashCommand] = &[
         args: "USER|PATH [TEXT]",
         what: "whisper to a person or a session",
         verb: Verb::Msg,
+        complete: &[Arg::UserOrPath],
+    },
+    SlashCommand {
+        name: "dm",
+        aliases: &[],
+        args: "USER [TEXT]",
+        what: "talk with one person, kept",
+        verb: Verb::Dm,
         complete: &[Arg::UserOrPath],
     },
     SlashCommand {

@@ -44,7 +44,7 @@ impl Messages<'_> {
         let theme = &self.app.settings.theme;
         let muted = Style::default().fg(theme.muted);
         let mut spans = vec![Span::styled(
-            format!(" {} ", room.id.label()),
+            format!(" {} ", self.app.room_label(room)),
             Style::default()
                 .fg(theme.accent)
                 .add_modifier(Modifier::BOLD),

@@ -38,7 +38,7 @@ impl Widget for Sidebar<'_> {
                 SidebarRow::Room(index) => index,
             };
             let room = &app.rooms[index];
-            let label = room.id.label();
+            let label = app.room_label(room);
             let mut style = Style::default();
             if room.unread > 0 {
                 style = style.add_modifier(Modifier::BOLD);

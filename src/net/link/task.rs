@@ -444,6 +444,7 @@ impl LinkTask {
                 .await
             }
             ServerFrame::Moderation(event) => self.on_moderation(event).await,
+            ServerFrame::Opened { channel } => self.emit(LinkEvent::Opened(channel)).await,
             ServerFrame::Closing { reason, message } => match reason {
                 CloseReason::Revoked | CloseReason::Replaced | CloseReason::Banned => {
                     Err(Ended::Fatal(message))

@@ -546,6 +546,11 @@ pub enum ServerFrame {
         channel: Name,
         invites: Vec<InviteInfo>,
     },
+    /// A direct conversation of this session's user was just opened (by either of its two
+    /// users): join it to receive its messages.
+    Opened {
+        channel: ChannelInfo,
+    },
 }
 
 impl ServerFrame {
@@ -577,6 +582,7 @@ impl ServerFrame {
             Self::Users { .. } => "users",
             Self::Audit { .. } => "audit",
             Self::Invites { .. } => "invites",
+            Self::Opened { .. } => "opened",
         }
     }
 
@@ -607,7 +613,8 @@ impl ServerFrame {
             | Self::Presence(_)
             | Self::Closing { .. }
             | Self::Relay { .. }
-            | Self::Moderation(_) => None,
+            | Self::Moderation(_)
+            | Self::Opened { .. } => None,
         }
     }
 

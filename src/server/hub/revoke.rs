@@ -7,9 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 
-/// Access a user lost, as every instance applies it.
+/// What happens to a user's sessions on every instance: access lost, or news for them all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserEffect {
+    /// An encoded frame for every session of these users (a direct conversation opened).
+    Told {
+        users: Vec<Name>,
+        #[serde(with = "serde_bytes")]
+        frame: Vec<u8>,
+    },
     /// Their membership of a channel ended: their sessions stop receiving it.
     LeftRoom { channel: ChannelId, user: UserId },
     /// A machine was removed: its sessions close.
@@ -66,6 +72,11 @@ impl Hub {
         Self::revoke(&mut self.lock(), effect, None);
     }
 
+    /// Delivers an encoded frame to every session of `users`, on every instance.
+    pub fn tell_users(&self, users: Vec<Name>, frame: Vec<u8>) {
+        self.revoke_everywhere(UserEffect::Told { users, frame }, None);
+    }
+
     fn revoke_everywhere(&self, effect: UserEffect, keep: Option<u64>) {
         let mut state = self.lock();
         Self::revoke(&mut state, &effect, keep);
@@ -75,6 +86,14 @@ impl Hub {
     /// Applies `effect` to the sessions here, sparing the connection `keep`.
     fn revoke(state: &mut State, effect: &UserEffect, keep: Option<u64>) {
         match effect {
+            UserEffect::Told { users, frame } => {
+                let frame = Bytes::from(frame.clone());
+                for (path, live) in &state.sessions {
+                    if users.contains(&path.user) {
+                        live.outbox.deliver(frame.clone());
+                    }
+                }
+            }
             UserEffect::LeftRoom { channel, user } => {
                 Self::drop_user_from_room(state, *channel, *user);
             }

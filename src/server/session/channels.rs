@@ -54,6 +54,7 @@ pub(super) async fn join(
     if invite.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
         return Err(ProtocolError::invalid("that is not an invite token"));
     }
+    direct::open(shared, me, &channel).await?;
     let mut tries = 0;
     loop {
         let checked = shared.hub.epoch(user);

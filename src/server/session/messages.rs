@@ -47,6 +47,7 @@ pub(super) async fn send(
     shared
         .admission
         .spend(user, me.kind, Spend::Send, Instant::now())?;
+    direct::open(shared, me, &channel).await?;
     let ack_to = outbox.clone();
     // A client pipelining sends waits here once it has this many in flight, and its
     // connection stops being read: the server holds a bounded amount per session.

@@ -12,6 +12,7 @@ pub(super) async fn handle(
     outbox: &Outbox,
     frame: ClientFrame,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
+    direct::check(&frame)?;
     match frame {
         ClientFrame::Hello { .. } | ClientFrame::Auth { .. } | ClientFrame::Register { .. } => Err(
             ProtocolError::invalid("this connection is already authenticated"),

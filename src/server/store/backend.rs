@@ -113,6 +113,15 @@ impl Store for Backend {
         delegate!(self, s => s.create_channel(new).await)
     }
 
+    async fn open_direct(
+        &self,
+        name: &Name,
+        opener: UserId,
+        agent_turns: u32,
+    ) -> Answer<Option<ChannelInfo>> {
+        delegate!(self, s => s.open_direct(name, opener, agent_turns).await)
+    }
+
     async fn list_channels(
         &self,
         user: UserId,

@@ -106,6 +106,16 @@ pub trait Store: Send + Sync {
     /// Makes a channel with its creator as owner, under the creator's cap.
     fn create_channel(&self, new: &NewChannel) -> impl Future<Output = Answer<ChannelInfo>> + Send;
 
+    /// Opens the direct conversation `name` (see `Name::direct`) for `opener`, one of its two
+    /// users: made on first use with both as members (neither owns it), and both made members
+    /// again when one had left. `Some` when it was made now.
+    fn open_direct(
+        &self,
+        name: &Name,
+        opener: UserId,
+        agent_turns: u32,
+    ) -> impl Future<Output = Answer<Option<ChannelInfo>>> + Send;
+
     /// One page of the channels `user` may see (public ones and their own), by name after
     /// `after`; and whether another page follows.
     fn list_channels(

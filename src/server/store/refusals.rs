@@ -4,11 +4,11 @@
 
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    MAX_LISTED_MODERATORS, ProtocolError, Role, Visibility, remaining_in_words,
+    ChannelInfo, MAX_LISTED_MODERATORS, ProtocolError, Role, Visibility, remaining_in_words,
 };
 
 use super::{
-    Ban, ENROLL_WINDOW_MS, MAX_MACHINES, MAX_OPEN_CHANNEL_INVITES, MAX_OPEN_MACHINE_INVITES,
+    Ban, ENROLL_WINDOW_MS, MAX_MACHINES, MAX_OPEN_CHANNEL_INVITES, MAX_OPEN_MACHINE_INVITES, UserId,
 };
 
 /// Refuses another machine to a user who has `machines` of them.
@@ -178,4 +178,39 @@ pub fn staff(ranked: impl IntoIterator<Item = (Name, Role)>) -> (Option<Name>, V
         }
     }
     (owner, moderators)
+}
+
+/// The two users of direct conversation `name` by id, from the users found under its two
+/// names, when `opener` is one of them; otherwise what to refuse with.
+pub fn direct_pair(
+    name: &Name,
+    opener: UserId,
+    found: &[(UserId, Name)],
+) -> Result<[UserId; 2], ProtocolError> {
+    let missing = || ProtocolError::not_found(format!("there is no channel #{name}"));
+    let (a, b) = name.direct_users().ok_or_else(missing)?;
+    let id = |who: &Name| found.iter().find(|(_, n)| n == who).map(|(id, _)| *id);
+    match (id(&a), id(&b)) {
+        (Some(a), Some(b)) if opener == a || opener == b => Ok([a, b]),
+        (Some(me), None) if me == opener => {
+            Err(ProtocolError::not_found(format!("there is no user {b}")))
+        }
+        (None, Some(me)) if me == opener => {
+            Err(ProtocolError::not_found(format!("there is no user {a}")))
+        }
+        _ => Err(missing()),
+    }
+}
+
+/// A direct conversation made just now, as its users see it.
+pub fn direct_info(name: &Name) -> ChannelInfo {
+    ChannelInfo {
+        name: name.clone(),
+        visibility: Visibility::Private,
+        member: true,
+        last_seq: 0,
+        members: 2,
+        topic: String::new(),
+        archived: false,
+    }
 }

@@ -440,3 +440,22 @@ fn edit_erase_and_react_change_a_message_by_its_seq_and_react_again_takes_it_bac
         last_line(&app)
     );
 }
+
+#[test]
+fn dm_opens_the_direct_conversation_named_for_the_other_user_and_says_the_text() {
+    let mut app = connected();
+    let cmds = run(&mut app, "/dm @bob are you there?");
+    let dm = name("alice+bob");
+    assert!(
+        matches!(&cmds[..], [Cmd::Join { channel, .. }, Cmd::Send { channel: to, text, .. }]
+            if *channel == dm && *to == dm && text == "are you there?"),
+        "{cmds:?}"
+    );
+    assert_eq!(app.room_label(app.focused_room()), "@bob");
+    assert!(run(&mut app, "/dm alice").is_empty());
+    assert!(
+        last_line(&app).contains("@alice is you"),
+        "{}",
+        last_line(&app)
+    );
+}

@@ -90,6 +90,19 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn open_direct(
+        &self,
+        name: &Name,
+        opener: UserId,
+        agent_turns: u32,
+    ) -> Answer<Option<ChannelInfo>> {
+        let name = name.clone();
+        self.write(move |db, _| {
+            Box::pin(async move { db.open_direct(&name, opener, agent_turns).await })
+        })
+        .await
+    }
+
     async fn list_channels(
         &self,
         user: UserId,

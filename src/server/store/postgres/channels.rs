@@ -78,6 +78,51 @@ impl Db<'_> {
     }
 
     /// Makes a channel with its creator as owner, under the creator's cap.
+    /// Opens direct conversation `name` for `opener`, one of its two users (see
+    /// `Store::open_direct`).
+    pub async fn open_direct(
+        self,
+        name: &Name,
+        opener: UserId,
+        agent_turns: u32,
+    ) -> Result<Option<ChannelInfo>, ProtocolError> {
+        let Some((a, b)) = name.direct_users() else {
+            return Err(ProtocolError::not_found(format!(
+                "there is no channel #{name}"
+            )));
+        };
+        let rows = self
+            .query(
+                "SELECT id, name FROM users WHERE name = ANY($1)",
+                &[&vec![a.as_str(), b.as_str()]],
+            )
+            .await?;
+        let mut found = Vec::with_capacity(2);
+        for row in rows {
+            found.push((row.get::<_, UserId>(0), name_from(row.get(1))?));
+        }
+        let pair = refusals::direct_pair(name, opener, &found)?;
+        let now = now_ms();
+        let made = self
+            .query_opt(
+                "INSERT INTO channels (name, visibility, creator_id, created_at, agent_turns)
+                 VALUES ($1, 'private', $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING id",
+                &[&name.as_str(), &opener, &now, &i64::from(agent_turns)],
+            )
+            .await?
+            .is_some();
+        // Both stay members: one who left is back when the conversation is used again.
+        self.execute(
+            "INSERT INTO memberships (channel_id, user_id, joined_at, role)
+             SELECT c.id, u, $3, 'member' FROM channels c, UNNEST($2::BIGINT[]) AS u
+             WHERE c.name = $1
+             ON CONFLICT DO NOTHING",
+            &[&name.as_str(), &pair.to_vec(), &now],
+        )
+        .await?;
+        Ok(made.then(|| refusals::direct_info(name)))
+    }
+
     pub async fn create_channel(self, new: &NewChannel) -> Result<ChannelInfo, ProtocolError> {
         let NewChannel {
             name,
@@ -90,7 +135,7 @@ impl Db<'_> {
             self.lock_user(*creator).await?;
             let made: i64 = self
                 .query_one(
-                    "SELECT COUNT(*) FROM channels WHERE creator_id = $1",
+                    "SELECT COUNT(*) FROM channels WHERE creator_id = $1 AND strpos(name, '+') = 0",
                     &[creator],
                 )
                 .await?

@@ -362,7 +362,7 @@ fn visibility_from(text: &str) -> Visibility {
 }
 
 fn name_from(text: String) -> Result<Name, ProtocolError> {
-    Name::parse("stored name", &text).map_err(|e| ProtocolError::internal(e.to_string()))
+    Name::try_from(text).map_err(|e| ProtocolError::internal(e.to_string()))
 }
 
 /// A count or setting as it is stored (BIGINT), back in the width the API uses.

@@ -79,6 +79,17 @@ impl Store for SqliteStore {
         self.call(move |db| db.create_channel(&new)).await
     }
 
+    async fn open_direct(
+        &self,
+        name: &Name,
+        opener: UserId,
+        agent_turns: u32,
+    ) -> Answer<Option<ChannelInfo>> {
+        let name = name.clone();
+        self.call(move |db| db.open_direct(&name, opener, agent_turns))
+            .await
+    }
+
     async fn list_channels(
         &self,
         user: UserId,

@@ -82,6 +82,59 @@ impl Db {
     }
 
     /// Makes a channel with its creator as owner, under the creator's cap.
+    /// Opens direct conversation `name` for `opener`, one of its two users (see
+    /// `Store::open_direct`).
+    pub fn open_direct(
+        &mut self,
+        name: &Name,
+        opener: UserId,
+        agent_turns: u32,
+    ) -> Result<Option<ChannelInfo>, ProtocolError> {
+        let Some((a, b)) = name.direct_users() else {
+            return Err(ProtocolError::not_found(format!(
+                "there is no channel #{name}"
+            )));
+        };
+        let tx = self.conn.transaction().map_err(internal)?;
+        let found: Vec<(UserId, Name)> = {
+            let mut stmt = tx
+                .prepare_cached("SELECT id, name FROM users WHERE name IN (?1, ?2)")
+                .map_err(internal)?;
+            let rows = stmt
+                .query_map(params![a.as_str(), b.as_str()], |r| {
+                    Ok((r.get::<_, UserId>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(internal)?;
+            let mut found = Vec::with_capacity(2);
+            for row in rows {
+                let (id, user) = row.map_err(internal)?;
+                found.push((id, name_from(user)?));
+            }
+            found
+        };
+        let pair = refusals::direct_pair(name, opener, &found)?;
+        let now = now_ms();
+        let made = tx
+            .execute(
+                "INSERT OR IGNORE INTO channels (name, visibility, creator_id, created_at, agent_turns)
+                 VALUES (?1, 'private', ?2, ?3, ?4)",
+                params![name.as_str(), opener, now, agent_turns],
+            )
+            .map_err(internal)?
+            > 0;
+        // Both stay members: one who left is back when the conversation is used again.
+        for user in pair {
+            tx.execute(
+                "INSERT OR IGNORE INTO memberships (channel_id, user_id, joined_at, role)
+                 SELECT id, ?2, ?3, 'member' FROM channels WHERE name = ?1",
+                params![name.as_str(), user, now],
+            )
+            .map_err(internal)?;
+        }
+        tx.commit().map_err(internal)?;
+        Ok(made.then(|| refusals::direct_info(name)))
+    }
+
     pub fn create_channel(&mut self, new: &NewChannel) -> Result<ChannelInfo, ProtocolError> {
         let NewChannel {
             name,
@@ -95,7 +148,7 @@ impl Db {
         if let Some(max) = *max_per_creator {
             let made: i64 = tx
                 .query_row(
-                    "SELECT COUNT(*) FROM channels WHERE creator_id = ?1",
+                    "SELECT COUNT(*) FROM channels WHERE creator_id = ?1 AND instr(name, '+') = 0",
                     [creator],
                     |r| r.get(0),
                 )

@@ -241,7 +241,7 @@ fn visibility_from(text: &str) -> Visibility {
 }
 
 fn name_from(text: String) -> Result<Name, ProtocolError> {
-    Name::parse("stored name", &text).map_err(|e| ProtocolError::internal(e.to_string()))
+    Name::try_from(text).map_err(|e| ProtocolError::internal(e.to_string()))
 }
 
 impl Db {
