@@ -233,3 +233,27 @@ fn a_direct_message_reaches_both_users_sessions_and_survives_a_restart() {
     let e = alice.fails(&["dm", "nobody", "hello?"]);
     assert!(e.contains("there is no user nobody"), "{e}");
 }
+
+#[test]
+fn moderators_pin_a_message_and_channel_info_lists_it() {
+    let server = Server::start();
+    let (alice, bob, _project) = setup(&server);
+    bob.ok(&["send", "general", "deploys freeze on Friday"]);
+    let e = bob.fails(&["channel", "pin", "general", "1"]);
+    assert!(
+        e.contains("only moderators and the owner of #general may pin messages"),
+        "{e}"
+    );
+    assert_eq!(
+        alice.ok(&["channel", "pin", "general", "1"]).trim(),
+        "#general: pinned message 1"
+    );
+    let info = bob.ok(&["channel", "info", "general"]);
+    assert!(
+        info.contains("pinned       #general:1 bob/box/cli: deploys freeze on Friday"),
+        "{info}"
+    );
+    alice.ok(&["channel", "pin", "general", "1", "--undo"]);
+    let info = bob.ok(&["channel", "info", "general"]);
+    assert!(!info.contains("pinned"), "{info}");
+}

@@ -83,6 +83,9 @@ impl Room {
     pub fn apply_change(&mut self, m: &ChatMessage, change: &Change) -> bool {
         self.last_seq = self.last_seq.max(m.seq);
         let target = Some(change.target());
+        if let Change::Delete { target } = change {
+            self.pins.retain(|p| p.seq != *target);
+        }
         match self.entries.iter_mut().find(|e| e.seq == target) {
             Some(entry) => {
                 entry.apply(change, &m.from.user, &m.text);

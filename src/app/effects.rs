@@ -131,6 +131,22 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &Replies) {
             }),
             Err(e) => Some(failed("who failed".into(), e)),
         },
+        Cmd::Describe(channel) => {
+            let frame = ClientFrame::DescribeChannel {
+                id: 0,
+                channel: channel.clone(),
+            };
+            match link.request(frame).await {
+                Ok(ServerFrame::ChannelDetails { details, .. }) => {
+                    Some(Reply::Details(Box::new(details)))
+                }
+                Ok(other) => Some(failed(
+                    format!("cannot read #{channel}"),
+                    LinkError::Unexpected(other.kind()),
+                )),
+                Err(e) => Some(failed(format!("cannot read #{channel}"), e)),
+            }
+        }
         Cmd::Change {
             channel,
             change,

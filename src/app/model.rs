@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use ratatui_textarea::TextArea;
 
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Autonomy, Reaction, SessionInfo};
+use crate::net::protocol::{Autonomy, Pin, Reaction, SessionInfo};
 
 use super::settings::Settings;
 
@@ -133,6 +133,8 @@ pub struct Room {
     pub online: Vec<SessionInfo>,
     /// The channel's topic, shown in the pane title; empty when none.
     pub topic: String,
+    /// Pinned messages, newest pin first; the newest shows at the top of the pane.
+    pub pins: Vec<Pin>,
     /// The channel is read-only for everyone.
     pub archived: bool,
     /// Why this session no longer receives the channel (kicked, banned, deleted, lost): the
@@ -157,6 +159,7 @@ impl Room {
             members: Vec::new(),
             online: Vec::new(),
             topic: String::new(),
+            pins: Vec::new(),
             archived: false,
             closed: None,
         }

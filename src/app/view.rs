@@ -343,6 +343,39 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_pin_sits_atop_the_pane_and_pin_acts_ask_for_the_pins_again() {
+        use crate::app::update::Cmd;
+        use crate::app::update::tests::moderation;
+        use crate::net::protocol::{ChannelAct, Pin};
+        let mut app = connected();
+        live(
+            &mut app,
+            message("general", 1, "bob/desk/cli", "freeze until Friday"),
+        );
+        live(&mut app, message("general", 2, "carol/desk/cli", "noted"));
+        let asked = update(
+            &mut app,
+            moderation("general", "bob/desk/tui", ChannelAct::Pin { seq: 1 }, None),
+        );
+        assert!(
+            matches!(&asked[..], [Cmd::Describe(c)] if c.as_str() == "general"),
+            "{asked:?}"
+        );
+        let pin = |seq: u64, text: &str| {
+            Pin::of(
+                seq,
+                path("bob/desk/cli"),
+                text,
+                crate::net::names::Name::user("bob").unwrap(),
+            )
+        };
+        let mut details = crate::app::update::tests::details("general");
+        details.pins = vec![pin(1, "freeze until Friday"), pin(7, "older")];
+        update(&mut app, Msg::Done(Reply::Details(Box::new(details))));
+        insta::assert_snapshot!(draw(&app, 80, 10).backend());
+    }
+
+    #[test]
     fn reconnect_banner() {
         let mut app = busy();
         update(

@@ -115,6 +115,17 @@ pub enum ChannelModeration {
         /// The new topic [default: print the current one]
         text: Option<String>,
     },
+    /// Pin a message (moderators): it shows at the top of the channel (`--undo` unpins it)
+    Pin {
+        #[command(flatten)]
+        at: At,
+        /// The message's seq, as `tail` shows it
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        seq: u64,
+        /// Unpin instead
+        #[arg(long)]
+        undo: bool,
+    },
     /// Rename a channel; its history and members follow
     Rename {
         #[command(flatten)]
@@ -243,6 +254,16 @@ pub async fn run(env: &Env, command: ChannelModeration) -> Result<()> {
             at,
             text: Some(topic),
         } => (at, ChannelAct::Topic { topic }, None),
+        C::Pin {
+            at,
+            seq,
+            undo: false,
+        } => (at, ChannelAct::Pin { seq }, None),
+        C::Pin {
+            at,
+            seq,
+            undo: true,
+        } => (at, ChannelAct::Unpin { seq }, None),
         C::Rename { at, new_name } => (at, ChannelAct::Rename { name: new_name }, None),
         C::Archive { at, undo: false } => (at, ChannelAct::Archive, None),
         C::Archive { at, undo: true } => (at, ChannelAct::Unarchive, None),
@@ -446,6 +467,14 @@ async fn info(env: &Env, at: &At) -> Result<()> {
     line("slow mode", &slow);
     line("floor", &d.floor.as_deref().unwrap_or("-"));
     line("messages", &d.last_seq);
+    for (i, pin) in d.pins.iter().enumerate() {
+        let label = if i == 0 { "pinned" } else { "" };
+        let first = pin.text.lines().next().unwrap_or_default();
+        line(
+            label,
+            &format!("#{}:{} {}: {}", d.name, pin.seq, pin.from, printable(first)),
+        );
+    }
     Ok(())
 }
 

@@ -188,3 +188,51 @@ pub async fn reactions_are_counted_once_per_user_and_taken_back(store: impl Stor
     assert_eq!(page.messages[0].reactions[0].count, 1);
     assert_eq!(page.messages.last().unwrap().change, Some(react(1, true)));
 }
+
+pub async fn moderators_pin_messages_that_a_delete_unpins(store: impl Store) {
+    let alice = setup(&store).await;
+    let bob = user(&store, "bob", 2).await;
+    join(&store, &bob, "general").await;
+    post(&store, &bob, "general", "b1", "freeze until Friday")
+        .await
+        .unwrap();
+    post(&store, &bob, "general", "b2", "other").await.unwrap();
+    let pin = |seq| ChannelAct::Pin { seq };
+    let member = act(&store, &actor(&bob, false), "general", pin(1)).await;
+    refused(member, ErrorCode::Forbidden, "may pin messages");
+    let owner = actor(&alice, false);
+    act(&store, &owner, "general", pin(1)).await.unwrap();
+    act(&store, &owner, "general", pin(2)).await.unwrap();
+    let missing = act(&store, &owner, "general", pin(9)).await;
+    refused(
+        missing,
+        ErrorCode::NotFound,
+        "#general has no message 9 to pin",
+    );
+    let details = store
+        .describe_channel(&name("general"), bob.user_id)
+        .await
+        .unwrap();
+    let pinned: Vec<(u64, &str, &str)> = details
+        .pins
+        .iter()
+        .map(|p| (p.seq, p.text.as_str(), p.by.as_str()))
+        .collect();
+    assert_eq!(
+        pinned,
+        [(2, "other", "alice"), (1, "freeze until Friday", "alice")]
+    );
+    act(&store, &owner, "general", ChannelAct::Unpin { seq: 2 })
+        .await
+        .unwrap();
+    let again = act(&store, &owner, "general", ChannelAct::Unpin { seq: 2 }).await;
+    refused(again, ErrorCode::NotFound, "#general:2 is not pinned");
+    change(&store, &bob, "general", Change::Delete { target: 1 }, "")
+        .await
+        .unwrap();
+    let details = store
+        .describe_channel(&name("general"), bob.user_id)
+        .await
+        .unwrap();
+    assert!(details.pins.is_empty(), "{:?}", details.pins);
+}

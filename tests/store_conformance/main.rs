@@ -91,6 +91,7 @@ macro_rules! conformance {
                 changes::an_edit_is_an_event_that_rewrites_its_target_for_its_sender_only,
                 changes::a_delete_leaves_a_tombstone_and_moderators_may_delete_any,
                 changes::reactions_are_counted_once_per_user_and_taken_back,
+                changes::moderators_pin_messages_that_a_delete_unpins,
             }
         }
     };

@@ -124,6 +124,12 @@ pub(super) fn brakes_json(
         )),
         _ => Value::Null,
     };
+    // What the channel's people pinned: its standing instructions, each a message to `read`.
+    let pins = details
+        .pins
+        .iter()
+        .map(|p| json!({"seq": p.seq, "from": p.from.to_string(), "text": p.text}))
+        .collect();
     let holds_floor = details
         .floor
         .as_deref()
@@ -136,5 +142,6 @@ pub(super) fn brakes_json(
         ("archived".to_owned(), json!(details.archived)),
         ("topic".to_owned(), json!(details.topic)),
         ("holds_floor".to_owned(), json!(holds_floor)),
+        ("pinned".to_owned(), pins),
     ])
 }

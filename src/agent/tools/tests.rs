@@ -89,6 +89,12 @@ fn status_says_what_the_brakes_mean_for_this_agent() {
         slow_seconds: 30,
         floor: Some("alice".into()),
         last_seq: 9,
+        pins: vec![crate::net::protocol::Pin::of(
+            3,
+            SessionPath::parse("bob/m/tui").unwrap(),
+            "review every PR",
+            Name::user("bob").unwrap(),
+        )],
     };
     let brakes = Value::Object(brakes_json(&details, &me, 1_000));
     assert_eq!(
@@ -101,6 +107,7 @@ fn status_says_what_the_brakes_mean_for_this_agent() {
             "archived": false,
             "topic": "deploys",
             "holds_floor": true,
+            "pinned": [{"seq": 3, "from": "bob/m/tui", "text": "review every PR"}],
         })
     );
     details.agent_turns = 0;

@@ -368,6 +368,8 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
         Verb::Set => govern::moderate(focused_channel, govern::set(rest)),
         Verb::Floor => govern::moderate(focused_channel, govern::floor(rest)),
         Verb::Rename => govern::moderate(focused_channel, govern::rename(rest)),
+        Verb::Pin => govern::moderate(focused_channel, govern::pin(rest, true)),
+        Verb::Unpin => govern::moderate(focused_channel, govern::pin(rest, false)),
         Verb::Archive => govern::moderate(focused_channel, govern::archive(rest, true)),
         Verb::Unarchive => govern::moderate(focused_channel, govern::archive(rest, false)),
         Verb::Delete => govern::delete(app, focused_channel, rest),

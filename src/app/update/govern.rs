@@ -88,6 +88,22 @@ pub(super) fn topic(args: &str) -> Parsed {
     Ok((ChannelAct::Topic { topic }, None))
 }
 
+/// `/pin SEQ` and `/unpin SEQ`.
+pub(super) fn pin(args: &str, pinned: bool) -> Parsed {
+    let (word, rest) = first_word(args);
+    let usage = || usage(if pinned { "/pin SEQ" } else { "/unpin SEQ" });
+    let seq = word
+        .and_then(|w| w.parse::<u64>().ok())
+        .filter(|&seq| seq > 0)
+        .ok_or_else(usage)?;
+    let act = if pinned {
+        ChannelAct::Pin { seq }
+    } else {
+        ChannelAct::Unpin { seq }
+    };
+    Ok((act, reason(rest)))
+}
+
 /// `/rename NEW [REASON]`.
 pub(super) fn rename(args: &str) -> Parsed {
     let (word, rest) = first_word(args);

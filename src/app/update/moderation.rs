@@ -46,6 +46,9 @@ pub(super) fn on_moderation(app: &mut App, event: ModerationEvent) -> Vec<Cmd> {
             ..
         } => r.online.retain(|s| &s.path != path),
         ChannelAct::Rename { name } => rename(app, &event.channel, name),
+        ChannelAct::Pin { .. } | ChannelAct::Unpin { .. } => {
+            return vec![Cmd::Describe(event.channel.clone())];
+        }
         _ => {}
     }
     if !removed {

@@ -7,8 +7,8 @@ use crate::net::client::LocalServer;
 use crate::net::link::{HistoryPage, JoinReceipt, LinkEvent, WhoReport};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    Audience, AuditEntry, Change, ChannelAct, ChannelInfo, RelayBody, SearchHit, SessionInfo,
-    Visibility,
+    Audience, AuditEntry, Change, ChannelAct, ChannelDetails, ChannelInfo, RelayBody, SearchHit,
+    SessionInfo, Visibility,
 };
 
 /// Everything that can happen to the TUI.
@@ -95,6 +95,8 @@ pub enum Reply {
         hits: Vec<SearchHit>,
         more: bool,
     },
+    /// A channel's details.
+    Details(Box<ChannelDetails>),
     /// A request failed; `context` says which, for the person reading it.
     Failed {
         context: String,
@@ -165,6 +167,8 @@ pub enum Cmd {
         channel: Option<Name>,
         show: bool,
     },
+    /// Read a channel's details (its pins, for the top of its panes).
+    Describe(Name),
     /// Edit, delete or react to a message (the event comes back live, like a message).
     Change {
         channel: Name,

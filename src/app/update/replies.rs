@@ -108,6 +108,7 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                     before: None,
                     after: None,
                 },
+                Cmd::Describe(name.clone()),
                 Cmd::Who {
                     channel: Some(name),
                     show: false,
@@ -254,6 +255,15 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             page,
         } => {
             on_audit(app, channel, older, page);
+            Vec::new()
+        }
+        Reply::Details(details) => {
+            if let Some(room) = app.room_index(&RoomId::Channel(details.name.clone())) {
+                let r = &mut app.rooms[room];
+                r.topic = details.topic;
+                r.archived = details.archived;
+                r.pins = details.pins;
+            }
             Vec::new()
         }
         Reply::Found { query, hits, more } => {

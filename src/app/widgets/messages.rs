@@ -13,6 +13,7 @@ use unicode_width::UnicodeWidthStr;
 use crate::app::model::{App, Delivery, Entry, EntryKind, Pane, Room, RoomId};
 use crate::app::settings::Action;
 use crate::app::text::{truncate, wrap};
+use crate::net::protocol::Pin;
 
 /// Width of the time column, `HH:MM `.
 const TIME_WIDTH: usize = 6;
@@ -306,6 +307,17 @@ fn wrapped(entry: &Entry, head: &str, body_width: usize) -> Vec<String> {
     )
 }
 
+/// The pinned message a pane shows at its top: its sender, the start of its text, its seq,
+/// and how many more are pinned.
+fn pin_line(pin: &Pin, pins: usize) -> String {
+    let first = pin.text.lines().next().unwrap_or_default();
+    let more = match pins.saturating_sub(1) {
+        0 => String::new(),
+        n => format!(" · {n} more pinned"),
+    };
+    format!("📌 {}: {first} (#{}){more}", pin.from, pin.seq)
+}
+
 /// The line under a message with reactions: each one and how many made it.
 fn reactions_line(entry: &Entry) -> String {
     entry
@@ -353,6 +365,16 @@ impl Widget for Messages<'_> {
             .title(self.title(room, usize::from(area.width)));
         let inner = block.inner(area);
         block.render(area, buf);
+        // The newest pin sits on the pane's first line, while the pane has room for messages.
+        let inner = match room.pins.first() {
+            Some(pin) if inner.height > 2 => {
+                let line = truncate(&pin_line(pin, room.pins.len()), usize::from(inner.width));
+                Paragraph::new(Line::styled(line, Style::default().fg(theme.muted)))
+                    .render(Rect::new(inner.x, inner.y, inner.width, 1), buf);
+                Rect::new(inner.x, inner.y + 1, inner.width, inner.height - 1)
+            }
+            _ => inner,
+        };
         let height = inner.height as usize;
         let width = inner.width as usize;
         self.pane.viewport.set(inner.height);

@@ -201,6 +201,13 @@ pub enum ChannelAct {
     RevokeInvite {
         token: String,
     },
+    /// Pins a message of the channel (at most `MAX_PINS`), shown at the top of its panes.
+    Pin {
+        seq: u64,
+    },
+    Unpin {
+        seq: u64,
+    },
 }
 
 impl ChannelAct {
@@ -221,6 +228,8 @@ impl ChannelAct {
             Self::Set { .. } => "set",
             Self::Floor { .. } => "floor",
             Self::RevokeInvite { .. } => "revoke-invite",
+            Self::Pin { .. } => "pin",
+            Self::Unpin { .. } => "unpin",
         }
     }
 
@@ -241,6 +250,7 @@ impl ChannelAct {
             Self::Set { .. } => "change its settings",
             Self::Floor { .. } => "give the floor",
             Self::RevokeInvite { .. } => "revoke invites",
+            Self::Pin { .. } | Self::Unpin { .. } => "pin messages",
         }
     }
 
@@ -285,6 +295,8 @@ impl fmt::Display for ChannelAct {
             Self::Floor { to: Some(to) } => write!(f, "gave the floor to @{to}"),
             Self::Floor { to: None } => write!(f, "took the floor back"),
             Self::RevokeInvite { .. } => write!(f, "revoked an invite"),
+            Self::Pin { seq } => write!(f, "pinned message {seq}"),
+            Self::Unpin { seq } => write!(f, "unpinned message {seq}"),
         }
     }
 }
@@ -349,6 +361,42 @@ pub struct ChannelDetails {
     #[serde(default)]
     pub floor: Option<String>,
     pub last_seq: u64,
+    /// Pinned messages, newest pin first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<Pin>,
+}
+
+/// Most messages a channel keeps pinned.
+pub const MAX_PINS: usize = 50;
+
+/// Most of a pinned message's text a `Pin` carries, in bytes.
+pub const MAX_PIN_TEXT: usize = 200;
+
+/// A pinned message, as the channel's details show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    pub seq: u64,
+    pub from: SessionPath,
+    /// The start of its text (at most `MAX_PIN_TEXT` bytes).
+    pub text: String,
+    /// Who pinned it.
+    pub by: Name,
+}
+
+impl Pin {
+    /// A pin of message `seq` with its full `text`, cut to fit.
+    pub fn of(seq: u64, from: SessionPath, text: &str, by: Name) -> Self {
+        let mut end = text.len().min(MAX_PIN_TEXT);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self {
+            seq,
+            from,
+            text: text[..end].to_owned(),
+            by,
+        }
+    }
 }
 
 /// Most moderators a `ChannelDetails` lists.

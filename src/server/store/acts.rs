@@ -3,7 +3,7 @@
 //! the actor may do it at all is `server::rules`, asked before.
 
 use crate::net::names::Name;
-use crate::net::protocol::{ChannelAct, ChannelSetting, KickTarget, ProtocolError, Role};
+use crate::net::protocol::{ChannelAct, ChannelSetting, KickTarget, MAX_PINS, ProtocolError, Role};
 
 use super::until;
 
@@ -40,6 +40,15 @@ pub enum Step<'a> {
     /// Revoke an invite token; `missing` when the channel has none by it.
     RevokeInvite {
         token: &'a str,
+        missing: ProtocolError,
+    },
+    /// Pin message `seq` (a message, not an event, and not deleted).
+    Pin {
+        seq: u64,
+    },
+    /// Unpin message `seq`; `missing` when it is not pinned.
+    Unpin {
+        seq: u64,
         missing: ProtocolError,
     },
     /// Nothing stored changes (a kick of a session without a ban: the hub drops it).
@@ -86,7 +95,28 @@ pub fn step<'a>(channel: &Name, act: &'a ChannelAct, now: i64) -> Step<'a> {
             token,
             missing: ProtocolError::not_found(format!("#{channel} has no invite {token}")),
         },
+        ChannelAct::Pin { seq } => Step::Pin { seq: *seq },
+        ChannelAct::Unpin { seq } => Step::Unpin {
+            seq: *seq,
+            missing: ProtocolError::not_found(format!("#{channel}:{seq} is not pinned")),
+        },
     }
+}
+
+/// Whether message `seq` of `channel` may be pinned: `pinnable` says it is a stored message
+/// (not an event) that was not deleted; `pins` is how many the channel has.
+pub fn may_pin(channel: &Name, seq: u64, pinnable: bool, pins: i64) -> Result<(), ProtocolError> {
+    if !pinnable {
+        return Err(ProtocolError::not_found(format!(
+            "#{channel} has no message {seq} to pin"
+        )));
+    }
+    if usize::try_from(pins).unwrap_or(usize::MAX) >= MAX_PINS {
+        return Err(ProtocolError::invalid(format!(
+            "#{channel} has {MAX_PINS} pinned messages, the most it may; unpin one first"
+        )));
+    }
+    Ok(())
 }
 
 /// A step that had to change something: `missing` when it found nothing to change.

@@ -295,3 +295,14 @@ fn tab_completes_governance_commands_people_and_fixed_words() {
     assert_eq!(tab(&mut app, "/floor "), "/floor @bob/desk/claude ");
     assert_eq!(tab(&mut app, "/delete g"), "/delete general ");
 }
+
+#[test]
+fn pin_and_unpin_ask_for_their_act_by_seq() {
+    let mut app = connected();
+    let cmds = run(&mut app, "/pin 3");
+    assert_eq!(cmds, [asks(ChannelAct::Pin { seq: 3 }, None)]);
+    let cmds = run(&mut app, "/unpin 3 old news");
+    assert_eq!(cmds, [asks(ChannelAct::Unpin { seq: 3 }, Some("old news"))]);
+    assert!(run(&mut app, "/pin x").is_empty());
+    assert!(last_line(&app).contains("/pin SEQ"), "{}", last_line(&app));
+}

@@ -220,6 +220,27 @@ pub fn last_line(app: &App) -> String {
     app.focused_room().entries.back().unwrap().text.clone()
 }
 
+/// The details of a public `channel` nobody governs yet, as a member reads them.
+pub fn details(channel: &str) -> crate::net::protocol::ChannelDetails {
+    crate::net::protocol::ChannelDetails {
+        name: name(channel),
+        visibility: crate::net::protocol::Visibility::Public,
+        topic: String::new(),
+        archived: false,
+        owner: None,
+        moderators: Vec::new(),
+        role: Some(crate::net::protocol::Role::Member),
+        muted_until: None,
+        agent_turns: 20,
+        agent_run: 0,
+        reply_mode: crate::net::protocol::ReplyMode::Open,
+        slow_seconds: 0,
+        floor: None,
+        last_seq: 0,
+        pins: Vec::new(),
+    }
+}
+
 mod agents;
 mod commands;
 mod govern;

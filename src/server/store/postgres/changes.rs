@@ -92,7 +92,7 @@ impl Db<'_> {
                     &[&channel_id, &at],
                 )
                 .await?;
-                // The edits' texts go too; the reactions go with the message.
+                // The edits' texts go too; its reactions and pin go with the message.
                 self.execute(
                     "UPDATE messages SET body = '' WHERE channel_id = $1 AND target = $2 AND event = 'edit'",
                     &[&channel_id, &at],
@@ -100,6 +100,11 @@ impl Db<'_> {
                 .await?;
                 self.execute(
                     "DELETE FROM reactions WHERE channel_id = $1 AND seq = $2",
+                    &[&channel_id, &at],
+                )
+                .await?;
+                self.execute(
+                    "DELETE FROM pins WHERE channel_id = $1 AND seq = $2",
                     &[&channel_id, &at],
                 )
                 .await?;

@@ -419,6 +419,7 @@ impl Db<'_> {
             slow_seconds: narrow(row.get(5)),
             floor: row.get(6),
             last_seq: channel.last_seq,
+            pins: self.pins(channel.id).await?,
         })
     }
 }

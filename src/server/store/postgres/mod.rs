@@ -41,6 +41,7 @@ mod claim;
 mod governance;
 mod messages;
 mod moderation;
+mod pins;
 mod schema;
 pub use claim::InstanceClaim;
 mod search;

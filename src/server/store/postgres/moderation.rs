@@ -61,8 +61,14 @@ impl Db<'_> {
             target.is_some_and(|(_, t, _)| t == user),
         )?;
         let target = target.map(|(_, t, _)| t);
-        self.apply(&found, act, target, m.reason.as_deref(), m.now)
-            .await?;
+        self.apply(
+            &found,
+            act,
+            target,
+            (m.reason.as_deref(), &m.by.path.user),
+            m.now,
+        )
+        .await?;
         self.record_audit(&AuditRecord::of_act(m, &found)).await?;
         match act {
             ChannelAct::Delete => brakes.forget(found.id),
@@ -83,7 +89,7 @@ impl Db<'_> {
         channel: &Channel,
         act: &ChannelAct,
         target: Option<UserId>,
-        reason: Option<&str>,
+        (reason, by): (Option<&str>, &Name),
         now: i64,
     ) -> Result<(), ProtocolError> {
         let id = channel.id;
@@ -106,6 +112,8 @@ impl Db<'_> {
             Step::RevokeInvite { token, missing } => {
                 changed(self.revoke_channel_invite(id, token).await?, missing)
             }
+            Step::Pin { seq } => self.pin((id, &channel.name), seq, by).await,
+            Step::Unpin { seq, missing } => changed(self.unpin(id, seq).await?, missing),
             Step::Nothing => Ok(()),
         }
     }

@@ -492,6 +492,7 @@ impl Db {
             slow_seconds,
             floor,
             last_seq: channel.last_seq,
+            pins: self.pins(channel.id)?,
         })
     }
 }

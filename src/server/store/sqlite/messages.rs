@@ -470,13 +470,17 @@ impl Db {
                     "UPDATE messages SET body = '', deleted = 1 WHERE channel_id = ?1 AND seq = ?2",
                     &[&channel_id, &at],
                 )?;
-                // The edits' texts go too; the reactions go with the message.
+                // The edits' texts go too; its reactions and pin go with the message.
                 run(
                     "UPDATE messages SET body = '' WHERE channel_id = ?1 AND target = ?2 AND event = 'edit'",
                     &[&channel_id, &at],
                 )?;
                 run(
                     "DELETE FROM reactions WHERE channel_id = ?1 AND seq = ?2",
+                    &[&channel_id, &at],
+                )?;
+                run(
+                    "DELETE FROM pins WHERE channel_id = ?1 AND seq = ?2",
                     &[&channel_id, &at],
                 )?;
             }

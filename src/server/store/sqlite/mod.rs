@@ -33,6 +33,7 @@ mod channels;
 mod governance;
 mod messages;
 mod moderation;
+mod pins;
 mod schema;
 mod search;
 

@@ -55,7 +55,13 @@ impl Db {
                 target.is_some_and(|(_, t, _)| t == user),
             )?;
             let target = target.map(|(_, t, _)| t);
-            db.apply(&found, act, target, m.reason.as_deref(), m.now)?;
+            db.apply(
+                &found,
+                act,
+                target,
+                (m.reason.as_deref(), &m.by.path.user),
+                m.now,
+            )?;
             db.record_audit(&AuditRecord::of_act(m, &found))?;
             Ok(Moderated {
                 channel: found,
@@ -70,7 +76,7 @@ impl Db {
         channel: &Channel,
         act: &ChannelAct,
         target: Option<UserId>,
-        reason: Option<&str>,
+        (reason, by): (Option<&str>, &Name),
         now: i64,
     ) -> Result<(), ProtocolError> {
         let id = channel.id;
@@ -91,6 +97,8 @@ impl Db {
             Step::RevokeInvite { token, missing } => {
                 changed(self.revoke_channel_invite(id, token)?, missing)
             }
+            Step::Pin { seq } => self.pin((id, &channel.name), seq, by),
+            Step::Unpin { seq, missing } => changed(self.unpin(id, seq)?, missing),
             Step::Nothing => Ok(()),
         }
     }

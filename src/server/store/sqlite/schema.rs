@@ -137,6 +137,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V4_SEARCH),
         M::up(V5_REPLIES),
         M::up(V6_CHANGES),
+        M::up(V7_PINS),
     ])
 }
 
@@ -195,6 +196,20 @@ CREATE TRIGGER reactions_of_removed_messages AFTER DELETE ON messages BEGIN
 END;
 ";
 
+/// Pinned messages: pinned and unpinned by a channel's moderators, gone with their message.
+const V7_PINS: &str = "
+CREATE TABLE pins (
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    pinned_by TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, seq)
+) WITHOUT ROWID;
+CREATE TRIGGER pins_of_removed_messages AFTER DELETE ON messages BEGIN
+    DELETE FROM pins WHERE channel_id = old.channel_id AND seq = old.seq;
+END;
+";
+
 /// Brings `conn` to the newest schema.
 pub fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
     migrations().to_latest(conn)
@@ -236,7 +251,7 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 6);
+        assert_eq!(version, 7);
     }
 
     #[test]
