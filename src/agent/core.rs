@@ -172,6 +172,16 @@ pub enum Inbound {
     },
 }
 
+impl Inbound {
+    /// A reaction to a message (pushed after a longer wait, with others).
+    pub fn is_reaction(&self) -> bool {
+        matches!(
+            self,
+            Self::Message { message, .. } if matches!(message.change, Some(Change::React { .. }))
+        )
+    }
+}
+
 /// The server an inbound item came from, as the model names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -372,7 +382,7 @@ fn change_line(channel: &str, change: &Change, text: &str) -> (&'static str, Str
         Change::React { removed, .. } => (
             "reacted",
             format!(
-                "({} {} on #{channel}:{target})",
+                "{} {} on #{channel}:{target}",
                 if *removed { "took back" } else { "reacted" },
                 quote_untrusted(text)
             ),
@@ -387,6 +397,8 @@ fn push_for(origin: &Origin, items: Vec<Inbound>) -> Push {
     // Items of one push share a place; the newest level wins, like the `autonomy` attribute.
     let mut frame = None;
     let mut reopened = None;
+    // Reactions gather on one line at the end: acknowledgements, not turns.
+    let mut reactions = Vec::new();
     for item in items {
         match item {
             Inbound::Message {
@@ -397,6 +409,17 @@ fn push_for(origin: &Origin, items: Vec<Inbound>) -> Push {
                 let channel = origin.channel(&message.channel);
                 if let Some(held) = ended {
                     reopened = Some(reopened_note(&channel, held));
+                }
+                if let Some(change @ Change::React { .. }) = &message.change {
+                    meta.insert("channel".into(), channel.clone());
+                    meta.insert("autonomy".into(), level.to_string());
+                    meta.insert("reacted".into(), change.target().to_string());
+                    meta.entry("kind".into())
+                        .or_insert_with(|| "reactions".into());
+                    frame = Some(reminder(&Place::Channel(&channel), level));
+                    let (_, line) = change_line(&channel, change, &message.text);
+                    reactions.push(format!("{} {}", message.from, line));
+                    continue;
                 }
                 meta.insert("kind".into(), "message".into());
                 meta.insert("channel".into(), channel.clone());
@@ -459,6 +482,9 @@ fn push_for(origin: &Origin, items: Vec<Inbound>) -> Push {
                 }
             }
         }
+    }
+    if !reactions.is_empty() {
+        lines.push(reactions.join("\n"));
     }
     if count > 1 {
         meta.insert("count".into(), count.to_string());

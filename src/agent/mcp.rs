@@ -38,6 +38,9 @@ const PERMISSION_VERDICT: &str = "notifications/claude/channel/permission";
 /// How long inbound messages gather before one push per channel goes out.
 const COALESCE_WINDOW: Duration = Duration::from_millis(250);
 
+/// How long reactions gather before they are pushed, unless a message goes out first.
+const REACTION_WINDOW: Duration = Duration::from_secs(3);
+
 /// Inbound items kept while the client has not finished initializing; older ones are dropped
 /// (the `unread` tool still has them).
 const MAX_EARLY: usize = 500;
@@ -233,9 +236,16 @@ impl Outbox {
                 if self.pending.len() >= MAX_EARLY {
                     self.pending.remove(0);
                 }
+                // Reactions wait longer, so a burst of acknowledgements wakes the model once;
+                // anything else goes out soon, and takes waiting reactions with it.
+                let window = if item.is_reaction() {
+                    REACTION_WINDOW
+                } else {
+                    COALESCE_WINDOW
+                };
                 self.pending.push((origin, item));
-                self.flush_at
-                    .get_or_insert_with(|| tokio::time::Instant::now() + COALESCE_WINDOW);
+                let due = tokio::time::Instant::now() + window;
+                self.flush_at = Some(self.flush_at.map_or(due, |at| at.min(due)));
             }
             Effect::Verdict { request_id, allow } => {
                 let behavior = if allow { "allow" } else { "deny" };

@@ -424,3 +424,40 @@ fn a_channel_on_another_server_is_named_with_its_alias_and_kept_apart() {
         pushes[1].content
     );
 }
+
+#[test]
+fn reactions_gather_on_one_line_after_the_messages_of_their_push() {
+    let react = |seq, from: &str, reaction: &str| Inbound::Message {
+        message: ChatMessage {
+            change: Some(Change::React {
+                target: 1,
+                removed: false,
+            }),
+            ..message(seq, from, reaction)
+        },
+        level: Autonomy::Converse,
+        reopened: None,
+    };
+    let posted = Inbound::Message {
+        message: message(4, "carol/m/tui", "ship it"),
+        level: Autonomy::Converse,
+        reopened: None,
+    };
+    assert!(react(2, "bob/m/cli", "👍").is_reaction() && !posted.is_reaction());
+    let pushes = single(vec![
+        react(2, "bob/m/cli", "👍"),
+        react(3, "dave/m/cli", "seen"),
+        posted,
+    ]);
+    assert_eq!(pushes.len(), 1);
+    let content = &pushes[0].content;
+    let lines: Vec<&str> = content.lines().collect();
+    assert!(content.contains("ship it"), "{content}");
+    let tail = &lines[lines.len() - 2..];
+    assert!(
+        tail[0].starts_with("bob/m/cli reacted") && tail[0].ends_with("on #general:1"),
+        "{content}"
+    );
+    assert!(tail[1].starts_with("dave/m/cli reacted"), "{content}");
+    assert_eq!(pushes[0].meta["reacted"], "1");
+}
