@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod bench;
 pub mod changes;
+pub mod limits;
 pub mod moderation;
 pub mod search;
 pub mod send;
