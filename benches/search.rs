@@ -1,6 +1,8 @@
 //! Search on the embedded store: latency over 1,000,000 stored messages (p50, p99) for a few
 //! kinds of query, and what keeping the index costs stores (acknowledged appends a second with
-//! the index kept, and with it taken out). Prints figures; asserts nothing.
+//! the index kept, and with it taken out). With `SEARCH_POSTGRES=URL`, the same queries on a
+//! PostgreSQL store holding the same messages too (in a schema of its own, dropped after).
+//! Prints figures; asserts nothing.
 //! Run: `cargo bench --bench search` (`SEARCH_MESSAGES=N` for another size).
 
 #![allow(clippy::unwrap_used)]
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use conclave::net::names::{Name, SessionPath};
 use conclave::net::protocol::{SessionKind, Visibility, search_terms};
-use conclave::server::store::{Append, NewChannel, Search, SqliteStore, Store};
+use conclave::server::store::{Append, NewChannel, PostgresStore, Search, SqliteStore, Store};
 use tokio::sync::Semaphore;
 
 /// Queries timed per kind.
@@ -33,6 +35,12 @@ fn open(dir: &Path) -> SqliteStore {
 /// A server's database with one user in #general.
 async fn prepare(dir: &Path) -> (SqliteStore, i64) {
     let store = open(dir);
+    let user = prepare_store(&store).await;
+    (store, user)
+}
+
+/// One user, alice, in #general: her user id.
+async fn prepare_store(store: &impl Store) -> i64 {
     let alice = store
         .register(
             &Name::user("alice").unwrap(),
@@ -49,7 +57,7 @@ async fn prepare(dir: &Path) -> (SqliteStore, i64) {
         agent_turns: 0,
     };
     store.create_channel(&general).await.unwrap();
-    (store, alice.user_id)
+    alice.user_id
 }
 
 /// Message `n`'s text: a few common words, and one rare word in every 10,000th.
@@ -93,7 +101,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[at].as_secs_f64() * 1000.0
 }
 
-async fn time_queries(store: &SqliteStore, user: i64, label: &str, make: impl Fn(usize) -> Search) {
+async fn time_queries(store: &impl Store, user: i64, label: &str, make: impl Fn(usize) -> Search) {
     let mut took = Vec::with_capacity(QUERIES);
     let mut hits = 0;
     for i in 0..QUERIES {
@@ -148,6 +156,90 @@ async fn appends_per_second(store: Arc<SqliteStore>, user: i64) -> f64 {
     APPENDS as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Every kind of query, timed on `store`.
+async fn time_all(store: &impl Store, user: i64) {
+    time_queries(store, user, "a rare word (100 matches)", |_| {
+        query("zanzibar")
+    })
+    .await;
+    time_queries(store, user, "a common word, newest 20", |i| {
+        query(WORDS[i % WORDS.len()])
+    })
+    .await;
+    time_queries(store, user, "two words, newest 20", |i| {
+        query(&format!(
+            "{} {}",
+            WORDS[i % WORDS.len()],
+            WORDS[(i + 3) % WORDS.len()]
+        ))
+    })
+    .await;
+    time_queries(store, user, "a phrase, newest 20", |i| {
+        query(&format!("\"note {}\"", 1 + i * 4999))
+    })
+    .await;
+    time_queries(store, user, "a word from one sender, since", |i| {
+        let mut search = query(WORDS[i % WORDS.len()]);
+        search.from = Some(conclave::server::store::Sender::User(
+            Name::user("alice").unwrap(),
+        ));
+        search.since = Some(chrono::Utc::now().timestamp_millis() - 500_000);
+        search
+    })
+    .await;
+}
+
+/// The same queries on PostgreSQL, over the same `count` messages, in a schema of its own.
+async fn on_postgres(url: &str, count: usize) {
+    let schema = format!("bench_search_{}", std::process::id());
+    let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let in_schema = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let store = PostgresStore::open(&in_schema, Duration::from_secs(3600), Box::new(|_| {}))
+        .await
+        .unwrap();
+    let user = prepare_store(&store).await;
+    let started = Instant::now();
+    // The same texts as `body`, made by the database itself.
+    let words = WORDS.map(|w| format!("'{w}'")).join(",");
+    let word = |k: usize| format!("(ARRAY[{words}])[((n * 7 + {}) % 16) + 1]", k * 13);
+    admin
+        .batch_execute(&format!(
+            "SET search_path = {schema};
+             INSERT INTO messages (channel_id, seq, ts, sender_id, sender_path, client_id, body, sender_kind)
+             SELECT 1, n, {now} - ({count} - n), {user}, 'alice/laptop/cli', 's' || n,
+                    {} || ' ' || {} || ' ' || {} || ' note ' || n
+                        || CASE WHEN n % 10000 = 0 THEN ' zanzibar' ELSE '' END,
+                    'human'
+             FROM generate_series(1, {count}) AS n;
+             UPDATE channels SET last_seq = {count} WHERE id = 1;
+             ANALYZE messages;",
+            word(0),
+            word(1),
+            word(2),
+            now = chrono::Utc::now().timestamp_millis(),
+        ))
+        .await
+        .unwrap();
+    println!(
+        "postgres    {count} messages written and indexed: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    time_all(&store, user).await;
+    drop(store);
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
 #[tokio::main]
 async fn main() {
     let count: usize = std::env::var("SEARCH_MESSAGES")
@@ -171,36 +263,11 @@ async fn main() {
         "index       {count} messages, in batches: {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    time_queries(&store, user, "a rare word (100 matches)", |_| {
-        query("zanzibar")
-    })
-    .await;
-    time_queries(&store, user, "a common word, newest 20", |i| {
-        query(WORDS[i % WORDS.len()])
-    })
-    .await;
-    time_queries(&store, user, "two words, newest 20", |i| {
-        query(&format!(
-            "{} {}",
-            WORDS[i % WORDS.len()],
-            WORDS[(i + 3) % WORDS.len()]
-        ))
-    })
-    .await;
-    time_queries(&store, user, "a phrase, newest 20", |i| {
-        query(&format!("\"note {}\"", 1 + i * 4999))
-    })
-    .await;
-    time_queries(&store, user, "a word from one sender, since", |i| {
-        let mut search = query(WORDS[i % WORDS.len()]);
-        search.from = Some(conclave::server::store::Sender::User(
-            Name::user("alice").unwrap(),
-        ));
-        search.since = Some(chrono::Utc::now().timestamp_millis() - 500_000);
-        search
-    })
-    .await;
+    time_all(&store, user).await;
     drop(store);
+    if let Ok(url) = std::env::var("SEARCH_POSTGRES") {
+        on_postgres(&url, count).await;
+    }
 
     // The index's cost to stores: the same appends with and without its triggers.
     let with_index = {

@@ -62,7 +62,7 @@ enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
         retention_days: u32,
         #[command(flatten)]
-        limits: cli::limits::LimitArgs,
+        limits: server::limit_flags::LimitArgs,
         /// Stop the server running on the data directory (the local one by default) and exit
         #[arg(long)]
         stop: bool,

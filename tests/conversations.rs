@@ -184,20 +184,18 @@ fn an_agent_hears_edits_and_deletes_and_reacts_and_edits_by_tool() {
 fn a_direct_message_reaches_both_users_sessions_and_survives_a_restart() {
     let mut server = Server::start();
     let (alice, bob, project) = setup(&server);
-    // A session of bob's is live before the conversation exists: it is told, and joins.
+    // A session of bob's is live before the conversation exists: it is told. (An agent joins
+    // one only when told to; a program hears of it and may.)
     let mut agent = Mcp::spawn(&bob, project.path(), &["--format", "jsonl", "--as", "bot"]);
     assert_eq!(agent.next_line()["event"], "ready");
     assert_eq!(alice.ok(&["dm", "bob", "hi bob"]).trim(), "#alice+bob 1");
-    let heard = loop {
+    let told = loop {
         let v = agent.next_line();
-        if v["event"] == "message" {
+        if v["event"] == "opened" {
             break v;
         }
     };
-    assert_eq!(
-        (heard["channel"].clone(), heard["text"].clone()),
-        ("alice+bob".into(), "hi bob".into())
-    );
+    assert_eq!(told["channel"], "alice+bob");
     bob.ok(&["send", "@alice", "hi alice"]);
     let follow = |who: &common::User, other: &str| {
         let (tail, lines, err) = who.spawn(&["tail", other, "--since", "0", "--format", "json"]);
@@ -224,8 +222,13 @@ fn a_direct_message_reaches_both_users_sessions_and_survives_a_restart() {
         let e = carol.fails(verb);
         assert!(e.contains("there is no channel #alice+bob"), "{e}");
     }
-    let e = alice.fails(&["channel", "topic", "alice+bob", "ours"]);
-    assert!(e.contains("direct conversation: nobody governs it"), "{e}");
+    for verb in [
+        &["channel", "topic", "alice+bob", "ours"][..],
+        &["audit", "alice+bob"],
+    ] {
+        let e = alice.fails(verb);
+        assert!(e.contains("direct conversation: nobody governs it"), "{e}");
+    }
     let e = carol.fails(&["channel", "create", "alice+carol"]);
     assert!(e.contains("starts with its first message"), "{e}");
     let e = alice.fails(&["dm", "alice", "me?"]);

@@ -124,6 +124,11 @@ fn event_json(agent: &Arc<Agent>, server: usize, event: LinkEvent) -> Option<Val
             "event": "disconnected", "reason": reason, "retry_in_ms": retry_in.as_millis() as u64,
         })),
         LinkEvent::Closed { reason } => Some(json!({"event": "closed", "reason": reason})),
+        // A program acting as its user hears of a new direct conversation and may join it.
+        LinkEvent::Opened(info) => Some(json!({
+            "event": "opened",
+            "channel": origin.channel(&info.name),
+        })),
         LinkEvent::Moderation(m) => Some(json!({
             "event": "moderation",
             "channel": origin.channel(&m.channel),

@@ -323,44 +323,8 @@ impl Agent {
     /// channel this session handle never read starts with only its newest `backlog` messages
     /// unread, not its whole history.
     pub async fn join(&self, place: &Place) -> Result<(u64, u64), crate::net::link::LinkError> {
-        self.join_from(place, Resume::Live).await
-    }
-
-    /// Joins every direct conversation of this agent's user on `server` not joined yet, as
-    /// it would a channel: they reach all of the user's sessions.
-    async fn join_direct_conversations(&self, server: usize) {
-        let channels = match self.conn(server).link.list_channels().await {
-            Ok(channels) => channels,
-            Err(e) => {
-                tracing::warn!(%e, "cannot list the direct conversations");
-                return;
-            }
-        };
-        for info in channels
-            .into_iter()
-            .filter(|c| c.member && c.name.is_direct())
-        {
-            let place = Place {
-                server,
-                channel: info.name,
-            };
-            if self.lock().channels.contains_key(&place) {
-                continue;
-            }
-            if let Err(e) = self.join(&place).await {
-                tracing::warn!(channel = %place.channel, %e, "cannot join a direct conversation");
-            }
-        }
-    }
-
-    /// `join`, with the messages after `resume` delivered too.
-    async fn join_from(
-        &self,
-        place: &Place,
-        resume: Resume,
-    ) -> Result<(u64, u64), crate::net::link::LinkError> {
         let link = &self.conn(place.server).link;
-        let joined = link.join(&place.channel, resume).await?;
+        let joined = link.join(&place.channel, Resume::Live).await?;
         let last_seq = joined.channel.last_seq;
         let mut read_seq = joined.read_seq;
         let start = last_seq.saturating_sub(self.backlog);
@@ -458,10 +422,7 @@ impl Agent {
             LinkEvent::Connected { .. } => {
                 self.set_connection(server, "connected".into());
                 let agent = self.clone();
-                tokio::spawn(async move {
-                    agent.report_autonomy(None).await;
-                    agent.join_direct_conversations(server).await;
-                });
+                tokio::spawn(async move { agent.report_autonomy(None).await });
                 Effect::None
             }
             LinkEvent::Disconnected { reason, retry_in } => {
@@ -483,21 +444,9 @@ impl Agent {
                 Effect::None
             }
             LinkEvent::Moderation(event) => self.on_moderation(server, event),
-            LinkEvent::Opened(info) => {
-                // A direct conversation with this agent's user, just made: it hears it like a
-                // channel, from its first message.
-                let agent = self.clone();
-                let place = Place {
-                    server,
-                    channel: info.name,
-                };
-                tokio::spawn(async move {
-                    if let Err(e) = agent.join_from(&place, Resume::After(0)).await {
-                        tracing::warn!(channel = %place.channel, %e, "cannot join a direct conversation");
-                    }
-                });
-                Effect::None
-            }
+            // A direct conversation is its person's: an agent joins one only when told to
+            // (`--join`, its `join` tool), so a stranger cannot open one into a model.
+            LinkEvent::Opened(_) => Effect::None,
             LinkEvent::Relay {
                 from,
                 from_kind,

@@ -7,7 +7,6 @@
 pub mod admin;
 pub mod bench;
 pub mod changes;
-pub mod limits;
 pub mod moderation;
 pub mod search;
 pub mod send;

@@ -245,6 +245,12 @@ pub fn check_text(text: &str) -> Result<(), ProtocolError> {
     if text.trim().is_empty() {
         return Err(ProtocolError::invalid("message is empty"));
     }
+    // PostgreSQL keeps no NUL in text: one would fail the commit of everyone's messages.
+    if text.contains('\0') {
+        return Err(ProtocolError::invalid(
+            "a message may not hold a NUL character",
+        ));
+    }
     Ok(())
 }
 
@@ -501,6 +507,16 @@ mod tests {
         assert_eq!(
             ProtocolError::over_limit("message", 20_992, MAX_TEXT_BYTES).message,
             "message is 20.5 KiB; the limit is 16 KiB"
+        );
+    }
+
+    #[test]
+    fn a_message_holds_no_nul_which_would_fail_a_whole_postgres_commit() {
+        assert!(check_text("fine").is_ok());
+        let refused = check_text("a\0b").err().map(|e| e.message);
+        assert_eq!(
+            refused.as_deref(),
+            Some("a message may not hold a NUL character")
         );
     }
 

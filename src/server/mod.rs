@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod bus;
 pub mod hub;
+pub mod limit_flags;
 pub mod outbox;
 pub mod rules;
 pub mod server_id;

@@ -1,10 +1,11 @@
 //! Edits, deletes and reactions: events with seqs of their own, applied to their targets,
 //! allowed by the rules, shown in history, kept in the audit log and out of search.
 
-use conclave::net::protocol::{Change, ChannelAct, ErrorCode, Role};
+use conclave::net::names::Name;
+use conclave::net::protocol::{Change, ChannelAct, ErrorCode, Role, SessionKind};
 use conclave::server::store::{HistoryRange, Search, Store};
 
-use crate::support::{act, actor, change, join, name, post, refused, setup, user};
+use crate::support::{act, actor, change, join, message, name, post, refused, setup, user};
 
 fn everything() -> HistoryRange {
     HistoryRange {
@@ -235,4 +236,107 @@ pub async fn moderators_pin_messages_that_a_delete_unpins(store: impl Store) {
         .await
         .unwrap();
     assert!(details.pins.is_empty(), "{:?}", details.pins);
+}
+
+pub async fn agents_edits_are_turns_and_deletes_forget_the_edited_text(store: impl Store) {
+    let alice = setup(&store).await;
+    let set = ChannelAct::Set {
+        setting: conclave::net::protocol::ChannelSetting::AgentTurns { turns: 1 },
+    };
+    act(&store, &actor(&alice, false), "general", set)
+        .await
+        .unwrap();
+    let (mut first, outcome) = message(&alice, SessionKind::Agent, "general", "a1", "draft one");
+    first.kind = SessionKind::Agent;
+    store.append(first).await;
+    outcome.await.unwrap().unwrap();
+    // The budget is spent: an agent's edit waits for a person like a post would.
+    let (mut edit, outcome) = message(&alice, SessionKind::Agent, "general", "a2", "draft two");
+    edit.change = Some(Change::Edit { target: 1 });
+    store.append(edit).await;
+    refused(
+        outcome.await.unwrap(),
+        ErrorCode::FloorClosed,
+        "waiting for a person",
+    );
+    // A person's edit, then a delete: the replaced text leaves the audit log too.
+    post(&store, &alice, "general", "h1", "secret token 42")
+        .await
+        .unwrap();
+    change(
+        &store,
+        &alice,
+        "general",
+        Change::Edit { target: 2 },
+        "oops",
+    )
+    .await
+    .unwrap();
+    change(&store, &alice, "general", Change::Delete { target: 2 }, "")
+        .await
+        .unwrap();
+    let (entries, _) = store
+        .audit_page(&actor(&alice, false), Some(&name("general")), None, 10)
+        .await
+        .unwrap();
+    assert!(
+        entries.iter().all(|e| !e.detail.contains("secret")),
+        "{entries:?}"
+    );
+    assert!(entries.iter().any(|e| e.action == "edit"), "{entries:?}");
+}
+
+pub async fn a_direct_conversation_is_made_once_and_leaving_it_keeps_the_other_out(
+    store: impl Store,
+) {
+    let alice = setup(&store).await;
+    let bob = user(&store, "bob", 2).await;
+    let dm = Name::channel("alice+bob").unwrap();
+    let made = store.open_direct(&dm, alice.user_id, 20).await.unwrap();
+    assert_eq!(made.map(|info| info.members), Some(2));
+    assert!(
+        store
+            .open_direct(&dm, bob.user_id, 20)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let carol = user(&store, "carol", 3).await;
+    let stranger = store.open_direct(&dm, carol.user_id, 20).await;
+    refused(
+        stranger,
+        ErrorCode::NotFound,
+        "there is no channel #alice+bob",
+    );
+    let nobody = store
+        .open_direct(&Name::channel("alice+zed").unwrap(), alice.user_id, 20)
+        .await;
+    refused(nobody, ErrorCode::NotFound, "there is no user zed");
+    // Bob leaves; alice writing again does not bring him back, his own use does.
+    store.leave(&dm, bob.user_id).await.unwrap();
+    store.open_direct(&dm, alice.user_id, 20).await.unwrap();
+    let (_, members) = store.members(&dm, alice.user_id, 10).await.unwrap();
+    assert_eq!(members, [name("alice")]);
+    store.open_direct(&dm, bob.user_id, 20).await.unwrap();
+    let (_, members) = store.members(&dm, alice.user_id, 10).await.unwrap();
+    assert_eq!(members, [name("alice"), name("bob")]);
+}
+
+pub async fn one_user_starts_at_most_sixty_direct_conversations_an_hour(store: impl Store) {
+    let alice = setup(&store).await;
+    for n in 0..61u8 {
+        let peer = format!("peer{n:02}");
+        user(&store, &peer, n + 10).await;
+        let dm = Name::channel(&format!("alice+{peer}")).unwrap();
+        let opened = store.open_direct(&dm, alice.user_id, 20).await;
+        if n < 60 {
+            assert!(opened.unwrap().is_some(), "conversation {n}");
+        } else {
+            refused(
+                opened,
+                ErrorCode::RateLimited,
+                "60 direct conversations in the last hour",
+            );
+        }
+    }
 }

@@ -92,6 +92,9 @@ macro_rules! conformance {
                 changes::a_delete_leaves_a_tombstone_and_moderators_may_delete_any,
                 changes::reactions_are_counted_once_per_user_and_taken_back,
                 changes::moderators_pin_messages_that_a_delete_unpins,
+                changes::agents_edits_are_turns_and_deletes_forget_the_edited_text,
+                changes::a_direct_conversation_is_made_once_and_leaving_it_keeps_the_other_out,
+                changes::one_user_starts_at_most_sixty_direct_conversations_an_hour,
             }
         }
     };

@@ -34,7 +34,11 @@ pub(super) fn check(frame: &ClientFrame) -> Result<(), ProtocolError> {
             )));
         }
         ClientFrame::InviteMachine { machine, .. } => return plain(machine, "machine name"),
-        ClientFrame::Moderate { channel, .. }
+        ClientFrame::Audit {
+            channel: Some(channel),
+            ..
+        }
+        | ClientFrame::Moderate { channel, .. }
         | ClientFrame::CreateInvite { channel, .. }
         | ClientFrame::ListInvites { channel, .. }
         | ClientFrame::AddMember { channel, .. }

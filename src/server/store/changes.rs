@@ -7,10 +7,33 @@ use std::collections::HashMap;
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
     Change, ChatMessage, MAX_REACTION_USERS, MAX_REACTIONS_PER_MESSAGE, ProtocolError, Reaction,
+    SessionKind,
 };
 use crate::server::rules::{self, Standing};
 
 use super::{AuditRecord, ChannelId, UserId};
+
+/// The reactions on messages `first..=last` of a channel, each with its rank among those who
+/// made the same one (oldest first), how many made it, and when it was first made: so a page
+/// reads only the users it names, however many reacted. SQL for both stores; the arguments
+/// are the placeholders of the channel, `first` and `last`.
+macro_rules! reactions_ranked {
+    ($channel:literal, $first:literal, $last:literal) => {
+        concat!(
+            "SELECT seq, reaction, user_name,
+                    row_number() OVER (PARTITION BY seq, reaction ORDER BY event_seq) AS rank,
+                    count(*) OVER (PARTITION BY seq, reaction) AS made,
+                    min(event_seq) OVER (PARTITION BY seq, reaction) AS first
+             FROM reactions WHERE channel_id = ",
+            $channel,
+            " AND seq BETWEEN ",
+            $first,
+            " AND ",
+            $last
+        )
+    };
+}
+pub(in crate::server::store) use reactions_ranked;
 
 /// The message an event changes, as its store read it.
 #[derive(Debug, Clone)]
@@ -42,14 +65,23 @@ pub enum Verdict {
     AlreadyReacted(u64),
 }
 
-/// Whether `sender` (standing at `standing`) may make `change` with `text` in `channel`,
-/// whose newest seq is `last_seq`. `target` is `None` when no such message is stored.
+/// Who makes a change: their user, where they stand in the channel, and the kind of session
+/// they make it from.
+#[derive(Debug, Clone, Copy)]
+pub struct Changer {
+    pub user: UserId,
+    pub standing: Standing,
+    pub kind: SessionKind,
+}
+
+/// Whether `by` may make `change` with `text` in `channel`. `target` is `None` when no such
+/// message is stored.
 pub fn check(
     channel: &Name,
     change: &Change,
     text: &str,
     target: Option<&Target>,
-    (sender, standing): (UserId, Standing),
+    by: Changer,
     reactions: Reactions,
 ) -> Result<Verdict, ProtocolError> {
     let seq = change.target();
@@ -71,7 +103,11 @@ pub fn check(
             "#{channel}:{seq} was deleted"
         )));
     }
-    let own = target.sender_id == sender;
+    let own = target.sender_id == by.user;
+    // Deleting someone else's message is a moderator's act: a person's, and never in a direct
+    // conversation, which nobody governs.
+    let may_moderate =
+        rules::may_moderate(by.standing) && by.kind == SessionKind::Human && !channel.is_direct();
     match change {
         Change::Edit { .. } if !own => Err(ProtocolError::forbidden(format!(
             "only its sender may edit #{channel}:{seq}"
@@ -79,11 +115,9 @@ pub fn check(
         Change::Edit { .. } if target.text == text => Err(ProtocolError::invalid(format!(
             "#{channel}:{seq} already reads so"
         ))),
-        Change::Delete { .. } if !own && !rules::may_moderate(standing) => {
-            Err(ProtocolError::forbidden(format!(
-                "only its sender and the moderators of #{channel} may delete #{channel}:{seq}"
-            )))
-        }
+        Change::Delete { .. } if !own && !may_moderate => Err(ProtocolError::forbidden(format!(
+            "only its sender and the moderators of #{channel} may delete #{channel}:{seq}"
+        ))),
         Change::React { removed: false, .. } => match reactions.mine {
             Some(event) => Ok(Verdict::AlreadyReacted(event)),
             None if !reactions.present && reactions.kinds >= MAX_REACTIONS_PER_MESSAGE => {
@@ -100,9 +134,24 @@ pub fn check(
     }
 }
 
-/// The audit entry an edit or a delete leaves (a reaction leaves none). An edit keeps the
-/// text it replaced, for the channel's moderators; a delete names what it took away, not its
-/// text.
+/// Whether an event counts as an agent's turn for the brakes: a post or an edit (both are
+/// pushed to every agent there), not a delete or a reaction.
+pub fn is_turn(change: Option<&Change>) -> bool {
+    matches!(change, None | Some(Change::Edit { .. }))
+}
+
+/// What an edit's audit entry says once its message was deleted: the old text goes too.
+pub const FORGOTTEN: &str = "edited a message since deleted";
+
+/// The audit target of an edit or delete of message `seq`, as `forget_edits` finds it again.
+pub fn audit_target(seq: u64) -> String {
+    format!("message {seq}")
+}
+
+/// The audit entry an edit or a delete leaves (a reaction leaves none; nor does anything in a
+/// direct conversation, which no moderator reads). An edit keeps the text it replaced, for the
+/// channel's moderators, until the message is deleted; a delete names what it took away, not
+/// its text.
 pub fn audit(
     channel: (ChannelId, &Name),
     change: &Change,
@@ -111,6 +160,9 @@ pub fn audit(
     ts: i64,
 ) -> Option<AuditRecord> {
     let seq = change.target();
+    if channel.1.is_direct() {
+        return None;
+    }
     let (action, detail) = match change {
         Change::Edit { .. } => (
             "edit",
@@ -129,31 +181,30 @@ pub fn audit(
         by: by.clone(),
         action: action.to_owned(),
         channel: Some((channel.0, channel.1.clone())),
-        target: Some(format!("#{}:{seq}", channel.1)),
+        target: Some(audit_target(seq)),
         detail,
         reason: None,
     })
 }
 
-/// Puts reactions on the messages of a page, from rows of (seq, reaction, user) in the order
-/// they were made.
-pub fn attach_reactions(messages: &mut [ChatMessage], rows: Vec<(u64, String, Name)>) {
+/// Puts reactions on the messages of a page, from rows of (seq, reaction, user, how many made
+/// it): each reaction's first users, in the order the reactions were first made.
+pub fn attach_reactions(messages: &mut [ChatMessage], rows: Vec<(u64, String, Name, u32)>) {
     let mut by_seq: HashMap<u64, Vec<Reaction>> = HashMap::new();
-    for (seq, reaction, user) in rows {
+    for (seq, reaction, user, made) in rows {
         let on = by_seq.entry(seq).or_default();
         let i = match on.iter().position(|r| r.reaction == reaction) {
             Some(i) => i,
             None => {
                 on.push(Reaction {
                     reaction,
-                    count: 0,
+                    count: made,
                     users: Vec::new(),
                 });
                 on.len() - 1
             }
         };
         let r = &mut on[i];
-        r.count += 1;
         if r.users.len() < MAX_REACTION_USERS {
             r.users.push(user);
         }
@@ -197,6 +248,15 @@ mod tests {
         }
     }
 
+    /// User 1 at a person's session, standing at `standing`.
+    fn person(standing: Standing) -> Changer {
+        Changer {
+            user: 1,
+            standing,
+            kind: SessionKind::Human,
+        }
+    }
+
     fn ops() -> Name {
         Name::channel("ops").unwrap()
     }
@@ -209,7 +269,7 @@ mod tests {
             &edit,
             "hi",
             Some(&target(1)),
-            (1, member()),
+            person(member()),
             Reactions::default(),
         );
         assert_eq!(ok.unwrap(), Verdict::Apply);
@@ -218,7 +278,7 @@ mod tests {
             &edit,
             "hi",
             Some(&target(2)),
-            (1, member()),
+            person(member()),
             Reactions::default(),
         );
         assert!(
@@ -233,7 +293,7 @@ mod tests {
             &delete,
             "",
             Some(&target(2)),
-            (1, member()),
+            person(member()),
             Reactions::default(),
         );
         assert!(member_deletes.is_err());
@@ -246,10 +306,36 @@ mod tests {
             &delete,
             "",
             Some(&target(2)),
-            (1, moderator),
+            person(moderator),
             Reactions::default(),
         );
         assert_eq!(moderated.unwrap(), Verdict::Apply);
+        // Not from an agent's session, whatever its user's rank, and never in a direct
+        // conversation.
+        let as_agent = Changer {
+            kind: SessionKind::Agent,
+            ..person(moderator)
+        };
+        let by_agent = check(
+            &ops(),
+            &delete,
+            "",
+            Some(&target(2)),
+            as_agent,
+            Reactions::default(),
+        );
+        assert!(by_agent.is_err());
+        let dm = Name::channel("alice+bob").unwrap();
+        let in_dm = check(
+            &dm,
+            &delete,
+            "",
+            Some(&target(2)),
+            person(moderator),
+            Reactions::default(),
+        );
+        assert!(in_dm.is_err());
+        assert!(is_turn(None) && is_turn(Some(&edit)) && !is_turn(Some(&delete)));
     }
 
     #[test]
@@ -260,7 +346,7 @@ mod tests {
             &edit,
             "x",
             None,
-            (1, member()),
+            person(member()),
             Reactions::default(),
         );
         assert_eq!(missing.unwrap_err().message, "#ops has no message 3");
@@ -274,7 +360,7 @@ mod tests {
                 &edit,
                 "x",
                 Some(&event),
-                (1, member()),
+                person(member()),
                 Reactions::default()
             )
             .is_err()
@@ -288,7 +374,7 @@ mod tests {
             &edit,
             "x",
             Some(&gone),
-            (1, member()),
+            person(member()),
             Reactions::default(),
         );
         assert_eq!(refused.unwrap_err().message, "#ops:3 was deleted");
@@ -305,14 +391,31 @@ mod tests {
             kinds: 1,
             present: true,
         };
-        let verdict = check(&ops(), &react, "👍", Some(&target(2)), (1, member()), again);
+        let verdict = check(
+            &ops(),
+            &react,
+            "👍",
+            Some(&target(2)),
+            person(member()),
+            again,
+        );
         assert_eq!(verdict.unwrap(), Verdict::AlreadyReacted(7));
         let full = Reactions {
             mine: None,
             kinds: MAX_REACTIONS_PER_MESSAGE,
             present: false,
         };
-        assert!(check(&ops(), &react, "new", Some(&target(2)), (1, member()), full).is_err());
+        assert!(
+            check(
+                &ops(),
+                &react,
+                "new",
+                Some(&target(2)),
+                person(member()),
+                full
+            )
+            .is_err()
+        );
         let joining = Reactions {
             present: true,
             ..full
@@ -323,7 +426,7 @@ mod tests {
                 &react,
                 "👍",
                 Some(&target(2)),
-                (1, member()),
+                person(member()),
                 joining
             )
             .is_ok()
@@ -337,7 +440,7 @@ mod tests {
             &unreact,
             "👍",
             Some(&target(2)),
-            (1, member()),
+            person(member()),
             Reactions::default(),
         );
         assert_eq!(
@@ -362,9 +465,9 @@ mod tests {
         attach_reactions(
             &mut page,
             vec![
-                (1, "👍".into(), user("bob")),
-                (1, "seen".into(), user("carol")),
-                (1, "👍".into(), user("carol")),
+                (1, "👍".into(), user("bob"), 2),
+                (1, "👍".into(), user("carol"), 2),
+                (1, "seen".into(), user("carol"), 1),
             ],
         );
         assert_eq!(page[0].reactions.len(), 2);

@@ -202,6 +202,22 @@ pub fn direct_pair(
     }
 }
 
+/// An hour, in milliseconds.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// Direct conversations one user may start in an hour.
+pub const MAX_DIRECT_PER_HOUR: i64 = 60;
+
+/// Refuses a new direct conversation past `MAX_DIRECT_PER_HOUR` started by its opener.
+pub fn direct_cap(opened_this_hour: i64) -> Result<(), ProtocolError> {
+    if opened_this_hour >= MAX_DIRECT_PER_HOUR {
+        return Err(ProtocolError::rate_limited(format!(
+            "you started {MAX_DIRECT_PER_HOUR} direct conversations in the last hour, the most allowed; try again later"
+        )));
+    }
+    Ok(())
+}
+
 /// A direct conversation made just now, as its users see it.
 pub fn direct_info(name: &Name) -> ChannelInfo {
     ChannelInfo {

@@ -19,7 +19,7 @@ use crate::net::protocol::{
 };
 use crate::server::rules::Standing;
 use crate::server::store::brakes::Settings;
-use crate::server::store::changes::Verdict;
+use crate::server::store::changes::{self, Verdict};
 use crate::server::store::refusals;
 use crate::server::store::{
     Append, Appended, ChannelId, GroupOutcome, UserId, as_sql_seq, finish_group, now_ms,
@@ -351,9 +351,9 @@ impl Writer {
                     }
                     None => None,
                 };
-                // Changes are not turns: they neither spend the agents' budget nor wait for
-                // slow mode.
-                let turn = a.change.is_none();
+                // Deletes and reactions are no turns: they neither spend the agents' budget
+                // nor wait for slow mode. Edits are, as posts are.
+                let turn = changes::is_turn(a.change.as_ref());
                 if turn && a.kind == SessionKind::Agent {
                     self.brakes
                         .check((p.id, &a.channel), &p.settings, &a.from, now)?;

@@ -6,7 +6,7 @@ use super::messages::{MESSAGE_COLUMNS, stored_message};
 use crate::net::names::Name;
 use crate::net::protocol::{Change, ChatMessage, ProtocolError};
 use crate::server::rules::Standing;
-use crate::server::store::changes::{self, Reactions, Target, Verdict};
+use crate::server::store::changes::{self, Changer, Reactions, Target, Verdict};
 use crate::server::store::{Append, ChannelId, as_sql_seq};
 
 impl Db<'_> {
@@ -60,7 +60,11 @@ impl Db<'_> {
             change,
             &a.text,
             target.as_ref(),
-            (a.sender_id, standing),
+            Changer {
+                user: a.sender_id,
+                standing,
+                kind: a.kind,
+            },
             reactions,
         )?;
         let target = target.ok_or_else(|| ProtocolError::internal("a checked target is gone"))?;
@@ -106,6 +110,17 @@ impl Db<'_> {
                 self.execute(
                     "DELETE FROM pins WHERE channel_id = $1 AND seq = $2",
                     &[&channel_id, &at],
+                )
+                .await?;
+                // The texts its edits replaced leave the audit log with it.
+                self.execute(
+                    "UPDATE audit SET detail = $3
+                     WHERE channel_id = $1 AND action = 'edit' AND target = $2",
+                    &[
+                        &channel_id,
+                        &changes::audit_target(change.target()),
+                        &changes::FORGOTTEN,
+                    ],
                 )
                 .await?;
             }

@@ -91,6 +91,18 @@ impl Db<'_> {
                 "there is no channel #{name}"
             )));
         };
+        // Most uses find the opener a member already: a read, and nothing written.
+        let member: bool = self
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM memberships m JOIN channels c ON c.id = m.channel_id
+                                WHERE c.name = $1 AND m.user_id = $2)",
+                &[&name.as_str(), &opener],
+            )
+            .await?
+            .get(0);
+        if member {
+            return Ok(None);
+        }
         let rows = self
             .query(
                 "SELECT id, name FROM users WHERE name = ANY($1)",
@@ -103,21 +115,44 @@ impl Db<'_> {
         }
         let pair = refusals::direct_pair(name, opener, &found)?;
         let now = now_ms();
-        let made = self
-            .query_opt(
-                "INSERT INTO channels (name, visibility, creator_id, created_at, agent_turns)
-                 VALUES ($1, 'private', $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING id",
-                &[&name.as_str(), &opener, &now, &i64::from(agent_turns)],
+        // One opener at a time, so the hourly cap holds against a burst.
+        self.lock_user(opener).await?;
+        let opened: i64 = self
+            .query_one(
+                "SELECT COUNT(*) FROM channels
+                 WHERE creator_id = $1 AND strpos(name, '+') > 0 AND created_at > $2",
+                &[&opener, &(now - refusals::HOUR_MS)],
             )
             .await?
-            .is_some();
-        // Both stay members: one who left is back when the conversation is used again.
+            .get(0);
+        let exists: bool = self
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM channels WHERE name = $1)",
+                &[&name.as_str()],
+            )
+            .await?
+            .get(0);
+        if !exists {
+            refusals::direct_cap(opened)?;
+        }
+        let made = !exists
+            && self
+                .query_opt(
+                    "INSERT INTO channels (name, visibility, creator_id, created_at, agent_turns)
+                     VALUES ($1, 'private', $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING id",
+                    &[&name.as_str(), &opener, &now, &i64::from(agent_turns)],
+                )
+                .await?
+                .is_some();
+        // Made now: both are members. Used again by one who left: only they come back, so
+        // leaving a conversation keeps its other side's messages out.
+        let members: Vec<UserId> = if made { pair.to_vec() } else { vec![opener] };
         self.execute(
             "INSERT INTO memberships (channel_id, user_id, joined_at, role)
              SELECT c.id, u, $3, 'member' FROM channels c, UNNEST($2::BIGINT[]) AS u
              WHERE c.name = $1
              ON CONFLICT DO NOTHING",
-            &[&name.as_str(), &pair.to_vec(), &now],
+            &[&name.as_str(), &members, &now],
         )
         .await?;
         Ok(made.then(|| refusals::direct_info(name)))

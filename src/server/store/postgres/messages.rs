@@ -4,8 +4,9 @@ use tokio_postgres::Row;
 
 use super::{Db, name_from, narrow};
 use crate::net::names::{Name, SessionPath};
-use crate::net::protocol::{Change, ChatMessage, ProtocolError, from_name};
+use crate::net::protocol::{Change, ChatMessage, MAX_REACTION_USERS, ProtocolError, from_name};
 use crate::server::store::changes;
+use crate::server::store::changes::reactions_ranked;
 use crate::server::store::{
     Bounds, Channel, ChannelId, HistoryRange, Page, Purged, UserId, as_sql_seq,
 };
@@ -99,19 +100,24 @@ impl Db<'_> {
         };
         let rows = self
             .query(
-                "SELECT seq, reaction, user_name FROM reactions
-                 WHERE channel_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY event_seq",
-                &[&channel, &as_sql_seq(first), &as_sql_seq(last)],
+                concat!(
+                    "SELECT seq, reaction, user_name, made FROM (",
+                    reactions_ranked!("$1", "$2", "$3"),
+                    ") AS r WHERE rank <= $4 ORDER BY seq, first, rank"
+                ),
+                &[
+                    &channel,
+                    &as_sql_seq(first),
+                    &as_sql_seq(last),
+                    &(MAX_REACTION_USERS as i64),
+                ],
             )
             .await?;
         let mut found = Vec::with_capacity(rows.len());
         for row in rows {
-            let seq: i64 = row.get(0);
-            found.push((
-                u64::try_from(seq).unwrap_or(0),
-                row.get(1),
-                name_from(row.get(2))?,
-            ));
+            let seq = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+            let made = u32::try_from(row.get::<_, i64>(3)).unwrap_or(u32::MAX);
+            found.push((seq, row.get(1), name_from(row.get(2))?, made));
         }
         changes::attach_reactions(messages, found);
         Ok(())

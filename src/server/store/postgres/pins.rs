@@ -16,6 +16,10 @@ impl Db<'_> {
         by: &Name,
     ) -> Result<(), ProtocolError> {
         let at = as_sql_seq(seq);
+        // Pins of one channel go one at a time (across instances too), so the cap holds, and
+        // after any delete of the message that locked the channel first.
+        self.execute("SELECT 1 FROM channels WHERE id = $1 FOR UPDATE", &[&id])
+            .await?;
         let row = self
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM messages WHERE channel_id = $1 AND seq = $2

@@ -95,6 +95,18 @@ impl Db {
                 "there is no channel #{name}"
             )));
         };
+        // Most uses find the opener a member already: a read, and nothing written.
+        let member: bool = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM memberships m JOIN channels c ON c.id = m.channel_id
+                                WHERE c.name = ?1 AND m.user_id = ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![name.as_str(), opener], |r| r.get(0)))
+            .map_err(internal)?;
+        if member {
+            return Ok(None);
+        }
         let tx = self.conn.transaction().map_err(internal)?;
         let found: Vec<(UserId, Name)> = {
             let mut stmt = tx
@@ -114,16 +126,34 @@ impl Db {
         };
         let pair = refusals::direct_pair(name, opener, &found)?;
         let now = now_ms();
-        let made = tx
-            .execute(
-                "INSERT OR IGNORE INTO channels (name, visibility, creator_id, created_at, agent_turns)
+        let exists: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM channels WHERE name = ?1)",
+                [name.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(internal)?;
+        if !exists {
+            let opened: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM channels
+                     WHERE creator_id = ?1 AND instr(name, '+') > 0 AND created_at > ?2",
+                    params![opener, now - refusals::HOUR_MS],
+                    |r| r.get(0),
+                )
+                .map_err(internal)?;
+            refusals::direct_cap(opened)?;
+            tx.execute(
+                "INSERT INTO channels (name, visibility, creator_id, created_at, agent_turns)
                  VALUES (?1, 'private', ?2, ?3, ?4)",
                 params![name.as_str(), opener, now, agent_turns],
             )
-            .map_err(internal)?
-            > 0;
-        // Both stay members: one who left is back when the conversation is used again.
-        for user in pair {
+            .map_err(internal)?;
+        }
+        // Made now: both are members. Used again by one who left: only they come back, so
+        // leaving a conversation keeps its other side's messages out.
+        let members: &[UserId] = if exists { &[opener] } else { &pair };
+        for user in members {
             tx.execute(
                 "INSERT OR IGNORE INTO memberships (channel_id, user_id, joined_at, role)
                  SELECT id, ?2, ?3, 'member' FROM channels WHERE name = ?1",
@@ -132,7 +162,7 @@ impl Db {
             .map_err(internal)?;
         }
         tx.commit().map_err(internal)?;
-        Ok(made.then(|| refusals::direct_info(name)))
+        Ok((!exists).then(|| refusals::direct_info(name)))
     }
 
     pub fn create_channel(&mut self, new: &NewChannel) -> Result<ChannelInfo, ProtocolError> {

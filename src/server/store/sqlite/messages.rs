@@ -7,11 +7,12 @@ use super::audit::insert_audit;
 use super::{Db, internal, name_from, visibility_from};
 use crate::net::names::{Name, SessionPath};
 use crate::net::protocol::{
-    Change, ChatMessage, ProtocolError, ReplyMode, SessionKind, Visibility, from_name,
+    Change, ChatMessage, MAX_REACTION_USERS, ProtocolError, ReplyMode, SessionKind, Visibility,
+    from_name,
 };
 use crate::server::rules::Standing;
 use crate::server::store::brakes::{Brakes, Settings};
-use crate::server::store::changes::{self, Reactions, Target, Verdict};
+use crate::server::store::changes::{self, Changer, Reactions, Target, Verdict, reactions_ranked};
 use crate::server::store::refusals;
 use crate::server::store::{
     Append, Appended, Bounds, Channel, ChannelId, HistoryRange, Page, Purged, UserId, as_sql_seq,
@@ -84,24 +85,36 @@ impl Db {
         };
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT seq, reaction, user_name FROM reactions
-                 WHERE channel_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY event_seq",
-            )
+            .prepare_cached(concat!(
+                "SELECT seq, reaction, user_name, made FROM (",
+                reactions_ranked!("?1", "?2", "?3"),
+                ") WHERE rank <= ?4 ORDER BY seq, first, rank"
+            ))
             .map_err(internal)?;
         let rows = stmt
-            .query_map(params![channel, as_sql_seq(first), as_sql_seq(last)], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
+            .query_map(
+                params![
+                    channel,
+                    as_sql_seq(first),
+                    as_sql_seq(last),
+                    MAX_REACTION_USERS as i64
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
             .map_err(internal)?;
         let mut found = Vec::new();
         for row in rows {
-            let (seq, reaction, user) = row.map_err(internal)?;
-            found.push((u64::try_from(seq).unwrap_or(0), reaction, name_from(user)?));
+            let (seq, reaction, user, made) = row.map_err(internal)?;
+            let seq = u64::try_from(seq).unwrap_or(0);
+            let made = u32::try_from(made).unwrap_or(u32::MAX);
+            found.push((seq, reaction, name_from(user)?, made));
         }
         changes::attach_reactions(messages, found);
         Ok(())
@@ -318,8 +331,9 @@ impl Db {
             }
             None => None,
         };
-        // Changes are not turns: they neither spend the agents' budget nor wait for slow mode.
-        let turn = a.change.is_none();
+        // Deletes and reactions are no turns: they neither spend the agents' budget nor wait
+        // for slow mode. Edits are, as posts are.
+        let turn = changes::is_turn(a.change.as_ref());
         if turn && a.kind == SessionKind::Agent {
             brakes.check((channel_id, &a.channel), &row.brakes, &a.from, now)?;
         }
@@ -435,7 +449,11 @@ impl Db {
             change,
             &a.text,
             target.as_ref(),
-            (a.sender_id, standing),
+            Changer {
+                user: a.sender_id,
+                standing,
+                kind: a.kind,
+            },
             reactions,
         )?;
         let target = target.ok_or_else(|| ProtocolError::internal("a checked target is gone"))?;
@@ -482,6 +500,16 @@ impl Db {
                 run(
                     "DELETE FROM pins WHERE channel_id = ?1 AND seq = ?2",
                     &[&channel_id, &at],
+                )?;
+                // The texts its edits replaced leave the audit log with it.
+                run(
+                    "UPDATE audit SET detail = ?3
+                     WHERE channel_id = ?1 AND action = 'edit' AND target = ?2",
+                    &[
+                        &channel_id,
+                        &changes::audit_target(change.target()),
+                        &changes::FORGOTTEN,
+                    ],
                 )?;
             }
             Change::React { removed: false, .. } => {

@@ -1,12 +1,13 @@
 //! `conclave serve`'s caps on what one client, address or user may take, as flags.
 
-use crate::server::admission::Limits;
+use super::admission::Limits;
 
 /// Caps that keep one client or one address from taking the server for itself.
 #[derive(Debug, clap::Args)]
 pub struct LimitArgs {
     /// Open connections in total (also held under the process's open-file limit)
-    #[arg(long, default_value_t = Limits::default().max_connections)]
+    #[arg(long, default_value_t = Limits::default().max_connections,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
     /// Open connections from one IP address
     #[arg(long, default_value_t = Limits::default().max_connections_per_address)]
@@ -15,7 +16,8 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = Limits::default().max_handshakes_per_address)]
     max_handshakes_per_address: usize,
     /// Connections that have not signed in yet, from all addresses together
-    #[arg(long, default_value_t = Limits::default().max_handshakes)]
+    #[arg(long, default_value_t = Limits::default().max_handshakes,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_handshakes: usize,
     /// Live sessions of one user, over all their machines
     #[arg(long, default_value_t = Limits::default().max_sessions_per_user)]
