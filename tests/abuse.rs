@@ -67,6 +67,7 @@ async fn a_client_that_asks_and_never_reads_is_closed_after_a_few_mib() {
             after: Some(0),
             before: None,
             limit: MAX_HISTORY_PAGE,
+            thread: None,
         };
         mallory
             .send(Message::Binary(codec::encode(&ask).unwrap().into()))

@@ -123,6 +123,21 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &Replies) {
             }),
             Err(e) => Some(failed(format!("cannot read #{channel}"), e)),
         },
+        Cmd::Thread {
+            channel,
+            root,
+            before,
+        } => match link.thread(&channel, root, before, PAGE).await {
+            Ok(page) => Some(Reply::Thread {
+                channel,
+                root,
+                page,
+            }),
+            Err(e) => Some(failed(
+                format!("cannot read the thread #{channel}:{root}"),
+                e,
+            )),
+        },
         Cmd::Who { channel, show } => match link.who(channel.as_ref()).await {
             Ok(report) => Some(Reply::Who {
                 channel,

@@ -125,6 +125,7 @@ mod tests {
                 after: Some(3),
                 before: None,
                 limit: 50,
+                thread: None,
             },
             ClientFrame::Who {
                 id: 8,

@@ -559,7 +559,32 @@ impl LinkHandle {
             after,
             before,
             limit,
+            thread: None,
         };
+        self.page(frame).await
+    }
+
+    /// A page of a thread: message `root` of the channel and the replies to it, oldest first,
+    /// those before `before` (or the newest).
+    pub async fn thread(
+        &self,
+        channel: &Name,
+        root: u64,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<HistoryPage, LinkError> {
+        let frame = ClientFrame::History {
+            id: 0,
+            channel: channel.clone(),
+            after: None,
+            before,
+            limit,
+            thread: Some(root),
+        };
+        self.page(frame).await
+    }
+
+    async fn page(&self, frame: ClientFrame) -> Result<HistoryPage, LinkError> {
         match self.request(frame).await? {
             ServerFrame::History { messages, more, .. } => Ok(HistoryPage { messages, more }),
             other => Err(LinkError::Unexpected(other.kind())),

@@ -12,6 +12,7 @@ fn everything() -> HistoryRange {
         after: Some(0),
         before: None,
         limit: 50,
+        thread: None,
     }
 }
 

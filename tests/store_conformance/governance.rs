@@ -205,6 +205,7 @@ pub async fn a_rename_keeps_the_history_and_frees_the_old_name(store: impl Store
         after: Some(0),
         before: None,
         limit: 10,
+        thread: None,
     };
     let page = store
         .history(&name("lounge"), alice.user_id, range)

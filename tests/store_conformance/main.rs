@@ -70,6 +70,7 @@ macro_rules! conformance {
                 messages::a_purge_drops_only_what_is_past_the_cutoff,
                 messages::an_instance_catches_up_on_a_channel_by_seq_range,
                 messages::a_reply_names_an_earlier_message_of_its_channel,
+                messages::a_thread_pages_its_root_and_the_replies_to_it_only,
                 search::search_finds_words_and_phrases_newest_first,
                 search::search_pages_and_filters,
                 search::search_never_shows_a_channel_the_user_may_not_read,

@@ -14,6 +14,7 @@ fn range(after: Option<u64>, before: Option<u64>, limit: u32) -> HistoryRange {
         after,
         before,
         limit,
+        thread: None,
     }
 }
 
@@ -301,4 +302,41 @@ pub async fn a_reply_names_an_earlier_message_of_its_channel(store: impl Store) 
         store.append(append).await;
         refused(outcome.await.unwrap(), ErrorCode::Invalid, "to reply to");
     }
+}
+
+pub async fn a_thread_pages_its_root_and_the_replies_to_it_only(store: impl Store) {
+    let alice = setup(&store).await;
+    let say = |client_id: &'static str, reply_to: Option<u64>| {
+        let (mut append, outcome) =
+            message(&alice, SessionKind::Human, "general", client_id, "words");
+        append.reply_to = reply_to;
+        (append, outcome)
+    };
+    for (client_id, reply_to) in [
+        ("c1", None),
+        ("c2", None),
+        ("c3", Some(1)),
+        ("c4", Some(2)),
+        ("c5", Some(1)),
+    ] {
+        let (append, outcome) = say(client_id, reply_to);
+        store.append(append).await;
+        outcome.await.unwrap().unwrap();
+    }
+    let thread = |before, limit| HistoryRange {
+        after: None,
+        before,
+        limit,
+        thread: Some(1),
+    };
+    let newest = store
+        .history(&name("general"), alice.user_id, thread(None, 2))
+        .await
+        .unwrap();
+    assert_eq!((seqs(&newest), newest.more), (vec![3, 5], true));
+    let older = store
+        .history(&name("general"), alice.user_id, thread(Some(3), 2))
+        .await
+        .unwrap();
+    assert_eq!((seqs(&older), older.more), (vec![1], false));
 }

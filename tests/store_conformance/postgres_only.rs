@@ -27,6 +27,7 @@ fn everything() -> HistoryRange {
         after: Some(0),
         before: None,
         limit: 200,
+        thread: None,
     }
 }
 

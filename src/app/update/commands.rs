@@ -382,10 +382,7 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
         Verb::Erase => changes::erase(focused_channel, rest),
         Verb::React => changes::react(app, focused_channel, rest),
         Verb::Thread => match (focused_channel, arg.map(str::parse::<u64>)) {
-            (Some(channel), Some(Ok(root))) => {
-                open_thread(app, channel, root);
-                Ok(Vec::new())
-            }
+            (Some(channel), Some(Ok(root))) => Ok(open_thread(app, channel, root)),
             (None, _) => Err(govern::NOT_HERE.to_owned()),
             _ => {
                 Err("usage: /thread SEQ (the number after the channel's name in a message)".into())
@@ -459,9 +456,11 @@ pub(super) fn autonomy_cmd(
 
 /// Opens the thread of message `root` of `channel`: it and the replies to it loaded so far;
 /// later replies arrive as they are posted.
-fn open_thread(app: &mut App, channel: Name, root: u64) {
+/// `/thread SEQ`: a room of the message and its replies, those loaded at once, the rest
+/// (newest first, paged back on scrolling) from the server.
+fn open_thread(app: &mut App, channel: Name, root: u64) -> Vec<Cmd> {
     let source = app.room_index(&RoomId::Channel(channel.clone()));
-    let room = room_for(app, RoomId::Thread(channel, root));
+    let room = room_for(app, RoomId::Thread(channel.clone(), root));
     if let Some(source) = source {
         let entries: Vec<Entry> = app.rooms[source]
             .entries
@@ -473,6 +472,11 @@ fn open_thread(app: &mut App, channel: Name, root: u64) {
             app.rooms[room].insert_message(entry);
         }
     }
-    app.rooms[room].older_exhausted = true;
+    app.rooms[room].loading = true;
     open_room(app, room);
+    vec![Cmd::Thread {
+        channel,
+        root,
+        before: None,
+    }]
 }

@@ -97,6 +97,12 @@ pub enum Reply {
     },
     /// A channel's details.
     Details(Box<ChannelDetails>),
+    /// A page of a thread.
+    Thread {
+        channel: Name,
+        root: u64,
+        page: HistoryPage,
+    },
     /// A request failed; `context` says which, for the person reading it.
     Failed {
         context: String,
@@ -157,6 +163,12 @@ pub enum Cmd {
         channel: Name,
         before: Option<u64>,
         after: Option<u64>,
+    },
+    /// A page of a thread (`/thread`): its root and the replies to it before `before`.
+    Thread {
+        channel: Name,
+        root: u64,
+        before: Option<u64>,
     },
     /// `/search`: the newest messages holding every word of `query`.
     Search {

@@ -149,6 +149,11 @@ pub(super) fn scroll(app: &mut App, how: Scroll) -> Vec<Cmd> {
             let before = Some(oldest);
             return vec![match room.id {
                 RoomId::Audit(_) => Cmd::Audit { channel, before },
+                RoomId::Thread(_, root) => Cmd::Thread {
+                    channel,
+                    root,
+                    before,
+                },
                 _ => Cmd::History {
                     channel,
                     before,
@@ -158,7 +163,7 @@ pub(super) fn scroll(app: &mut App, how: Scroll) -> Vec<Cmd> {
         }
     }
     // Back at the bottom after newer messages were dropped: fetch them again.
-    if scroll_now == 0 && room.newer_dropped {
+    if scroll_now == 0 && room.newer_dropped && room.channel().is_some() {
         room.newer_dropped = false;
         room.loading = true;
         return vec![Cmd::History {

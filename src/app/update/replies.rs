@@ -121,27 +121,10 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             older,
         } => {
             let room = room_for(app, RoomId::Channel(channel));
-            let me = app.srv().me.as_ref().map(|m| m.user.clone());
+            fill(app, room, page.messages);
             let r = &mut app.rooms[room];
-            r.loading = false;
-            if older && page.messages.is_empty() {
-                r.older_exhausted = true;
-            }
             if older && !page.more {
                 r.older_exhausted = true;
-            }
-            for m in page.messages {
-                let mention = me
-                    .as_ref()
-                    .is_some_and(|u| *u != m.from.user && mentions(&m.text, u.as_str()));
-                match m.change.clone() {
-                    Some(change) => {
-                        r.apply_change(&m, &change);
-                    }
-                    None => {
-                        r.insert_message(Entry::message(m, mention));
-                    }
-                }
             }
             if older {
                 r.trim_newest();
@@ -156,6 +139,17 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
                 r.marker = (r.read_seq < r.last_seq).then_some(r.read_seq);
                 r.unread = 0;
             }
+            Vec::new()
+        }
+        Reply::Thread {
+            channel,
+            root,
+            page,
+        } => {
+            let room = room_for(app, RoomId::Thread(channel, root));
+            let more = page.more;
+            fill(app, room, page.messages);
+            app.rooms[room].older_exhausted = !more;
             Vec::new()
         }
         Reply::Who {
@@ -351,4 +345,25 @@ fn show_channels(app: &mut App, list: &[ChannelInfo]) {
         ));
     }
     note(app, room, EntryKind::Note, lines.join("\n"));
+}
+
+/// Puts a page of a room's history in place: messages where they belong, changes applied to
+/// the messages they change.
+fn fill(app: &mut App, room: usize, messages: Vec<crate::net::protocol::ChatMessage>) {
+    let me = app.srv().me.as_ref().map(|m| m.user.clone());
+    let r = &mut app.rooms[room];
+    r.loading = false;
+    for m in messages {
+        let mention = me
+            .as_ref()
+            .is_some_and(|u| *u != m.from.user && mentions(&m.text, u.as_str()));
+        match m.change.clone() {
+            Some(change) => {
+                r.apply_change(&m, &change);
+            }
+            None => {
+                r.insert_message(Entry::message(m, mention));
+            }
+        }
+    }
 }

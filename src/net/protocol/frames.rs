@@ -105,6 +105,9 @@ pub enum ClientFrame {
         #[serde(default)]
         before: Option<u64>,
         limit: u32,
+        /// Only message `thread` and the messages answering it (its `reply_to`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thread: Option<u64>,
     },
     /// Who is online on the server, or in one channel.
     Who {

@@ -126,15 +126,8 @@ pub(super) async fn history(
     me: &Me,
     id: u64,
     channel: Name,
-    after: Option<u64>,
-    before: Option<u64>,
-    limit: u32,
+    range: HistoryRange,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    let range = HistoryRange {
-        after,
-        before,
-        limit: limit.clamp(1, MAX_HISTORY_PAGE),
-    };
     let page = shared.store.history(&channel, me.user_id, range).await?;
     Ok(Some(ServerFrame::History {
         id,

@@ -3,6 +3,7 @@
 //! `governance`, or `relay` here).
 
 use super::*;
+use crate::server::store::HistoryRange;
 
 /// Handles one request. `Ok(None)` means the answer is sent some other way (joins and sends,
 /// whose answers must be ordered against fan-out).
@@ -55,7 +56,16 @@ pub(super) async fn handle(
             after,
             before,
             limit,
-        } => messages::history(shared, me, id, channel, after, before, limit).await,
+            thread,
+        } => {
+            let range = HistoryRange {
+                after,
+                before,
+                limit: limit.clamp(1, MAX_HISTORY_PAGE),
+                thread,
+            };
+            messages::history(shared, me, id, channel, range).await
+        }
         ClientFrame::Who { id, channel } => channels::who(shared, me, id, channel).await,
         ClientFrame::MarkRead { id, channel, seq } => {
             messages::mark_read(shared, me, id, channel, seq).await

@@ -116,6 +116,8 @@ pub struct HistoryRange {
     pub after: Option<u64>,
     pub before: Option<u64>,
     pub limit: u32,
+    /// Only message `thread` and the messages answering it.
+    pub thread: Option<u64>,
 }
 
 /// Where a history query reads: the order, the seqs it lies strictly between, and how many
@@ -126,6 +128,7 @@ pub struct Bounds {
     pub after: i64,
     pub before: i64,
     pub fetch: i64,
+    pub thread: Option<i64>,
 }
 
 impl HistoryRange {
@@ -139,6 +142,7 @@ impl HistoryRange {
                 .before
                 .map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX)),
             fetch: i64::from(self.limit) + 1,
+            thread: self.thread.map(as_sql_seq),
         }
     }
 }

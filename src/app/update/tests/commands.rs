@@ -459,3 +459,46 @@ fn dm_opens_the_direct_conversation_named_for_the_other_user_and_says_the_text()
         last_line(&app)
     );
 }
+
+#[test]
+fn a_thread_asks_the_server_for_the_replies_not_loaded_and_pages_back() {
+    use crate::app::update::Reply;
+    use crate::net::link::HistoryPage;
+    let mut app = connected();
+    let cmds = run(&mut app, "/thread 40");
+    assert!(
+        matches!(
+            &cmds[..],
+            [Cmd::Thread {
+                root: 40,
+                before: None,
+                ..
+            }]
+        ),
+        "{cmds:?}"
+    );
+    let reply = |seq: u64| {
+        let mut m = message("general", seq, "carol/desk/cli", &format!("reply {seq}"));
+        m.reply_to = Some(40);
+        m
+    };
+    let page = HistoryPage {
+        messages: vec![reply(90), reply(95)],
+        more: true,
+    };
+    update(
+        &mut app,
+        Msg::Done(Reply::Thread {
+            channel: name("general"),
+            root: 40,
+            page,
+        }),
+    );
+    let thread = app.focused_room();
+    let texts: Vec<&str> = thread.entries.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, ["reply 90", "reply 95"]);
+    assert!(
+        !thread.older_exhausted,
+        "older replies remain on the server"
+    );
+}

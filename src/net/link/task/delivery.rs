@@ -57,6 +57,7 @@ impl LinkTask {
             after: state.delivered,
             before: None,
             limit: MAX_HISTORY_PAGE,
+            thread: None,
         };
         let frame = self.queue_internal(
             frame,

@@ -71,15 +71,31 @@ impl Db<'_> {
             after,
             before,
             fetch,
+            thread,
         } = range.bounds();
         let order = if forward { "ASC" } else { "DESC" };
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m
-             WHERE m.channel_id = $1 AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq {order} LIMIT $4"
-        );
-        let rows = self
-            .query(&sql, &[&channel.id, &after, &before, &fetch])
-            .await?;
+        let rows = match thread {
+            None => {
+                let sql = format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages m
+                     WHERE m.channel_id = $1 AND m.seq > $2 AND m.seq < $3
+                     ORDER BY m.seq {order} LIMIT $4"
+                );
+                self.query(&sql, &[&channel.id, &after, &before, &fetch])
+                    .await?
+            }
+            // A thread (its root and the replies to it) comes off the replies' index.
+            Some(root) => {
+                let sql = format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages m
+                     WHERE m.channel_id = $1 AND (m.seq = $5 OR m.reply_to = $5)
+                       AND m.seq > $2 AND m.seq < $3
+                     ORDER BY m.seq {order} LIMIT $4"
+                );
+                self.query(&sql, &[&channel.id, &after, &before, &fetch, &root])
+                    .await?
+            }
+        };
         let mut page = Page::cut(
             range,
             rows.iter().map(|row| stored_message(&channel.name, row, 0)),

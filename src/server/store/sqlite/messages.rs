@@ -45,26 +45,45 @@ impl Db {
             after,
             before,
             fetch,
+            thread,
         } = range.bounds();
-        let sql = if forward {
-            concat!(
+        // A thread (its root and the replies to it) comes off the replies' index.
+        let sql = match (forward, thread.is_some()) {
+            (true, false) => concat!(
                 "SELECT ",
                 message_columns!(),
                 " FROM messages m
                  WHERE m.channel_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq ASC LIMIT ?4"
-            )
-        } else {
-            concat!(
+            ),
+            (false, false) => concat!(
                 "SELECT ",
                 message_columns!(),
                 " FROM messages m
                  WHERE m.channel_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq DESC LIMIT ?4"
-            )
+            ),
+            (true, true) => concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m
+                 WHERE m.channel_id = ?1 AND (m.seq = ?5 OR m.reply_to = ?5)
+                   AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq ASC LIMIT ?4"
+            ),
+            (false, true) => concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m
+                 WHERE m.channel_id = ?1 AND (m.seq = ?5 OR m.reply_to = ?5)
+                   AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq DESC LIMIT ?4"
+            ),
         };
         let mut stmt = self.conn.prepare_cached(sql).map_err(internal)?;
-        let rows = stmt
-            .query_map(params![channel.id, after, before, fetch], message_row)
-            .map_err(internal)?;
+        let rows = match thread {
+            None => stmt.query_map(params![channel.id, after, before, fetch], message_row),
+            Some(root) => {
+                stmt.query_map(params![channel.id, after, before, fetch, root], message_row)
+            }
+        }
+        .map_err(internal)?;
         let mut page = Page::cut(
             range,
             rows.map(|row| stored_message(&channel.name, row.map_err(internal)?)),

@@ -138,6 +138,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V5_REPLIES),
         M::up(V6_CHANGES),
         M::up(V7_PINS),
+        M::up(V8_THREADS),
     ])
 }
 
@@ -210,6 +211,10 @@ CREATE TRIGGER pins_of_removed_messages AFTER DELETE ON messages BEGIN
 END;
 ";
 
+/// Threads: the replies to a message, found without reading the channel.
+const V8_THREADS: &str =
+    "CREATE INDEX messages_reply_to ON messages (channel_id, reply_to) WHERE reply_to IS NOT NULL;";
+
 /// Brings `conn` to the newest schema.
 pub fn migrate(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
     migrations().to_latest(conn)
@@ -251,7 +256,7 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 7);
+        assert_eq!(version, 8);
     }
 
     #[test]
@@ -290,6 +295,7 @@ mod tests {
             after: None,
             before: None,
             limit: 10,
+            thread: None,
         };
         let page = db.page_of(&ops, range).unwrap();
         assert_eq!(page.messages[0].text, "kept");

@@ -249,6 +249,7 @@ fn an_append_that_fails_halfway_leaves_nothing_behind() {
         after: Some(0),
         before: None,
         limit: 10,
+        thread: None,
     };
     let page = db.history(&name("general"), alice.user_id, range).unwrap();
     let texts: Vec<&str> = page.messages.iter().map(|m| m.text.as_str()).collect();
