@@ -52,17 +52,20 @@ pub async fn carry_out(cmd: Cmd, link: &LinkHandle, replies: &Replies) {
             }
             Err(e) => Some(failed("cannot list channels".into(), e)),
         },
-        Cmd::Search { query } => {
+        Cmd::Search { query, before } => {
+            let older = before.is_some();
             let request = SearchRequest {
                 query: query.clone(),
                 limit: SEARCH_PAGE,
+                before,
                 ..SearchRequest::default()
             };
             match link.search(request).await {
                 Ok((hits, next)) => Some(Reply::Found {
                     query,
                     hits,
-                    more: next.is_some(),
+                    next,
+                    older,
                 }),
                 Err(e) => Some(failed(format!("cannot search for {query}"), e)),
             }

@@ -399,6 +399,8 @@ pub struct ServerView {
     pub known_channels: Vec<Name>,
     /// When the channels were last asked for (ms), to keep refreshes for Tab rare.
     pub channels_listed_at: Option<i64>,
+    /// The last `/search` with older hits left: its query and where the next page starts.
+    pub search_next: Option<(String, String)>,
 }
 
 impl ServerView {
@@ -411,6 +413,7 @@ impl ServerView {
             was_connected: false,
             known_channels: Vec::new(),
             channels_listed_at: None,
+            search_next: None,
         }
     }
 }

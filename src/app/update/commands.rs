@@ -280,11 +280,17 @@ pub(super) fn run_command(app: &mut App, line: &str) -> Vec<Cmd> {
             note(app, room, EntryKind::Note, "listing channels…");
             Ok(vec![Cmd::ListChannels(Listing::Show)])
         }
-        Verb::Search if rest.is_empty() => {
-            Err("usage: /search WORDS (\"a phrase\" in quotes)".into())
-        }
+        // A bare `/search` goes on with the last one, older hits next.
+        Verb::Search if rest.is_empty() => match app.srv_mut().search_next.take() {
+            Some((query, next)) => Ok(vec![Cmd::Search {
+                query,
+                before: Some(next),
+            }]),
+            None => Err("usage: /search WORDS (\"a phrase\" in quotes)".into()),
+        },
         Verb::Search => Ok(vec![Cmd::Search {
             query: rest.to_owned(),
+            before: None,
         }]),
         Verb::Add | Verb::Remove => match (arg.map(Name::user), focused_channel) {
             (Some(Ok(user)), Some(channel)) => Ok(vec![Cmd::Member {

@@ -93,7 +93,10 @@ pub enum Reply {
     Found {
         query: String,
         hits: Vec<SearchHit>,
-        more: bool,
+        /// Where the page of older hits starts, if there are any.
+        next: Option<String>,
+        /// This page follows an earlier one of the same search.
+        older: bool,
     },
     /// A channel's details.
     Details(Box<ChannelDetails>),
@@ -170,9 +173,11 @@ pub enum Cmd {
         root: u64,
         before: Option<u64>,
     },
-    /// `/search`: the newest messages holding every word of `query`.
+    /// `/search`: the newest messages holding every word of `query`, or (with `before`, a
+    /// search's `next`) the page older than an earlier one.
     Search {
         query: String,
+        before: Option<String>,
     },
     /// `show`: the person asked, so the answer is said in the room.
     Who {

@@ -260,8 +260,14 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
             }
             Vec::new()
         }
-        Reply::Found { query, hits, more } => {
-            show_found(app, &query, &hits, more);
+        Reply::Found {
+            query,
+            hits,
+            next,
+            older,
+        } => {
+            show_found(app, &query, &hits, next.is_some(), older);
+            app.srv_mut().search_next = next.map(|next| (query, next));
             Vec::new()
         }
         Reply::Failed {
@@ -278,12 +284,14 @@ pub(super) fn on_reply(app: &mut App, reply: Reply) -> Vec<Cmd> {
 /// members and messages it has.
 /// `/search`'s answer, in the room in view: a line per hit, newest first, the matches between
 /// asterisks.
-fn show_found(app: &mut App, query: &str, hits: &[SearchHit], more: bool) {
+fn show_found(app: &mut App, query: &str, hits: &[SearchHit], more: bool, older: bool) {
     let room = app.focused_pane().room;
-    let (count, newer) = match (hits.len(), more) {
-        (0, _) => ("nothing matches".to_owned(), ""),
-        (n, false) => (format!("{n} found"), ", newest first"),
-        (n, true) => (format!("the newest {n} found"), ""),
+    let (count, newer) = match (hits.len(), more, older) {
+        (0, _, _) => ("nothing matches".to_owned(), ""),
+        (n, false, false) => (format!("{n} found"), ", newest first"),
+        (n, true, false) => (format!("the newest {n} found"), "; /search for older ones"),
+        (n, true, true) => (format!("{n} older found"), "; /search for older ones"),
+        (n, false, true) => (format!("the last {n} found"), ""),
     };
     note(
         app,

@@ -319,7 +319,8 @@ fn search_asks_the_server_and_shows_the_hits_with_their_matches() {
     assert_eq!(
         cmds,
         [Cmd::Search {
-            query: "deploy \"green build\"".into()
+            query: "deploy \"green build\"".into(),
+            before: None,
         }]
     );
     let hit = crate::net::protocol::SearchHit {
@@ -335,8 +336,9 @@ fn search_asks_the_server_and_shows_the_hits_with_their_matches() {
         &mut app,
         Msg::Done(Reply::Found {
             query: "deploy \"green build\"".into(),
-            hits: vec![hit],
-            more: false,
+            hits: vec![hit.clone()],
+            next: None,
+            older: false,
         }),
     );
     let notes: Vec<&str> = app
@@ -352,8 +354,35 @@ fn search_asks_the_server_and_shows_the_hits_with_their_matches() {
         notes[1],
         "search deploy \"green build\": 1 found, newest first"
     );
+    // Nothing older: a bare `/search` has nothing to go on with.
     type_text(&mut app, "/search");
     assert!(key(&mut app, KeyCode::Enter).is_empty());
+    // With older hits left, it asks for the next page, once.
+    update(
+        &mut app,
+        Msg::Done(Reply::Found {
+            query: "deploy".into(),
+            hits: vec![hit],
+            next: Some("cursor".into()),
+            older: false,
+        }),
+    );
+    let said = app.focused_room().entries.iter().map(|e| e.text.as_str());
+    assert!(
+        said.clone()
+            .any(|t| t == "search deploy: the newest 1 found; /search for older ones"),
+        "{:?}",
+        said.collect::<Vec<_>>()
+    );
+    let cmds = run(&mut app, "/search");
+    assert_eq!(
+        cmds,
+        [Cmd::Search {
+            query: "deploy".into(),
+            before: Some("cursor".into()),
+        }]
+    );
+    assert!(run(&mut app, "/search").is_empty());
 }
 
 #[test]
