@@ -29,6 +29,7 @@ const MAX_GROUP: usize = 512;
 mod accounts;
 mod api;
 mod audit;
+mod changes;
 mod channels;
 mod governance;
 mod messages;
