@@ -511,3 +511,29 @@ fn an_admin_on_one_instance_counts_the_sessions_of_all() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_direct_conversation_opened_on_one_instance_is_told_to_sessions_on_another() {
+    let Some((store, bus)) = services() else {
+        return;
+    };
+    let servers = cluster(&store, &bus, 2);
+    let alice = User::register("alice", &servers[0]);
+    let bob = User::register("bob", &servers[1]);
+    let project = tempfile::tempdir().unwrap();
+    let mut program =
+        agent_support::Mcp::spawn(&bob, project.path(), &["--format", "jsonl", "--as", "bot"]);
+    assert_eq!(program.next_line()["event"], "ready");
+    assert_eq!(alice.ok(&["dm", "bob", "across"]).trim(), "#alice+bob 1");
+    loop {
+        let v = program.next_line();
+        if v["event"] == "opened" {
+            assert_eq!(v["channel"], "alice+bob");
+            break;
+        }
+    }
+    let (_tail, lines, err) = bob.spawn(&["tail", "@alice", "--since", "0", "--format", "json"]);
+    err.wait_for(WAIT, |l| l.contains("tailing #alice+bob"));
+    let said = json(&lines.wait_for(WAIT, |_| true));
+    assert_eq!(said["text"], "across");
+}
