@@ -385,3 +385,40 @@ fn sidebar(screen: &str, start: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+#[test]
+fn a_person_edits_reacts_pins_and_answers_a_direct_message_in_the_tui() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let server = Server::start();
+    let alice = User::register("alice", &server);
+    let bob = User::register("bob", &server);
+    alice.ok(&["channel", "create", "general"]);
+    alice.ok(&["join", "general"]);
+    bob.ok(&["join", "general"]);
+
+    let tui = Tmux::start(&alice, 120, 30);
+    tui.wait_for("connected │ alice/box/tui");
+    tui.wait_for(" to #general ");
+    bob.ok(&["send", "general", "freeze until Friday"]);
+    tui.wait_for("bob/box/cli: freeze until Friday");
+    tui.type_line("/react 1 👍");
+    tui.wait_for("👍 1");
+    tui.type_line("/pin 1");
+    tui.wait_for("📌 bob/box/cli: freeze until Friday (#1)");
+    tui.type_line("typo hree");
+    tui.wait_for("alice/box/tui: typo hree");
+    // Seq 2 is the reaction: her message is 3.
+    tui.type_line("/edit 3 typo here");
+    tui.wait_for("alice/box/tui: typo here (edited)");
+    // Someone opens a direct conversation: it appears in the sidebar, named for them.
+    bob.ok(&["dm", "alice", "a word in private?"]);
+    tui.wait_for("@bob");
+    tui.type_line("/dm bob sure");
+    tui.wait_for(" to @bob ");
+    tui.wait_for("alice/box/tui: sure");
+    let (_tail, lines, err) = bob.spawn(&["tail", "@alice", "--since", "0"]);
+    err.wait_for(WAIT, |l| l.contains("tailing #alice+bob"));
+    lines.wait_for(WAIT, |l| l.contains("alice/box/tui: sure"));
+}
