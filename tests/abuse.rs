@@ -648,7 +648,8 @@ async fn idle_socket(server: &TestServer, from: &str) -> tokio::net::TcpStream {
 }
 
 #[tokio::test]
-async fn silent_sockets_from_many_addresses_hold_at_most_the_handshake_cap() {
+async fn silent_sockets_from_many_addresses_give_way_to_new_connections() {
+    use tokio::io::AsyncReadExt;
     let server = start_with(with_limits(Limits {
         max_handshakes: 4,
         ..Limits::default()
@@ -657,32 +658,19 @@ async fn silent_sockets_from_many_addresses_hold_at_most_the_handshake_cap() {
     let mut idle = Vec::new();
     for host in 2..6 {
         idle.push(idle_socket(&server, &format!("127.0.0.{host}")).await);
+        // Accepted in this order, so the first is the oldest handshake.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Every handshake slot is held: the next connection waits in the backlog, unanswered
-    // rather than refused.
-    let url = server.url.clone();
-    let waiting =
-        tokio::spawn(async move { tokio_tungstenite::connect_async(url).await.unwrap().0 });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "accepted past the handshake cap");
-    // One silent socket goes: the waiting connection is served.
-    drop(idle.remove(0));
-    let mut ws = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
-    raw_send(
-        &mut ws,
-        &ClientFrame::Hello {
-            version: conclave::net::protocol::PROTOCOL_VERSION,
-            handle: Name::handle("h").unwrap(),
-            kind: SessionKind::Human,
-            on_conflict: conclave::net::protocol::OnConflict::Refuse,
-            instance: None,
-        },
-    )
-    .await;
-    assert!(matches!(
-        raw_next(&mut ws).await,
-        Some(ServerFrame::Challenge { .. })
-    ));
+    // Every handshake slot is held; a real client still signs in at once, and the oldest
+    // silent socket is closed to make room.
+    let started = Instant::now();
+    let alice = client(&server, "alice", "a").await;
+    assert!(started.elapsed() < Duration::from_secs(5), "waited for a silent socket");
+    assert!(alice.link.who(None).await.is_ok());
+    let mut oldest = idle.remove(0);
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, oldest.read(&mut byte)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use crate::net::protocol::{ProtocolError, SessionKind};
 
@@ -22,9 +23,9 @@ pub struct Limits {
     /// Connections from one IP address that have not signed in yet: idle sockets held open
     /// there cannot use up the server's connection slots.
     pub max_handshakes_per_address: usize,
-    /// Connections that have not signed in yet, from everywhere: past this the server stops
-    /// accepting until handshakes finish or time out, so sockets spread over many addresses
-    /// cannot hold every slot.
+    /// Connections that have not signed in yet, from everywhere: past this a new connection
+    /// ends the oldest handshake in progress, so sockets spread over many addresses that never
+    /// sign in hold nothing for long, while a real client signs in within milliseconds.
     pub max_handshakes: usize,
     /// Live sessions of one user, over all their machines.
     pub max_sessions_per_user: usize,
@@ -108,6 +109,10 @@ struct Counts {
     handshaking: HashMap<IpAddr, usize>,
     /// All connections still in their handshake.
     handshaking_total: usize,
+    /// Those handshakes oldest first, by connection number, each with what ends it early.
+    handshakes: VecDeque<(u64, CancellationToken)>,
+    /// The number the next connection gets.
+    next_connection: u64,
     registrations: HashMap<IpAddr, VecDeque<Instant>>,
 }
 
@@ -146,8 +151,11 @@ pub struct Admission {
 pub struct Slot {
     admission: Arc<Admission>,
     address: IpAddr,
+    connection: u64,
     /// Still counted among its address's handshakes.
     handshaking: std::sync::atomic::AtomicBool,
+    /// Fires when newer connections needed this one's place among the handshakes.
+    evicted: CancellationToken,
 }
 
 impl Slot {
@@ -157,16 +165,26 @@ impl Slot {
             .handshaking
             .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
-            self.admission.lock().end_handshake(self.address);
+            self.admission
+                .lock()
+                .end_handshake(self.address, self.connection);
             self.admission.room.notify_one();
         }
+    }
+
+    /// Resolves when this connection's handshake was ended to make room for a newer one.
+    pub async fn evicted(&self) {
+        self.evicted.cancelled().await;
     }
 }
 
 impl Counts {
-    fn end_handshake(&mut self, address: IpAddr) {
+    fn end_handshake(&mut self, address: IpAddr, connection: u64) {
         release(&mut self.handshaking, address);
         self.handshaking_total = self.handshaking_total.saturating_sub(1);
+        if let Some(i) = self.handshakes.iter().position(|(c, _)| *c == connection) {
+            self.handshakes.remove(i);
+        }
     }
 }
 
@@ -190,15 +208,12 @@ impl Admission {
         })
     }
 
-    /// Whether a new connection fits under the total caps (connections, and handshakes in
-    /// progress).
+    /// Whether a new connection fits under the total cap.
     fn has_room(&self) -> bool {
-        let counts = self.lock();
-        counts.total < self.limits.max_connections
-            && counts.handshaking_total < self.limits.max_handshakes
+        self.lock().total < self.limits.max_connections
     }
 
-    /// Waits until a new connection fits under the total caps. The accept loop waits here
+    /// Waits until a new connection fits under the total cap. The accept loop waits here
     /// rather than refusing, so a burst queues in the listen backlog instead of failing.
     pub async fn wait_for_room(&self) {
         while !self.has_room() {
@@ -289,14 +304,27 @@ impl Admission {
                 "{address} already has {handshaking} connections that have not signed in, the most one address may have"
             )));
         }
+        // Every handshake slot taken: the oldest handshake ends (its slot frees when its task
+        // sees it), and this connection takes its place.
+        if counts.handshaking_total >= self.limits.max_handshakes
+            && let Some((_, oldest)) = counts.handshakes.pop_front()
+        {
+            oldest.cancel();
+        }
         counts.total += 1;
         counts.handshaking_total += 1;
         *counts.per_address.entry(address).or_default() += 1;
         *counts.handshaking.entry(address).or_default() += 1;
+        let connection = counts.next_connection;
+        counts.next_connection += 1;
+        let evicted = CancellationToken::new();
+        counts.handshakes.push_back((connection, evicted.clone()));
         Ok(Slot {
             admission: self.clone(),
             address,
+            connection,
             handshaking: std::sync::atomic::AtomicBool::new(true),
+            evicted,
         })
     }
 
@@ -362,7 +390,7 @@ impl Drop for Slot {
         counts.total = counts.total.saturating_sub(1);
         release(&mut counts.per_address, self.address);
         if *self.handshaking.get_mut() {
-            counts.end_handshake(self.address);
+            counts.end_handshake(self.address, self.connection);
         }
         drop(counts);
         self.admission.room.notify_one();

@@ -131,6 +131,13 @@ async fn serve(
             }
         },
         () = control.closed() => return,
+        () = slot.evicted() => {
+            outbox.deliver_frame(&ServerFrame::error(
+                None,
+                ProtocolError::rate_limited("the server is taking many new connections: sign in promptly, or try again"),
+            ));
+            return;
+        }
     };
     tracing::debug!(path = %me.path(), kind = %me.kind, "session started");
     loop {

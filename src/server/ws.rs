@@ -67,7 +67,14 @@ pub async fn serve_connection(
     let slot = std::sync::Arc::new(slot);
     let _ = stream.set_nodelay(true);
     let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(socket_config()));
-    let socket = match tokio::time::timeout(session::HANDSHAKE_TIMEOUT, upgrade).await {
+    let upgraded = tokio::select! {
+        upgraded = tokio::time::timeout(session::HANDSHAKE_TIMEOUT, upgrade) => upgraded,
+        () = slot.evicted() => {
+            tracing::debug!(%peer, "a handshake ended to make room for newer ones");
+            return;
+        }
+    };
+    let socket = match upgraded {
         Ok(Ok(socket)) => socket,
         Ok(Err(e)) => {
             tracing::debug!(%peer, %e, "websocket upgrade failed");
