@@ -665,11 +665,16 @@ async fn silent_sockets_from_many_addresses_give_way_to_new_connections() {
     // silent socket is closed to make room.
     let started = Instant::now();
     let alice = client(&server, "alice", "a").await;
-    assert!(started.elapsed() < Duration::from_secs(5), "waited for a silent socket");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited for a silent socket"
+    );
     assert!(alice.link.who(None).await.is_ok());
     let mut oldest = idle.remove(0);
     let mut byte = [0u8; 1];
-    let read = tokio::time::timeout(WAIT, oldest.read(&mut byte)).await.unwrap();
+    let read = tokio::time::timeout(WAIT, oldest.read(&mut byte))
+        .await
+        .unwrap();
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
 

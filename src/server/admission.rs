@@ -23,9 +23,11 @@ pub struct Limits {
     /// Connections from one IP address that have not signed in yet: idle sockets held open
     /// there cannot use up the server's connection slots.
     pub max_handshakes_per_address: usize,
-    /// Connections that have not signed in yet, from everywhere: past this a new connection
-    /// ends the oldest handshake in progress, so sockets spread over many addresses that never
-    /// sign in hold nothing for long, while a real client signs in within milliseconds.
+    /// Connections that have not signed in yet, from everywhere. Past this a new connection
+    /// ends the oldest handshake in progress once that one is `STALE_HANDSHAKE` old (a real
+    /// client signs in within milliseconds), and waits for room until then: silent sockets
+    /// spread over many addresses hold nothing for long, and a burst of real clients (a
+    /// restart's reconnects) is let in as fast as it signs in.
     pub max_handshakes: usize,
     /// Live sessions of one user, over all their machines.
     pub max_sessions_per_user: usize,
@@ -109,8 +111,9 @@ struct Counts {
     handshaking: HashMap<IpAddr, usize>,
     /// All connections still in their handshake.
     handshaking_total: usize,
-    /// Those handshakes oldest first, by connection number, each with what ends it early.
-    handshakes: VecDeque<(u64, CancellationToken)>,
+    /// Those handshakes oldest first, by connection number, each with when it began and what
+    /// ends it early.
+    handshakes: VecDeque<(u64, Instant, CancellationToken)>,
     /// The number the next connection gets.
     next_connection: u64,
     registrations: HashMap<IpAddr, VecDeque<Instant>>,
@@ -182,11 +185,24 @@ impl Counts {
     fn end_handshake(&mut self, address: IpAddr, connection: u64) {
         release(&mut self.handshaking, address);
         self.handshaking_total = self.handshaking_total.saturating_sub(1);
-        if let Some(i) = self.handshakes.iter().position(|(c, _)| *c == connection) {
+        if let Some(i) = self.handshakes.iter().position(|(c, ..)| *c == connection) {
             self.handshakes.remove(i);
         }
     }
+
+    /// Whether another handshake fits: under the cap, or the oldest one is stale enough to
+    /// give way.
+    fn handshake_fits(&self, max: usize, now: Instant) -> bool {
+        self.handshaking_total < max
+            || self
+                .handshakes
+                .front()
+                .is_some_and(|(_, began, _)| now.duration_since(*began) >= STALE_HANDSHAKE)
+    }
 }
+
+/// How long a handshake may go on before a newer connection may take its place at the cap.
+pub const STALE_HANDSHAKE: Duration = Duration::from_secs(1);
 
 /// Takes one off `address`'s count, forgetting addresses that reach zero.
 fn release(map: &mut HashMap<IpAddr, usize>, address: IpAddr) {
@@ -208,16 +224,20 @@ impl Admission {
         })
     }
 
-    /// Whether a new connection fits under the total cap.
+    /// Whether a new connection fits under the total caps (connections, and handshakes in
+    /// progress unless the oldest may give way).
     fn has_room(&self) -> bool {
-        self.lock().total < self.limits.max_connections
+        let counts = self.lock();
+        counts.total < self.limits.max_connections
+            && counts.handshake_fits(self.limits.max_handshakes, Instant::now())
     }
 
-    /// Waits until a new connection fits under the total cap. The accept loop waits here
-    /// rather than refusing, so a burst queues in the listen backlog instead of failing.
+    /// Waits until a new connection fits under the total caps. The accept loop waits here
+    /// rather than refusing, so a burst queues in the listen backlog instead of failing. A
+    /// handshake growing stale tells nobody, so the wait looks again now and then.
     pub async fn wait_for_room(&self) {
         while !self.has_room() {
-            self.room.notified().await;
+            let _ = tokio::time::timeout(STALE_HANDSHAKE / 10, self.room.notified()).await;
         }
     }
 
@@ -304,10 +324,10 @@ impl Admission {
                 "{address} already has {handshaking} connections that have not signed in, the most one address may have"
             )));
         }
-        // Every handshake slot taken: the oldest handshake ends (its slot frees when its task
-        // sees it), and this connection takes its place.
+        // Every handshake slot taken (the accept loop waited until the oldest went stale): it
+        // ends (its slot frees when its task sees it), and this connection takes its place.
         if counts.handshaking_total >= self.limits.max_handshakes
-            && let Some((_, oldest)) = counts.handshakes.pop_front()
+            && let Some((_, _, oldest)) = counts.handshakes.pop_front()
         {
             oldest.cancel();
         }
@@ -318,7 +338,9 @@ impl Admission {
         let connection = counts.next_connection;
         counts.next_connection += 1;
         let evicted = CancellationToken::new();
-        counts.handshakes.push_back((connection, evicted.clone()));
+        counts
+            .handshakes
+            .push_back((connection, Instant::now(), evicted.clone()));
         Ok(Slot {
             admission: self.clone(),
             address,
@@ -570,4 +592,24 @@ mod tests {
             .unwrap();
         admission.register(a, start + HOUR).unwrap();
     }
+
+    #[test]
+    fn at_the_handshake_cap_only_a_stale_handshake_gives_way_to_a_new_connection() {
+        let admission = Admission::new(Limits {
+            max_handshakes: 2,
+            ..Limits::default()
+        });
+        let at = |last: u8| IpAddr::from([127, 0, 0, last]);
+        let oldest = admission.admit(at(1)).unwrap();
+        let _next = admission.admit(at(2)).unwrap();
+        let now = Instant::now();
+        assert!(!admission.lock().handshake_fits(2, now), "both are fresh");
+        assert!(admission.lock().handshake_fits(2, now + STALE_HANDSHAKE));
+        let _newcomer = admission.admit(at(3)).unwrap();
+        assert!(oldest.evicted.is_cancelled(), "the oldest handshake ends");
+        // One that signed in is no handshake: it is never ended for room.
+        oldest.signed_in();
+        assert_eq!(admission.lock().handshakes.len(), 2);
+    }
+
 }
