@@ -53,9 +53,10 @@ pub(super) fn check(frame: &ClientFrame) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-/// Makes sure direct conversation `channel` exists and holds both its users, when this
-/// session's user is one of them (for anyone else it stays missing). When it is made now,
-/// every session of both users is told, here and on the other instances, so it can join.
+/// Makes sure direct conversation `channel` exists and holds this session's user, when that
+/// user is one of its two (for anyone else it stays missing). When it is made now, both users
+/// are members and every session of either is told, here and on the other instances, so it
+/// can join.
 pub(super) async fn open(shared: &Shared, me: &Me, channel: &Name) -> Result<(), ProtocolError> {
     if channel.direct_peer(&me.path().user).is_none() {
         return Ok(());
