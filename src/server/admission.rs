@@ -611,5 +611,4 @@ mod tests {
         oldest.signed_in();
         assert_eq!(admission.lock().handshakes.len(), 2);
     }
-
 }

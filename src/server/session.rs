@@ -156,25 +156,18 @@ async fn serve(
                 (id, handle(&shared, &me, &outbox, frame).await)
             }
         };
-        let pause = match result {
-            Ok(Some(reply)) => {
-                outbox.deliver_frame(&reply);
-                None
-            }
-            Ok(None) => None,
+        match result {
+            Ok(Some(reply)) => outbox.deliver_frame(&reply),
+            Ok(None) => {}
+            // A client over its budget is not read again until it could be served: a flood
+            // costs the server a refusal every few hundred milliseconds, not one per frame it
+            // pipelines. (Boxed and out of line, so the hot path stays as it was.)
             Err(e) => {
-                let pause = over_budget_pause(&e);
-                outbox.deliver_frame(&ServerFrame::error(id, e));
-                pause
-            }
-        };
-        // A client over its budget is not read again until it could be served: a flood costs
-        // the server a refusal every few hundred milliseconds, not one per frame it pipelines.
-        if let Some(pause) = pause {
-            tokio::select! {
-                biased;
-                () = control.closed() => break,
-                () = tokio::time::sleep(pause) => {}
+                if let Some(pause) = refuse(&outbox, id, e)
+                    && Box::pin(closed_within(&control, pause)).await
+                {
+                    break;
+                }
             }
         }
     }
@@ -182,9 +175,27 @@ async fn serve(
     tracing::debug!(path = %me.path(), "session ended");
 }
 
+/// Waits `pause`, or less if the connection closes meanwhile; whether it closed.
+async fn closed_within(control: &super::outbox::Control, pause: Duration) -> bool {
+    tokio::select! {
+        biased;
+        () = control.closed() => true,
+        () = tokio::time::sleep(pause) => false,
+    }
+}
+
 /// Longest a connection goes unread after a `rate_limited` refusal (slow mode may ask a
 /// client to wait far longer; its other requests should not).
 const MAX_OVER_BUDGET_PAUSE: Duration = Duration::from_millis(250);
+
+/// Tells the client its request failed; how long to stop reading it when it was over a budget.
+#[cold]
+#[inline(never)]
+fn refuse(outbox: &Outbox, id: Option<u64>, e: ProtocolError) -> Option<Duration> {
+    let pause = over_budget_pause(&e);
+    outbox.deliver_frame(&ServerFrame::error(id, e));
+    pause
+}
 
 /// How long to stop reading a connection whose request was refused as over a budget.
 fn over_budget_pause(e: &ProtocolError) -> Option<Duration> {
