@@ -439,12 +439,7 @@ fn a_session_whose_path_was_claimed_elsewhere_may_not_post_and_ends() {
         agent.write(&format!(
             r#"{{"cmd":"send","channel":"general","text":"m{id}","id":{id}}}"#
         ));
-        loop {
-            let v = agent.next_line();
-            if v["id"] == id {
-                return v;
-            }
-        }
+        agent.next_where(|v| v["id"] == id)
     };
     assert_eq!(reply(&mut agent, 1)["ok"], true);
     // As if the path had signed in on an instance this one cannot hear (a partition).
@@ -525,13 +520,8 @@ fn a_direct_conversation_opened_on_one_instance_is_told_to_sessions_on_another()
         agent_support::Mcp::spawn(&bob, project.path(), &["--format", "jsonl", "--as", "bot"]);
     assert_eq!(program.next_line()["event"], "ready");
     assert_eq!(alice.ok(&["dm", "bob", "across"]).trim(), "#alice+bob 1");
-    loop {
-        let v = program.next_line();
-        if v["event"] == "opened" {
-            assert_eq!(v["channel"], "alice+bob");
-            break;
-        }
-    }
+    let told = program.next_where(|v| v["event"] == "opened");
+    assert_eq!(told["channel"], "alice+bob");
     let (_tail, lines, err) = bob.spawn(&["tail", "@alice", "--since", "0", "--format", "json"]);
     err.wait_for(WAIT, |l| l.contains("tailing #alice+bob"));
     let said = json(&lines.wait_for(WAIT, |_| true));

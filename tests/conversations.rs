@@ -52,20 +52,10 @@ fn an_agent_replies_and_hears_replies() {
     assert_eq!(agent.next_line()["event"], "ready");
     bob.ok(&["send", "general", "who broke the build?"]);
     bob.ok(&["send", "general", "never mind", "--reply-to", "1"]);
-    let heard = loop {
-        let v = agent.next_line();
-        if v["event"] == "message" && v["text"] == "never mind" {
-            break v;
-        }
-    };
+    let heard = agent.next_where(|v| v["event"] == "message" && v["text"] == "never mind");
     assert_eq!(heard["reply_to"], 1);
     agent.write(r#"{"cmd":"send","channel":"general","text":"not me","reply_to":1,"id":7}"#);
-    let sent = loop {
-        let v = agent.next_line();
-        if v["id"] == 7 {
-            break v;
-        }
-    };
+    let sent = agent.next_where(|v| v["id"] == 7);
     assert_eq!(
         (sent["ok"].clone(), sent["seq"].clone()),
         (true.into(), 3.into())
@@ -144,12 +134,7 @@ fn an_agent_hears_edits_and_deletes_and_reacts_and_edits_by_tool() {
     bob.ok(&["send", "general", "who broke the biuld?"]);
     bob.ok(&["edit", "general", "1", "who broke the build?"]);
     bob.ok(&["delete", "general", "1"]);
-    let mut next_message = || loop {
-        let v = agent.next_line();
-        if v["event"] == "message" {
-            break v;
-        }
-    };
+    let mut next_message = || agent.next_where(|v| v["event"] == "message");
     assert!(next_message().get("edited").is_none());
     let edit = next_message();
     assert_eq!(
@@ -189,12 +174,7 @@ fn a_direct_message_reaches_both_users_sessions_and_survives_a_restart() {
     let mut agent = Mcp::spawn(&bob, project.path(), &["--format", "jsonl", "--as", "bot"]);
     assert_eq!(agent.next_line()["event"], "ready");
     assert_eq!(alice.ok(&["dm", "bob", "hi bob"]).trim(), "#alice+bob 1");
-    let told = loop {
-        let v = agent.next_line();
-        if v["event"] == "opened" {
-            break v;
-        }
-    };
+    let told = agent.next_where(|v| v["event"] == "opened");
     assert_eq!(told["channel"], "alice+bob");
     bob.ok(&["send", "@alice", "hi alice"]);
     let follow = |who: &common::User, other: &str| {

@@ -339,7 +339,15 @@ mod tests {
             ),
         );
         insta::assert_snapshot!(draw(&app, 80, 12).backend());
-        assert_eq!(app.rooms[1].unread, 0, "changes are not unread messages");
+        // In a room out of view, a change adds nothing to the unread count.
+        live(&mut app, message("ops", 1, "bob/desk/cli", "deploying"));
+        let edit = crate::net::protocol::ChatMessage {
+            change: Some(Change::Edit { target: 1 }),
+            ..message("ops", 2, "bob/desk/cli", "deployed")
+        };
+        live(&mut app, edit);
+        let ops = app.room_index(&RoomId::Channel(name("ops"))).unwrap();
+        assert_eq!(app.rooms[ops].unread, 1, "changes are not unread messages");
     }
 
     #[test]

@@ -348,15 +348,7 @@ impl LinkHandle {
         reply_to: Option<u64>,
         client_id: &str,
     ) -> Result<SendReceipt, LinkError> {
-        let frame = ClientFrame::Send {
-            id: 0,
-            channel: channel.clone(),
-            client_id: client_id.to_owned(),
-            text: text.to_owned(),
-            reply_to,
-            change: None,
-        };
-        self.post(frame).await
+        self.post(channel, text, (reply_to, None), client_id).await
     }
 
     /// Edits, deletes or reacts to an earlier message of the channel (see `Change`); `text`
@@ -379,19 +371,27 @@ impl LinkHandle {
         text: &str,
         client_id: &str,
     ) -> Result<SendReceipt, LinkError> {
+        self.post(channel, text, (None, Some(change)), client_id)
+            .await
+    }
+
+    /// Sends a `Send` frame (a message answering `reply_to`, or a `change`), paced, and reads
+    /// its receipt.
+    async fn post(
+        &self,
+        channel: &Name,
+        text: &str,
+        (reply_to, change): (Option<u64>, Option<Change>),
+        client_id: &str,
+    ) -> Result<SendReceipt, LinkError> {
         let frame = ClientFrame::Send {
             id: 0,
             channel: channel.clone(),
             client_id: client_id.to_owned(),
             text: text.to_owned(),
-            reply_to: None,
-            change: Some(change),
+            reply_to,
+            change,
         };
-        self.post(frame).await
-    }
-
-    /// Sends a `Send` frame, paced, and reads its receipt.
-    async fn post(&self, frame: ClientFrame) -> Result<SendReceipt, LinkError> {
         match self.request_paced(frame).await? {
             ServerFrame::Sent {
                 seq, ts, duplicate, ..

@@ -409,8 +409,9 @@ pub struct ChatMessage {
     pub reactions: Vec<Reaction>,
 }
 
+#[cfg(test)]
 impl ChatMessage {
-    /// A new message as the server stamps it, with no change, edit, delete or reaction.
+    /// A plain message, with no change, edit, delete or reaction (for tests).
     pub fn posted(channel: Name, seq: u64, ts: i64, from: SessionPath, text: String) -> Self {
         Self {
             channel,

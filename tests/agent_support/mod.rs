@@ -73,6 +73,16 @@ impl Mcp {
         parse(&line)
     }
 
+    /// The next line `wanted` picks, passing over the others.
+    pub fn next_where(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let v = self.next_line();
+            if wanted(&v) {
+                return v;
+            }
+        }
+    }
+
     /// Sends a request and returns its response, stashing notifications that come first.
     pub fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;

@@ -2,7 +2,9 @@
 //! history, read positions and search.
 
 use super::*;
-use crate::net::protocol::{Change, ErrorCode, MAX_SEARCH_PAGE, SearchHit, marks, search_terms};
+use crate::net::protocol::{
+    Change, ErrorCode, MAX_SEARCH_PAGE, SearchHit, SearchRequest, marks, search_terms,
+};
 use crate::server::store::{HistoryRange, Search, SearchCursor, Sender};
 
 /// What a `ClientFrame::Send` posts.
@@ -156,10 +158,10 @@ pub(super) async fn mark_read(
 pub(super) async fn search(
     shared: &Shared,
     me: &Me,
-    frame: ClientFrame,
+    id: u64,
+    request: SearchRequest,
 ) -> Result<Option<ServerFrame>, ProtocolError> {
-    let ClientFrame::Search {
-        id,
+    let SearchRequest {
         query,
         channel,
         from,
@@ -168,10 +170,7 @@ pub(super) async fn search(
         until,
         before,
         limit,
-    } = frame
-    else {
-        return Err(ProtocolError::internal("not a search"));
-    };
+    } = request;
     shared
         .admission
         .spend(me.user_id, me.kind, Spend::Search, Instant::now())?;

@@ -3,6 +3,7 @@
 //! `governance`, or `relay` here).
 
 use super::*;
+use crate::net::protocol::SearchRequest;
 use crate::server::store::HistoryRange;
 
 /// Handles one request. `Ok(None)` means the answer is sent some other way (joins and sends,
@@ -113,7 +114,29 @@ pub(super) async fn handle(
             uses,
             ttl_ms,
         } => governance::create_invite(shared, me, id, channel, uses, ttl_ms).await,
-        search @ ClientFrame::Search { .. } => messages::search(shared, me, search).await,
+        ClientFrame::Search {
+            id,
+            query,
+            channel,
+            from,
+            kind,
+            since,
+            until,
+            before,
+            limit,
+        } => {
+            let request = SearchRequest {
+                query,
+                channel,
+                from,
+                kind,
+                since,
+                until,
+                before,
+                limit,
+            };
+            messages::search(shared, me, id, request).await
+        }
         ClientFrame::ListInvites { id, channel } => {
             governance::list_invites(shared, me, id, channel).await
         }
